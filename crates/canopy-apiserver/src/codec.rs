@@ -1,0 +1,178 @@
+//! Content negotiation: decoding request bodies (JSON, YAML, Kubernetes protobuf) and
+//! deciding what a response should look like from the `Accept` header (plain JSON, a
+//! `meta.k8s.io/v1` Table, `PartialObjectMetadata`, aggregated discovery).
+
+use canopy_core::ApiError;
+use serde_json::Value;
+
+/// The largest request body accepted (kube's default is 3 MiB for most requests).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// Decodes a request body by its Content-Type.
+pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
+    let ct = content_type
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match ct.as_str() {
+        "" | "application/json" | "*/*" => decode_json(body),
+        "application/yaml" | "application/x-yaml" | "text/yaml" => decode_yaml(body),
+        "application/vnd.kubernetes.protobuf" => canopy_protobuf::decode(body)
+            .map_err(|e| ApiError::bad_request(format!("unable to decode protobuf body: {e}"))),
+        other => Err(ApiError::unsupported_media_type(other)),
+    }
+}
+
+pub fn decode_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "error decoding request body: json: {e}"
+        ))
+    })
+}
+
+pub fn decode_yaml(body: &[u8]) -> Result<Value, ApiError> {
+    serde_yaml::from_slice::<Value>(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML body: {e}")))
+}
+
+/// What form of response the client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Json,
+    Table,
+    PartialObjectMetadata,
+    PartialObjectMetadataList,
+}
+
+/// One media range of an Accept header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRange {
+    pub mime: String,
+    pub params: Vec<(String, String)>,
+}
+
+impl MediaRange {
+    pub fn param(&self, k: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn parse_accept(accept: Option<&str>) -> Vec<MediaRange> {
+    let Some(accept) = accept else {
+        return vec![];
+    };
+    accept
+        .split(',')
+        .filter_map(|part| {
+            let mut it = part.split(';');
+            let mime = it.next()?.trim().to_ascii_lowercase();
+            if mime.is_empty() {
+                return None;
+            }
+            let params = it
+                .filter_map(|p| {
+                    let (k, v) = p.split_once('=')?;
+                    Some((k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+                })
+                .collect();
+            Some(MediaRange { mime, params })
+        })
+        .collect()
+}
+
+fn json_like(mime: &str) -> bool {
+    matches!(mime, "application/json" | "*/*" | "application/*" | "application/yaml")
+}
+
+/// Picks the response form for an object or list request. Falls back to JSON when the
+/// client also accepts it; answers 406 when it only accepts something unsupported.
+pub fn negotiate(accept: Option<&str>) -> Result<Form, ApiError> {
+    let ranges = parse_accept(accept);
+    if ranges.is_empty() {
+        return Ok(Form::Json);
+    }
+    for r in &ranges {
+        if r.mime == "application/json" || r.mime == "application/vnd.kubernetes.protobuf" {
+            match (r.param("as"), r.param("g"), r.param("v")) {
+                (Some("Table"), Some("meta.k8s.io"), Some("v1" | "v1beta1")) => {
+                    return Ok(Form::Table)
+                }
+                (Some("PartialObjectMetadata"), Some("meta.k8s.io"), Some("v1" | "v1beta1")) => {
+                    return Ok(Form::PartialObjectMetadata)
+                }
+                (Some("PartialObjectMetadataList"), Some("meta.k8s.io"), Some("v1" | "v1beta1")) => {
+                    return Ok(Form::PartialObjectMetadataList)
+                }
+                (None, _, _) if r.mime == "application/json" => return Ok(Form::Json),
+                _ => continue,
+            }
+        }
+        if json_like(&r.mime) && r.param("as").is_none() {
+            return Ok(Form::Json);
+        }
+    }
+    Err(ApiError::not_acceptable(
+        "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+    ))
+}
+
+/// Whether the client asked for aggregated discovery (`apidiscovery.k8s.io` v2 or v2beta1);
+/// returns the version to answer with.
+pub fn wants_aggregated_discovery(accept: Option<&str>) -> Option<&'static str> {
+    for r in parse_accept(accept) {
+        if r.param("g") == Some("apidiscovery.k8s.io")
+            && r.param("as") == Some("APIGroupDiscoveryList")
+        {
+            match r.param("v") {
+                Some("v2") => return Some("v2"),
+                Some("v2beta1") => return Some("v2beta1"),
+                _ => {}
+            }
+        }
+        if r.mime == "application/json" && r.param("as").is_none() {
+            return None;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubectl_get_asks_for_a_table() {
+        let a = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        assert_eq!(negotiate(Some(a)).unwrap(), Form::Table);
+        assert_eq!(negotiate(Some("application/json")).unwrap(), Form::Json);
+        assert_eq!(negotiate(None).unwrap(), Form::Json);
+        assert_eq!(negotiate(Some("*/*")).unwrap(), Form::Json);
+        assert_eq!(
+            negotiate(Some("application/vnd.kubernetes.protobuf, application/json")).unwrap(),
+            Form::Json
+        );
+        assert_eq!(negotiate(Some("text/html")).unwrap_err().code, 406);
+    }
+
+    #[test]
+    fn aggregated_discovery_detection() {
+        let a = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(wants_aggregated_discovery(Some(a)), Some("v2"));
+        assert_eq!(wants_aggregated_discovery(Some("application/json")), None);
+    }
+
+    #[test]
+    fn bodies() {
+        assert_eq!(decode_body(Some("application/yaml"), b"a: 1\n").unwrap()["a"], 1);
+        assert_eq!(decode_body(None, b"{\"a\":1}").unwrap()["a"], 1);
+        assert_eq!(decode_body(Some("application/json"), b"{").unwrap_err().code, 400);
+        assert_eq!(decode_body(Some("text/plain"), b"x").unwrap_err().code, 415);
+    }
+}

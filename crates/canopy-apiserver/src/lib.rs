@@ -1,0 +1,127 @@
+//! The Kubernetes API of one shard.
+//!
+//! A request passes these stages, in this order, each in its own module:
+//!
+//! 1. [`server`]: TLS termination, HTTP/1.1 and HTTP/2, graceful shutdown.
+//! 2. [`pipeline`]: request parsing (`/clusters/<name>` prefix and kube's RequestInfo),
+//!    authentication (Canopy-issued bearer JWTs), impersonation, logical-cluster
+//!    resolution, authorization (RBAC inside the logical cluster) and metrics. The order
+//!    matters: nothing about a logical cluster (not even whether it exists) is revealed
+//!    before the caller is authenticated and authorized for it.
+//! 3. Dispatch: non-resource endpoints ([`discovery`], health, `/version`, `/metrics`,
+//!    OpenAPI) or the generic REST store ([`rest`]) with the resource's strategy from the
+//!    [`registry`]; review resources ([`reviews`]) are answered without storage.
+//! 4. Background [`controllers`] keep namespaces, default service accounts and the
+//!    `kube-root-ca.crt` ConfigMaps, garbage collection and ClusterRole aggregation
+//!    running, all through the same store.
+
+pub mod authz;
+pub mod bootstrap;
+pub mod codec;
+pub mod controllers;
+pub mod discovery;
+pub mod metrics;
+pub mod pipeline;
+pub mod registry;
+pub mod response;
+pub mod rest;
+pub mod reviews;
+pub mod server;
+pub mod watch;
+
+use std::sync::Arc;
+
+use canopy_auth::TokenIssuer;
+use canopy_storage::Store;
+
+pub use pipeline::handle;
+pub use server::{serve, TlsConfig};
+
+/// Static configuration of an API server.
+#[derive(Clone)]
+pub struct Config {
+    /// How clients reach this server, e.g. `https://127.0.0.1:6443` (no trailing slash).
+    pub external_url: String,
+    /// The CA clients trust (published in every namespace's `kube-root-ca.crt`).
+    pub ca_cert_pem: String,
+    /// Version reported at `/version`.
+    pub version: VersionInfo,
+}
+
+#[derive(Clone, Debug)]
+pub struct VersionInfo {
+    pub git_version: String,
+    pub major: String,
+    pub minor: String,
+}
+
+impl Default for VersionInfo {
+    fn default() -> Self {
+        VersionInfo {
+            git_version: format!("v1.35.0+canopy-{}", env!("CARGO_PKG_VERSION")),
+            major: "1".into(),
+            minor: "35".into(),
+        }
+    }
+}
+
+/// Everything a request handler needs. Cheap to clone (`Arc` inside).
+#[derive(Clone)]
+pub struct ApiServer {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub store: Store,
+    pub tokens: Arc<TokenIssuer>,
+    pub config: Config,
+    pub registry: registry::Registry,
+    pub metrics: metrics::Metrics,
+    pub openapi: discovery::OpenApi,
+}
+
+impl ApiServer {
+    pub fn new(store: Store, tokens: Arc<TokenIssuer>, config: Config) -> ApiServer {
+        let registry = registry::Registry::builtin();
+        let openapi = discovery::OpenApi::new(&registry);
+        ApiServer {
+            inner: Arc::new(Inner {
+                store,
+                tokens,
+                config,
+                registry,
+                metrics: metrics::Metrics::default(),
+                openapi,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn tokens(&self) -> &Arc<TokenIssuer> {
+        &self.inner.tokens
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Creates a logical cluster with its default namespaces and RBAC, if it does not
+    /// exist yet. Idempotent.
+    pub async fn ensure_logical_cluster(&self, name: &str) -> Result<(), canopy_core::ApiError> {
+        bootstrap::ensure_logical_cluster(self, name).await
+    }
+
+    /// Whether a logical cluster exists on this shard.
+    pub fn logical_cluster_exists(&self, name: &str) -> bool {
+        bootstrap::logical_cluster_exists(&self.inner.store, name)
+    }
+
+    /// Starts the background controllers; they stop when the returned handle is dropped
+    /// or aborted.
+    pub fn start_controllers(&self) -> controllers::Controllers {
+        controllers::Controllers::start(self.clone())
+    }
+}

@@ -1,0 +1,214 @@
+//! The request pipeline: parse → authenticate → impersonate → resolve the logical
+//! cluster → authorize → dispatch, with metrics around all of it.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+use canopy_auth::UserInfo;
+use canopy_core::{ApiError, ClusterSelector, RequestInfo};
+use http::{header, HeaderMap, Method, Request, Response};
+use http_body_util::BodyExt;
+
+use crate::codec::MAX_BODY_BYTES;
+use crate::registry::Resource;
+use crate::response::{self, Body};
+use crate::{authz, discovery, rest, reviews, ApiServer};
+
+/// What a handler knows about a request once it has been let through.
+pub struct Ctx {
+    pub info: RequestInfo,
+    /// The logical cluster; `None` for wildcard (`/clusters/*`) requests.
+    pub cluster: Option<String>,
+    /// The path prefix clients use for this logical cluster (`/clusters/<name>`), for
+    /// URLs the server hands out.
+    pub prefix: String,
+    pub user: UserInfo,
+    pub query: HashMap<String, String>,
+    pub headers: HeaderMap,
+    pub method: Method,
+}
+
+impl Ctx {
+    pub fn q(&self, k: &str) -> Option<&str> {
+        self.query.get(k).map(String::as_str).filter(|s| !s.is_empty())
+    }
+    pub fn header(&self, k: header::HeaderName) -> Option<&str> {
+        self.headers.get(k).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Endpoints anyone may call, even without a token (load balancer probes, `/version`).
+fn is_public(path: &str) -> bool {
+    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version")
+        || path.starts_with("/healthz/")
+        || path.starts_with("/livez/")
+        || path.starts_with("/readyz/")
+}
+
+/// Handles one request.
+pub async fn handle<B>(api: ApiServer, req: Request<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let start = Instant::now();
+    let method = req.method().clone();
+    let (verb, resource, resp) = match handle_inner(&api, req).await {
+        Ok((info, r)) => (info.0, info.1, r),
+        Err((info, e)) => (info.0, info.1, response::error(&e)),
+    };
+    api.inner
+        .metrics
+        .observe(&verb, &resource, resp.status().as_u16(), start.elapsed());
+    tracing::debug!(%method, verb, resource, code = resp.status().as_u16(), elapsed_ms = start.elapsed().as_secs_f64() * 1000.0, "request");
+    resp
+}
+
+type Labels = (String, String);
+
+async fn handle_inner<B>(api: &ApiServer, req: Request<B>) -> Result<(Labels, Response<Body>), (Labels, ApiError)>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let raw_query = parts.uri.query();
+    let info = RequestInfo::parse(parts.method.as_str(), &path, raw_query)
+        .map_err(|e| (("unknown".to_string(), String::new()), e))?;
+    let labels: Labels = (
+        if info.is_resource_request { info.verb.clone() } else { parts.method.as_str().to_ascii_uppercase() },
+        if info.is_resource_request {
+            if info.subresource.is_empty() { info.resource.clone() } else { format!("{}/{}", info.resource, info.subresource) }
+        } else {
+            String::new()
+        },
+    );
+    let fail = |e: ApiError| (labels.clone(), e);
+    let query = canopy_core::request::parse_query(raw_query);
+
+    // Authentication.
+    let token = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let user = match token {
+        Some(t) => api.inner.tokens.authenticate(t).map_err(|_| fail(ApiError::unauthorized()))?,
+        None if is_public(&info.path) && info.cluster == ClusterSelector::None => UserInfo {
+            name: "system:anonymous".into(),
+            groups: vec!["system:unauthenticated".into()],
+            ..Default::default()
+        },
+        None => return Err(fail(ApiError::unauthorized())),
+    };
+
+    // Logical cluster.
+    let (cluster, prefix) = match &info.cluster {
+        ClusterSelector::None => (Some("root".to_string()), String::new()),
+        ClusterSelector::Wildcard => (None, "/clusters/*".to_string()),
+        ClusterSelector::Named(n) => (Some(n.clone()), format!("/clusters/{n}")),
+    };
+
+    // Impersonation (checked in the target logical cluster).
+    let user = authz::impersonate(api, cluster.as_deref(), &parts.headers, user).map_err(fail)?;
+
+    // Unauthenticated public endpoints need no logical cluster.
+    if is_public(&info.path) && !info.is_resource_request {
+        return Ok((labels, public(api, &info.path)));
+    }
+
+    match &cluster {
+        None => {
+            if !authz::is_superuser(&user) {
+                return Err(fail(ApiError::forbidden_message(format!(
+                    "forbidden: User {:?} cannot {} across all logical clusters",
+                    user.name, info.verb
+                ))));
+            }
+        }
+        Some(c) => {
+            // Existence is revealed only to callers who could act in it.
+            if !api.logical_cluster_exists(c) {
+                return Err(fail(authz::forbidden_for(&user, &info)));
+            }
+        }
+    }
+    authz::authorize(api, cluster.as_deref(), &user, &info).map_err(fail)?;
+
+    let mut ctx = Ctx {
+        info,
+        cluster,
+        prefix,
+        user,
+        query,
+        headers: parts.headers,
+        method: parts.method,
+    };
+
+    if !ctx.info.is_resource_request {
+        return discovery::non_resource(api, &ctx).map(|r| (labels.clone(), r)).map_err(fail);
+    }
+
+    let Some(res) = resolve(api, &ctx.info) else {
+        return Err(fail(ApiError::new(404, "NotFound", "the server could not find the requested resource")));
+    };
+    if !ctx.info.namespace.is_empty() && !res.desc.namespaced && ctx.info.resource != "namespaces" {
+        return Err(fail(ApiError::new(404, "NotFound", "the server could not find the requested resource")));
+    }
+    if ctx.info.resource == "namespaces" {
+        // `/api/v1/namespaces/x` names the namespace object itself.
+        ctx.info.namespace.clear();
+    }
+
+    let body = match ctx.method {
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE => read_body(body).await.map_err(fail)?,
+        _ => Bytes::new(),
+    };
+
+    let result = if res.desc.virtual_create_only {
+        reviews::handle(api, &ctx, &res, &body).await
+    } else {
+        rest::dispatch(api, &ctx, &res, body).await
+    };
+    result.map(|r| (labels.clone(), r)).map_err(fail)
+}
+
+fn resolve(api: &ApiServer, info: &RequestInfo) -> Option<Resource> {
+    let group = if info.api_prefix == "api" { "" } else { info.group.as_str() };
+    if info.api_prefix == "api" && !info.group.is_empty() {
+        return None;
+    }
+    api.inner.registry.get(group, &info.version, &info.resource).cloned()
+}
+
+async fn read_body<B>(body: B) -> Result<Bytes, ApiError>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                Err(ApiError::too_large("the request body is too large (limit 3 MiB)"))
+            } else {
+                Err(ApiError::bad_request(format!("reading request body: {e}")))
+            }
+        }
+    }
+}
+
+fn public(api: &ApiServer, path: &str) -> Response<Body> {
+    if path == "/version" {
+        return response::json(200, &discovery::version(api));
+    }
+    if path.starts_with("/readyz") {
+        // ready once the store is open (it is, or we would not be serving)
+        return response::text(200, "ok");
+    }
+    response::text(200, "ok")
+}

@@ -1,0 +1,143 @@
+//! The registry: which resources a logical cluster serves and how each behaves.
+//!
+//! As in k8s.io/apiserver, there is one generic store ([`crate::rest`]) and each resource
+//! adds a small [`Strategy`]: how to canonicalize a decoded object, what to reset on
+//! create and update, how to validate, which field selectors it supports and how it
+//! prints as a table. Built-in strategies live in [`builtin`].
+
+pub mod builtin;
+pub mod table;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use canopy_core::{ApiError, Cause, ResourceDescriptor};
+use serde_json::Value;
+
+pub use table::Column;
+
+/// Per-resource behaviour plugged into the generic store.
+pub trait Strategy: Send + Sync {
+    /// Type-checks and canonicalizes a decoded object; returns it with the paths of
+    /// fields that were dropped because the type has no such field (for
+    /// `fieldValidation`).
+    fn canonicalize(&self, obj: Value) -> Result<(Value, Vec<String>), ApiError> {
+        Ok((obj, Vec::new()))
+    }
+
+    /// Resets what a client may not set on create (e.g. status defaults).
+    fn prepare_for_create(&self, _obj: &mut Value) {}
+
+    /// Carries over what an update of the main resource must not change (e.g. status
+    /// when there is a status subresource).
+    fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
+
+    /// Validates an object about to be created.
+    fn validate(&self, _obj: &Value, _causes: &mut Vec<Cause>) {}
+
+    /// Validates an update (immutability rules); `validate` runs as well.
+    fn validate_update(&self, _new: &Value, _old: &Value, _causes: &mut Vec<Cause>) {}
+
+    /// Whether `metadata.generation` is maintained (bumped on spec changes).
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+
+    /// Field selector fields beyond `metadata.name` and `metadata.namespace`.
+    fn selectable_fields(&self) -> &[&'static str] {
+        &[]
+    }
+
+    /// The value of a selectable field.
+    fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
+        lookup_path(obj, field).map(|v| match v {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        })
+    }
+
+    /// Table columns (after NAME, which is always first).
+    fn columns(&self) -> Vec<Column> {
+        vec![table::age_column()]
+    }
+}
+
+/// `a.b.c` path lookup in a JSON object.
+pub fn lookup_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut cur = obj;
+    for part in path.split('.') {
+        cur = cur.get(part)?;
+    }
+    Some(cur)
+}
+
+/// A served resource: descriptor and strategy.
+#[derive(Clone)]
+pub struct Resource {
+    pub desc: Arc<ResourceDescriptor>,
+    pub strategy: Arc<dyn Strategy>,
+}
+
+/// The resources served in a logical cluster, indexed by (group, version, plural).
+#[derive(Clone, Default)]
+pub struct Registry {
+    by_path: HashMap<(String, String, String), Resource>,
+    ordered: Vec<Resource>,
+}
+
+impl Registry {
+    /// The built-in resources every logical cluster serves.
+    pub fn builtin() -> Registry {
+        let mut r = Registry::default();
+        for desc in canopy_core::resource::builtin_resources() {
+            let strategy = builtin::strategy_for(&desc);
+            r.add(Resource {
+                desc: Arc::new(desc),
+                strategy,
+            });
+        }
+        r
+    }
+
+    pub fn add(&mut self, res: Resource) {
+        let k = (
+            res.desc.group.clone(),
+            res.desc.version.clone(),
+            res.desc.plural.clone(),
+        );
+        self.by_path.insert(k, res.clone());
+        self.ordered.push(res);
+    }
+
+    pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<&Resource> {
+        self.by_path
+            .get(&(group.to_string(), version.to_string(), plural.to_string()))
+    }
+
+    pub fn all(&self) -> &[Resource] {
+        &self.ordered
+    }
+
+    /// Group-versions in discovery order: the core group first, then groups in the
+    /// order their first resource was added.
+    pub fn group_versions(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for r in &self.ordered {
+            let gv = (r.desc.group.clone(), r.desc.version.clone());
+            if !out.contains(&gv) {
+                out.push(gv);
+            }
+        }
+        out
+    }
+}
+
+/// Validation result helper: 422 when there are causes.
+pub fn invalid_if_any(desc: &ResourceDescriptor, name: &str, causes: Vec<Cause>) -> Result<(), ApiError> {
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(&desc.kind, &desc.group, name, causes))
+    }
+}

@@ -1,0 +1,1036 @@
+//! The generic REST store: every verb of every stored resource, parameterized by the
+//! resource's descriptor and [`Strategy`](crate::registry::Strategy).
+//!
+//! Writes follow kube's `GuaranteedUpdate`: read the latest object from the watch cache,
+//! compute the new object (patch, strategy, validation) outside the store's writer, and
+//! commit with the read resourceVersion as precondition; on a conflict the computation
+//! is retried unless the client pinned a resourceVersion itself.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use canopy_core::{meta, ApiError, Cause, Subject};
+use canopy_storage::{ListOptions, Mutation, ObjectKey, StorageError, StoredObject};
+use http::{header, Response};
+use serde_json::{json, Value};
+
+use crate::codec::{self, Form};
+use crate::pipeline::Ctx;
+use crate::registry::{invalid_if_any, table, Resource};
+use crate::response::{self, Body};
+use crate::ApiServer;
+
+const MAX_CONFLICT_RETRIES: usize = 16;
+
+pub async fn dispatch(api: &ApiServer, ctx: &Ctx, res: &Resource, body: Bytes) -> Result<Response<Body>, ApiError> {
+    let sub = ctx.info.subresource.as_str();
+    if !sub.is_empty() && !res.desc.has_subresource(sub) {
+        return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+    }
+    let verb = ctx.info.verb.as_str();
+    let subject = Subject { group: &res.desc.group, resource: &res.desc.plural, name: &ctx.info.name };
+    let allowed = match sub {
+        "" => res.desc.supports(verb),
+        "status" => matches!(verb, "get" | "update" | "patch"),
+        "finalize" => verb == "update",
+        _ => false,
+    };
+    if !allowed {
+        return Err(ApiError::method_not_supported(subject, verb));
+    }
+    if ctx.cluster.is_none() && !matches!(verb, "list" | "watch") {
+        return Err(ApiError::bad_request(format!(
+            "{verb} requires a logical cluster: use /clusters/<name>/..."
+        )));
+    }
+    if res.desc.namespaced && ctx.info.namespace.is_empty() && !matches!(verb, "list" | "watch") {
+        return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+    }
+    check_dry_run(ctx)?;
+    match verb {
+        "get" => get(api, ctx, res),
+        "list" => list(api, ctx, res),
+        "watch" => crate::watch::serve(api, ctx, res),
+        "create" => create(api, ctx, res, &body).await,
+        "update" => update(api, ctx, res, &body).await,
+        "patch" => patch(api, ctx, res, &body).await,
+        "delete" => delete(api, ctx, res, &body).await,
+        "deletecollection" => delete_collection(api, ctx, res, &body).await,
+        _ => Err(ApiError::method_not_supported(subject, verb)),
+    }
+}
+
+fn check_dry_run(ctx: &Ctx) -> Result<(), ApiError> {
+    match ctx.query.get("dryRun").map(String::as_str) {
+        None | Some("") | Some("All") => Ok(()),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid dryRun value: {other:?}: supported values: \"All\""
+        ))),
+    }
+}
+
+fn dry_run(ctx: &Ctx) -> bool {
+    ctx.q("dryRun") == Some("All")
+}
+
+pub fn subject<'a>(res: &'a Resource, name: &'a str) -> Subject<'a> {
+    Subject { group: &res.desc.group, resource: &res.desc.plural, name }
+}
+
+pub fn key_for(res: &Resource, cluster: &str, namespace: &str, name: &str) -> ObjectKey {
+    let ns = if res.desc.namespaced { namespace } else { "" };
+    ObjectKey::new(&res.desc.storage_key(), cluster, ns, name)
+}
+
+fn ctx_key(ctx: &Ctx, res: &Resource) -> ObjectKey {
+    key_for(res, ctx.cluster.as_deref().unwrap_or(""), &ctx.info.namespace, &ctx.info.name)
+}
+
+/// Maps storage failures to kube errors.
+pub fn storage_error(res: &Resource, name: &str, e: StorageError) -> ApiError {
+    match e {
+        StorageError::AlreadyExists(_) => ApiError::already_exists(subject(res, name)),
+        StorageError::NotFound(_) => ApiError::not_found(subject(res, name)),
+        StorageError::Conflict { .. } => ApiError::stale(subject(res, name)),
+        StorageError::Expired { requested, oldest } => {
+            ApiError::expired(format!("too old resource version: {requested} ({oldest})"))
+        }
+        StorageError::TooNew { requested, current } => ApiError::timeout(format!(
+            "Too large resource version: {requested}, current: {current}"
+        ))
+        .with_causes(vec![Cause::new("ResourceVersionTooLarge", "", "Too large resource version")])
+        .with_retry_after(1),
+        StorageError::InvalidObject(m) => ApiError::internal(m),
+        StorageError::Unavailable(m) | StorageError::Config(m) => {
+            tracing::error!(error = %m, "storage failure");
+            ApiError::service_unavailable("storage is unavailable, try again", 1)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reads
+
+fn get(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, ApiError> {
+    let key = ctx_key(ctx, res);
+    let obj = api
+        .inner
+        .store
+        .get(&key)
+        .ok_or_else(|| ApiError::not_found(subject(res, &ctx.info.name)))?;
+    respond_object(ctx, res, 200, &obj)
+}
+
+/// Writes one object in the form the client asked for.
+pub fn respond_object(ctx: &Ctx, res: &Resource, code: u16, obj: &StoredObject) -> Result<Response<Body>, ApiError> {
+    respond_value(ctx, res, code, &obj.value, Some(&obj.json))
+}
+
+fn respond_value(ctx: &Ctx, res: &Resource, code: u16, value: &Value, raw: Option<&Bytes>) -> Result<Response<Body>, ApiError> {
+    match codec::negotiate(ctx.header(header::ACCEPT))? {
+        Form::Json => Ok(match raw {
+            Some(b) => response::raw_json(code, b.clone()),
+            None => response::json(code, value),
+        }),
+        Form::Table => {
+            let cols = res.strategy.columns();
+            let meta = json!({"resourceVersion": value.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))});
+            Ok(response::json(code, &table::table(&[value], &cols, meta, include_object(ctx), true)))
+        }
+        Form::PartialObjectMetadata | Form::PartialObjectMetadataList => {
+            Ok(response::json(code, &table::partial_metadata(value)))
+        }
+    }
+}
+
+fn include_object(ctx: &Ctx) -> &str {
+    ctx.q("includeObject").unwrap_or("Metadata")
+}
+
+/// A parsed `continue` token: the list's resourceVersion and the last key returned.
+fn encode_continue(rv: u64, key: &str) -> String {
+    let j = json!({"v": "canopy/v1", "rv": rv, "start": key});
+    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, j.to_string())
+}
+
+fn decode_continue(token: &str) -> Result<(u64, String), ApiError> {
+    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, token).map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let rv = v.get("rv").and_then(Value::as_u64).ok_or_else(bad)?;
+    let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?.to_string();
+    Ok((rv, start))
+}
+
+/// Label and field selectors of a list or watch, checked against what the resource supports.
+pub struct Selectors {
+    pub labels: canopy_selectors::label::Selector,
+    pub fields: canopy_selectors::field::Selector,
+}
+
+impl Selectors {
+    pub fn from_ctx(ctx: &Ctx, res: &Resource) -> Result<Selectors, ApiError> {
+        let labels = canopy_selectors::label::parse(ctx.q("labelSelector").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")).with_reason_invalid_selector())?;
+        let fields = canopy_selectors::field::parse(ctx.q("fieldSelector").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(format!("invalid field selector: {e}")))?;
+        let mut allowed: Vec<&str> = vec!["metadata.name", "metadata.namespace"];
+        allowed.extend_from_slice(res.strategy.selectable_fields());
+        fields
+            .check_supported(&allowed)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok(Selectors { labels, fields })
+    }
+
+    pub fn matches(&self, res: &Resource, obj: &Value) -> bool {
+        if !self.labels.is_empty() && !self.labels.matches(meta::labels(obj)) {
+            return false;
+        }
+        if !self.fields.is_empty() {
+            let ok = self.fields.matches(|f| match f {
+                "metadata.name" => Some(meta::name(obj).to_string()),
+                "metadata.namespace" => Some(meta::namespace(obj).to_string()),
+                other => res.strategy.field_value(obj, other),
+            });
+            if !ok {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+trait InvalidSelector {
+    fn with_reason_invalid_selector(self) -> Self;
+}
+impl InvalidSelector for ApiError {
+    fn with_reason_invalid_selector(self) -> Self {
+        self
+    }
+}
+
+fn list(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, ApiError> {
+    let sel = Selectors::from_ctx(ctx, res)?;
+    let limit: usize = match ctx.q("limit") {
+        Some(l) => l.parse::<i64>().map(|v| v.max(0) as usize).map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+        None => 0,
+    };
+    validate_list_rv(ctx)?;
+    let store = &api.inner.store;
+    let (continue_after, list_rv) = match ctx.q("continue") {
+        Some(tok) => {
+            let (rv, start) = decode_continue(tok)?;
+            if rv < store.oldest_rv() {
+                return Err(ApiError::expired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue value from the response.")
+                    .with_reason_expired_continue());
+            }
+            (Some(start), Some(rv))
+        }
+        None => (None, None),
+    };
+    let name_pin = sel.fields.exact_match("metadata.name").map(str::to_string);
+    let ns_pin = sel.fields.exact_match("metadata.namespace").map(str::to_string);
+    let namespace = if res.desc.namespaced {
+        if ctx.info.namespace.is_empty() { ns_pin.as_deref() } else { Some(ctx.info.namespace.as_str()) }
+    } else {
+        None
+    };
+    let filter = |o: &StoredObject| sel.matches(res, &o.value);
+    let storage_key = res.desc.storage_key();
+    let opts = ListOptions {
+        resource: &storage_key,
+        cluster: ctx.cluster.as_deref(),
+        namespace,
+        name: name_pin.as_deref(),
+        continue_after: continue_after.as_deref(),
+        limit,
+        filter: &filter,
+    };
+    let result = store.list(&opts).map_err(|e| storage_error(res, "", e))?;
+    let rv = list_rv.unwrap_or(result.rv);
+    let cont = result.continue_key.as_deref().map(|k| encode_continue(rv, k));
+    let mut list_meta = json!({"resourceVersion": rv.to_string()});
+    if let Some(c) = &cont {
+        list_meta["continue"] = json!(c);
+    }
+    match codec::negotiate(ctx.header(header::ACCEPT))? {
+        Form::Json => {
+            // Assemble from the stored bytes: no per-object re-serialization.
+            let head = json!({
+                "kind": res.desc.list_kind,
+                "apiVersion": res.desc.api_version(),
+                "metadata": list_meta,
+            });
+            let head = serde_json::to_vec(&head).map_err(|e| ApiError::internal(e.to_string()))?;
+            let size: usize = result.items.iter().map(|o| o.json.len() + 1).sum();
+            let mut buf = BytesMut::with_capacity(head.len() + size + 16);
+            buf.put_slice(&head[..head.len() - 1]);
+            buf.put_slice(b",\"items\":[");
+            for (i, o) in result.items.iter().enumerate() {
+                if i > 0 {
+                    buf.put_u8(b',');
+                }
+                buf.put_slice(&o.json);
+            }
+            buf.put_slice(b"]}");
+            Ok(response::raw_json(200, buf.freeze()))
+        }
+        Form::Table => {
+            let cols = res.strategy.columns();
+            let values: Vec<&Value> = result.items.iter().map(|o| &o.value).collect();
+            Ok(response::json(200, &table::table(&values, &cols, list_meta, include_object(ctx), true)))
+        }
+        Form::PartialObjectMetadata | Form::PartialObjectMetadataList => {
+            let items: Vec<Value> = result.items.iter().map(|o| table::partial_metadata(&o.value)).collect();
+            Ok(response::json(200, &json!({
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": list_meta,
+                "items": items,
+            })))
+        }
+    }
+}
+
+trait ExpiredContinue {
+    fn with_reason_expired_continue(self) -> Self;
+}
+impl ExpiredContinue for ApiError {
+    fn with_reason_expired_continue(mut self) -> Self {
+        self.causes = vec![Cause::new("ResourceVersionTooOld", "", "continue token expired")];
+        self
+    }
+}
+
+/// `resourceVersion` / `resourceVersionMatch` rules of kube for lists.
+fn validate_list_rv(ctx: &Ctx) -> Result<(), ApiError> {
+    let rv = ctx.q("resourceVersion");
+    if let Some(v) = rv {
+        if v.parse::<u64>().is_err() {
+            return Err(ApiError::bad_request(format!("invalid resource version {v:?}")));
+        }
+    }
+    match ctx.q("resourceVersionMatch") {
+        None => Ok(()),
+        Some("NotOlderThan") | Some("Exact") if rv.is_none() => Err(ApiError::invalid(
+            "ListOptions",
+            "meta.k8s.io",
+            "",
+            vec![Cause::forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden unless resourceVersion is provided")],
+        )),
+        Some("NotOlderThan") => Ok(()),
+        Some("Exact") => {
+            if rv == Some("0") {
+                return Err(ApiError::invalid(
+                    "ListOptions",
+                    "meta.k8s.io",
+                    "",
+                    vec![Cause::forbidden("resourceVersionMatch", "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")],
+                ));
+            }
+            Ok(())
+        }
+        Some(other) => Err(ApiError::invalid(
+            "ListOptions",
+            "meta.k8s.io",
+            "",
+            vec![Cause::not_supported("resourceVersionMatch", &json!(other), &["Exact", "NotOlderThan", ""])],
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Writes
+
+/// Decodes a body into an object of this resource, canonicalized; returns warnings for
+/// dropped fields (or fails with `fieldValidation=Strict`).
+fn decode_object(ctx: &Ctx, res: &Resource, body: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
+    let mut obj = codec::decode_body(ctx.header(header::CONTENT_TYPE), body)?;
+    if !obj.is_object() {
+        return Err(ApiError::bad_request("the request body must be an object"));
+    }
+    check_type(res, &mut obj)?;
+    let (obj, dropped) = res.strategy.canonicalize(obj)?;
+    let warnings = field_validation(ctx, &dropped)?;
+    Ok((obj, warnings))
+}
+
+/// Checks (or fills in) apiVersion and kind.
+fn check_type(res: &Resource, obj: &mut Value) -> Result<(), ApiError> {
+    let want_av = res.desc.api_version();
+    let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+    if av.is_empty() {
+        obj["apiVersion"] = json!(want_av);
+    } else if av != want_av {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({av}) does not match the expected API version ({want_av})"
+        )));
+    }
+    if kind.is_empty() {
+        obj["kind"] = json!(res.desc.kind);
+    } else if kind != res.desc.kind {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            res.desc.kind
+        )));
+    }
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        if obj.get("metadata").is_some_and(|m| !m.is_null()) {
+            return Err(ApiError::bad_request("metadata must be an object"));
+        }
+        obj["metadata"] = json!({});
+    }
+    Ok(())
+}
+
+fn field_validation(ctx: &Ctx, dropped: &[String]) -> Result<Vec<String>, ApiError> {
+    if dropped.is_empty() {
+        return Ok(Vec::new());
+    }
+    match ctx.q("fieldValidation").unwrap_or("Warn") {
+        "Strict" => {
+            let msgs: Vec<String> = dropped.iter().map(|f| format!("unknown field {f:?}")).collect();
+            Err(ApiError::bad_request(format!("strict decoding error: {}", msgs.join(", "))))
+        }
+        "Ignore" => Ok(Vec::new()),
+        "Warn" => Ok(dropped.iter().map(|f| format!("unknown field {f:?}")).collect()),
+        other => Err(ApiError::bad_request(format!(
+            "fieldValidation must be one of \"Ignore\", \"Warn\" or \"Strict\", got {other:?}"
+        ))),
+    }
+}
+
+/// Checks that a namespaced object may be created in its namespace.
+fn check_namespace(api: &ApiServer, ctx: &Ctx, res: &Resource, ns: &str) -> Result<(), ApiError> {
+    if !res.desc.namespaced {
+        return Ok(());
+    }
+    let cluster = ctx.cluster.as_deref().unwrap_or("");
+    match api.inner.store.get(&ObjectKey::new("/namespaces", cluster, "", ns)) {
+        None => Err(ApiError::not_found(Subject { group: "", resource: "namespaces", name: ns })),
+        Some(n) if meta::is_deleting(&n.value) => Err(ApiError::forbidden_message(format!(
+            "{} {:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            res.desc.qualified(),
+            ctx.info.name
+        ))
+        .with_causes(vec![Cause::new("NamespaceTerminating", "metadata.namespace", format!("namespace {ns} is being terminated"))])),
+        Some(_) => Ok(()),
+    }
+}
+
+const GENERATE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+fn generate_name(base: &str) -> String {
+    use rand::Rng;
+    let base = if base.len() > 58 { &base[..58] } else { base };
+    let mut rng = rand::rng();
+    let suffix: String = (0..5)
+        .map(|_| GENERATE_ALPHABET[rng.random_range(0..GENERATE_ALPHABET.len())] as char)
+        .collect();
+    format!("{base}{suffix}")
+}
+
+fn validate_all(res: &Resource, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+    let mut causes = Vec::new();
+    canopy_core::validation::validate_object_meta(
+        obj.get("metadata").unwrap_or(&Value::Null),
+        res.desc.name_rule,
+        res.desc.namespaced,
+        &mut causes,
+    );
+    res.strategy.validate(obj, &mut causes);
+    if let Some(old) = old {
+        res.strategy.validate_update(obj, old, &mut causes);
+    }
+    invalid_if_any(&res.desc, meta::name(obj), causes)
+}
+
+/// Sets the system-owned metadata of a new object.
+fn prepare_new(res: &Resource, obj: &mut Value) {
+    let m = meta::metadata_mut(obj);
+    m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+    m.insert("creationTimestamp".into(), json!(meta::now()));
+    m.remove("deletionTimestamp");
+    m.remove("deletionGracePeriodSeconds");
+    m.remove("resourceVersion");
+    m.remove("selfLink");
+    if res.strategy.tracks_generation() {
+        m.insert("generation".into(), json!(1));
+    } else {
+        m.remove("generation");
+    }
+    res.strategy.prepare_for_create(obj);
+}
+
+async fn create(api: &ApiServer, ctx: &Ctx, res: &Resource, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let (mut obj, warnings) = decode_object(ctx, res, body)?;
+    let ns = ctx.info.namespace.clone();
+    if res.desc.namespaced {
+        let body_ns = meta::namespace(&obj).to_string();
+        if !body_ns.is_empty() && body_ns != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        meta::set_meta(&mut obj, "namespace", json!(ns));
+    } else if !meta::namespace(&obj).is_empty() {
+        meta::remove_meta(&mut obj, "namespace");
+    }
+    if !meta::meta_str(&obj, "resourceVersion").unwrap_or("").is_empty() {
+        return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
+    }
+    let stored = create_object(api, ctx, res, obj).await?;
+    let resp = match stored {
+        Created::Stored(o) => respond_object(ctx, res, 201, &o)?,
+        Created::DryRun(v) => respond_value(ctx, res, 201, &v, None)?,
+    };
+    Ok(response::with_warnings(resp, &warnings))
+}
+
+pub enum Created {
+    Stored(Arc<StoredObject>),
+    DryRun(Value),
+}
+
+/// The create path shared by POST, PUT-creates and apply-creates: generateName, system
+/// metadata, validation, namespace admission, commit.
+pub async fn create_object(api: &ApiServer, ctx: &Ctx, res: &Resource, mut obj: Value) -> Result<Created, ApiError> {
+    let ns = meta::namespace(&obj).to_string();
+    prepare_new(res, &mut obj);
+    let generate = meta::meta_str(&obj, "generateName").unwrap_or("").to_string();
+    let explicit = meta::name(&obj).to_string();
+    if explicit.is_empty() && !generate.is_empty() {
+        meta::set_meta(&mut obj, "name", json!(generate_name(&generate)));
+    }
+    validate_all(res, &obj, None)?;
+    check_namespace(api, ctx, res, &ns)?;
+    if dry_run(ctx) {
+        return Ok(Created::DryRun(obj));
+    }
+    let cluster = ctx.cluster.clone().unwrap_or_default();
+    for attempt in 0..8 {
+        let name = meta::name(&obj).to_string();
+        let key = key_for(res, &cluster, &ns, &name);
+        match api.inner.store.apply(Mutation::Create { key, value: obj.clone() }).await {
+            Ok(o) => return Ok(Created::Stored(o)),
+            Err(StorageError::AlreadyExists(_)) if explicit.is_empty() && !generate.is_empty() && attempt < 7 => {
+                meta::set_meta(&mut obj, "name", json!(generate_name(&generate)));
+            }
+            Err(e) => return Err(storage_error(res, &name, e)),
+        }
+    }
+    Err(ApiError::internal("could not generate a unique name"))
+}
+
+/// How an update computes the new object from the current one.
+pub enum Change<'a> {
+    /// A full object (PUT).
+    Replace(Value),
+    /// A patch of the given content type.
+    Patch { content_type: &'a str, patch: &'a Value },
+}
+
+async fn update(api: &ApiServer, ctx: &Ctx, res: &Resource, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let (obj, warnings) = decode_object(ctx, res, body)?;
+    let name = meta::name(&obj);
+    if name != ctx.info.name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({name}) does not match the name on the URL ({})",
+            ctx.info.name
+        )));
+    }
+    if res.desc.namespaced {
+        let ns = meta::namespace(&obj);
+        if !ns.is_empty() && ns != ctx.info.namespace {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+    }
+    let user_rv = meta::resource_version(&obj).map_err(ApiError::bad_request)?;
+    let out = update_object(api, ctx, res, &ctx.info.name, Change::Replace(obj), (user_rv > 0).then_some(user_rv)).await?;
+    Ok(response::with_warnings(out.into_response(ctx, res)?, &warnings))
+}
+
+pub enum Updated {
+    Stored(Arc<StoredObject>, u16),
+    Deleted(Arc<StoredObject>),
+    DryRun(Value),
+}
+
+impl Updated {
+    fn into_response(self, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, ApiError> {
+        match self {
+            Updated::Stored(o, code) => respond_object(ctx, res, code, &o),
+            Updated::Deleted(o) => respond_object(ctx, res, 200, &o),
+            Updated::DryRun(v) => respond_value(ctx, res, 200, &v, None),
+        }
+    }
+}
+
+/// Applies a change to the current object with retries on conflict.
+pub async fn update_object(
+    api: &ApiServer,
+    ctx: &Ctx,
+    res: &Resource,
+    name: &str,
+    change: Change<'_>,
+    user_rv: Option<u64>,
+) -> Result<Updated, ApiError> {
+    let key = ctx_key_named(ctx, res, name);
+    let store = &api.inner.store;
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        let Some(cur) = store.get(&key) else {
+            return Err(ApiError::not_found(subject(res, name)));
+        };
+        let mut new = match &change {
+            Change::Replace(v) => v.clone(),
+            Change::Patch { content_type, patch } => {
+                let mut patched = apply_patch(res, content_type, &cur.value, patch)?;
+                check_type(res, &mut patched)?;
+                let (canon, _) = res.strategy.canonicalize(patched)?;
+                canon
+            }
+        };
+        let pinned = match &change {
+            Change::Replace(_) => user_rv,
+            Change::Patch { .. } => {
+                let rv = meta::resource_version(&new).map_err(ApiError::bad_request)?;
+                (rv > 0).then_some(rv)
+            }
+        };
+        if let Some(rv) = pinned {
+            if rv != cur.rv {
+                return Err(ApiError::stale(subject(res, name)));
+            }
+        }
+        if meta::name(&new) != name {
+            return Err(ApiError::invalid(&res.desc.kind, &res.desc.group, name, vec![Cause::invalid("metadata.name", &json!(meta::name(&new)), "field is immutable")]));
+        }
+        carry_system_metadata(res, &mut new, &cur.value);
+        match ctx.info.subresource.as_str() {
+            "status" => {
+                let mut merged = cur.value.clone();
+                merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
+                if let Some(m) = merged.as_object_mut() {
+                    if m.get("status").is_some_and(Value::is_null) {
+                        m.remove("status");
+                    }
+                }
+                new = merged;
+            }
+            "finalize" => {
+                let mut merged = cur.value.clone();
+                let fins = new.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+                merged["spec"]["finalizers"] = fins;
+                new = merged;
+            }
+            _ => {
+                res.strategy.prepare_for_update(&mut new, &cur.value);
+                if res.desc.has_subresource("status") {
+                    match cur.value.get("status") {
+                        Some(s) => new["status"] = s.clone(),
+                        None => {
+                            new.as_object_mut().map(|m| m.remove("status"));
+                        }
+                    }
+                }
+            }
+        }
+        if res.strategy.tracks_generation() && spec_changed(&new, &cur.value) {
+            let g = cur.value.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            meta::set_meta(&mut new, "generation", json!(g + 1));
+        }
+        validate_all(res, &new, Some(&cur.value))?;
+        // An update that changes nothing is not written (no new resourceVersion).
+        let mut cmp = new.clone();
+        meta::set_meta(&mut cmp, "resourceVersion", json!(cur.rv.to_string()));
+        if cmp == cur.value {
+            return Ok(Updated::Stored(cur, 200));
+        }
+        let finalize_now = meta::is_deleting(&new) && meta::finalizers(&new).is_empty() && !has_spec_finalizers(&new);
+        if dry_run(ctx) {
+            return Ok(Updated::DryRun(cmp));
+        }
+        let mutation = if finalize_now {
+            Mutation::Delete { key: key.clone(), expected_rv: Some(cur.rv) }
+        } else {
+            Mutation::Update { key: key.clone(), expected_rv: Some(cur.rv), value: new }
+        };
+        match store.apply(mutation).await {
+            Ok(o) if finalize_now => return Ok(Updated::Deleted(o)),
+            Ok(o) => return Ok(Updated::Stored(o, 200)),
+            Err(StorageError::Conflict { .. }) | Err(StorageError::NotFound(_)) if pinned.is_none() => continue,
+            Err(e) => return Err(storage_error(res, name, e)),
+        }
+    }
+    Err(ApiError::stale(subject(res, name)))
+}
+
+fn ctx_key_named(ctx: &Ctx, res: &Resource, name: &str) -> ObjectKey {
+    key_for(res, ctx.cluster.as_deref().unwrap_or(""), &ctx.info.namespace, name)
+}
+
+/// Namespaces keep `spec.finalizers`, which hold deletion like metadata finalizers.
+fn has_spec_finalizers(obj: &Value) -> bool {
+    obj.get("kind").and_then(Value::as_str) == Some("Namespace")
+        && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
+}
+
+fn spec_changed(new: &Value, old: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("metadata");
+            m.remove("status");
+        }
+        v
+    };
+    strip(new) != strip(old)
+}
+
+/// Keeps what clients cannot change: uid, creationTimestamp, deletion fields, generation.
+fn carry_system_metadata(res: &Resource, new: &mut Value, old: &Value) {
+    let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let m = meta::metadata_mut(new);
+    for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        match old_meta.get(f) {
+            Some(v) => {
+                m.insert(f.into(), v.clone());
+            }
+            None => {
+                m.remove(f);
+            }
+        }
+    }
+    m.remove("selfLink");
+    if res.desc.namespaced {
+        m.insert("namespace".into(), old_meta.get("namespace").cloned().unwrap_or(json!("")));
+    } else {
+        m.remove("namespace");
+    }
+}
+
+fn apply_patch(res: &Resource, content_type: &str, current: &Value, patch: &Value) -> Result<Value, ApiError> {
+    let invalid = |e: canopy_patch::PatchError| ApiError::new(422, "Invalid", e.to_string());
+    match content_type {
+        "application/json-patch+json" => canopy_patch::apply_json_patch(current, patch).map_err(invalid),
+        "application/merge-patch+json" => canopy_patch::apply_merge_patch(current, patch).map_err(invalid),
+        "application/strategic-merge-patch+json" => {
+            let schema = canopy_patch::strategic::builtin_schema(&res.desc.group, &res.desc.version, &res.desc.kind)
+                .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+            canopy_patch::strategic::apply(current, patch, &schema).map_err(invalid)
+        }
+        "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
+            // Until server-side apply's field ownership lands (see ARCHITECTURE.md), an
+            // apply merges the applied configuration into the live object.
+            canopy_patch::apply_merge_patch(current, patch).map_err(invalid)
+        }
+        other => Err(ApiError::unsupported_media_type(other)),
+    }
+}
+
+async fn patch(api: &ApiServer, ctx: &Ctx, res: &Resource, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let ct = ctx
+        .header(header::CONTENT_TYPE)
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let patch: Value = match ct.as_str() {
+        "application/apply-patch+yaml" => codec::decode_yaml(body)?,
+        "application/json-patch+json" | "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+        }
+        other => return Err(ApiError::unsupported_media_type(other)),
+    };
+    if ct == "application/apply-patch+yaml" {
+        if ctx.q("fieldManager").is_none() {
+            return Err(ApiError::bad_request("PATCH requests of type apply require a fieldManager query parameter"));
+        }
+        let key = ctx_key(ctx, res);
+        if api.inner.store.get(&key).is_none() {
+            // apply creates
+            let mut obj = patch.clone();
+            check_type(res, &mut obj)?;
+            let (mut obj, dropped) = res.strategy.canonicalize(obj)?;
+            let warnings = field_validation(ctx, &dropped)?;
+            if meta::name(&obj).is_empty() {
+                meta::set_meta(&mut obj, "name", json!(ctx.info.name));
+            }
+            if res.desc.namespaced {
+                meta::set_meta(&mut obj, "namespace", json!(ctx.info.namespace));
+            }
+            return match create_object(api, ctx, res, obj).await? {
+                Created::Stored(o) => Ok(response::with_warnings(respond_object(ctx, res, 201, &o)?, &warnings)),
+                Created::DryRun(v) => respond_value(ctx, res, 201, &v, None),
+            };
+        }
+    }
+    let out = update_object(api, ctx, res, &ctx.info.name, Change::Patch { content_type: &ct, patch: &patch }, None).await?;
+    out.into_response(ctx, res)
+}
+
+/// DeleteOptions from the body or the query.
+pub struct DeleteOptions {
+    pub propagation: String,
+    pub precondition_uid: Option<String>,
+    pub precondition_rv: Option<u64>,
+}
+
+fn delete_options(ctx: &Ctx, body: &[u8]) -> Result<DeleteOptions, ApiError> {
+    let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        codec::decode_body(ctx.header(header::CONTENT_TYPE), body)?
+    };
+    let mut propagation = v
+        .get("propagationPolicy")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| ctx.q("propagationPolicy").map(str::to_string))
+        .unwrap_or_default();
+    let orphan = v.get("orphanDependents").and_then(Value::as_bool)
+        .or_else(|| ctx.q("orphanDependents").map(|s| s == "true"));
+    if orphan == Some(true) && propagation.is_empty() {
+        propagation = "Orphan".into();
+    }
+    if !propagation.is_empty() && !["Orphan", "Background", "Foreground"].contains(&propagation.as_str()) {
+        return Err(ApiError::invalid(
+            "DeleteOptions",
+            "meta.k8s.io",
+            "",
+            vec![Cause::not_supported("propagationPolicy", &json!(propagation), &["Foreground", "Background", "Orphan", "nil"])],
+        ));
+    }
+    if let Some(d) = v.get("dryRun").and_then(Value::as_array) {
+        if d.iter().any(|x| x != "All") {
+            return Err(ApiError::bad_request("Invalid dryRun value: supported values: \"All\""));
+        }
+    }
+    let pre = v.get("preconditions");
+    Ok(DeleteOptions {
+        propagation,
+        precondition_uid: pre.and_then(|p| p.get("uid")).and_then(Value::as_str).map(str::to_string),
+        precondition_rv: pre
+            .and_then(|p| p.get("resourceVersion"))
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok()),
+    })
+}
+
+async fn delete(api: &ApiServer, ctx: &Ctx, res: &Resource, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let opts = delete_options(ctx, body)?;
+    let dry = dry_run(ctx) || body_dry_run(body);
+    let (code, obj, immediate) = delete_object(api, ctx, res, &ctx.info.namespace, &ctx.info.name, &opts, dry).await?;
+    if immediate && res.desc.plural != "namespaces" {
+        let uid = meta::uid(&obj.value).to_string();
+        return Ok(response::json(200, &canopy_core::error::success_status(subject(res, &ctx.info.name), Some(&uid))));
+    }
+    respond_object(ctx, res, code, &obj)
+}
+
+fn body_dry_run(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("dryRun").and_then(Value::as_array).map(|a| a.iter().any(|x| x == "All")))
+        .unwrap_or(false)
+}
+
+/// Deletes (or starts deleting) one object. Returns the HTTP code, the object, and
+/// whether it is gone now.
+pub async fn delete_object(
+    api: &ApiServer,
+    ctx: &Ctx,
+    res: &Resource,
+    namespace: &str,
+    name: &str,
+    opts: &DeleteOptions,
+    dry: bool,
+) -> Result<(u16, Arc<StoredObject>, bool), ApiError> {
+    if res.desc.plural == "namespaces" && ctx.cluster.is_some() && ["default", "kube-system", "kube-public"].contains(&name) {
+        return Err(ApiError::forbidden_message(format!("namespaces {name:?} is forbidden: this namespace may not be deleted")));
+    }
+    let key = key_for(res, ctx.cluster.as_deref().unwrap_or(""), namespace, name);
+    let store = &api.inner.store;
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        let Some(cur) = store.get(&key) else {
+            return Err(ApiError::not_found(subject(res, name)));
+        };
+        if let Some(uid) = &opts.precondition_uid {
+            if uid != meta::uid(&cur.value) {
+                return Err(ApiError::conflict(
+                    subject(res, name),
+                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta::uid(&cur.value)),
+                ));
+            }
+        }
+        if let Some(rv) = opts.precondition_rv {
+            if rv != cur.rv {
+                return Err(ApiError::conflict(
+                    subject(res, name),
+                    &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", cur.rv),
+                ));
+            }
+        }
+        let mut fins = meta::finalizers(&cur.value);
+        let deleting = meta::is_deleting(&cur.value);
+        match opts.propagation.as_str() {
+            "Foreground" if !fins.iter().any(|f| f == "foregroundDeletion") => fins.push("foregroundDeletion".into()),
+            "Orphan" if !fins.iter().any(|f| f == "orphan") => fins.push("orphan".into()),
+            _ => {}
+        }
+        let graceful = !fins.is_empty() || has_spec_finalizers(&cur.value);
+        if !graceful {
+            if dry {
+                return Ok((200, cur, true));
+            }
+            match store.apply(Mutation::Delete { key: key.clone(), expected_rv: Some(cur.rv) }).await {
+                Ok(o) => return Ok((200, o, true)),
+                Err(StorageError::Conflict { .. }) => continue,
+                Err(StorageError::NotFound(_)) => return Err(ApiError::not_found(subject(res, name))),
+                Err(e) => return Err(storage_error(res, name, e)),
+            }
+        }
+        let mut new = cur.value.clone();
+        if !deleting {
+            meta::set_meta(&mut new, "deletionTimestamp", json!(meta::now()));
+            meta::set_meta(&mut new, "deletionGracePeriodSeconds", json!(0));
+        }
+        meta::set_meta(&mut new, "finalizers", json!(fins));
+        if res.desc.plural == "namespaces" {
+            new["status"]["phase"] = json!("Terminating");
+        }
+        if new == cur.value {
+            return Ok((202, cur, false));
+        }
+        if dry {
+            return Ok((202, cur, false));
+        }
+        match store.apply(Mutation::Update { key: key.clone(), expected_rv: Some(cur.rv), value: new }).await {
+            Ok(o) => return Ok((if res.desc.plural == "namespaces" { 200 } else { 202 }, o, false)),
+            Err(StorageError::Conflict { .. }) => continue,
+            Err(e) => return Err(storage_error(res, name, e)),
+        }
+    }
+    Err(ApiError::stale(subject(res, name)))
+}
+
+async fn delete_collection(api: &ApiServer, ctx: &Ctx, res: &Resource, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let opts = delete_options(ctx, body)?;
+    let sel = Selectors::from_ctx(ctx, res)?;
+    let filter = |o: &StoredObject| sel.matches(res, &o.value);
+    let storage_key = res.desc.storage_key();
+    let namespace = (res.desc.namespaced && !ctx.info.namespace.is_empty()).then_some(ctx.info.namespace.as_str());
+    let list = api
+        .inner
+        .store
+        .list(&ListOptions {
+            resource: &storage_key,
+            cluster: ctx.cluster.as_deref(),
+            namespace,
+            name: None,
+            continue_after: None,
+            limit: 0,
+            filter: &filter,
+        })
+        .map_err(|e| storage_error(res, "", e))?;
+    let dry = dry_run(ctx) || body_dry_run(body);
+    let mut deleted = Vec::new();
+    for o in &list.items {
+        match delete_object(api, ctx, res, &o.key.namespace, &o.key.name, &opts, dry).await {
+            Ok((_, obj, _)) => deleted.push(obj.value.clone()),
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(response::json(200, &json!({
+        "kind": res.desc.list_kind,
+        "apiVersion": res.desc.api_version(),
+        "metadata": {"resourceVersion": api.inner.store.current_rv().to_string()},
+        "items": deleted,
+    })))
+}
+
+// ---------------------------------------------------------------------------------------
+// Writes by the system itself (bootstrap, controllers): no request, no authorization.
+
+/// Creates an object as the system; `Ok(None)` if it already exists.
+pub async fn create_system(api: &ApiServer, cluster: &str, res: &Resource, mut obj: Value) -> Result<Option<Arc<StoredObject>>, ApiError> {
+    check_type(res, &mut obj)?;
+    let (mut obj, _) = res.strategy.canonicalize(obj)?;
+    prepare_new(res, &mut obj);
+    validate_all(res, &obj, None)?;
+    let key = key_for(res, cluster, meta::namespace(&obj), meta::name(&obj));
+    match api.inner.store.apply(Mutation::Create { key, value: obj }).await {
+        Ok(o) => Ok(Some(o)),
+        Err(StorageError::AlreadyExists(_)) => Ok(None),
+        Err(e) => Err(storage_error(res, "", e)),
+    }
+}
+
+/// Updates an object as the system with `f` (None: leave unchanged), retrying on
+/// conflicts; `Ok(None)` if the object is gone. Removing the last finalizer of an
+/// object being deleted deletes it.
+pub async fn update_system(
+    api: &ApiServer,
+    key: &ObjectKey,
+    mut f: impl FnMut(&Value) -> Option<Value>,
+) -> Result<Option<Arc<StoredObject>>, StorageError> {
+    let store = &api.inner.store;
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        let Some(cur) = store.get(key) else { return Ok(None) };
+        let Some(new) = f(&cur.value) else { return Ok(Some(cur)) };
+        let m = if meta::is_deleting(&new) && meta::finalizers(&new).is_empty() && !has_spec_finalizers(&new) {
+            Mutation::Delete { key: key.clone(), expected_rv: Some(cur.rv) }
+        } else {
+            Mutation::Update { key: key.clone(), expected_rv: Some(cur.rv), value: new }
+        };
+        match store.apply(m).await {
+            Ok(o) => return Ok(Some(o)),
+            Err(StorageError::Conflict { .. }) => continue,
+            Err(StorageError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StorageError::Unavailable(format!("{key}: too many conflicts")))
+}
+
+/// Deletes an object as the system, honouring finalizers (sets deletionTimestamp when
+/// there are any). `Ok(false)` if it was already gone.
+pub async fn delete_system(api: &ApiServer, key: &ObjectKey, propagation: &str) -> Result<bool, StorageError> {
+    let store = &api.inner.store;
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        let Some(cur) = store.get(key) else { return Ok(false) };
+        let mut fins = meta::finalizers(&cur.value);
+        if propagation == "Foreground" && !fins.iter().any(|f| f == "foregroundDeletion") {
+            fins.push("foregroundDeletion".into());
+        }
+        let m = if fins.is_empty() && !has_spec_finalizers(&cur.value) {
+            Mutation::Delete { key: key.clone(), expected_rv: Some(cur.rv) }
+        } else if meta::is_deleting(&cur.value) && fins == meta::finalizers(&cur.value) {
+            return Ok(true);
+        } else {
+            let mut new = cur.value.clone();
+            if !meta::is_deleting(&new) {
+                meta::set_meta(&mut new, "deletionTimestamp", json!(meta::now()));
+                meta::set_meta(&mut new, "deletionGracePeriodSeconds", json!(0));
+            }
+            meta::set_meta(&mut new, "finalizers", json!(fins));
+            if new.get("kind").and_then(Value::as_str) == Some("Namespace") {
+                new["status"]["phase"] = json!("Terminating");
+            }
+            Mutation::Update { key: key.clone(), expected_rv: Some(cur.rv), value: new }
+        };
+        match store.apply(m).await {
+            Ok(_) => return Ok(true),
+            Err(StorageError::Conflict { .. }) => continue,
+            Err(StorageError::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StorageError::Unavailable(format!("{key}: too many conflicts")))
+}

@@ -1,0 +1,255 @@
+//! Watch: newline-delimited JSON `WatchEvent`s streamed from the watch cache, with
+//! bookmarks and watch-list (`sendInitialEvents`) as kube-apiserver does them.
+//!
+//! Selector semantics follow kube's watch cache: an object that stops matching a
+//! selector is delivered as `DELETED`, one that starts matching as `ADDED`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use canopy_core::{ApiError, Cause};
+use canopy_storage::{EventType, StorageError, WatchEvent, WatchStart};
+use http::{header, HeaderValue, Response};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::codec::{self, Form};
+use crate::pipeline::Ctx;
+use crate::registry::{table, Resource};
+use crate::response::Body;
+use crate::rest::{storage_error, Selectors};
+use crate::ApiServer;
+
+const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
+
+fn invalid(causes: Vec<Cause>) -> ApiError {
+    ApiError::invalid("ListOptions", "meta.k8s.io", "", causes)
+}
+
+pub fn serve(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, ApiError> {
+    let sel = Selectors::from_ctx(ctx, res)?;
+    let form = codec::negotiate(ctx.header(header::ACCEPT))?;
+    let bookmarks = ctx.q("allowWatchBookmarks") == Some("true");
+    let rv_param = ctx.q("resourceVersion");
+    let rv_match = ctx.q("resourceVersionMatch");
+    let send_initial = match ctx.q("sendInitialEvents") {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => return Err(ApiError::bad_request(format!("invalid sendInitialEvents {other:?}"))),
+    };
+    if let Some(rv) = rv_param {
+        if rv.parse::<u64>().is_err() {
+            return Err(ApiError::bad_request(format!("invalid resource version {rv:?}")));
+        }
+    }
+    let mut causes = Vec::new();
+    if send_initial.is_some() {
+        if rv_match != Some("NotOlderThan") {
+            causes.push(Cause::forbidden("resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"));
+        }
+        if !bookmarks {
+            causes.push(Cause::forbidden("allowWatchBookmarks", "sendInitialEvents requires setting allowWatchBookmarks to true"));
+        }
+    } else if rv_match.is_some() {
+        causes.push(Cause::forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"));
+    }
+    if !causes.is_empty() {
+        return Err(invalid(causes));
+    }
+    let timeout = match ctx.q("timeoutSeconds") {
+        Some(t) => Duration::from_secs(t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?),
+        None => Duration::from_secs(1800 + rand::random::<u64>() % 1800),
+    };
+
+    let store = &api.inner.store;
+    let storage_key = res.desc.storage_key();
+    let start = match (send_initial, rv_param) {
+        (Some(true), _) => WatchStart::WithInitialState,
+        (Some(false), None) | (Some(false), Some("0")) => WatchStart::After(store.current_rv()),
+        (_, None) | (_, Some("0")) => WatchStart::WithInitialState,
+        (_, Some(rv)) => WatchStart::After(rv.parse().unwrap_or(0)),
+    };
+    let namespace = (res.desc.namespaced && !ctx.info.namespace.is_empty()).then(|| ctx.info.namespace.clone());
+    let name_pin = (!ctx.info.name.is_empty()).then(|| ctx.info.name.clone());
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let watcher = match store.watch(&storage_key, start) {
+        Ok(w) => Some(w.scoped(ctx.cluster.as_deref(), namespace.as_deref())),
+        Err(e @ StorageError::Expired { .. }) => {
+            // kube answers 200 and an ERROR event for a too-old resourceVersion
+            let status = storage_error(res, "", e).to_status();
+            let _ = tx.try_send(frame("ERROR", &serde_json::to_vec(&status).unwrap_or_default()));
+            None
+        }
+        Err(e) => return Err(storage_error(res, "", e)),
+    };
+    let enc = Encoder {
+        form,
+        res: res.clone(),
+        include_object: ctx.q("includeObject").unwrap_or("Metadata").to_string(),
+        first: true,
+        api_version: res.desc.api_version(),
+    };
+    if let Some(w) = watcher {
+        let state = WatchTask {
+            sel,
+            res: res.clone(),
+            name_pin,
+            bookmarks,
+            initial_end: send_initial == Some(true),
+            timeout,
+            enc,
+        };
+        tokio::spawn(state.run(w, tx));
+    }
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let body = StreamBody::new(futures::StreamExt::map(stream, |b| Ok::<_, Infallible>(Frame::data(b))));
+    let mut resp = Response::new(body.boxed());
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    Ok(resp)
+}
+
+fn frame(kind: &str, object: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(object.len() + 32);
+    b.put_slice(b"{\"type\":\"");
+    b.put_slice(kind.as_bytes());
+    b.put_slice(b"\",\"object\":");
+    b.put_slice(object);
+    b.put_slice(b"}\n");
+    b.freeze()
+}
+
+struct Encoder {
+    form: Form,
+    res: Resource,
+    include_object: String,
+    first: bool,
+    api_version: String,
+}
+
+impl Encoder {
+    fn object(&mut self, ev_obj: &canopy_storage::StoredObject) -> Bytes {
+        match self.form {
+            Form::Json => ev_obj.json.clone(),
+            Form::Table => {
+                let cols = self.res.strategy.columns();
+                let meta = json!({"resourceVersion": ev_obj.rv.to_string()});
+                let t = table::table(&[&ev_obj.value], &cols, meta, &self.include_object, self.first);
+                self.first = false;
+                Bytes::from(serde_json::to_vec(&t).unwrap_or_default())
+            }
+            Form::PartialObjectMetadata | Form::PartialObjectMetadataList => {
+                Bytes::from(serde_json::to_vec(&table::partial_metadata(&ev_obj.value)).unwrap_or_default())
+            }
+        }
+    }
+
+    fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
+        let mut meta = json!({"resourceVersion": rv.to_string(), "creationTimestamp": null});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let obj: Value = match self.form {
+            Form::Json => json!({"kind": self.res.desc.kind, "apiVersion": self.api_version, "metadata": meta}),
+            Form::Table => json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv.to_string()}, "columnDefinitions": [], "rows": []}),
+            _ => json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta}),
+        };
+        frame("BOOKMARK", &serde_json::to_vec(&obj).unwrap_or_default())
+    }
+}
+
+struct WatchTask {
+    sel: Selectors,
+    res: Resource,
+    name_pin: Option<String>,
+    bookmarks: bool,
+    initial_end: bool,
+    timeout: Duration,
+    enc: Encoder,
+}
+
+impl WatchTask {
+    fn matches(&self, obj: &canopy_storage::StoredObject) -> bool {
+        if let Some(n) = &self.name_pin {
+            if &obj.key.name != n {
+                return false;
+            }
+        }
+        self.sel.matches(&self.res, &obj.value)
+    }
+
+    /// The event type to deliver for a change, or None to skip it.
+    fn classify(&self, ev: &WatchEvent) -> Option<&'static str> {
+        let now = self.matches(&ev.object);
+        match ev.kind {
+            EventType::Added => now.then_some("ADDED"),
+            EventType::Deleted => {
+                let before = ev.prev.as_ref().map(|p| self.matches(p)).unwrap_or(now);
+                before.then_some("DELETED")
+            }
+            EventType::Modified => {
+                let before = ev.prev.as_ref().map(|p| self.matches(p));
+                match (before, now) {
+                    (Some(true), true) | (None, true) => Some("MODIFIED"),
+                    (Some(false), true) => Some("ADDED"),
+                    (Some(true), false) => Some("DELETED"),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    async fn run(mut self, mut w: canopy_storage::Watcher, tx: mpsc::Sender<Bytes>) {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut last_rv = w.start_rv;
+        let initial: Vec<Arc<WatchEvent>> = std::mem::take(&mut w.initial);
+        for ev in &initial {
+            if let Some(kind) = self.classify(ev) {
+                let obj = self.enc.object(&ev.object);
+                if tx.send(frame(kind, &obj)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if self.initial_end {
+            if tx.send(self.enc.bookmark(last_rv, true)).await.is_err() {
+                return;
+            }
+        }
+        let mut tick = tokio::time::interval(BOOKMARK_EVERY);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = tx.closed() => return,
+                _ = tick.tick(), if self.bookmarks => {
+                    if tx.send(self.enc.bookmark(last_rv, false)).await.is_err() {
+                        return;
+                    }
+                }
+                next = w.next() => match next {
+                    Ok(Some(ev)) => {
+                        last_rv = ev.rv;
+                        if let Some(kind) = self.classify(&ev) {
+                            let obj = self.enc.object(&ev.object);
+                            if tx.send(frame(kind, &obj)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(_) => {
+                        let status = ApiError::expired("the watch fell too far behind; list again and restart the watch").to_status();
+                        let _ = tx.send(frame("ERROR", &serde_json::to_vec(&status).unwrap_or_default())).await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Who is calling and what they may do.
+//!
+//! - [`pki`]: the shard's CA and serving certificate, created on first start.
+//! - [`token`]: bearer tokens Canopy issues (ES256 JWTs) and their verification.
+//! - [`rbac`]: RBAC rule evaluation over one logical cluster's Roles and bindings (pure).
+//!
+//! Nothing here knows about HTTP or storage; the API server wires it in.
+
+pub mod pki;
+pub mod rbac;
+pub mod token;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// An authenticated caller, as kube's `user.Info`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserInfo {
+    pub name: String,
+    pub uid: String,
+    pub groups: Vec<String>,
+    pub extra: BTreeMap<String, Vec<String>>,
+}
+
+impl UserInfo {
+    pub fn in_group(&self, g: &str) -> bool {
+        self.groups.iter().any(|x| x == g)
+    }
+}
+
+/// Groups whose members may do anything in every logical cluster.
+pub const SUPERUSER_GROUPS: [&str; 2] = ["system:masters", "system:kcp:admin"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("certificate or key error: {0}")]
+    Pki(String),
+    #[error("token signing error: {0}")]
+    Jwt(String),
+    #[error("invalid bearer token")]
+    InvalidToken,
+}
+
+impl AuthError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        AuthError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+    pub(crate) fn pki(e: impl std::fmt::Display) -> Self {
+        AuthError::Pki(e.to_string())
+    }
+    pub(crate) fn jwt(e: impl std::fmt::Display) -> Self {
+        AuthError::Jwt(e.to_string())
+    }
+}
+
+pub(crate) fn pki_write_private(path: &Path, contents: &str) -> Result<(), AuthError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| AuthError::io(path, e))?;
+    f.write_all(contents.as_bytes()).map_err(|e| AuthError::io(path, e))
+}
+
+pub(crate) fn meta_name(v: &serde_json::Value) -> &str {
+    v.get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(|n| n.as_str())
+        .unwrap_or("")
+}
+
+pub use pki::Pki;
+pub use token::TokenIssuer;

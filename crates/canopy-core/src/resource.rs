@@ -1,0 +1,181 @@
+//! Descriptors of served resources: what discovery shows and what the registry needs to
+//! know about a resource before it looks at any object.
+
+/// How object names of a resource are validated (kube's `ValidateNameFunc`s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRule {
+    /// RFC 1123 subdomain (most resources).
+    DnsSubdomain,
+    /// RFC 1123 label (namespaces).
+    DnsLabel,
+    /// Anything that is a valid path segment (RBAC objects).
+    PathSegment,
+}
+
+/// A resource served at `/api(s)/<group>/<version>/<plural>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceDescriptor {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub list_kind: String,
+    pub plural: String,
+    pub singular: String,
+    pub namespaced: bool,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+    pub verbs: Vec<String>,
+    /// "status", "finalize", "scale".
+    pub subresources: Vec<String>,
+    pub name_rule: NameRule,
+    /// Create-only virtual resources (reviews): never stored.
+    pub virtual_create_only: bool,
+}
+
+impl ResourceDescriptor {
+    /// `v1` or `group/version`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The storage key of the resource: `<group>/<plural>` (core group empty).
+    pub fn storage_key(&self) -> String {
+        format!("{}/{}", self.group, self.plural)
+    }
+
+    pub fn has_subresource(&self, s: &str) -> bool {
+        self.subresources.iter().any(|x| x == s)
+    }
+
+    pub fn supports(&self, verb: &str) -> bool {
+        self.verbs.iter().any(|v| v == verb)
+    }
+
+    /// `configmaps` or `roles.rbac.authorization.k8s.io`.
+    pub fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+}
+
+/// The full verb set of a stored resource.
+pub const STORED_VERBS: [&str; 8] = [
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+#[allow(clippy::too_many_arguments)]
+fn stored(
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+    namespaced: bool,
+    short: &[&str],
+    subresources: &[&str],
+    name_rule: NameRule,
+) -> ResourceDescriptor {
+    ResourceDescriptor {
+        group: group.into(),
+        version: version.into(),
+        kind: kind.into(),
+        list_kind: format!("{kind}List"),
+        plural: plural.into(),
+        singular: kind.to_ascii_lowercase(),
+        namespaced,
+        short_names: short.iter().map(|s| s.to_string()).collect(),
+        categories: Vec::new(),
+        verbs: STORED_VERBS.iter().map(|s| s.to_string()).collect(),
+        subresources: subresources.iter().map(|s| s.to_string()).collect(),
+        name_rule,
+        virtual_create_only: false,
+    }
+}
+
+fn review(group: &str, kind: &str, plural: &str, namespaced: bool) -> ResourceDescriptor {
+    ResourceDescriptor {
+        group: group.into(),
+        version: "v1".into(),
+        kind: kind.into(),
+        list_kind: format!("{kind}List"),
+        plural: plural.into(),
+        singular: kind.to_ascii_lowercase(),
+        namespaced,
+        short_names: Vec::new(),
+        categories: Vec::new(),
+        verbs: vec!["create".into()],
+        subresources: Vec::new(),
+        name_rule: NameRule::DnsSubdomain,
+        virtual_create_only: true,
+    }
+}
+
+pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+pub const KCP_CORE_GROUP: &str = "core.kcp.io";
+
+/// Every built-in resource a logical cluster serves.
+pub fn builtin_resources() -> Vec<ResourceDescriptor> {
+    use NameRule::*;
+    let mut v = vec![
+        stored("", "v1", "Namespace", "namespaces", false, &["ns"], &["status", "finalize"], DnsLabel),
+        stored("", "v1", "ConfigMap", "configmaps", true, &["cm"], &[], DnsSubdomain),
+        stored("", "v1", "Secret", "secrets", true, &[], &[], DnsSubdomain),
+        stored("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], &[], DnsSubdomain),
+        stored("", "v1", "Event", "events", true, &["ev"], &[], DnsSubdomain),
+        stored("events.k8s.io", "v1", "Event", "events", true, &["ev"], &[], DnsSubdomain),
+        stored("coordination.k8s.io", "v1", "Lease", "leases", true, &[], &[], DnsSubdomain),
+        stored(RBAC_GROUP, "v1", "Role", "roles", true, &[], &[], PathSegment),
+        stored(RBAC_GROUP, "v1", "ClusterRole", "clusterroles", false, &[], &[], PathSegment),
+        stored(RBAC_GROUP, "v1", "RoleBinding", "rolebindings", true, &[], &[], PathSegment),
+        stored(RBAC_GROUP, "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[], &[], PathSegment),
+        stored(KCP_CORE_GROUP, "v1alpha1", "LogicalCluster", "logicalclusters", false, &[], &["status"], DnsSubdomain),
+        review("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews", false),
+        review("authentication.k8s.io", "TokenReview", "tokenreviews", false),
+        review("authorization.k8s.io", "SelfSubjectAccessReview", "selfsubjectaccessreviews", false),
+        review("authorization.k8s.io", "SelfSubjectRulesReview", "selfsubjectrulesreviews", false),
+        review("authorization.k8s.io", "SubjectAccessReview", "subjectaccessreviews", false),
+        review("authorization.k8s.io", "LocalSubjectAccessReview", "localsubjectaccessreviews", true),
+    ];
+    // Events are not in the "all" category; nothing else here is either (kube puts
+    // only workload kinds there).
+    for d in v.iter_mut() {
+        if d.kind == "Namespace" {
+            d.singular = "namespace".into();
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_are_unique_per_group_resource() {
+        let all = builtin_resources();
+        let mut seen = std::collections::HashSet::new();
+        for d in &all {
+            assert!(seen.insert((d.group.clone(), d.plural.clone())), "duplicate {}", d.qualified());
+        }
+        let ns = all.iter().find(|d| d.plural == "namespaces").unwrap();
+        assert!(!ns.namespaced);
+        assert!(ns.has_subresource("finalize"));
+        assert_eq!(ns.api_version(), "v1");
+        let role = all.iter().find(|d| d.plural == "roles").unwrap();
+        assert_eq!(role.api_version(), "rbac.authorization.k8s.io/v1");
+        assert_eq!(role.storage_key(), "rbac.authorization.k8s.io/roles");
+    }
+}

@@ -1,0 +1,218 @@
+//! Error types, worded like the Go errors of k8s.io/apimachinery.
+
+use std::fmt;
+
+/// One validation failure, the equivalent of a Go `*field.Error` of type
+/// `FieldValueInvalid`.
+///
+/// Displays as `<field>: Invalid value: <value>: <detail>`, e.g.
+/// `values[0][tier]: Invalid value: "-x": a valid label must be ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The path of the offending field as kube renders it (`key`, `values`,
+    /// `values[0]`, `values[0][<key>]`, or `<nil>` for keys rejected while
+    /// parsing a selector string).
+    pub field: String,
+    /// The offending value, already rendered the way Go renders it
+    /// (`%q` for strings, JSON for lists).
+    pub value: String,
+    /// Human readable explanation.
+    pub detail: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: Invalid value: {}", self.field, self.value)?;
+        if !self.detail.is_empty() {
+            write!(f, ": {}", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// A non-empty list of validation failures, displayed like Go's
+/// `utilerrors.Aggregate`: a single error verbatim, several as
+/// `[e1, e2]` with duplicates removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldErrors(pub Vec<FieldError>);
+
+impl fmt::Display for FieldErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.len() == 1 {
+            return write!(f, "{}", self.0[0]);
+        }
+        let mut seen: Vec<String> = Vec::new();
+        for e in &self.0 {
+            let msg = e.to_string();
+            if !seen.contains(&msg) {
+                seen.push(msg);
+            }
+        }
+        if seen.len() == 1 {
+            write!(f, "{}", seen[0])
+        } else {
+            write!(f, "[{}]", seen.join(", "))
+        }
+    }
+}
+
+/// Everything that can go wrong when parsing or building a selector.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    /// A failure inside one requirement of a label selector string; kube
+    /// wraps these as `unable to parse requirement: <cause>`.
+    #[error("unable to parse requirement: {0}")]
+    Requirement(Box<SelectorError>),
+
+    /// The label selector lexer/parser met an unexpected token:
+    /// `found '<found>', expected: <expected>`.
+    #[error("found '{found}', expected: {expected}")]
+    Unexpected {
+        /// The literal text of the token found (empty at end of string).
+        found: String,
+        /// What the parser wanted instead.
+        expected: &'static str,
+    },
+
+    /// `in`/`notin` not followed by `(`. (kube's message has no comma.)
+    #[error("found '{found}' expected: '('")]
+    ExpectedOpenParen {
+        /// The literal text of the token found.
+        found: String,
+    },
+
+    /// Validation of a key, operator or value failed.
+    #[error("{0}")]
+    Invalid(FieldErrors),
+
+    /// A `matchExpressions[].operator` outside In, NotIn, Exists, DoesNotExist.
+    #[error("{} is not a valid label selector operator", go_quote(.0))]
+    InvalidLabelSelectorOperator(String),
+
+    /// The structured (`metav1.LabelSelector`) JSON had the wrong shape.
+    #[error("invalid label selector: {0}")]
+    MalformedLabelSelector(String),
+
+    /// A field selector term without `=`, `==` or `!=`.
+    #[error("invalid selector: '{selector}'; can't understand '{term}'")]
+    FieldTerm {
+        /// The whole selector string.
+        selector: String,
+        /// The term that could not be split.
+        term: String,
+    },
+
+    /// A backslash in a field selector value not followed by `\`, `,` or `=`.
+    #[error("invalid field selector: invalid escape sequence: {0}")]
+    InvalidEscapeSequence(String),
+
+    /// A `,` or `=` in a field selector value that is not escaped. Go prints
+    /// the rune as its code point (e.g. `61` for `=`).
+    #[error("invalid field selector: unescaped character in value: {}", u32::from(*.0))]
+    UnescapedCharacter(char),
+
+    /// The field selector uses a field the resource does not support.
+    #[error("field label not supported: {0}")]
+    UnsupportedField(String),
+}
+
+/// Render a string like Go's `%q` verb (`strconv.Quote`).
+pub(crate) fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{07}' => out.push_str("\\a"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{0b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control()
+                || c.is_whitespace()
+                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}') =>
+            {
+                let n = c as u32;
+                if n <= 0xffff {
+                    out.push_str(&format!("\\u{n:04x}"));
+                } else {
+                    out.push_str(&format!("\\U{n:08x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Render a list of strings like Go's `json.Marshal` (which escapes HTML
+/// characters); `None` renders as `null` (a nil slice).
+pub(crate) fn go_json_strings(values: Option<&[String]>) -> String {
+    let Some(values) = values else {
+        return "null".to_owned();
+    };
+    let json = serde_json::to_string(values).unwrap_or_else(|_| "null".to_owned());
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_quote_escapes_like_strconv_quote() {
+        assert_eq!(go_quote("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(go_quote("\u{1}\n"), r#""\x01\n""#);
+        assert_eq!(go_quote("함"), "\"함\"");
+        assert_eq!(go_quote("\u{85}"), r#""\u0085""#);
+    }
+
+    #[test]
+    fn json_lists_escape_html() {
+        assert_eq!(go_json_strings(None), "null");
+        assert_eq!(go_json_strings(Some(&[])), "[]");
+        assert_eq!(
+            go_json_strings(Some(&["<a>".to_owned(), "&".to_owned()])),
+            r#"["\u003ca\u003e","\u0026"]"#
+        );
+    }
+
+    #[test]
+    fn aggregate_dedups_and_brackets() {
+        let e = |f: &str| FieldError {
+            field: f.to_owned(),
+            value: "\"v\"".to_owned(),
+            detail: "bad".to_owned(),
+        };
+        assert_eq!(
+            FieldErrors(vec![e("a")]).to_string(),
+            "a: Invalid value: \"v\": bad"
+        );
+        assert_eq!(
+            FieldErrors(vec![e("a"), e("a")]).to_string(),
+            "a: Invalid value: \"v\": bad"
+        );
+        assert_eq!(
+            FieldErrors(vec![e("a"), e("b")]).to_string(),
+            "[a: Invalid value: \"v\": bad, b: Invalid value: \"v\": bad]"
+        );
+    }
+}

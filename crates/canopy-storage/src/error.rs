@@ -1,0 +1,35 @@
+use crate::ObjectKey;
+
+/// Why a storage operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StorageError {
+    #[error("{0} already exists")]
+    AlreadyExists(ObjectKey),
+    #[error("{0} not found")]
+    NotFound(ObjectKey),
+    /// The object's resourceVersion is not the expected one.
+    #[error("{key} was modified (expected resourceVersion {expected}, found {actual})")]
+    Conflict {
+        key: ObjectKey,
+        expected: u64,
+        actual: u64,
+    },
+    /// A resourceVersion older than the retained history.
+    #[error("too old resource version: {requested} ({oldest})")]
+    Expired { requested: u64, oldest: u64 },
+    /// A resourceVersion newer than anything committed.
+    #[error("resource version {requested} is newer than the current {current}")]
+    TooNew { requested: u64, current: u64 },
+    #[error("invalid object: {0}")]
+    InvalidObject(String),
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl StorageError {
+    pub(crate) fn db(e: sqlx::Error) -> Self {
+        StorageError::Unavailable(e.to_string())
+    }
+}

@@ -1,0 +1,470 @@
+//! A shard's object store.
+//!
+//! Durable state lives in PostgreSQL (schema in the top-level `migrations/`): the current
+//! state of every object of every logical cluster of the shard in `canopy_objects`, and a
+//! bounded history of changes in `canopy_events`. Reads and watches are served from an
+//! in-memory watch cache ([`cache`]) that holds the current state and a ring of recent
+//! events.
+//!
+//! # Why one writer
+//! A resourceVersion taken from a sequence is assigned when a transaction starts writing,
+//! not when it commits, so watchers reading "everything after N" can skip a change that
+//! commits late (see `docs/storage.md`). Canopy avoids the trap by construction: all writes
+//! of a shard go through one writer task ([`writer`]) that assigns resourceVersions,
+//! writes a whole batch of requests in one transaction (group commit: one fsync for many
+//! requests) and only then applies the batch to the cache, in order. ResourceVersions are
+//! therefore dense, commit-ordered and gap-free, and every watcher sees every change
+//! exactly once, in order. Every transaction also compare-and-sets the counter row, so a
+//! second writer on the same database is detected instead of corrupting history.
+//!
+//! Mutations carry their preconditions (create-if-absent, update-if-resourceVersion)
+//! and are checked by the writer against the latest state, so callers use optimistic
+//! concurrency exactly like kube's `GuaranteedUpdate` over etcd.
+
+pub mod cache;
+mod error;
+mod writer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+pub use cache::{ListOptions, ListResult, WatchStart, Watcher};
+pub use error::StorageError;
+
+/// Where an object lives: resource (`<group>/<plural>`), logical cluster, namespace, name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub resource: Arc<str>,
+    pub cluster: Arc<str>,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(resource: &str, cluster: &str, namespace: &str, name: &str) -> Self {
+        ObjectKey {
+            resource: resource.into(),
+            cluster: cluster.into(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// The key inside one resource's map: `cluster \0 namespace \0 name` (sorts by
+    /// cluster, then namespace, then name; `\0` never occurs in valid names).
+    pub(crate) fn inner(&self) -> String {
+        inner_key(&self.cluster, &self.namespace, &self.name)
+    }
+}
+
+pub(crate) fn inner_key(cluster: &str, namespace: &str, name: &str) -> String {
+    let mut s = String::with_capacity(cluster.len() + namespace.len() + name.len() + 2);
+    s.push_str(cluster);
+    s.push('\0');
+    s.push_str(namespace);
+    s.push('\0');
+    s.push_str(name);
+    s
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}|{}|{}/{}",
+            self.resource, self.cluster, self.namespace, self.name
+        )
+    }
+}
+
+/// An object as stored: its parsed JSON and the serialized bytes (shared by every
+/// reader and watcher, so an object is serialized once per write).
+#[derive(Debug)]
+pub struct StoredObject {
+    pub key: ObjectKey,
+    pub rv: u64,
+    pub value: Value,
+    pub json: Bytes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+    fn code(self) -> i16 {
+        match self {
+            EventType::Added => 1,
+            EventType::Modified => 2,
+            EventType::Deleted => 3,
+        }
+    }
+    fn from_code(c: i16) -> Option<Self> {
+        match c {
+            1 => Some(EventType::Added),
+            2 => Some(EventType::Modified),
+            3 => Some(EventType::Deleted),
+            _ => None,
+        }
+    }
+}
+
+/// One committed change. For `Deleted`, `object` is the last state with the deletion's
+/// resourceVersion. `prev` is the state before the change when known (always for changes
+/// made since the process started; not for history loaded from the database).
+#[derive(Debug)]
+pub struct WatchEvent {
+    pub rv: u64,
+    pub kind: EventType,
+    pub object: Arc<StoredObject>,
+    pub prev: Option<Arc<StoredObject>>,
+}
+
+/// One change of a [`Store::commit`]; all mutations of one commit apply atomically.
+#[derive(Debug, Clone)]
+pub enum Mutation {
+    /// Fails with `AlreadyExists` if the key exists.
+    Create { key: ObjectKey, value: Value },
+    /// Fails with `NotFound` if absent, `Conflict` if `expected_rv` is set and differs.
+    Update {
+        key: ObjectKey,
+        expected_rv: Option<u64>,
+        value: Value,
+    },
+    /// Fails with `NotFound` if absent, `Conflict` if `expected_rv` is set and differs.
+    Delete {
+        key: ObjectKey,
+        expected_rv: Option<u64>,
+    },
+}
+
+impl Mutation {
+    pub fn key(&self) -> &ObjectKey {
+        match self {
+            Mutation::Create { key, .. }
+            | Mutation::Update { key, .. }
+            | Mutation::Delete { key, .. } => key,
+        }
+    }
+}
+
+/// Tuning of a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How many recent events are kept (in memory and in `canopy_events`) for watches
+    /// that resume from a resourceVersion. Older resourceVersions get `410 Expired`.
+    pub history_events: usize,
+    /// How often history is compacted in the database.
+    pub compaction_interval: Duration,
+    /// Most requests one group commit takes.
+    pub max_batch: usize,
+    /// Capacity of the live-event channel; a watcher further behind than this is cut off.
+    pub watch_channel_capacity: usize,
+    /// Connections in the pool (the writer uses one at a time).
+    pub max_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            history_events: 20_000,
+            compaction_interval: Duration::from_secs(30),
+            max_batch: 512,
+            watch_channel_capacity: 16_384,
+            max_connections: 4,
+        }
+    }
+}
+
+/// The store of one shard. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cache: cache::Cache,
+    writes: mpsc::Sender<writer::WriteRequest>,
+    pool: PgPool,
+    options: StoreOptions,
+    tasks: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for t in self.tasks.lock().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+/// Lock id the writer holds for its lifetime (an arbitrary constant: "canopy" in ASCII).
+const WRITER_LOCK_ID: i64 = 0x63616e6f7079;
+
+impl Store {
+    /// Connects, runs migrations, loads the current state and recent history into memory,
+    /// and starts the writer and the compactor.
+    pub async fn open(database_url: &str, options: StoreOptions) -> Result<Store, StorageError> {
+        let connect: PgConnectOptions = database_url
+            .parse()
+            .map_err(|e: sqlx::Error| StorageError::Config(format!("invalid database URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(connect)
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+        sqlx::migrate!("../../migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("running migrations: {e}")))?;
+
+        // Hold the writer lock on a dedicated connection for the life of the store.
+        let mut lock_conn = pool.acquire().await.map_err(StorageError::db)?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(WRITER_LOCK_ID)
+            .fetch_one(&mut *lock_conn)
+            .await
+            .map_err(StorageError::db)?;
+        if !locked {
+            return Err(StorageError::Config(
+                "another Canopy shard is already serving this database; each shard needs a database of its own".into(),
+            ));
+        }
+        let lock_conn = lock_conn.detach();
+
+        let (cache, rv) = load(&pool, &options).await?;
+        let (tx, rx) = mpsc::channel(options.max_batch * 4);
+        let inner = Arc::new(Inner {
+            cache,
+            writes: tx,
+            pool: pool.clone(),
+            options: options.clone(),
+            tasks: parking_lot::Mutex::new(Vec::new()),
+        });
+        let writer = writer::Writer::new(pool.clone(), inner.cache.clone(), rv, options.max_batch);
+        let mut tasks = vec![tokio::spawn(async move {
+            let _lock = lock_conn; // keep the advisory lock as long as the writer runs
+            writer.run(rx).await;
+        })];
+        tasks.push(tokio::spawn(compactor(
+            pool,
+            inner.cache.clone(),
+            options.history_events,
+            options.compaction_interval,
+        )));
+        *inner.tasks.lock() = tasks;
+        Ok(Store { inner })
+    }
+
+    /// Applies mutations atomically; returns the stored objects (for deletes, the last
+    /// state with the deletion's resourceVersion), in the order given.
+    pub async fn commit(&self, mutations: Vec<Mutation>) -> Result<Vec<Arc<StoredObject>>, StorageError> {
+        if mutations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .writes
+            .send(writer::WriteRequest { mutations, reply })
+            .await
+            .map_err(|_| StorageError::Unavailable("the store is shutting down".into()))?;
+        rx.await
+            .map_err(|_| StorageError::Unavailable("the store's writer stopped".into()))?
+    }
+
+    /// One mutation; see [`Store::commit`].
+    pub async fn apply(&self, mutation: Mutation) -> Result<Arc<StoredObject>, StorageError> {
+        let mut v = self.commit(vec![mutation]).await?;
+        v.pop()
+            .ok_or_else(|| StorageError::Unavailable("empty commit result".into()))
+    }
+
+    pub fn get(&self, key: &ObjectKey) -> Option<Arc<StoredObject>> {
+        self.inner.cache.get(key)
+    }
+
+    pub fn list(&self, opts: &ListOptions<'_>) -> Result<ListResult, StorageError> {
+        self.inner.cache.list(opts)
+    }
+
+    /// Starts a watch; see [`WatchStart`].
+    pub fn watch(&self, resource: &str, start: WatchStart) -> Result<Watcher, StorageError> {
+        self.inner.cache.watch(resource, start)
+    }
+
+    /// The resourceVersion of the last committed change.
+    pub fn current_rv(&self) -> u64 {
+        self.inner.cache.current_rv()
+    }
+
+    /// The oldest resourceVersion a watch can still resume from.
+    pub fn oldest_rv(&self) -> u64 {
+        self.inner.cache.oldest_rv()
+    }
+
+    /// A receiver of every committed event of every resource (for controllers).
+    pub fn subscribe_all(&self) -> (u64, broadcast::Receiver<Arc<WatchEvent>>) {
+        self.inner.cache.subscribe_all()
+    }
+
+    pub fn options(&self) -> &StoreOptions {
+        &self.inner.options
+    }
+
+    /// Checks that the database answers (for readiness).
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.pool)
+            .await
+            .map(|_| ())
+            .map_err(StorageError::db)
+    }
+
+    /// Stops the writer and compactor and closes the pool.
+    pub async fn close(&self) {
+        for t in self.inner.tasks.lock().drain(..) {
+            t.abort();
+        }
+        self.inner.pool.close().await;
+    }
+}
+
+/// Serializes `value` with `metadata.resourceVersion` set to `rv`.
+pub(crate) fn stamp(key: ObjectKey, mut value: Value, rv: u64) -> Result<StoredObject, StorageError> {
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+    } else {
+        return Err(StorageError::InvalidObject(format!(
+            "{key}: object has no metadata"
+        )));
+    }
+    let json = serde_json::to_vec(&value)
+        .map_err(|e| StorageError::InvalidObject(format!("{key}: {e}")))?;
+    Ok(StoredObject {
+        key,
+        rv,
+        value,
+        json: Bytes::from(json),
+    })
+}
+
+fn parse_stored(key: ObjectKey, rv: u64, raw: Vec<u8>) -> Result<StoredObject, StorageError> {
+    let value: Value = serde_json::from_slice(&raw)
+        .map_err(|e| StorageError::InvalidObject(format!("{key}: stored JSON is corrupt: {e}")))?;
+    Ok(StoredObject {
+        key,
+        rv,
+        value,
+        json: Bytes::from(raw),
+    })
+}
+
+/// Loads the current state and the retained history.
+async fn load(pool: &PgPool, options: &StoreOptions) -> Result<(cache::Cache, u64), StorageError> {
+    use futures::TryStreamExt;
+    let mut tx = pool.begin().await.map_err(StorageError::db)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(StorageError::db)?;
+    let row = sqlx::query("SELECT rv, compacted_rv FROM canopy_state WHERE id = 1")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StorageError::db)?;
+    let rv: i64 = row.get(0);
+    let compacted: i64 = row.get(1);
+    let rv = rv as u64;
+
+    let mut objects = Vec::new();
+    {
+        let mut rows = sqlx::query(
+            "SELECT resource, cluster, namespace, name, rv, value FROM canopy_objects",
+        )
+        .fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await.map_err(StorageError::db)? {
+            let key = ObjectKey::new(r.get(0), r.get(1), r.get(2), r.get(3));
+            let orv: i64 = r.get(4);
+            objects.push(parse_stored(key, orv as u64, r.get(5))?);
+        }
+    }
+    let from = (rv.saturating_sub(options.history_events as u64)).max(compacted as u64);
+    let mut history = Vec::new();
+    {
+        let mut rows = sqlx::query(
+            "SELECT rv, type, resource, cluster, namespace, name, value FROM canopy_events WHERE rv > $1 ORDER BY rv",
+        )
+        .bind(from as i64)
+        .fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await.map_err(StorageError::db)? {
+            let erv: i64 = r.get(0);
+            let code: i16 = r.get(1);
+            let kind = EventType::from_code(code).ok_or_else(|| {
+                StorageError::InvalidObject(format!("event {erv} has unknown type {code}"))
+            })?;
+            let key = ObjectKey::new(r.get(2), r.get(3), r.get(4), r.get(5));
+            let obj = Arc::new(parse_stored(key, erv as u64, r.get(6))?);
+            history.push(Arc::new(WatchEvent {
+                rv: erv as u64,
+                kind,
+                object: obj,
+                prev: None,
+            }));
+        }
+    }
+    tx.commit().await.map_err(StorageError::db)?;
+    // History may start later than `from` if it was compacted; the cache can resume
+    // watches from the rv just before the first retained event.
+    let oldest = history.first().map(|e| e.rv - 1).unwrap_or(rv);
+    let cache = cache::Cache::new(objects, history, rv, oldest, options);
+    Ok((cache, rv))
+}
+
+/// Deletes history older than the retained window, periodically.
+async fn compactor(pool: PgPool, cache: cache::Cache, keep: usize, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let upto = cache.current_rv().saturating_sub(keep as u64);
+        if upto == 0 {
+            continue;
+        }
+        let res = async {
+            let mut tx = pool.begin().await?;
+            let deleted = sqlx::query("DELETE FROM canopy_events WHERE rv <= $1")
+                .bind(upto as i64)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("UPDATE canopy_state SET compacted_rv = GREATEST(compacted_rv, $1) WHERE id = 1")
+                .bind(upto as i64)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<u64, sqlx::Error>(deleted)
+        }
+        .await;
+        match res {
+            Ok(n) if n > 0 => tracing::debug!(compacted_up_to = upto, deleted = n, "compacted history"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "history compaction failed; will retry"),
+        }
+    }
+}

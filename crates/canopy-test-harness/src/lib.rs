@@ -1,0 +1,289 @@
+//! Integration-test harness: starts a shard in-process on a fresh database of a real
+//! PostgreSQL server, with a temporary root directory, and gives tests a real `kubectl`
+//! bound to an admin kubeconfig plus an HTTPS client that trusts the shard's CA.
+//!
+//! ```no_run
+//! # async fn t() {
+//! let env = canopy_test_harness::TestShard::builder().start().await;
+//! let out = env.kubectl().ok(&["get", "ns"]).await;
+//! assert!(out.contains("default"));
+//! # }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+
+/// Builds a [`TestShard`].
+#[derive(Default)]
+pub struct TestShardBuilder {
+    store: Option<canopy_storage::StoreOptions>,
+}
+
+impl TestShardBuilder {
+    pub fn store_options(mut self, o: canopy_storage::StoreOptions) -> Self {
+        self.store = Some(o);
+        self
+    }
+
+    pub async fn start(self) -> TestShard {
+        let db = canopy_pg::testing::test_database().await.expect("test database");
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestShard::start_in(db, dir, self.store.unwrap_or_default()).await
+    }
+}
+
+/// A shard running in this process.
+pub struct TestShard {
+    pub shard: shard::Shard,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    pub admin_token: String,
+    pub db: canopy_pg::testing::TestDatabase,
+    store_options: canopy_storage::StoreOptions,
+}
+
+impl TestShard {
+    pub fn builder() -> TestShardBuilder {
+        TestShardBuilder::default()
+    }
+
+    async fn start_in(db: canopy_pg::testing::TestDatabase, dir: tempfile::TempDir, store: canopy_storage::StoreOptions) -> TestShard {
+        let shard = shard::Shard::start(shard::ShardOptions {
+            root_directory: dir.path().to_path_buf(),
+            bind_address: "127.0.0.1".parse().expect("ip"),
+            secure_port: 0,
+            database_url: db.url.clone(),
+            external_hostname: None,
+            store: store.clone(),
+        })
+        .await
+        .expect("start shard");
+        let admin_token = shard.admin_token(Duration::from_secs(3600)).expect("admin token");
+        let kubeconfig = dir.path().join("admin.kubeconfig");
+        std::fs::write(&kubeconfig, shard::kubeconfig(&shard.url, &shard.ca_cert_pem, "root", &admin_token)).expect("write kubeconfig");
+        TestShard { shard, dir, kubeconfig, admin_token, db, store_options: store }
+    }
+
+    /// Stops the shard and starts a new one on the same database and directory (same
+    /// port is not guaranteed).
+    pub async fn restart(self) -> TestShard {
+        let TestShard { shard, dir, db, store_options, .. } = self;
+        shard.stop().await;
+        TestShard::start_in(db, dir, store_options).await
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.shard.url
+    }
+
+    /// A token for `user` in `groups`.
+    pub fn token(&self, user: &str, groups: &[&str]) -> String {
+        let groups: Vec<String> = groups.iter().map(|s| s.to_string()).collect();
+        self.shard.tokens.issue(user, &groups, Duration::from_secs(3600)).expect("issue token")
+    }
+
+    /// Writes a kubeconfig for `token` pointing at logical cluster `cluster`.
+    pub fn kubeconfig_for(&self, name: &str, cluster: &str, token: &str) -> PathBuf {
+        let p = self.dir.path().join(format!("{name}.kubeconfig"));
+        std::fs::write(&p, shard::kubeconfig(&self.shard.url, &self.shard.ca_cert_pem, cluster, token)).expect("write kubeconfig");
+        p
+    }
+
+    /// kubectl with the admin kubeconfig.
+    pub fn kubectl(&self) -> Kubectl {
+        Kubectl::new(&self.kubeconfig, self.dir.path())
+    }
+
+    /// An HTTPS client trusting the shard's CA, sending `token`.
+    pub fn client(&self, token: Option<&str>) -> Client {
+        Client::new(&self.shard.url, &self.shard.ca_cert_pem, token)
+    }
+
+    pub fn admin(&self) -> Client {
+        self.client(Some(&self.admin_token))
+    }
+}
+
+/// The kubectl binary under test: `$CANOPY_KUBECTL`, else `kubectl` on PATH. Fails with
+/// instructions when there is none (tests never skip silently).
+pub fn kubectl_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("CANOPY_KUBECTL") {
+        let p = PathBuf::from(p);
+        assert!(p.exists(), "CANOPY_KUBECTL={} does not exist; run scripts/install-tools", p.display());
+        return p;
+    }
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = Path::new(dir).join("kubectl");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("kubectl not found: run scripts/install-tools (installs kubectl 1.35 into .tools/bin) or set CANOPY_KUBECTL");
+}
+
+/// A kubectl invocation helper with its own discovery cache directory.
+pub struct Kubectl {
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+    cache: PathBuf,
+}
+
+/// What kubectl printed.
+#[derive(Debug)]
+pub struct Output {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Kubectl {
+    pub fn new(kubeconfig: &Path, scratch: &Path) -> Kubectl {
+        Kubectl::with_binary(kubectl_binary(), kubeconfig, scratch)
+    }
+
+    pub fn with_binary(bin: PathBuf, kubeconfig: &Path, scratch: &Path) -> Kubectl {
+        let cache = scratch.join(format!("kube-cache-{}", std::process::id()));
+        Kubectl { bin, kubeconfig: kubeconfig.to_path_buf(), cache }
+    }
+
+    pub fn kubeconfig(mut self, k: &Path) -> Kubectl {
+        self.kubeconfig = k.to_path_buf();
+        self
+    }
+
+    /// Runs kubectl with `args` and optional stdin.
+    pub async fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = tokio::process::Command::new(&self.bin);
+        cmd.args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", &self.cache)
+            .env("HOME", self.cache.parent().unwrap_or(Path::new("/tmp")))
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("running {}: {e}", self.bin.display()));
+        if let Some(input) = stdin {
+            let mut s = child.stdin.take().expect("stdin");
+            s.write_all(input.as_bytes()).await.expect("write stdin");
+            drop(s);
+        }
+        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish in 60 s"))
+            .expect("kubectl output");
+        Output {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Output {
+        self.run_with_stdin(args, None).await
+    }
+
+    /// Runs kubectl and returns stdout; panics with stderr if it failed.
+    pub async fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args).await;
+        assert!(o.success, "kubectl {args:?} failed:\nstdout: {}\nstderr: {}", o.stdout, o.stderr);
+        o.stdout
+    }
+
+    /// Runs kubectl and returns stderr; panics if it succeeded.
+    pub async fn fails(&self, args: &[&str]) -> String {
+        let o = self.run(args).await;
+        assert!(!o.success, "kubectl {args:?} unexpectedly succeeded:\n{}", o.stdout);
+        o.stderr
+    }
+
+    pub async fn apply_stdin(&self, args: &[&str], yaml: &str) -> String {
+        let o = self.run_with_stdin(args, Some(yaml)).await;
+        assert!(o.success, "kubectl {args:?} failed:\nstdout: {}\nstderr: {}", o.stdout, o.stderr);
+        o.stdout
+    }
+}
+
+/// A small HTTPS client for raw API requests.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base: &str, ca_pem: &str, token: Option<&str>) -> Client {
+        use tokio_rustls::rustls;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+            roots.add(c.expect("CA certificate")).expect("add CA");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("tls versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(cfg)
+            .build()
+            .expect("http client");
+        Client { base: base.to_string(), token: token.map(str::to_string), http }
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut r = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = &self.token {
+            r = r.bearer_auth(t);
+        }
+        r
+    }
+
+    /// Sends a request and returns (status, JSON body or Null).
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        let mut r = self.request(method, path);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("request");
+        let code = resp.status().as_u16();
+        let bytes = resp.bytes().await.expect("body");
+        (code, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+
+    pub async fn patch(&self, path: &str, content_type: &str, body: &str) -> (u16, serde_json::Value) {
+        let resp = self
+            .request(reqwest::Method::PATCH, path)
+            .header("content-type", content_type)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request");
+        let code = resp.status().as_u16();
+        let bytes = resp.bytes().await.expect("body");
+        (code, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+}

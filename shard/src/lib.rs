@@ -1,0 +1,165 @@
+//! A Canopy shard: one process that serves any number of logical clusters, all stored
+//! in one PostgreSQL database, over HTTPS at `/clusters/<name>/...`.
+//!
+//! [`Shard::start`] is what the `shard` binary, the all-in-one `canopy start` and the
+//! integration tests all call, so every server runs in-process in tests exactly as it
+//! does in production.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use canopy_apiserver::{ApiServer, Config, TlsConfig, VersionInfo};
+use canopy_auth::{Pki, TokenIssuer};
+use canopy_storage::{Store, StoreOptions};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How to run a shard.
+#[derive(Debug, Clone)]
+pub struct ShardOptions {
+    /// Where the shard keeps its PKI and signing keys.
+    pub root_directory: PathBuf,
+    pub bind_address: IpAddr,
+    /// 0 picks a free port (tests).
+    pub secure_port: u16,
+    pub database_url: String,
+    /// The host name or address clients use; defaults to the bind address (or
+    /// 127.0.0.1 when binding to all interfaces).
+    pub external_hostname: Option<String>,
+    pub store: StoreOptions,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Storage(#[from] canopy_storage::StorageError),
+    #[error(transparent)]
+    Auth(#[from] canopy_auth::AuthError),
+    #[error("bootstrapping the root logical cluster: {0}")]
+    Bootstrap(canopy_core::ApiError),
+    #[error(transparent)]
+    Serve(#[from] canopy_apiserver::server::ServeError),
+}
+
+/// A running shard.
+pub struct Shard {
+    pub api: ApiServer,
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// `https://host:port`.
+    pub url: String,
+    pub ca_cert_pem: String,
+    pub tokens: Arc<TokenIssuer>,
+    shutdown: Option<oneshot::Sender<()>>,
+    serve: Option<JoinHandle<()>>,
+    _controllers: canopy_apiserver::controllers::Controllers,
+}
+
+impl Shard {
+    pub async fn start(opts: ShardOptions) -> Result<Shard, ShardError> {
+        let addr = SocketAddr::new(opts.bind_address, opts.secure_port);
+        let listener = TcpListener::bind(addr).await.map_err(|source| ShardError::Listen { addr, source })?;
+        let addr = listener.local_addr().map_err(|source| ShardError::Listen { addr, source })?;
+        let host = opts.external_hostname.clone().unwrap_or_else(|| {
+            if opts.bind_address.is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                opts.bind_address.to_string()
+            }
+        });
+        let url_host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+        let url = format!("https://{url_host}:{}", addr.port());
+
+        let pki_dir = opts.root_directory.join("pki");
+        let pki = Pki::load_or_create(&pki_dir, &[host.clone(), opts.bind_address.to_string()])?;
+        let tokens = Arc::new(TokenIssuer::load_or_create(&pki_dir)?);
+        let store = Store::open(&opts.database_url, opts.store.clone()).await?;
+        let api = ApiServer::new(
+            store,
+            tokens.clone(),
+            Config { external_url: url.clone(), ca_cert_pem: pki.ca_cert_pem.clone(), version: VersionInfo::default() },
+        );
+        api.ensure_logical_cluster("root").await.map_err(ShardError::Bootstrap)?;
+        let controllers = api.start_controllers();
+        let tls = TlsConfig { cert_pem: pki.serving_cert_pem.clone(), key_pem: pki.serving_key_pem.clone() };
+        // fail early on bad TLS material rather than inside the task
+        canopy_apiserver::server::acceptor(&tls)?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let serve_api = api.clone();
+        let serve = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = rx.await;
+            };
+            if let Err(e) = canopy_apiserver::serve(serve_api, listener, tls, shutdown).await {
+                tracing::error!(error = %e, "server stopped");
+            }
+        });
+        tracing::info!(%url, "shard serving");
+        Ok(Shard {
+            api,
+            addr,
+            url,
+            ca_cert_pem: pki.ca_cert_pem,
+            tokens,
+            shutdown: Some(tx),
+            serve: Some(serve),
+            _controllers: controllers,
+        })
+    }
+
+    /// Issues a token for the built-in admin (member of `system:masters`).
+    pub fn admin_token(&self, ttl: Duration) -> Result<String, canopy_auth::AuthError> {
+        self.tokens.issue("admin", &["system:masters".to_string()], ttl)
+    }
+
+    /// Stops serving (in-flight requests finish) and closes the store.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.serve.take() {
+            let _ = h.await;
+        }
+        self.api.store().close().await;
+    }
+}
+
+/// A kubeconfig (YAML) for `user` with `token`, whose current context `context` points at
+/// `<url>/clusters/<cluster>`.
+pub fn kubeconfig(url: &str, ca_pem: &str, cluster: &str, token: &str) -> String {
+    let ca = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, ca_pem);
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: {cluster}
+  cluster:
+    certificate-authority-data: {ca}
+    server: {url}/clusters/{cluster}
+- name: base
+  cluster:
+    certificate-authority-data: {ca}
+    server: {url}
+contexts:
+- name: {cluster}
+  context:
+    cluster: {cluster}
+    user: admin
+- name: base
+  context:
+    cluster: base
+    user: admin
+current-context: {cluster}
+preferences: {{}}
+users:
+- name: admin
+  user:
+    token: {token}
+"
+    )
+}

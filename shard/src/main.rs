@@ -1,0 +1,46 @@
+//! `shard`: serve logical clusters from a PostgreSQL database.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(name = "shard", version, about = "A Canopy shard: serves logical clusters from one PostgreSQL database")]
+struct Args {
+    /// Directory for the shard's certificates and keys.
+    #[arg(long, default_value = ".canopy")]
+    root_directory: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_address: IpAddr,
+    /// HTTPS port.
+    #[arg(long, default_value_t = 6443)]
+    secure_port: u16,
+    /// PostgreSQL URL of this shard's database (postgres://user@host/db).
+    #[arg(long, env = "CANOPY_DATABASE_URL")]
+    database_url: String,
+    /// Host name clients use to reach this shard (for certificates and URLs).
+    #[arg(long)]
+    external_hostname: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let a = Args::parse();
+    let shard = shard::Shard::start(shard::ShardOptions {
+        root_directory: a.root_directory,
+        bind_address: a.bind_address,
+        secure_port: a.secure_port,
+        database_url: a.database_url,
+        external_hostname: a.external_hostname,
+        store: Default::default(),
+    })
+    .await?;
+    tokio::signal::ctrl_c().await?;
+    shard.stop().await;
+    Ok(())
+}
