@@ -87,7 +87,14 @@ pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
             if let Some(pg) = postgres {
                 let _ = pg.stop().await;
             }
-            return Err(StartError::Shard(e.to_string()));
+            return Err(match (&e, &opts.database_url) {
+                (shard::ShardError::Storage(canopy_storage::StorageError::Unavailable(m)), Some(url)) => StartError::Shard(format!(
+                    "cannot use the database at {}: {}; check --database-url, or leave it out to use the embedded PostgreSQL",
+                    redact(url),
+                    redact_text(m, url)
+                )),
+                _ => StartError::Shard(e.to_string()),
+            });
         }
     };
     let token = admin_token(&root, &shard)?;
@@ -115,6 +122,24 @@ fn admin_token(root: &Path, shard: &shard::Shard) -> Result<String, StartError> 
     Ok(t)
 }
 
+/// A database URL with its password replaced, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn redact_text(text: &str, url: &str) -> String {
+    text.replace(url, &redact(url))
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -127,4 +152,17 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     f.write_all(text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+        assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+    }
 }

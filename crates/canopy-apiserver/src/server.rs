@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -89,7 +90,15 @@ pub async fn serve(
             };
             let svc = service_fn(move |req| {
                 let api = api.clone();
-                async move { Ok::<_, std::convert::Infallible>(crate::pipeline::handle(api, req).await) }
+                async move {
+                    // Last line of defence: a bug that panics answers 500, it does not
+                    // kill the connection (and every other request multiplexed on it).
+                    let resp = match std::panic::AssertUnwindSafe(crate::pipeline::handle(api, req)).catch_unwind().await {
+                        Ok(r) => r,
+                        Err(_) => crate::response::error(&canopy_core::ApiError::internal("the server panicked while handling the request")),
+                    };
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
             });
             let builder = auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
