@@ -131,6 +131,10 @@ impl RequestInfo {
         if prefix != "api" && prefix != "apis" {
             return Ok(info);
         }
+        if parts.iter().any(String::is_empty) {
+            // `/api/v1//x`: no resource has an empty name; answered as an unknown path
+            return Ok(info);
+        }
         info.api_prefix = prefix.to_string();
         let mut rest: &[String] = &parts[1..];
         if prefix == "apis" {
@@ -302,6 +306,8 @@ mod tests {
     fn bad_inputs_are_errors_not_panics() {
         assert!(RequestInfo::parse("GET", "/clusters//api", None).is_err());
         assert!(RequestInfo::parse("GET", "/api/v1/namespaces/%ff/configmaps", None).is_err());
+        let r = RequestInfo::parse("GET", "/api/v1//x", None).unwrap();
+        assert!(!r.is_resource_request);
     }
 
     #[test]
