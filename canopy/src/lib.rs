@@ -18,13 +18,19 @@ pub struct StartOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot create root directory {path}: {source}")]
-    RootDirectory { path: String, source: std::io::Error },
+    RootDirectory {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("embedded PostgreSQL: {0}")]
     Postgres(#[from] canopy_pg::PgError),
     #[error("{0}")]
     Shard(String),
     #[error("writing {path}: {source}")]
-    Kubeconfig { path: String, source: std::io::Error },
+    Kubeconfig {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A running all-in-one Canopy.
@@ -54,9 +60,11 @@ pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
         path: opts.root_directory.display().to_string(),
         source,
     })?;
-    let root = std::fs::canonicalize(&opts.root_directory).map_err(|source| StartError::RootDirectory {
-        path: opts.root_directory.display().to_string(),
-        source,
+    let root = std::fs::canonicalize(&opts.root_directory).map_err(|source| {
+        StartError::RootDirectory {
+            path: opts.root_directory.display().to_string(),
+            source,
+        }
     })?;
     let (database_url, postgres) = match &opts.database_url {
         Some(url) => (url.clone(), None),
@@ -65,7 +73,7 @@ pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
                 data_dir: root.join("postgres"),
                 bin_dir: None,
                 port: None,
-                die_with_parent: false,
+                die_with_parent: true,
             })
             .await?;
             pg.create_database("canopy").await?;
@@ -100,8 +108,15 @@ pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
     let token = admin_token(&root, &shard)?;
     let kubeconfig = root.join("admin.kubeconfig");
     let text = shard::kubeconfig(&shard.url, &shard.ca_cert_pem, "root", &token);
-    write_private(&kubeconfig, &text).map_err(|source| StartError::Kubeconfig { path: kubeconfig.display().to_string(), source })?;
-    Ok(Running { shard, kubeconfig, postgres })
+    write_private(&kubeconfig, &text).map_err(|source| StartError::Kubeconfig {
+        path: kubeconfig.display().to_string(),
+        source,
+    })?;
+    Ok(Running {
+        shard,
+        kubeconfig,
+        postgres,
+    })
 }
 
 /// Reuses the admin token kept in `<root>/admin.token` while it is valid, so kubeconfigs
@@ -117,8 +132,13 @@ fn admin_token(root: &Path, shard: &shard::Shard) -> Result<String, StartError> 
             }
         }
     }
-    let t = shard.admin_token(ADMIN_TOKEN_TTL).map_err(|e| StartError::Shard(e.to_string()))?;
-    write_private(&path, &t).map_err(|source| StartError::Kubeconfig { path: path.display().to_string(), source })?;
+    let t = shard
+        .admin_token(ADMIN_TOKEN_TTL)
+        .map_err(|e| StartError::Shard(e.to_string()))?;
+    write_private(&path, &t).map_err(|source| StartError::Kubeconfig {
+        path: path.display().to_string(),
+        source,
+    })?;
     Ok(t)
 }
 
@@ -150,7 +170,12 @@ fn now() -> i64 {
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(text.as_bytes())
 }
 
@@ -160,7 +185,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
         assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");

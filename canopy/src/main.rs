@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "canopy", version, about = "Canopy: a multi-tenant, Kubernetes-like control plane")]
+#[command(
+    name = "canopy",
+    version,
+    about = "Canopy: a multi-tenant, Kubernetes-like control plane"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,11 +39,25 @@ enum Command {
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let cli = Cli::parse();
-    let Command::Start { root_directory, secure_port, bind_address, database_url } = cli.command;
-    let running = match canopy::start(canopy::StartOptions { root_directory, secure_port, bind_address, database_url }).await {
+    let Command::Start {
+        root_directory,
+        secure_port,
+        bind_address,
+        database_url,
+    } = cli.command;
+    let running = match canopy::start(canopy::StartOptions {
+        root_directory,
+        secure_port,
+        bind_address,
+        database_url,
+    })
+    .await
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("canopy: {e}");
@@ -47,10 +65,27 @@ async fn main() {
         }
     };
     println!("Canopy is serving {}/clusters/root", running.shard.url);
-    println!("Use it with: export KUBECONFIG={}", running.kubeconfig.display());
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        eprintln!("canopy: waiting for Ctrl-C: {e}");
-    }
+    println!(
+        "Use it with: export KUBECONFIG={}",
+        running.kubeconfig.display()
+    );
+    wait_for_shutdown_signal().await;
     println!("Stopping Canopy...");
     running.stop().await;
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM (what service managers send).
+async fn wait_for_shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("canopy: cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }

@@ -17,20 +17,36 @@ async fn start_serves_root_and_restart_keeps_data() {
         database_url: None,
     };
     let running = canopy::start(opts.clone()).await.expect("canopy start");
-    assert_eq!(running.kubeconfig, std::fs::canonicalize(&root).unwrap().join("admin.kubeconfig"));
+    assert_eq!(
+        running.kubeconfig,
+        std::fs::canonicalize(&root)
+            .unwrap()
+            .join("admin.kubeconfig")
+    );
     let cfg = std::fs::read_to_string(&running.kubeconfig).unwrap();
     assert!(cfg.contains("current-context: root"), "{cfg}");
-    assert!(cfg.contains(&format!("server: {}/clusters/root", running.shard.url)), "{cfg}");
-    assert!(root.join("postgres").exists(), "embedded PostgreSQL lives under the root directory");
+    assert!(
+        cfg.contains(&format!("server: {}/clusters/root", running.shard.url)),
+        "{cfg}"
+    );
+    assert!(
+        root.join("postgres").exists(),
+        "embedded PostgreSQL lives under the root directory"
+    );
 
     let k = Kubectl::new(&running.kubeconfig, dir.path());
-    k.ok(&["create", "configmap", "kept", "--from-literal=a=b"]).await;
+    k.ok(&["create", "configmap", "kept", "--from-literal=a=b"])
+        .await;
     assert!(k.ok(&["get", "ns"]).await.contains("default"));
     running.stop().await;
 
     let running = canopy::start(opts).await.expect("canopy restart");
     let k = Kubectl::new(&running.kubeconfig, dir.path());
-    assert_eq!(k.ok(&["get", "cm", "kept", "-o", "jsonpath={.data.a}"]).await, "b");
+    assert_eq!(
+        k.ok(&["get", "cm", "kept", "-o", "jsonpath={.data.a}"])
+            .await,
+        "b"
+    );
     running.stop().await;
 }
 
@@ -45,14 +61,20 @@ async fn canopy_cli(args: &[&str]) -> (bool, String) {
     .await
     .expect("canopy did not exit")
     .expect("run canopy");
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[tokio::test]
 async fn bad_flags_and_databases_get_one_clear_line() {
     let (ok, err) = canopy_cli(&["start", "--secure-port", "not-a-port"]).await;
     assert!(!ok);
-    assert!(err.contains("invalid value 'not-a-port' for '--secure-port"), "{err}");
+    assert!(
+        err.contains("invalid value 'not-a-port' for '--secure-port"),
+        "{err}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let (ok, err) = canopy_cli(&[
@@ -69,5 +91,8 @@ async fn bad_flags_and_databases_get_one_clear_line() {
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("canopy:")).collect();
     assert_eq!(lines.len(), 1, "{err}");
     assert!(lines[0].contains("--database-url"), "{err}");
-    assert!(!err.contains("hunter2"), "the database password must not be printed: {err}");
+    assert!(
+        !err.contains("hunter2"),
+        "the database password must not be printed: {err}"
+    );
 }

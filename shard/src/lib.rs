@@ -35,7 +35,10 @@ pub struct ShardOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ShardError {
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Storage(#[from] canopy_storage::StorageError),
     #[error(transparent)]
@@ -63,8 +66,12 @@ pub struct Shard {
 impl Shard {
     pub async fn start(opts: ShardOptions) -> Result<Shard, ShardError> {
         let addr = SocketAddr::new(opts.bind_address, opts.secure_port);
-        let listener = TcpListener::bind(addr).await.map_err(|source| ShardError::Listen { addr, source })?;
-        let addr = listener.local_addr().map_err(|source| ShardError::Listen { addr, source })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ShardError::Listen { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ShardError::Listen { addr, source })?;
         let host = opts.external_hostname.clone().unwrap_or_else(|| {
             if opts.bind_address.is_unspecified() {
                 "127.0.0.1".to_string()
@@ -72,7 +79,11 @@ impl Shard {
                 opts.bind_address.to_string()
             }
         });
-        let url_host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+        let url_host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
         let url = format!("https://{url_host}:{}", addr.port());
 
         let pki_dir = opts.root_directory.join("pki");
@@ -82,11 +93,20 @@ impl Shard {
         let api = ApiServer::new(
             store,
             tokens.clone(),
-            Config { external_url: url.clone(), ca_cert_pem: pki.ca_cert_pem.clone(), version: VersionInfo::default() },
+            Config {
+                external_url: url.clone(),
+                ca_cert_pem: pki.ca_cert_pem.clone(),
+                version: VersionInfo::default(),
+            },
         );
-        api.ensure_logical_cluster("root").await.map_err(ShardError::Bootstrap)?;
+        api.ensure_logical_cluster("root")
+            .await
+            .map_err(ShardError::Bootstrap)?;
         let controllers = api.start_controllers();
-        let tls = TlsConfig { cert_pem: pki.serving_cert_pem.clone(), key_pem: pki.serving_key_pem.clone() };
+        let tls = TlsConfig {
+            cert_pem: pki.serving_cert_pem.clone(),
+            key_pem: pki.serving_key_pem.clone(),
+        };
         // fail early on bad TLS material rather than inside the task
         canopy_apiserver::server::acceptor(&tls)?;
         let (tx, rx) = oneshot::channel::<()>();
@@ -114,7 +134,8 @@ impl Shard {
 
     /// Issues a token for the built-in admin (member of `system:masters`).
     pub fn admin_token(&self, ttl: Duration) -> Result<String, canopy_auth::AuthError> {
-        self.tokens.issue("admin", &["system:masters".to_string()], ttl)
+        self.tokens
+            .issue("admin", &["system:masters".to_string()], ttl)
     }
 
     /// Stops serving (in-flight requests finish) and closes the store.

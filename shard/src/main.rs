@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(name = "shard", version, about = "A Canopy shard: serves logical clusters from one PostgreSQL database")]
+#[command(
+    name = "shard",
+    version,
+    about = "A Canopy shard: serves logical clusters from one PostgreSQL database"
+)]
 struct Args {
     /// Directory for the shard's certificates and keys.
     #[arg(long, default_value = ".canopy")]
@@ -28,7 +32,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let a = Args::parse();
     let shard = shard::Shard::start(shard::ShardOptions {
@@ -40,7 +46,11 @@ async fn main() -> anyhow::Result<()> {
         store: Default::default(),
     })
     .await?;
-    tokio::signal::ctrl_c().await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
     shard.stop().await;
     Ok(())
 }

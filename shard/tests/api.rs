@@ -35,7 +35,9 @@ async fn authentication_is_required() {
 fn tempfile_token() -> String {
     let dir = std::env::temp_dir().join(format!("canopy-other-key-{}", std::process::id()));
     let issuer = canopy_auth_issuer(&dir);
-    issuer.issue("admin", &["system:masters".into()], Duration::from_secs(60)).unwrap()
+    issuer
+        .issue("admin", &["system:masters".into()], Duration::from_secs(60))
+        .unwrap()
 }
 
 fn canopy_auth_issuer(dir: &std::path::Path) -> canopy_auth::TokenIssuer {
@@ -50,7 +52,10 @@ async fn crud_conflicts_and_status_errors() {
     assert_eq!(code, 201, "{created}");
     assert!(created["metadata"]["uid"].as_str().unwrap().len() > 10);
     assert!(created["metadata"]["creationTimestamp"].is_string());
-    let rv = created["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let rv = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let (code, dup) = c.post(CMS, cm("a", json!({}))).await;
     assert_eq!((code, dup["reason"].as_str()), (409, Some("AlreadyExists")));
@@ -66,38 +71,81 @@ async fn crud_conflicts_and_status_errors() {
     let (code, stale) = c.put(&format!("{CMS}/a"), upd).await;
     assert_eq!(code, 409);
     assert_eq!(stale["reason"], "Conflict");
-    assert!(stale["message"].as_str().unwrap().contains("the object has been modified"));
+    assert!(stale["message"]
+        .as_str()
+        .unwrap()
+        .contains("the object has been modified"));
 
     // a no-op update writes nothing
     let (_, cur) = c.get(&format!("{CMS}/a")).await;
     let (code, same) = c.put(&format!("{CMS}/a"), cur.clone()).await;
     assert_eq!(code, 200);
-    assert_eq!(same["metadata"]["resourceVersion"], cur["metadata"]["resourceVersion"]);
+    assert_eq!(
+        same["metadata"]["resourceVersion"],
+        cur["metadata"]["resourceVersion"]
+    );
 
     // generateName
-    let (code, gen) = c.post(CMS, json!({"metadata": {"generateName": "gen-"}, "data": {}})).await;
+    let (code, gen) = c
+        .post(
+            CMS,
+            json!({"metadata": {"generateName": "gen-"}, "data": {}}),
+        )
+        .await;
     assert_eq!(code, 201);
     let name = gen["metadata"]["name"].as_str().unwrap();
     assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
 
     // invalid objects: 422 with field causes
-    let (code, inv) = c.post(CMS, json!({"metadata": {"name": "UPPER"}, "data": {"bad key": "x"}})).await;
+    let (code, inv) = c
+        .post(
+            CMS,
+            json!({"metadata": {"name": "UPPER"}, "data": {"bad key": "x"}}),
+        )
+        .await;
     assert_eq!(code, 422);
     assert_eq!(inv["reason"], "Invalid");
-    let fields: Vec<&str> = inv["details"]["causes"].as_array().unwrap().iter().map(|c| c["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = inv["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, vec!["metadata.name", "data"]);
 
     // wrong types: 400
-    let (code, _) = c.post(CMS, json!({"metadata": {"name": "t"}, "data": {"k": 1}})).await;
+    let (code, _) = c
+        .post(CMS, json!({"metadata": {"name": "t"}, "data": {"k": 1}}))
+        .await;
     assert_eq!(code, 400);
 
     // fieldValidation
-    let (code, strict) = c.post(&format!("{CMS}?fieldValidation=Strict"), json!({"metadata": {"name": "s"}, "bogus": 1})).await;
+    let (code, strict) = c
+        .post(
+            &format!("{CMS}?fieldValidation=Strict"),
+            json!({"metadata": {"name": "s"}, "bogus": 1}),
+        )
+        .await;
     assert_eq!(code, 400);
-    assert!(strict["message"].as_str().unwrap().contains("unknown field \"bogus\""), "{strict}");
-    let resp = c.request(reqwest::Method::POST, CMS).json(&json!({"metadata": {"name": "w"}, "bogus": 1})).send().await.unwrap();
+    assert!(
+        strict["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field \"bogus\""),
+        "{strict}"
+    );
+    let resp = c
+        .request(reqwest::Method::POST, CMS)
+        .json(&json!({"metadata": {"name": "w"}, "bogus": 1}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 201);
-    let warning = resp.headers().get("warning").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let warning = resp
+        .headers()
+        .get("warning")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
     assert!(warning.contains("unknown field"), "{warning}");
 
     // delete returns a Success status; then 404
@@ -107,7 +155,12 @@ async fn crud_conflicts_and_status_errors() {
     assert_eq!((code, nf["reason"].as_str()), (404, Some("NotFound")));
 
     // unknown resources and group versions
-    assert_eq!(c.get("/clusters/root/api/v1/namespaces/default/pods").await.0, 404);
+    assert_eq!(
+        c.get("/clusters/root/api/v1/namespaces/default/pods")
+            .await
+            .0,
+        404
+    );
     assert_eq!(c.get("/clusters/root/apis/apps/v1").await.0, 404);
 }
 
@@ -124,7 +177,13 @@ async fn finalizers_hold_deletion() {
     let (code, still) = c.get(&format!("{CMS}/held")).await;
     assert_eq!(code, 200);
     assert!(still["metadata"]["deletionTimestamp"].is_string());
-    let (code, _) = c.patch(&format!("{CMS}/held"), "application/merge-patch+json", r#"{"metadata":{"finalizers":null}}"#).await;
+    let (code, _) = c
+        .patch(
+            &format!("{CMS}/held"),
+            "application/merge-patch+json",
+            r#"{"metadata":{"finalizers":null}}"#,
+        )
+        .await;
     assert_eq!(code, 200);
     assert_eq!(c.get(&format!("{CMS}/held")).await.0, 404);
 }
@@ -158,7 +217,11 @@ async fn garbage_collection_background_foreground_orphan() {
     let (_, owner) = c.post(CMS, cm("owner-fg", json!({}))).await;
     c.post(CMS, owned("dep-fg", &owner)).await;
     let (code, _) = c
-        .send(reqwest::Method::DELETE, &format!("{CMS}/owner-fg"), Some(json!({"propagationPolicy": "Foreground"})))
+        .send(
+            reqwest::Method::DELETE,
+            &format!("{CMS}/owner-fg"),
+            Some(json!({"propagationPolicy": "Foreground"})),
+        )
         .await;
     assert_eq!(code, 202);
     wait_gone(&c, &format!("{CMS}/dep-fg")).await;
@@ -167,7 +230,12 @@ async fn garbage_collection_background_foreground_orphan() {
     // orphan: dependents stay, without the owner reference
     let (_, owner) = c.post(CMS, cm("owner-or", json!({}))).await;
     c.post(CMS, owned("dep-or", &owner)).await;
-    c.send(reqwest::Method::DELETE, &format!("{CMS}/owner-or"), Some(json!({"propagationPolicy": "Orphan"}))).await;
+    c.send(
+        reqwest::Method::DELETE,
+        &format!("{CMS}/owner-or"),
+        Some(json!({"propagationPolicy": "Orphan"})),
+    )
+    .await;
     wait_gone(&c, &format!("{CMS}/owner-or")).await;
     let (code, dep) = c.get(&format!("{CMS}/dep-or")).await;
     assert_eq!(code, 200);
@@ -179,7 +247,8 @@ async fn list_pagination_and_table() {
     let env = TestShard::builder().start().await;
     let c = env.admin();
     for i in 0..7 {
-        c.post(CMS, cm(&format!("p{i}"), json!({"page": "yes"}))).await;
+        c.post(CMS, cm(&format!("p{i}"), json!({"page": "yes"})))
+            .await;
     }
     let mut names = Vec::new();
     let mut path = format!("{CMS}?limit=3&labelSelector=page%3Dyes");
@@ -187,9 +256,17 @@ async fn list_pagination_and_table() {
         let (code, list) = c.get(&path).await;
         assert_eq!(code, 200, "{list}");
         assert_eq!(list["kind"], "ConfigMapList");
-        names.extend(list["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap().to_string()));
+        names.extend(
+            list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["metadata"]["name"].as_str().unwrap().to_string()),
+        );
         match list["metadata"]["continue"].as_str() {
-            Some(t) if !t.is_empty() => path = format!("{CMS}?limit=3&labelSelector=page%3Dyes&continue={t}"),
+            Some(t) if !t.is_empty() => {
+                path = format!("{CMS}?limit=3&labelSelector=page%3Dyes&continue={t}")
+            }
             _ => break,
         }
     }
@@ -197,13 +274,21 @@ async fn list_pagination_and_table() {
 
     let resp = c
         .request(reqwest::Method::GET, CMS)
-        .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
+        .header(
+            "accept",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        )
         .send()
         .await
         .unwrap();
     let t: Value = resp.json().await.unwrap();
     assert_eq!(t["kind"], "Table");
-    let cols: Vec<&str> = t["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let cols: Vec<&str> = t["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(cols, vec!["Name", "Data", "Age"]);
     assert!(t["rows"][0]["object"]["kind"] == "PartialObjectMetadata");
 }
@@ -213,7 +298,11 @@ async fn read_events(resp: reqwest::Response, n: usize) -> Vec<Value> {
     let mut buf = Vec::new();
     let mut out = Vec::new();
     while out.len() < n {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("watch stalled").expect("stream ended").unwrap();
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("watch stalled")
+            .expect("stream ended")
+            .unwrap();
         buf.extend_from_slice(&chunk);
         while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = buf.drain(..=pos).collect();
@@ -228,7 +317,10 @@ async fn watch_semantics() {
     let env = TestShard::builder().start().await;
     let c = env.admin();
     let (_, a) = c.post(CMS, cm("wa", json!({"app": "x"}))).await;
-    let rv = a["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let rv = a["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // watch-list: initial ADDED events, then the initial-events-end bookmark
     let resp = c
@@ -241,29 +333,79 @@ async fn watch_semantics() {
     assert_eq!(evs[0]["type"], "ADDED");
     assert_eq!(evs[0]["object"]["metadata"]["name"], "wa");
     assert_eq!(evs[1]["type"], "BOOKMARK");
-    assert_eq!(evs[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
+    assert_eq!(
+        evs[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
 
     // sendInitialEvents without NotOlderThan is rejected (clients fall back to list+watch)
-    let (code, inv) = c.get(&format!("{CMS}?watch=true&sendInitialEvents=true")).await;
+    let (code, inv) = c
+        .get(&format!("{CMS}?watch=true&sendInitialEvents=true"))
+        .await;
     assert_eq!(code, 422, "{inv}");
 
     // resume from a resourceVersion; an object leaving the selector is DELETED for the watcher
-    let resp = c.request(reqwest::Method::GET, &format!("{CMS}?watch=true&resourceVersion={rv}&labelSelector=app%3Dx")).send().await.unwrap();
+    let resp = c
+        .request(
+            reqwest::Method::GET,
+            &format!("{CMS}?watch=true&resourceVersion={rv}&labelSelector=app%3Dx"),
+        )
+        .send()
+        .await
+        .unwrap();
     c.post(CMS, cm("wb", json!({"app": "x"}))).await;
-    c.patch(&format!("{CMS}/wa"), "application/merge-patch+json", r#"{"metadata":{"labels":{"app":"y"}}}"#).await;
+    c.patch(
+        &format!("{CMS}/wa"),
+        "application/merge-patch+json",
+        r#"{"metadata":{"labels":{"app":"y"}}}"#,
+    )
+    .await;
     c.post(CMS, cm("wc", json!({"app": "other"}))).await;
-    c.patch(&format!("{CMS}/wc"), "application/merge-patch+json", r#"{"metadata":{"labels":{"app":"x"}}}"#).await;
+    c.patch(
+        &format!("{CMS}/wc"),
+        "application/merge-patch+json",
+        r#"{"metadata":{"labels":{"app":"x"}}}"#,
+    )
+    .await;
     let evs = read_events(resp, 3).await;
-    let got: Vec<(String, String)> = evs.iter().map(|e| (e["type"].as_str().unwrap().into(), e["object"]["metadata"]["name"].as_str().unwrap().into())).collect();
-    assert_eq!(got, vec![("ADDED".into(), "wb".into()), ("DELETED".into(), "wa".into()), ("ADDED".into(), "wc".into())]);
+    let got: Vec<(String, String)> = evs
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().into(),
+                e["object"]["metadata"]["name"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("ADDED".into(), "wb".into()),
+            ("DELETED".into(), "wa".into()),
+            ("ADDED".into(), "wc".into())
+        ]
+    );
 
     // a resourceVersion older than history: 410 Expired as an ERROR event
-    let env2 = TestShard::builder().store_options(canopy_storage::StoreOptions { history_events: 5, ..Default::default() }).start().await;
+    let env2 = TestShard::builder()
+        .store_options(canopy_storage::StoreOptions {
+            history_events: 5,
+            ..Default::default()
+        })
+        .start()
+        .await;
     let c2 = env2.admin();
     for i in 0..10 {
         c2.post(CMS, cm(&format!("h{i}"), json!({}))).await;
     }
-    let resp = c2.request(reqwest::Method::GET, &format!("{CMS}?watch=true&resourceVersion=1")).send().await.unwrap();
+    let resp = c2
+        .request(
+            reqwest::Method::GET,
+            &format!("{CMS}?watch=true&resourceVersion=1"),
+        )
+        .send()
+        .await
+        .unwrap();
     let evs = read_events(resp, 1).await;
     assert_eq!(evs[0]["type"], "ERROR");
     assert_eq!(evs[0]["object"]["code"], 410);
@@ -277,24 +419,58 @@ async fn discovery_documents() {
     let (_, api) = c.get("/clusters/root/api").await;
     assert_eq!(api["versions"], json!(["v1"]));
     let (_, v1) = c.get("/clusters/root/api/v1").await;
-    let names: Vec<&str> = v1["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
-    for n in ["configmaps", "namespaces", "namespaces/status", "namespaces/finalize", "secrets", "serviceaccounts", "events"] {
+    let names: Vec<&str> = v1["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "configmaps",
+        "namespaces",
+        "namespaces/status",
+        "namespaces/finalize",
+        "secrets",
+        "serviceaccounts",
+        "events",
+    ] {
         assert!(names.contains(&n), "{n} in {names:?}");
     }
     let resp = c
         .request(reqwest::Method::GET, "/clusters/root/apis")
-        .header("accept", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")
+        .header(
+            "accept",
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+        )
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.headers()["content-type"], "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList");
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    );
     let agg: Value = resp.json().await.unwrap();
-    let groups: Vec<&str> = agg["items"].as_array().unwrap().iter().map(|g| g["metadata"]["name"].as_str().unwrap()).collect();
-    for g in ["rbac.authorization.k8s.io", "coordination.k8s.io", "authorization.k8s.io", "authentication.k8s.io", "events.k8s.io"] {
+    let groups: Vec<&str> = agg["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["metadata"]["name"].as_str().unwrap())
+        .collect();
+    for g in [
+        "rbac.authorization.k8s.io",
+        "coordination.k8s.io",
+        "authorization.k8s.io",
+        "authentication.k8s.io",
+        "events.k8s.io",
+    ] {
         assert!(groups.contains(&g), "{g} in {groups:?}");
     }
     let (code, metrics) = {
-        let r = c.request(reqwest::Method::GET, "/clusters/root/metrics").send().await.unwrap();
+        let r = c
+            .request(reqwest::Method::GET, "/clusters/root/metrics")
+            .send()
+            .await
+            .unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     };
     assert_eq!(code, 200);
@@ -304,12 +480,26 @@ async fn discovery_documents() {
 #[tokio::test]
 async fn logical_clusters_are_isolated_and_wildcards_are_privileged() {
     let env = TestShard::builder().start().await;
-    env.shard.api.ensure_logical_cluster("tenant-a").await.unwrap();
-    env.shard.api.ensure_logical_cluster("tenant-b").await.unwrap();
+    env.shard
+        .api
+        .ensure_logical_cluster("tenant-a")
+        .await
+        .unwrap();
+    env.shard
+        .api
+        .ensure_logical_cluster("tenant-b")
+        .await
+        .unwrap();
     let c = env.admin();
     let path = |lc: &str| format!("/clusters/{lc}/api/v1/namespaces/default/configmaps");
-    assert_eq!(c.post(&path("tenant-a"), cm("same", json!({}))).await.0, 201);
-    assert_eq!(c.post(&path("tenant-b"), cm("same", json!({}))).await.0, 201);
+    assert_eq!(
+        c.post(&path("tenant-a"), cm("same", json!({}))).await.0,
+        201
+    );
+    assert_eq!(
+        c.post(&path("tenant-b"), cm("same", json!({}))).await.0,
+        201
+    );
     let (_, a) = c.get(&format!("{}/same", path("tenant-a"))).await;
     let (_, b) = c.get(&format!("{}/same", path("tenant-b"))).await;
     assert_ne!(a["metadata"]["uid"], b["metadata"]["uid"]);
@@ -317,7 +507,15 @@ async fn logical_clusters_are_isolated_and_wildcards_are_privileged() {
     // the admin may list across logical clusters; a tenant may not
     let (code, all) = c.get("/clusters/*/api/v1/configmaps?labelSelector=").await;
     assert_eq!(code, 200);
-    assert!(all["items"].as_array().unwrap().iter().filter(|i| i["metadata"]["name"] == "same").count() >= 2);
+    assert!(
+        all["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["metadata"]["name"] == "same")
+            .count()
+            >= 2
+    );
     let alice = env.client(Some(&env.token("alice", &[])));
     assert_eq!(alice.get("/clusters/*/api/v1/configmaps").await.0, 403);
 
@@ -333,17 +531,32 @@ async fn restart_keeps_everything() {
     let env = TestShard::builder().start().await;
     let c = env.admin();
     let (_, a) = c.post(CMS, cm("survivor", json!({}))).await;
-    let rv: u64 = a["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+    let rv: u64 = a["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let env = env.restart().await;
     let c = env.admin();
     let (code, again) = c.get(&format!("{CMS}/survivor")).await;
     assert_eq!(code, 200);
     assert_eq!(again["metadata"]["uid"], a["metadata"]["uid"]);
     // watches resume from resourceVersions issued before the restart
-    let resp = c.request(reqwest::Method::GET, &format!("{CMS}?watch=true&resourceVersion={}", rv - 1)).send().await.unwrap();
+    let resp = c
+        .request(
+            reqwest::Method::GET,
+            &format!("{CMS}?watch=true&resourceVersion={}", rv - 1),
+        )
+        .send()
+        .await
+        .unwrap();
     let evs = read_events(resp, 1).await;
     assert_eq!(evs[0]["object"]["metadata"]["name"], "survivor");
     let (_, b) = c.post(CMS, cm("after", json!({}))).await;
-    let rv2: u64 = b["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+    let rv2: u64 = b["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(rv2 > rv);
 }

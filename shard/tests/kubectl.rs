@@ -26,27 +26,90 @@ async fn namespaces_configmaps_secrets_with_typed_protobuf_clients() {
 
     let ns = k.ok(&["get", "ns"]).await;
     for n in ["default", "kube-public", "kube-system"] {
-        assert!(ns.lines().any(|l| l.starts_with(n) && l.contains("Active")), "{ns}");
+        assert!(
+            ns.lines().any(|l| l.starts_with(n) && l.contains("Active")),
+            "{ns}"
+        );
     }
     assert!(ns.starts_with("NAME"), "table output: {ns}");
 
     // `kubectl create` sends protobuf bodies
-    assert_eq!(k.ok(&["create", "ns", "team"]).await.trim(), "namespace/team created");
     assert_eq!(
-        k.ok(&["create", "configmap", "app", "-n", "team", "--from-literal=greeting=hello", "--from-literal=x=y"]).await.trim(),
+        k.ok(&["create", "ns", "team"]).await.trim(),
+        "namespace/team created"
+    );
+    assert_eq!(
+        k.ok(&[
+            "create",
+            "configmap",
+            "app",
+            "-n",
+            "team",
+            "--from-literal=greeting=hello",
+            "--from-literal=x=y"
+        ])
+        .await
+        .trim(),
         "configmap/app created"
     );
     let cms = k.ok(&["get", "cm", "-n", "team"]).await;
-    let row = cms.lines().find(|l| l.starts_with("app ")).unwrap_or_else(|| panic!("{cms}"));
-    assert!(row.split_whitespace().nth(1) == Some("2"), "DATA column: {cms}");
+    let row = cms
+        .lines()
+        .find(|l| l.starts_with("app "))
+        .unwrap_or_else(|| panic!("{cms}"));
+    assert!(
+        row.split_whitespace().nth(1) == Some("2"),
+        "DATA column: {cms}"
+    );
     // every namespace gets kube-root-ca.crt and a default service account
-    eventually("kube-root-ca.crt", || async { k.run(&["get", "cm", "kube-root-ca.crt", "-n", "team"]).await.success }).await;
-    eventually("default sa", || async { k.run(&["get", "sa", "default", "-n", "team"]).await.success }).await;
+    eventually("kube-root-ca.crt", || async {
+        k.run(&["get", "cm", "kube-root-ca.crt", "-n", "team"])
+            .await
+            .success
+    })
+    .await;
+    eventually("default sa", || async {
+        k.run(&["get", "sa", "default", "-n", "team"]).await.success
+    })
+    .await;
 
-    assert_eq!(k.ok(&["get", "cm", "app", "-n", "team", "-o", "jsonpath={.data.greeting}"]).await, "hello");
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "cm",
+            "app",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.data.greeting}"
+        ])
+        .await,
+        "hello"
+    );
 
-    k.ok(&["create", "secret", "generic", "creds", "-n", "team", "--from-literal=password=s3cret"]).await;
-    assert_eq!(k.ok(&["get", "secret", "creds", "-n", "team", "-o", "jsonpath={.data.password}"]).await, "czNjcmV0");
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "-n",
+        "team",
+        "--from-literal=password=s3cret",
+    ])
+    .await;
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "secret",
+            "creds",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.data.password}"
+        ])
+        .await,
+        "czNjcmV0"
+    );
     let secrets = k.ok(&["get", "secrets", "-n", "team"]).await;
     assert!(secrets.contains("Opaque"), "{secrets}");
 
@@ -58,7 +121,10 @@ async fn namespaces_configmaps_secrets_with_typed_protobuf_clients() {
     let err = k.fails(&["create", "cm", "x", "-n", "missing-ns"]).await;
     assert!(err.contains("namespaces \"missing-ns\" not found"), "{err}");
     let err = k.fails(&["create", "cm", "Bad_Name", "-n", "team"]).await;
-    assert!(err.contains("is invalid") && err.contains("metadata.name"), "{err}");
+    assert!(
+        err.contains("is invalid") && err.contains("metadata.name"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,30 +132,84 @@ async fn apply_patch_edit_and_selectors() {
     let env = TestShard::builder().start().await;
     let k = env.kubectl();
     let v1 = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n  namespace: default\n  labels:\n    tier: web\ndata:\n  a: \"1\"\n  b: \"2\"\n";
-    assert!(k.apply_stdin(&["apply", "-f", "-"], v1).await.contains("configmap/cfg created"));
+    assert!(k
+        .apply_stdin(&["apply", "-f", "-"], v1)
+        .await
+        .contains("configmap/cfg created"));
     let v2 = v1.replace("  b: \"2\"\n", "  c: \"3\"\n");
-    assert!(k.apply_stdin(&["apply", "-f", "-"], &v2).await.contains("configmap/cfg configured"));
+    assert!(k
+        .apply_stdin(&["apply", "-f", "-"], &v2)
+        .await
+        .contains("configmap/cfg configured"));
     let data = k.ok(&["get", "cm", "cfg", "-o", "jsonpath={.data}"]).await;
-    assert_eq!(data, r#"{"a":"1","c":"3"}"#, "client-side apply removed b via strategic merge patch");
-    assert!(k.apply_stdin(&["apply", "-f", "-"], &v2).await.contains("configmap/cfg unchanged"));
+    assert_eq!(
+        data, r#"{"a":"1","c":"3"}"#,
+        "client-side apply removed b via strategic merge patch"
+    );
+    assert!(k
+        .apply_stdin(&["apply", "-f", "-"], &v2)
+        .await
+        .contains("configmap/cfg unchanged"));
 
-    k.ok(&["patch", "cm", "cfg", "--type=merge", "-p", r#"{"data":{"m":"merge"}}"#]).await;
-    k.ok(&["patch", "cm", "cfg", "--type=json", "-p", r#"[{"op":"add","path":"/data/j","value":"json"}]"#]).await;
-    k.ok(&["patch", "cm", "cfg", "-p", r#"{"data":{"s":"strategic"}}"#]).await;
+    k.ok(&[
+        "patch",
+        "cm",
+        "cfg",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"m":"merge"}}"#,
+    ])
+    .await;
+    k.ok(&[
+        "patch",
+        "cm",
+        "cfg",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/data/j","value":"json"}]"#,
+    ])
+    .await;
+    k.ok(&["patch", "cm", "cfg", "-p", r#"{"data":{"s":"strategic"}}"#])
+        .await;
     let data = k.ok(&["get", "cm", "cfg", "-o", "jsonpath={.data}"]).await;
-    assert_eq!(data, r#"{"a":"1","c":"3","j":"json","m":"merge","s":"strategic"}"#);
-    let err = k.fails(&["patch", "cm", "cfg", "--type=json", "-p", r#"[{"op":"remove","path":"/data/nope"}]"#]).await;
+    assert_eq!(
+        data,
+        r#"{"a":"1","c":"3","j":"json","m":"merge","s":"strategic"}"#
+    );
+    let err = k
+        .fails(&[
+            "patch",
+            "cm",
+            "cfg",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/data/nope"}]"#,
+        ])
+        .await;
     assert!(!err.is_empty());
 
     k.ok(&["create", "cm", "other"]).await;
     k.ok(&["label", "cm", "other", "tier=db"]).await;
     let web = k.ok(&["get", "cm", "-l", "tier=web", "-o", "name"]).await;
     assert_eq!(web.trim(), "configmap/cfg");
-    let not_web = k.ok(&["get", "cm", "-l", "tier!=web,tier", "-o", "name"]).await;
+    let not_web = k
+        .ok(&["get", "cm", "-l", "tier!=web,tier", "-o", "name"])
+        .await;
     assert_eq!(not_web.trim(), "configmap/other");
-    let by_name = k.ok(&["get", "cm", "--field-selector", "metadata.name=other", "-o", "name"]).await;
+    let by_name = k
+        .ok(&[
+            "get",
+            "cm",
+            "--field-selector",
+            "metadata.name=other",
+            "-o",
+            "name",
+        ])
+        .await;
     assert_eq!(by_name.trim(), "configmap/other");
-    let err = k.fails(&["get", "cm", "--field-selector", "data.a=1"]).await;
+    let err = k
+        .fails(&["get", "cm", "--field-selector", "data.a=1"])
+        .await;
     assert!(err.contains("field label not supported"), "{err}");
 
     // server-side dry run changes nothing
@@ -108,7 +228,10 @@ async fn watch_and_wait() {
     // kubectl wait --for=delete uses watch-list (sendInitialEvents)
     let waiter = {
         let k = env.kubectl();
-        tokio::spawn(async move { k.run(&["wait", "--for=delete", "cm/w1", "--timeout=30s"]).await })
+        tokio::spawn(async move {
+            k.run(&["wait", "--for=delete", "cm/w1", "--timeout=30s"])
+                .await
+        })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     k.ok(&["delete", "cm", "w1"]).await;
@@ -116,10 +239,24 @@ async fn watch_and_wait() {
     assert!(out.success, "wait failed: {} {}", out.stdout, out.stderr);
 
     k.ok(&["create", "cm", "cond"]).await;
-    let out = k.run(&["wait", "--for=jsonpath={.data.ready}=yes", "cm/cond", "--timeout=20s"]);
+    let out = k.run(&[
+        "wait",
+        "--for=jsonpath={.data.ready}=yes",
+        "cm/cond",
+        "--timeout=20s",
+    ]);
     let patcher = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        env.kubectl().ok(&["patch", "cm", "cond", "--type=merge", "-p", r#"{"data":{"ready":"yes"}}"#]).await;
+        env.kubectl()
+            .ok(&[
+                "patch",
+                "cm",
+                "cond",
+                "--type=merge",
+                "-p",
+                r#"{"data":{"ready":"yes"}}"#,
+            ])
+            .await;
     };
     let (out, _) = tokio::join!(out, patcher);
     assert!(out.success, "wait for jsonpath failed: {}", out.stderr);
@@ -144,8 +281,27 @@ async fn get_watch_streams_table_rows() {
     child.start_kill().unwrap();
     let out = child.wait_with_output().await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("streamed "), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("streamed "),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("streamed-2"), "{stdout}");
+}
+
+/// `kubectl auth can-i` answers "yes" (exit 0) or "no" (exit 1).
+async fn can_i(k: &canopy_test_harness::Kubectl, args: &[&str]) -> String {
+    let mut full = vec!["auth", "can-i"];
+    full.extend_from_slice(args);
+    let o = k.run(&full).await;
+    let answer = o.stdout.trim().to_string();
+    assert_eq!(
+        o.success,
+        answer == "yes",
+        "can-i {args:?}: {answer} / {}",
+        o.stderr
+    );
+    answer
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,29 +312,63 @@ async fn rbac_inside_the_logical_cluster() {
     let alice_cfg = env.kubeconfig_for("alice", "root", &alice_token);
     let alice = env.kubectl().kubeconfig(&alice_cfg);
 
-    assert_eq!(alice.ok(&["auth", "can-i", "list", "configmaps"]).await.trim(), "no");
+    assert_eq!(can_i(&alice, &["list", "configmaps"]).await, "no");
     let err = alice.fails(&["get", "cm"]).await;
-    assert!(err.contains("forbidden") && err.contains("User \"alice\" cannot list resource \"configmaps\""), "{err}");
+    assert!(
+        err.contains("forbidden")
+            && err.contains("User \"alice\" cannot list resource \"configmaps\""),
+        "{err}"
+    );
     let who = alice.ok(&["auth", "whoami"]).await;
     assert!(who.contains("alice") && who.contains("devs"), "{who}");
 
-    admin.ok(&["create", "role", "cm-reader", "--verb=get,list,watch", "--resource=configmaps"]).await;
-    admin.ok(&["create", "rolebinding", "alice-reads", "--role=cm-reader", "--user=alice"]).await;
-    assert_eq!(alice.ok(&["auth", "can-i", "list", "configmaps"]).await.trim(), "yes");
-    assert_eq!(alice.ok(&["auth", "can-i", "list", "configmaps", "-n", "kube-system"]).await.trim(), "no");
-    assert_eq!(alice.ok(&["auth", "can-i", "create", "configmaps"]).await.trim(), "no");
+    admin
+        .ok(&[
+            "create",
+            "role",
+            "cm-reader",
+            "--verb=get,list,watch",
+            "--resource=configmaps",
+        ])
+        .await;
+    admin
+        .ok(&[
+            "create",
+            "rolebinding",
+            "alice-reads",
+            "--role=cm-reader",
+            "--user=alice",
+        ])
+        .await;
+    assert_eq!(can_i(&alice, &["list", "configmaps"]).await, "yes");
+    assert_eq!(
+        can_i(&alice, &["list", "configmaps", "-n", "kube-system"]).await,
+        "no"
+    );
+    assert_eq!(can_i(&alice, &["create", "configmaps"]).await, "no");
     alice.ok(&["get", "cm"]).await;
     let err = alice.fails(&["create", "cm", "nope"]).await;
     assert!(err.contains("forbidden"), "{err}");
 
     // the built-in aggregated "view" role works through aggregation
-    admin.ok(&["create", "clusterrolebinding", "devs-view", "--clusterrole=view", "--group=devs"]).await;
-    assert_eq!(alice.ok(&["auth", "can-i", "list", "configmaps", "-n", "kube-system"]).await.trim(), "yes");
+    admin
+        .ok(&[
+            "create",
+            "clusterrolebinding",
+            "devs-view",
+            "--clusterrole=view",
+            "--group=devs",
+        ])
+        .await;
+    assert_eq!(
+        can_i(&alice, &["list", "configmaps", "-n", "kube-system"]).await,
+        "yes"
+    );
 
     // impersonation needs the impersonate verb
     let err = alice.fails(&["get", "cm", "--as=bob"]).await;
     assert!(err.contains("cannot impersonate"), "{err}");
-    assert_eq!(admin.ok(&["auth", "can-i", "create", "cm", "--as=alice"]).await.trim(), "no");
+    assert_eq!(can_i(&admin, &["create", "cm", "--as=alice"]).await, "no");
     admin.ok(&["get", "cm", "--as=alice"]).await;
 }
 
@@ -188,9 +378,14 @@ async fn namespace_deletion_removes_content() {
     let k = env.kubectl();
     k.ok(&["create", "ns", "doomed"]).await;
     k.ok(&["create", "cm", "a", "-n", "doomed"]).await;
-    k.ok(&["create", "secret", "generic", "b", "-n", "doomed"]).await;
-    k.ok(&["delete", "ns", "doomed", "--wait=true", "--timeout=30s"]).await;
-    assert!(k.fails(&["get", "ns", "doomed"]).await.contains("not found"));
+    k.ok(&["create", "secret", "generic", "b", "-n", "doomed"])
+        .await;
+    k.ok(&["delete", "ns", "doomed", "--wait=true", "--timeout=30s"])
+        .await;
+    assert!(k
+        .fails(&["get", "ns", "doomed"])
+        .await
+        .contains("not found"));
     // the name can be reused and starts empty
     k.ok(&["create", "ns", "doomed"]).await;
     let cms = k.ok(&["get", "cm", "-n", "doomed", "-o", "name"]).await;
@@ -207,11 +402,23 @@ async fn discovery_and_explain() {
     let env = TestShard::builder().start().await;
     let k = env.kubectl();
     let res = k.ok(&["api-resources"]).await;
-    for r in ["configmaps", "namespaces", "secrets", "serviceaccounts", "leases", "roles", "clusterrolebindings", "selfsubjectaccessreviews"] {
+    for r in [
+        "configmaps",
+        "namespaces",
+        "secrets",
+        "serviceaccounts",
+        "leases",
+        "roles",
+        "clusterrolebindings",
+        "selfsubjectaccessreviews",
+    ] {
         assert!(res.contains(r), "{r} missing from:\n{res}");
     }
     let v = k.ok(&["version", "-o", "json"]).await;
     assert!(v.contains("\"serverVersion\""), "{v}");
     let explain = k.ok(&["explain", "configmap.data"]).await;
-    assert!(explain.contains("KIND:") && explain.contains("ConfigMap"), "{explain}");
+    assert!(
+        explain.contains("KIND:") && explain.contains("ConfigMap"),
+        "{explain}"
+    );
 }

@@ -36,19 +36,37 @@ async fn every_kubectl_version_creates_lists_patches_and_deletes() {
     );
     let env = TestShard::builder().start().await;
     for (i, (version, bin)) in versions.iter().enumerate() {
-        let k = Kubectl::with_binary(bin.clone(), &env.kubeconfig, &env.dir.path().join(format!("k{i}")));
+        let k = Kubectl::with_binary(
+            bin.clone(),
+            &env.kubeconfig,
+            &env.dir.path().join(format!("k{i}")),
+        );
         let ns = format!("v{i}");
         let ctx = format!("kubectl {version}");
         let out = k.ok(&["create", "ns", &ns]).await;
         assert!(out.contains("created"), "{ctx}: {out}");
-        k.ok(&["create", "cm", "c", "-n", &ns, "--from-literal=a=b"]).await;
+        k.ok(&["create", "cm", "c", "-n", &ns, "--from-literal=a=b"])
+            .await;
         let list = k.ok(&["get", "cm", "-n", &ns]).await;
         assert!(list.contains("c "), "{ctx}: {list}");
-        k.ok(&["patch", "cm", "c", "-n", &ns, "-p", r#"{"data":{"x":"y"}}"#]).await;
-        assert_eq!(k.ok(&["get", "cm", "c", "-n", &ns, "-o", "jsonpath={.data.x}"]).await, "y", "{ctx}");
+        k.ok(&["patch", "cm", "c", "-n", &ns, "-p", r#"{"data":{"x":"y"}}"#])
+            .await;
+        assert_eq!(
+            k.ok(&["get", "cm", "c", "-n", &ns, "-o", "jsonpath={.data.x}"])
+                .await,
+            "y",
+            "{ctx}"
+        );
         let yaml = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\n  namespace: {ns}\ndata:\n  k: v\n");
         k.apply_stdin(&["apply", "-f", "-"], &yaml).await;
-        assert_eq!(k.ok(&["auth", "can-i", "delete", "cm", "-n", &ns]).await.trim(), "yes", "{ctx}");
+        assert_eq!(
+            k.run(&["auth", "can-i", "delete", "cm", "-n", &ns])
+                .await
+                .stdout
+                .trim(),
+            "yes",
+            "{ctx}"
+        );
         k.ok(&["delete", "cm", "c", "applied", "-n", &ns]).await;
         k.ok(&["delete", "ns", &ns, "--timeout=30s"]).await;
     }

@@ -39,7 +39,10 @@ impl StoreRbac<'_> {
         }
     }
     fn one(&self, resource: &str, namespace: &str, name: &str, f: &mut dyn FnMut(&Value)) {
-        if let Some(o) = self.store.get(&ObjectKey::new(resource, self.cluster, namespace, name)) {
+        if let Some(o) = self
+            .store
+            .get(&ObjectKey::new(resource, self.cluster, namespace, name))
+        {
             f(&o.value);
         }
     }
@@ -77,8 +80,17 @@ pub fn allowed(store: &Store, cluster: &str, attrs: &Attributes<'_>) -> Option<S
 pub fn rules(store: &Store, cluster: &str, user: &UserInfo, namespace: &str) -> Vec<PolicyRule> {
     if is_superuser(user) {
         return vec![
-            PolicyRule { verbs: vec!["*".into()], api_groups: vec!["*".into()], resources: vec!["*".into()], ..Default::default() },
-            PolicyRule { verbs: vec!["*".into()], non_resource_urls: vec!["*".into()], ..Default::default() },
+            PolicyRule {
+                verbs: vec!["*".into()],
+                api_groups: vec!["*".into()],
+                resources: vec!["*".into()],
+                ..Default::default()
+            },
+            PolicyRule {
+                verbs: vec!["*".into()],
+                non_resource_urls: vec!["*".into()],
+                ..Default::default()
+            },
         ];
     }
     rbac::rules_for(&StoreRbac { store, cluster }, user, namespace)
@@ -88,7 +100,11 @@ pub fn rules(store: &Store, cluster: &str, user: &UserInfo, namespace: &str) -> 
 }
 
 fn attributes<'a>(user: &'a UserInfo, info: &'a RequestInfo) -> Attributes<'a> {
-    let group = if info.api_prefix == "api" { "" } else { info.group.as_str() };
+    let group = if info.api_prefix == "api" {
+        ""
+    } else {
+        info.group.as_str()
+    };
     Attributes {
         user,
         verb: &info.verb,
@@ -110,7 +126,11 @@ pub fn forbidden_for(user: &UserInfo, info: &RequestInfo) -> ApiError {
             user.name, info.verb, info.path
         ));
     }
-    let group = if info.api_prefix == "api" { "" } else { info.group.as_str() };
+    let group = if info.api_prefix == "api" {
+        ""
+    } else {
+        info.group.as_str()
+    };
     let scope = if info.namespace.is_empty() || info.resource == "namespaces" {
         " at the cluster scope".to_string()
     } else {
@@ -124,14 +144,23 @@ pub fn forbidden_for(user: &UserInfo, info: &RequestInfo) -> ApiError {
     ApiError::forbidden(
         &user.name,
         &info.verb,
-        Subject { group, resource: &resource, name: &info.name },
+        Subject {
+            group,
+            resource: &resource,
+            name: &info.name,
+        },
         &scope,
         None,
     )
 }
 
 /// Authorizes a request that has passed authentication and cluster resolution.
-pub fn authorize(api: &ApiServer, cluster: Option<&str>, user: &UserInfo, info: &RequestInfo) -> Result<(), ApiError> {
+pub fn authorize(
+    api: &ApiServer,
+    cluster: Option<&str>,
+    user: &UserInfo,
+    info: &RequestInfo,
+) -> Result<(), ApiError> {
     if is_superuser(user) {
         return Ok(());
     }
@@ -158,8 +187,15 @@ pub fn authorize(api: &ApiServer, cluster: Option<&str>, user: &UserInfo, info: 
 
 /// Applies `Impersonate-*` headers: the caller must be allowed to `impersonate` the
 /// user, each group, the uid and each extra value, in the target logical cluster.
-pub fn impersonate(api: &ApiServer, cluster: Option<&str>, headers: &HeaderMap, user: UserInfo) -> Result<UserInfo, ApiError> {
-    let name = headers.get("impersonate-user").and_then(|v| v.to_str().ok());
+pub fn impersonate(
+    api: &ApiServer,
+    cluster: Option<&str>,
+    headers: &HeaderMap,
+    user: UserInfo,
+) -> Result<UserInfo, ApiError> {
+    let name = headers
+        .get("impersonate-user")
+        .and_then(|v| v.to_str().ok());
     let groups: Vec<String> = headers
         .get_all("impersonate-group")
         .iter()
@@ -184,7 +220,12 @@ pub fn impersonate(api: &ApiServer, cluster: Option<&str>, headers: &HeaderMap, 
         return Ok(user);
     };
     let cluster = cluster.unwrap_or("root");
-    let check = |verb: &str, group: &str, resource: &str, rname: &str, namespace: &str| -> Result<(), ApiError> {
+    let check = |verb: &str,
+                 group: &str,
+                 resource: &str,
+                 rname: &str,
+                 namespace: &str|
+     -> Result<(), ApiError> {
         let attrs = Attributes {
             user: &user,
             verb,
@@ -199,12 +240,24 @@ pub fn impersonate(api: &ApiServer, cluster: Option<&str>, headers: &HeaderMap, 
         if allowed(&api.inner.store, cluster, &attrs).is_some() {
             Ok(())
         } else {
-            let kind = if resource == "serviceaccounts" { "serviceaccounts" } else { resource };
+            let kind = if resource == "serviceaccounts" {
+                "serviceaccounts"
+            } else {
+                resource
+            };
             Err(ApiError::forbidden(
                 &user.name,
                 "impersonate",
-                Subject { group, resource: kind, name: rname },
-                if namespace.is_empty() { " at the cluster scope" } else { "" },
+                Subject {
+                    group,
+                    resource: kind,
+                    name: rname,
+                },
+                if namespace.is_empty() {
+                    " at the cluster scope"
+                } else {
+                    ""
+                },
                 None,
             ))
         }
@@ -223,12 +276,22 @@ pub fn impersonate(api: &ApiServer, cluster: Option<&str>, headers: &HeaderMap, 
     }
     for (k, vals) in &extra {
         for v in vals {
-            check("impersonate", "authentication.k8s.io", &format!("userextras/{k}"), v, "")?;
+            check(
+                "impersonate",
+                "authentication.k8s.io",
+                &format!("userextras/{k}"),
+                v,
+                "",
+            )?;
         }
     }
     let mut groups = groups;
     if name.starts_with("system:serviceaccount:") {
-        let ns = name.trim_start_matches("system:serviceaccount:").split(':').next().unwrap_or("");
+        let ns = name
+            .trim_start_matches("system:serviceaccount:")
+            .split(':')
+            .next()
+            .unwrap_or("");
         groups.push("system:serviceaccounts".into());
         groups.push(format!("system:serviceaccounts:{ns}"));
     }

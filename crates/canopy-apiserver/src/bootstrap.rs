@@ -14,11 +14,21 @@ pub const DEFAULT_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-publi
 
 pub fn logical_cluster_exists(store: &Store, name: &str) -> bool {
     store
-        .get(&ObjectKey::new(LOGICAL_CLUSTER_RESOURCE, name, "", "cluster"))
+        .get(&ObjectKey::new(
+            LOGICAL_CLUSTER_RESOURCE,
+            name,
+            "",
+            "cluster",
+        ))
         .is_some()
 }
 
-fn resource(api: &ApiServer, group: &str, version: &str, plural: &str) -> Result<Resource, ApiError> {
+fn resource(
+    api: &ApiServer,
+    group: &str,
+    version: &str,
+    plural: &str,
+) -> Result<Resource, ApiError> {
     api.inner
         .registry
         .get(group, version, plural)
@@ -71,48 +81,91 @@ pub fn default_cluster_roles() -> Vec<Value> {
     let read = json!(["get", "list", "watch"]);
     let write = json!(["create", "delete", "deletecollection", "patch", "update"]);
     vec![
-        cluster_role("cluster-admin", json!([
-            {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
-            {"nonResourceURLs": ["*"], "verbs": ["*"]},
-        ])),
+        cluster_role(
+            "cluster-admin",
+            json!([
+                {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                {"nonResourceURLs": ["*"], "verbs": ["*"]},
+            ]),
+        ),
         aggregated_role("admin", "rbac.authorization.k8s.io/aggregate-to-admin"),
         aggregated_role("edit", "rbac.authorization.k8s.io/aggregate-to-edit"),
         aggregated_role("view", "rbac.authorization.k8s.io/aggregate-to-view"),
-        labelled_role("system:aggregate-to-admin", &["rbac.authorization.k8s.io/aggregate-to-admin"], json!([
-            {"apiGroups": [RBAC], "resources": ["roles", "rolebindings"], "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]},
-            {"apiGroups": ["authorization.k8s.io"], "resources": ["localsubjectaccessreviews"], "verbs": ["create"]},
-        ])),
-        labelled_role("system:aggregate-to-edit", &["rbac.authorization.k8s.io/aggregate-to-admin", "rbac.authorization.k8s.io/aggregate-to-edit"], json!([
-            {"apiGroups": [""], "resources": ["configmaps", "secrets", "serviceaccounts", "events"], "verbs": write},
-            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": write},
-            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": write},
-            {"apiGroups": [""], "resources": ["secrets"], "verbs": read},
-            {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]},
-        ])),
-        labelled_role("system:aggregate-to-view", &["rbac.authorization.k8s.io/aggregate-to-admin", "rbac.authorization.k8s.io/aggregate-to-edit", "rbac.authorization.k8s.io/aggregate-to-view"], json!([
-            {"apiGroups": [""], "resources": ["configmaps", "serviceaccounts", "events", "namespaces", "namespaces/status"], "verbs": read},
-            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": read},
-            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": read},
-        ])),
-        cluster_role("system:discovery", json!([
-            {"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"], "verbs": ["get"]},
-        ])),
-        cluster_role("system:basic-user", json!([
-            {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"]},
-            {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]},
-        ])),
-        cluster_role("system:public-info-viewer", json!([
-            {"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]},
-        ])),
+        labelled_role(
+            "system:aggregate-to-admin",
+            &["rbac.authorization.k8s.io/aggregate-to-admin"],
+            json!([
+                {"apiGroups": [RBAC], "resources": ["roles", "rolebindings"], "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]},
+                {"apiGroups": ["authorization.k8s.io"], "resources": ["localsubjectaccessreviews"], "verbs": ["create"]},
+            ]),
+        ),
+        labelled_role(
+            "system:aggregate-to-edit",
+            &[
+                "rbac.authorization.k8s.io/aggregate-to-admin",
+                "rbac.authorization.k8s.io/aggregate-to-edit",
+            ],
+            json!([
+                {"apiGroups": [""], "resources": ["configmaps", "secrets", "serviceaccounts", "events"], "verbs": write},
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": write},
+                {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": write},
+                {"apiGroups": [""], "resources": ["secrets"], "verbs": read},
+                {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]},
+            ]),
+        ),
+        labelled_role(
+            "system:aggregate-to-view",
+            &[
+                "rbac.authorization.k8s.io/aggregate-to-admin",
+                "rbac.authorization.k8s.io/aggregate-to-edit",
+                "rbac.authorization.k8s.io/aggregate-to-view",
+            ],
+            json!([
+                {"apiGroups": [""], "resources": ["configmaps", "serviceaccounts", "events", "namespaces", "namespaces/status"], "verbs": read},
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": read},
+                {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": read},
+            ]),
+        ),
+        cluster_role(
+            "system:discovery",
+            json!([
+                {"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"], "verbs": ["get"]},
+            ]),
+        ),
+        cluster_role(
+            "system:basic-user",
+            json!([
+                {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"]},
+                {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]},
+            ]),
+        ),
+        cluster_role(
+            "system:public-info-viewer",
+            json!([
+                {"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]},
+            ]),
+        ),
     ]
 }
 
 pub fn default_cluster_role_bindings() -> Vec<Value> {
     vec![
         binding("cluster-admin", "cluster-admin", &["system:masters"]),
-        binding("system:discovery", "system:discovery", &["system:authenticated"]),
-        binding("system:basic-user", "system:basic-user", &["system:authenticated"]),
-        binding("system:public-info-viewer", "system:public-info-viewer", &["system:authenticated", "system:unauthenticated"]),
+        binding(
+            "system:discovery",
+            "system:discovery",
+            &["system:authenticated"],
+        ),
+        binding(
+            "system:basic-user",
+            "system:basic-user",
+            &["system:authenticated"],
+        ),
+        binding(
+            "system:public-info-viewer",
+            "system:public-info-viewer",
+            &["system:authenticated", "system:unauthenticated"],
+        ),
     ]
 }
 
@@ -128,18 +181,29 @@ pub async fn ensure_logical_cluster(api: &ApiServer, name: &str) -> Result<(), A
     }
     let ns = resource(api, "", "v1", "namespaces")?;
     for n in DEFAULT_NAMESPACES {
-        rest::create_system(api, name, &ns, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}})).await?;
+        rest::create_system(
+            api,
+            name,
+            &ns,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}),
+        )
+        .await?;
     }
     // Last: the logical cluster becomes visible (and usable) once everything is in place.
     let lc = resource(api, "core.kcp.io", "v1alpha1", "logicalclusters")?;
     let url = format!("{}/clusters/{name}", api.inner.config.external_url);
-    rest::create_system(api, name, &lc, json!({
-        "apiVersion": "core.kcp.io/v1alpha1",
-        "kind": "LogicalCluster",
-        "metadata": {"name": "cluster", "annotations": {"kcp.io/path": name}},
-        "spec": {},
-        "status": {"phase": "Ready", "URL": url},
-    }))
+    rest::create_system(
+        api,
+        name,
+        &lc,
+        json!({
+            "apiVersion": "core.kcp.io/v1alpha1",
+            "kind": "LogicalCluster",
+            "metadata": {"name": "cluster", "annotations": {"kcp.io/path": name}},
+            "spec": {},
+            "status": {"phase": "Ready", "URL": url},
+        }),
+    )
     .await?;
     Ok(())
 }

@@ -27,11 +27,8 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Api
 }
 
 pub fn decode_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "error decoding request body: json: {e}"
-        ))
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding request body: json: {e}")))
 }
 
 pub fn decode_yaml(body: &[u8]) -> Result<Value, ApiError> {
@@ -88,7 +85,10 @@ pub fn parse_accept(accept: Option<&str>) -> Vec<MediaRange> {
 }
 
 fn json_like(mime: &str) -> bool {
-    matches!(mime, "application/json" | "*/*" | "application/*" | "application/yaml")
+    matches!(
+        mime,
+        "application/json" | "*/*" | "application/*" | "application/yaml"
+    )
 }
 
 /// Picks the response form for an object or list request. Falls back to JSON when the
@@ -107,9 +107,11 @@ pub fn negotiate(accept: Option<&str>) -> Result<Form, ApiError> {
                 (Some("PartialObjectMetadata"), Some("meta.k8s.io"), Some("v1" | "v1beta1")) => {
                     return Ok(Form::PartialObjectMetadata)
                 }
-                (Some("PartialObjectMetadataList"), Some("meta.k8s.io"), Some("v1" | "v1beta1")) => {
-                    return Ok(Form::PartialObjectMetadataList)
-                }
+                (
+                    Some("PartialObjectMetadataList"),
+                    Some("meta.k8s.io"),
+                    Some("v1" | "v1beta1"),
+                ) => return Ok(Form::PartialObjectMetadataList),
                 (None, _, _) if r.mime == "application/json" => return Ok(Form::Json),
                 _ => continue,
             }
@@ -155,7 +157,10 @@ mod tests {
         assert_eq!(negotiate(None).unwrap(), Form::Json);
         assert_eq!(negotiate(Some("*/*")).unwrap(), Form::Json);
         assert_eq!(
-            negotiate(Some("application/vnd.kubernetes.protobuf, application/json")).unwrap(),
+            negotiate(Some(
+                "application/vnd.kubernetes.protobuf, application/json"
+            ))
+            .unwrap(),
             Form::Json
         );
         assert_eq!(negotiate(Some("text/html")).unwrap_err().code, 406);
@@ -170,9 +175,17 @@ mod tests {
 
     #[test]
     fn bodies() {
-        assert_eq!(decode_body(Some("application/yaml"), b"a: 1\n").unwrap()["a"], 1);
+        assert_eq!(
+            decode_body(Some("application/yaml"), b"a: 1\n").unwrap()["a"],
+            1
+        );
         assert_eq!(decode_body(None, b"{\"a\":1}").unwrap()["a"], 1);
-        assert_eq!(decode_body(Some("application/json"), b"{").unwrap_err().code, 400);
+        assert_eq!(
+            decode_body(Some("application/json"), b"{")
+                .unwrap_err()
+                .code,
+            400
+        );
         assert_eq!(decode_body(Some("text/plain"), b"x").unwrap_err().code, 415);
     }
 }

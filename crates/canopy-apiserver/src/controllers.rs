@@ -62,18 +62,42 @@ fn all(_: &StoredObject) -> bool {
 
 impl Loop {
     fn new(api: ApiServer) -> Loop {
-        Loop { api, dependents: HashMap::new(), uids: HashMap::new() }
+        Loop {
+            api,
+            dependents: HashMap::new(),
+            uids: HashMap::new(),
+        }
     }
 
     fn resources(&self) -> Vec<Resource> {
-        self.api.inner.registry.all().iter().filter(|r| !r.desc.virtual_create_only).cloned().collect()
+        self.api
+            .inner
+            .registry
+            .all()
+            .iter()
+            .filter(|r| !r.desc.virtual_create_only)
+            .cloned()
+            .collect()
     }
 
-    fn list(&self, resource: &str, cluster: Option<&str>, namespace: Option<&str>) -> Vec<Arc<StoredObject>> {
+    fn list(
+        &self,
+        resource: &str,
+        cluster: Option<&str>,
+        namespace: Option<&str>,
+    ) -> Vec<Arc<StoredObject>> {
         self.api
             .inner
             .store
-            .list(&ListOptions { resource, cluster, namespace, name: None, continue_after: None, limit: 0, filter: &all })
+            .list(&ListOptions {
+                resource,
+                cluster,
+                namespace,
+                name: None,
+                continue_after: None,
+                limit: 0,
+                filter: &all,
+            })
             .map(|l| l.items)
             .unwrap_or_default()
     }
@@ -114,7 +138,10 @@ impl Loop {
         }
         for r in meta::owner_references(&o.value) {
             if let Some(owner) = r.get("uid").and_then(Value::as_str) {
-                self.dependents.entry(owner.to_string()).or_default().insert(o.key.clone());
+                self.dependents
+                    .entry(owner.to_string())
+                    .or_default()
+                    .insert(o.key.clone());
             }
         }
     }
@@ -199,12 +226,19 @@ impl Loop {
             return;
         }
         let res = rest::update_system(&self.api, &ns.key, |v| {
-            let fins = v.pointer("/spec/finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
+            let fins = v
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             if !fins.iter().any(|f| f == "kubernetes") {
                 return None;
             }
             let mut new = v.clone();
-            new["spec"]["finalizers"] = json!(fins.into_iter().filter(|f| f != "kubernetes").collect::<Vec<_>>());
+            new["spec"]["finalizers"] = json!(fins
+                .into_iter()
+                .filter(|f| f != "kubernetes")
+                .collect::<Vec<_>>());
             Some(new)
         })
         .await;
@@ -216,7 +250,10 @@ impl Loop {
     async fn ensure_defaults(&self, cluster: &str, ns: &str) {
         let store = &self.api.inner.store;
         let reg = &self.api.inner.registry;
-        if store.get(&ObjectKey::new("/serviceaccounts", cluster, ns, "default")).is_none() {
+        if store
+            .get(&ObjectKey::new("/serviceaccounts", cluster, ns, "default"))
+            .is_none()
+        {
             if let Some(sa) = reg.get("", "v1", "serviceaccounts") {
                 let obj = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}});
                 if let Err(e) = rest::create_system(&self.api, cluster, sa, obj).await {
@@ -224,7 +261,15 @@ impl Loop {
                 }
             }
         }
-        if store.get(&ObjectKey::new("/configmaps", cluster, ns, "kube-root-ca.crt")).is_none() {
+        if store
+            .get(&ObjectKey::new(
+                "/configmaps",
+                cluster,
+                ns,
+                "kube-root-ca.crt",
+            ))
+            .is_none()
+        {
             if let Some(cm) = reg.get("", "v1", "configmaps") {
                 let obj = json!({
                     "apiVersion": "v1", "kind": "ConfigMap",
@@ -249,7 +294,11 @@ impl Loop {
 
     async fn garbage_collect(&mut self, o: &StoredObject, kind: EventType) {
         let uid = meta::uid(&o.value).to_string();
-        let deps: Vec<ObjectKey> = self.dependents.get(&uid).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        let deps: Vec<ObjectKey> = self
+            .dependents
+            .get(&uid)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
         let fins = meta::finalizers(&o.value);
         let deleting = kind != EventType::Deleted && meta::is_deleting(&o.value);
 
@@ -257,10 +306,17 @@ impl Loop {
             for d in &deps {
                 let _ = rest::update_system(&self.api, d, |v| {
                     let refs = meta::owner_references(v);
-                    if !refs.iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(uid.as_str())) {
+                    if !refs
+                        .iter()
+                        .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid.as_str()))
+                    {
                         return None;
                     }
-                    let kept: Vec<Value> = refs.iter().filter(|r| r.get("uid").and_then(Value::as_str) != Some(uid.as_str())).cloned().collect();
+                    let kept: Vec<Value> = refs
+                        .iter()
+                        .filter(|r| r.get("uid").and_then(Value::as_str) != Some(uid.as_str()))
+                        .cloned()
+                        .collect();
                     let mut new = v.clone();
                     if kept.is_empty() {
                         meta::remove_meta(&mut new, "ownerReferences");
@@ -275,7 +331,10 @@ impl Loop {
             return;
         }
         if deleting && fins.iter().any(|f| f == "foregroundDeletion") {
-            let live: Vec<&ObjectKey> = deps.iter().filter(|d| self.api.inner.store.get(d).is_some()).collect();
+            let live: Vec<&ObjectKey> = deps
+                .iter()
+                .filter(|d| self.api.inner.store.get(d).is_some())
+                .collect();
             if live.is_empty() {
                 self.remove_finalizer(&o.key, "foregroundDeletion").await;
             } else {
@@ -287,7 +346,9 @@ impl Loop {
         }
         if kind == EventType::Deleted {
             for d in deps {
-                let Some(dep) = self.api.inner.store.get(&d) else { continue };
+                let Some(dep) = self.api.inner.store.get(&d) else {
+                    continue;
+                };
                 let owners: Vec<String> = meta::owner_references(&dep.value)
                     .iter()
                     .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_string))
@@ -314,7 +375,11 @@ impl Loop {
                 if let Some(owner_uid) = r.get("uid").and_then(Value::as_str) {
                     if let Some(owner_key) = self.uids.get(owner_uid).cloned() {
                         if let Some(owner) = self.api.inner.store.get(&owner_key) {
-                            if meta::is_deleting(&owner.value) && meta::finalizers(&owner.value).iter().any(|f| f == "foregroundDeletion") {
+                            if meta::is_deleting(&owner.value)
+                                && meta::finalizers(&owner.value)
+                                    .iter()
+                                    .any(|f| f == "foregroundDeletion")
+                            {
                                 let owner = owner.clone();
                                 Box::pin(self.garbage_collect(&owner, EventType::Modified)).await;
                             }
@@ -343,21 +408,38 @@ impl Loop {
 
     async fn aggregate(&self, cluster: &str) {
         let roles = self.list(CLUSTER_ROLES, Some(cluster), None);
-        for agg in roles.iter().filter(|r| r.value.get("aggregationRule").is_some_and(|a| !a.is_null())) {
+        for agg in roles
+            .iter()
+            .filter(|r| r.value.get("aggregationRule").is_some_and(|a| !a.is_null()))
+        {
             let selectors: Vec<canopy_selectors::label::Selector> = agg
                 .value
                 .pointer("/aggregationRule/clusterRoleSelectors")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|s| canopy_selectors::label::Selector::from_label_selector_json(s).ok()).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| {
+                            canopy_selectors::label::Selector::from_label_selector_json(s).ok()
+                        })
+                        .collect()
+                })
                 .unwrap_or_default();
             let mut rules: Vec<Value> = Vec::new();
             let mut sources: Vec<&Arc<StoredObject>> = roles
                 .iter()
-                .filter(|r| r.key != agg.key && selectors.iter().any(|s| s.matches(meta::labels(&r.value))))
+                .filter(|r| {
+                    r.key != agg.key && selectors.iter().any(|s| s.matches(meta::labels(&r.value)))
+                })
                 .collect();
             sources.sort_by(|a, b| a.key.name.cmp(&b.key.name));
             for s in sources {
-                for rule in s.value.get("rules").and_then(Value::as_array).into_iter().flatten() {
+                for rule in s
+                    .value
+                    .get("rules")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     if !rules.contains(rule) {
                         rules.push(rule.clone());
                     }

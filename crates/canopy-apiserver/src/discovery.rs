@@ -42,11 +42,14 @@ pub fn non_resource(api: &ApiServer, ctx: &Ctx) -> Result<Response<Body>, ApiErr
         )),
         "/api" => Ok(match codec::wants_aggregated_discovery(accept) {
             Some(v) => aggregated(v, &aggregated_groups(registry, true)),
-            None => response::json(200, &json!({
-                "kind": "APIVersions",
-                "versions": ["v1"],
-                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address(api)}],
-            })),
+            None => response::json(
+                200,
+                &json!({
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address(api)}],
+                }),
+            ),
         }),
         "/apis" => Ok(match codec::wants_aggregated_discovery(accept) {
             Some(v) => aggregated(v, &aggregated_groups(registry, false)),
@@ -54,7 +57,10 @@ pub fn non_resource(api: &ApiServer, ctx: &Ctx) -> Result<Response<Body>, ApiErr
         }),
         "/openapi/v2" => api.inner.openapi.v2(ctx),
         "/openapi/v3" => api.inner.openapi.v3_index(ctx),
-        p if p.starts_with("/openapi/v3/") => api.inner.openapi.v3_document(ctx, &p["/openapi/v3/".len()..]),
+        p if p.starts_with("/openapi/v3/") => api
+            .inner
+            .openapi
+            .v3_document(ctx, &p["/openapi/v3/".len()..]),
         "/api/v1" => Ok(response::json(200, &resource_list(registry, "", "v1"))),
         p if p.starts_with("/apis/") => {
             let rest: Vec<&str> = p["/apis/".len()..].split('/').collect();
@@ -64,8 +70,15 @@ pub fn non_resource(api: &ApiServer, ctx: &Ctx) -> Result<Response<Body>, ApiErr
                     None => Err(not_found()),
                 },
                 [group, version] => {
-                    if registry.group_versions().iter().any(|(g, v)| g == group && v == version) {
-                        Ok(response::json(200, &resource_list(registry, group, version)))
+                    if registry
+                        .group_versions()
+                        .iter()
+                        .any(|(g, v)| g == group && v == version)
+                    {
+                        Ok(response::json(
+                            200,
+                            &resource_list(registry, group, version),
+                        ))
                     } else {
                         Err(not_found())
                     }
@@ -79,7 +92,11 @@ pub fn non_resource(api: &ApiServer, ctx: &Ctx) -> Result<Response<Body>, ApiErr
 }
 
 fn not_found() -> ApiError {
-    ApiError::new(404, "NotFound", "the server could not find the requested resource")
+    ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
 }
 
 fn server_address(api: &ApiServer) -> String {
@@ -95,14 +112,29 @@ fn server_address(api: &ApiServer) -> String {
 }
 
 fn root_paths(registry: &Registry) -> Vec<String> {
-    let mut paths = vec!["/api".to_string(), "/api/v1".to_string(), "/apis".to_string()];
+    let mut paths = vec![
+        "/api".to_string(),
+        "/api/v1".to_string(),
+        "/apis".to_string(),
+    ];
     for (g, v) in registry.group_versions() {
         if !g.is_empty() {
             paths.push(format!("/apis/{g}"));
             paths.push(format!("/apis/{g}/{v}"));
         }
     }
-    paths.extend(["/healthz", "/livez", "/readyz", "/metrics", "/openapi/v2", "/openapi/v3", "/version"].map(String::from));
+    paths.extend(
+        [
+            "/healthz",
+            "/livez",
+            "/readyz",
+            "/metrics",
+            "/openapi/v2",
+            "/openapi/v3",
+            "/version",
+        ]
+        .map(String::from),
+    );
     paths
 }
 
@@ -133,20 +165,30 @@ fn group_json(name: &str, versions: &[String]) -> Value {
 }
 
 fn api_group_list(registry: &Registry) -> Value {
-    let gs: Vec<Value> = groups(registry).iter().map(|(n, v)| group_json(n, v)).collect();
+    let gs: Vec<Value> = groups(registry)
+        .iter()
+        .map(|(n, v)| group_json(n, v))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": gs})
 }
 
 fn api_group(registry: &Registry, group: &str) -> Option<Value> {
-    groups(registry).iter().find(|(n, _)| n == group).map(|(n, v)| {
-        let mut g = group_json(n, v);
-        g["kind"] = json!("APIGroup");
-        g["apiVersion"] = json!("v1");
-        g
-    })
+    groups(registry)
+        .iter()
+        .find(|(n, _)| n == group)
+        .map(|(n, v)| {
+            let mut g = group_json(n, v);
+            g["kind"] = json!("APIGroup");
+            g["apiVersion"] = json!("v1");
+            g
+        })
 }
 
-fn resources_of<'a>(registry: &'a Registry, group: &'a str, version: &'a str) -> impl Iterator<Item = &'a Resource> + 'a {
+fn resources_of<'a>(
+    registry: &'a Registry,
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'a Resource> + 'a {
     registry
         .all()
         .iter()
@@ -187,7 +229,11 @@ fn resource_list(registry: &Registry, group: &str, version: &str) -> Value {
             }));
         }
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
 }
 
@@ -268,13 +314,49 @@ pub struct OpenApi {
 
 impl OpenApi {
     pub fn new(registry: &Registry) -> OpenApi {
-        let mut builder = canopy_openapi::OpenApiBuilder::with_builtins();
-        let _ = registry;
-        let _ = &mut builder;
-        OpenApi { docs: builder.build() }
+        let mut builder = canopy_openapi::OpenApiBuilder::new();
+        for r in registry.all() {
+            let d = &r.desc;
+            let info = canopy_openapi::ResourceInfo {
+                group: d.group.clone(),
+                version: d.version.clone(),
+                kind: d.kind.clone(),
+                plural: d.plural.clone(),
+                namespaced: d.namespaced,
+                verbs: d.verbs.clone(),
+                subresources: d.subresources.clone(),
+                strategic_merge_patch: canopy_patch::strategic::builtin_schema(
+                    &d.group, &d.version, &d.kind,
+                )
+                .is_some(),
+            };
+            let added = match builder.add_builtin(info.clone()) {
+                Ok(()) => Ok(()),
+                Err(_) => builder.add_resource(info, &kcp_schema(&d.kind)),
+            };
+            if let Err(e) = added {
+                tracing::warn!(error = %e, kind = %d.kind, "no OpenAPI schema");
+            }
+        }
+        OpenApi {
+            docs: builder.build(),
+        }
     }
 
     fn v2(&self, ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+        const PROTO: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+        let wants_proto = codec::parse_accept(ctx.header(header::ACCEPT))
+            .first()
+            .is_some_and(|r| r.mime == PROTO);
+        if wants_proto {
+            let (bytes, hash) = self.docs.v2_protobuf();
+            let mut r = cached(ctx, bytes.to_vec(), &hash, false);
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            return Ok(r);
+        }
         let (bytes, hash) = self.docs.v2_document();
         Ok(cached(ctx, bytes.to_vec(), &hash, false))
     }
@@ -287,6 +369,30 @@ impl OpenApi {
         let (bytes, hash) = self.docs.v3_document(key).ok_or_else(not_found)?;
         let immutable = ctx.q("hash") == Some(hash.as_str());
         Ok(cached(ctx, bytes.to_vec(), &hash, immutable))
+    }
+}
+
+/// Schemas of kcp's kinds that have no `k8s-openapi` type.
+fn kcp_schema(kind: &str) -> Value {
+    match kind {
+        "LogicalCluster" => json!({
+            "description": "LogicalCluster describes the current logical cluster. It is created by the system and named \"cluster\".",
+            "type": "object",
+            "properties": {
+                "spec": {"type": "object", "description": "LogicalClusterSpec is the specification of the LogicalCluster resource.", "properties": {
+                    "directlyDeletable": {"type": "boolean"},
+                    "owner": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                    "initializers": {"type": "array", "items": {"type": "string"}},
+                }},
+                "status": {"type": "object", "description": "LogicalClusterStatus communicates the observed state of the logical cluster.", "properties": {
+                    "URL": {"type": "string", "description": "url is the address under which the Kubernetes-cluster-like endpoint can be found."},
+                    "phase": {"type": "string", "description": "Phase of the logical cluster (Scheduling, Initializing, Ready)."},
+                    "initializers": {"type": "array", "items": {"type": "string"}},
+                    "conditions": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                }},
+            },
+        }),
+        _ => json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
     }
 }
 
@@ -303,7 +409,12 @@ fn cached(ctx: &Ctx, body: Vec<u8>, hash: &str, immutable: bool) -> Response<Bod
     if let Ok(v) = HeaderValue::from_str(&etag) {
         r.headers_mut().insert(header::ETAG, v);
     }
-    let cc = if immutable { "public, immutable" } else { "no-cache, private" };
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cc));
+    let cc = if immutable {
+        "public, immutable"
+    } else {
+        "no-cache, private"
+    };
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cc));
     r
 }

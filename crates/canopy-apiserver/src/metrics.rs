@@ -34,7 +34,8 @@ impl Default for Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(|| {
             Histogram::new([
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0, 60.0,
             ])
         });
         let mut registry = Registry::default();
@@ -48,19 +49,30 @@ impl Default for Metrics {
             "Response latency distribution in seconds by verb and resource",
             latency.clone(),
         );
-        Metrics { registry: Mutex::new(registry), requests, latency }
+        Metrics {
+            registry: Mutex::new(registry),
+            requests,
+            latency,
+        }
     }
 }
 
 impl Metrics {
     pub fn observe(&self, verb: &str, resource: &str, code: u16, elapsed: Duration) {
         self.requests
-            .get_or_create(&RequestLabels { verb: verb.to_string(), resource: resource.to_string(), code: code.to_string() })
+            .get_or_create(&RequestLabels {
+                verb: verb.to_string(),
+                resource: resource.to_string(),
+                code: code.to_string(),
+            })
             .inc();
         // Watches last as long as the client wants: only their setup is timed.
         if verb != "watch" {
             self.latency
-                .get_or_create(&LatencyLabels { verb: verb.to_string(), resource: resource.to_string() })
+                .get_or_create(&LatencyLabels {
+                    verb: verb.to_string(),
+                    resource: resource.to_string(),
+                })
                 .observe(elapsed.as_secs_f64());
         }
     }
@@ -83,8 +95,17 @@ mod tests {
         m.observe("get", "configmaps", 200, Duration::from_millis(3));
         m.observe("create", "configmaps", 409, Duration::from_millis(1));
         let text = m.render();
-        assert!(text.contains("apiserver_request_total{verb=\"get\",resource=\"configmaps\",code=\"200\"} 2"), "{text}");
-        assert!(text.contains("apiserver_request_total{verb=\"create\",resource=\"configmaps\",code=\"409\"} 1"));
-        assert!(text.contains("apiserver_request_duration_seconds_count{verb=\"get\",resource=\"configmaps\"} 2"));
+        assert!(
+            text.contains(
+                "apiserver_request_total{verb=\"get\",resource=\"configmaps\",code=\"200\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "apiserver_request_total{verb=\"create\",resource=\"configmaps\",code=\"409\"} 1"
+        ));
+        assert!(text.contains(
+            "apiserver_request_duration_seconds_count{verb=\"get\",resource=\"configmaps\"} 2"
+        ));
     }
 }

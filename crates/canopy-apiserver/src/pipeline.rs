@@ -31,7 +31,10 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn q(&self, k: &str) -> Option<&str> {
-        self.query.get(k).map(String::as_str).filter(|s| !s.is_empty())
+        self.query
+            .get(k)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
     }
     pub fn header(&self, k: header::HeaderName) -> Option<&str> {
         self.headers.get(k).and_then(|v| v.to_str().ok())
@@ -67,7 +70,10 @@ where
 
 type Labels = (String, String);
 
-async fn handle_inner<B>(api: &ApiServer, req: Request<B>) -> Result<(Labels, Response<Body>), (Labels, ApiError)>
+async fn handle_inner<B>(
+    api: &ApiServer,
+    req: Request<B>,
+) -> Result<(Labels, Response<Body>), (Labels, ApiError)>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -78,9 +84,17 @@ where
     let info = RequestInfo::parse(parts.method.as_str(), &path, raw_query)
         .map_err(|e| (("unknown".to_string(), String::new()), e))?;
     let labels: Labels = (
-        if info.is_resource_request { info.verb.clone() } else { parts.method.as_str().to_ascii_uppercase() },
         if info.is_resource_request {
-            if info.subresource.is_empty() { info.resource.clone() } else { format!("{}/{}", info.resource, info.subresource) }
+            info.verb.clone()
+        } else {
+            parts.method.as_str().to_ascii_uppercase()
+        },
+        if info.is_resource_request {
+            if info.subresource.is_empty() {
+                info.resource.clone()
+            } else {
+                format!("{}/{}", info.resource, info.subresource)
+            }
         } else {
             String::new()
         },
@@ -93,10 +107,17 @@ where
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     let user = match token {
-        Some(t) => api.inner.tokens.authenticate(t).map_err(|_| fail(ApiError::unauthorized()))?,
+        Some(t) => api
+            .inner
+            .tokens
+            .authenticate(t)
+            .map_err(|_| fail(ApiError::unauthorized()))?,
         None if is_public(&info.path) && info.cluster == ClusterSelector::None => UserInfo {
             name: "system:anonymous".into(),
             groups: vec!["system:unauthenticated".into()],
@@ -149,14 +170,24 @@ where
     };
 
     if !ctx.info.is_resource_request {
-        return discovery::non_resource(api, &ctx).map(|r| (labels.clone(), r)).map_err(fail);
+        return discovery::non_resource(api, &ctx)
+            .map(|r| (labels.clone(), r))
+            .map_err(fail);
     }
 
     let Some(res) = resolve(api, &ctx.info) else {
-        return Err(fail(ApiError::new(404, "NotFound", "the server could not find the requested resource")));
+        return Err(fail(ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )));
     };
     if !ctx.info.namespace.is_empty() && !res.desc.namespaced && ctx.info.resource != "namespaces" {
-        return Err(fail(ApiError::new(404, "NotFound", "the server could not find the requested resource")));
+        return Err(fail(ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )));
     }
     if ctx.info.resource == "namespaces" {
         // `/api/v1/namespaces/x` names the namespace object itself.
@@ -164,7 +195,9 @@ where
     }
 
     let body = match ctx.method {
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE => read_body(body).await.map_err(fail)?,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
+            read_body(body).await.map_err(fail)?
+        }
         _ => Bytes::new(),
     };
 
@@ -177,11 +210,18 @@ where
 }
 
 fn resolve(api: &ApiServer, info: &RequestInfo) -> Option<Resource> {
-    let group = if info.api_prefix == "api" { "" } else { info.group.as_str() };
+    let group = if info.api_prefix == "api" {
+        ""
+    } else {
+        info.group.as_str()
+    };
     if info.api_prefix == "api" && !info.group.is_empty() {
         return None;
     }
-    api.inner.registry.get(group, &info.version, &info.resource).cloned()
+    api.inner
+        .registry
+        .get(group, &info.version, &info.resource)
+        .cloned()
 }
 
 async fn read_body<B>(body: B) -> Result<Bytes, ApiError>
@@ -193,8 +233,12 @@ where
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                Err(ApiError::too_large("the request body is too large (limit 3 MiB)"))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                Err(ApiError::too_large(
+                    "the request body is too large (limit 3 MiB)",
+                ))
             } else {
                 Err(ApiError::bad_request(format!("reading request body: {e}")))
             }

@@ -22,13 +22,26 @@ use crate::ApiServer;
 
 const MAX_CONFLICT_RETRIES: usize = 16;
 
-pub async fn dispatch(api: &ApiServer, ctx: &Ctx, res: &Resource, body: Bytes) -> Result<Response<Body>, ApiError> {
+pub async fn dispatch(
+    api: &ApiServer,
+    ctx: &Ctx,
+    res: &Resource,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
     let sub = ctx.info.subresource.as_str();
     if !sub.is_empty() && !res.desc.has_subresource(sub) {
-        return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+        return Err(ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
     }
     let verb = ctx.info.verb.as_str();
-    let subject = Subject { group: &res.desc.group, resource: &res.desc.plural, name: &ctx.info.name };
+    let subject = Subject {
+        group: &res.desc.group,
+        resource: &res.desc.plural,
+        name: &ctx.info.name,
+    };
     let allowed = match sub {
         "" => res.desc.supports(verb),
         "status" => matches!(verb, "get" | "update" | "patch"),
@@ -44,7 +57,11 @@ pub async fn dispatch(api: &ApiServer, ctx: &Ctx, res: &Resource, body: Bytes) -
         )));
     }
     if res.desc.namespaced && ctx.info.namespace.is_empty() && !matches!(verb, "list" | "watch") {
-        return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"));
+        return Err(ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
     }
     check_dry_run(ctx)?;
     match verb {
@@ -74,7 +91,11 @@ fn dry_run(ctx: &Ctx) -> bool {
 }
 
 pub fn subject<'a>(res: &'a Resource, name: &'a str) -> Subject<'a> {
-    Subject { group: &res.desc.group, resource: &res.desc.plural, name }
+    Subject {
+        group: &res.desc.group,
+        resource: &res.desc.plural,
+        name,
+    }
 }
 
 pub fn key_for(res: &Resource, cluster: &str, namespace: &str, name: &str) -> ObjectKey {
@@ -83,7 +104,12 @@ pub fn key_for(res: &Resource, cluster: &str, namespace: &str, name: &str) -> Ob
 }
 
 fn ctx_key(ctx: &Ctx, res: &Resource) -> ObjectKey {
-    key_for(res, ctx.cluster.as_deref().unwrap_or(""), &ctx.info.namespace, &ctx.info.name)
+    key_for(
+        res,
+        ctx.cluster.as_deref().unwrap_or(""),
+        &ctx.info.namespace,
+        &ctx.info.name,
+    )
 }
 
 /// Maps storage failures to kube errors.
@@ -98,7 +124,11 @@ pub fn storage_error(res: &Resource, name: &str, e: StorageError) -> ApiError {
         StorageError::TooNew { requested, current } => ApiError::timeout(format!(
             "Too large resource version: {requested}, current: {current}"
         ))
-        .with_causes(vec![Cause::new("ResourceVersionTooLarge", "", "Too large resource version")])
+        .with_causes(vec![Cause::new(
+            "ResourceVersionTooLarge",
+            "",
+            "Too large resource version",
+        )])
         .with_retry_after(1),
         StorageError::InvalidObject(m) => ApiError::internal(m),
         StorageError::Unavailable(m) | StorageError::Config(m) => {
@@ -122,11 +152,22 @@ fn get(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, Api
 }
 
 /// Writes one object in the form the client asked for.
-pub fn respond_object(ctx: &Ctx, res: &Resource, code: u16, obj: &StoredObject) -> Result<Response<Body>, ApiError> {
+pub fn respond_object(
+    ctx: &Ctx,
+    res: &Resource,
+    code: u16,
+    obj: &StoredObject,
+) -> Result<Response<Body>, ApiError> {
     respond_value(ctx, res, code, &obj.value, Some(&obj.json))
 }
 
-fn respond_value(ctx: &Ctx, res: &Resource, code: u16, value: &Value, raw: Option<&Bytes>) -> Result<Response<Body>, ApiError> {
+fn respond_value(
+    ctx: &Ctx,
+    res: &Resource,
+    code: u16,
+    value: &Value,
+    raw: Option<&Bytes>,
+) -> Result<Response<Body>, ApiError> {
     match codec::negotiate(ctx.header(header::ACCEPT))? {
         Form::Json => Ok(match raw {
             Some(b) => response::raw_json(code, b.clone()),
@@ -135,7 +176,10 @@ fn respond_value(ctx: &Ctx, res: &Resource, code: u16, value: &Value, raw: Optio
         Form::Table => {
             let cols = res.strategy.columns();
             let meta = json!({"resourceVersion": value.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))});
-            Ok(response::json(code, &table::table(&[value], &cols, meta, include_object(ctx), true)))
+            Ok(response::json(
+                code,
+                &table::table(&[value], &cols, meta, include_object(ctx), true),
+            ))
         }
         Form::PartialObjectMetadata | Form::PartialObjectMetadataList => {
             Ok(response::json(code, &table::partial_metadata(value)))
@@ -150,15 +194,25 @@ fn include_object(ctx: &Ctx) -> &str {
 /// A parsed `continue` token: the list's resourceVersion and the last key returned.
 fn encode_continue(rv: u64, key: &str) -> String {
     let j = json!({"v": "canopy/v1", "rv": rv, "start": key});
-    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, j.to_string())
+    base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        j.to_string(),
+    )
 }
 
 fn decode_continue(token: &str) -> Result<(u64, String), ApiError> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
-    let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, token).map_err(|_| bad())?;
+    let bad = || {
+        ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    };
+    let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, token)
+        .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let rv = v.get("rv").and_then(Value::as_u64).ok_or_else(bad)?;
-    let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?.to_string();
+    let start = v
+        .get("start")
+        .and_then(Value::as_str)
+        .ok_or_else(bad)?
+        .to_string();
     Ok((rv, start))
 }
 
@@ -170,8 +224,11 @@ pub struct Selectors {
 
 impl Selectors {
     pub fn from_ctx(ctx: &Ctx, res: &Resource) -> Result<Selectors, ApiError> {
-        let labels = canopy_selectors::label::parse(ctx.q("labelSelector").unwrap_or(""))
-            .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")).with_reason_invalid_selector())?;
+        let labels =
+            canopy_selectors::label::parse(ctx.q("labelSelector").unwrap_or("")).map_err(|e| {
+                ApiError::bad_request(format!("unable to parse requirement: {e}"))
+                    .with_reason_invalid_selector()
+            })?;
         let fields = canopy_selectors::field::parse(ctx.q("fieldSelector").unwrap_or(""))
             .map_err(|e| ApiError::bad_request(format!("invalid field selector: {e}")))?;
         let mut allowed: Vec<&str> = vec!["metadata.name", "metadata.namespace"];
@@ -212,7 +269,10 @@ impl InvalidSelector for ApiError {
 fn list(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, ApiError> {
     let sel = Selectors::from_ctx(ctx, res)?;
     let limit: usize = match ctx.q("limit") {
-        Some(l) => l.parse::<i64>().map(|v| v.max(0) as usize).map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+        Some(l) => l
+            .parse::<i64>()
+            .map(|v| v.max(0) as usize)
+            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
         None => 0,
     };
     validate_list_rv(ctx)?;
@@ -229,9 +289,16 @@ fn list(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, Ap
         None => (None, None),
     };
     let name_pin = sel.fields.exact_match("metadata.name").map(str::to_string);
-    let ns_pin = sel.fields.exact_match("metadata.namespace").map(str::to_string);
+    let ns_pin = sel
+        .fields
+        .exact_match("metadata.namespace")
+        .map(str::to_string);
     let namespace = if res.desc.namespaced {
-        if ctx.info.namespace.is_empty() { ns_pin.as_deref() } else { Some(ctx.info.namespace.as_str()) }
+        if ctx.info.namespace.is_empty() {
+            ns_pin.as_deref()
+        } else {
+            Some(ctx.info.namespace.as_str())
+        }
     } else {
         None
     };
@@ -248,7 +315,10 @@ fn list(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, Ap
     };
     let result = store.list(&opts).map_err(|e| storage_error(res, "", e))?;
     let rv = list_rv.unwrap_or(result.rv);
-    let cont = result.continue_key.as_deref().map(|k| encode_continue(rv, k));
+    let cont = result
+        .continue_key
+        .as_deref()
+        .map(|k| encode_continue(rv, k));
     let mut list_meta = json!({"resourceVersion": rv.to_string()});
     if let Some(c) = &cont {
         list_meta["continue"] = json!(c);
@@ -278,16 +348,26 @@ fn list(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, Ap
         Form::Table => {
             let cols = res.strategy.columns();
             let values: Vec<&Value> = result.items.iter().map(|o| &o.value).collect();
-            Ok(response::json(200, &table::table(&values, &cols, list_meta, include_object(ctx), true)))
+            Ok(response::json(
+                200,
+                &table::table(&values, &cols, list_meta, include_object(ctx), true),
+            ))
         }
         Form::PartialObjectMetadata | Form::PartialObjectMetadataList => {
-            let items: Vec<Value> = result.items.iter().map(|o| table::partial_metadata(&o.value)).collect();
-            Ok(response::json(200, &json!({
-                "kind": "PartialObjectMetadataList",
-                "apiVersion": "meta.k8s.io/v1",
-                "metadata": list_meta,
-                "items": items,
-            })))
+            let items: Vec<Value> = result
+                .items
+                .iter()
+                .map(|o| table::partial_metadata(&o.value))
+                .collect();
+            Ok(response::json(
+                200,
+                &json!({
+                    "kind": "PartialObjectMetadataList",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": list_meta,
+                    "items": items,
+                }),
+            ))
         }
     }
 }
@@ -297,7 +377,11 @@ trait ExpiredContinue {
 }
 impl ExpiredContinue for ApiError {
     fn with_reason_expired_continue(mut self) -> Self {
-        self.causes = vec![Cause::new("ResourceVersionTooOld", "", "continue token expired")];
+        self.causes = vec![Cause::new(
+            "ResourceVersionTooOld",
+            "",
+            "continue token expired",
+        )];
         self
     }
 }
@@ -307,7 +391,9 @@ fn validate_list_rv(ctx: &Ctx) -> Result<(), ApiError> {
     let rv = ctx.q("resourceVersion");
     if let Some(v) = rv {
         if v.parse::<u64>().is_err() {
-            return Err(ApiError::bad_request(format!("invalid resource version {v:?}")));
+            return Err(ApiError::bad_request(format!(
+                "invalid resource version {v:?}"
+            )));
         }
     }
     match ctx.q("resourceVersionMatch") {
@@ -316,7 +402,10 @@ fn validate_list_rv(ctx: &Ctx) -> Result<(), ApiError> {
             "ListOptions",
             "meta.k8s.io",
             "",
-            vec![Cause::forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden unless resourceVersion is provided")],
+            vec![Cause::forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            )],
         )),
         Some("NotOlderThan") => Ok(()),
         Some("Exact") => {
@@ -325,7 +414,10 @@ fn validate_list_rv(ctx: &Ctx) -> Result<(), ApiError> {
                     "ListOptions",
                     "meta.k8s.io",
                     "",
-                    vec![Cause::forbidden("resourceVersionMatch", "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")],
+                    vec![Cause::forbidden(
+                        "resourceVersionMatch",
+                        "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                    )],
                 ));
             }
             Ok(())
@@ -334,7 +426,11 @@ fn validate_list_rv(ctx: &Ctx) -> Result<(), ApiError> {
             "ListOptions",
             "meta.k8s.io",
             "",
-            vec![Cause::not_supported("resourceVersionMatch", &json!(other), &["Exact", "NotOlderThan", ""])],
+            vec![Cause::not_supported(
+                "resourceVersionMatch",
+                &json!(other),
+                &["Exact", "NotOlderThan", ""],
+            )],
         )),
     }
 }
@@ -358,8 +454,16 @@ fn decode_object(ctx: &Ctx, res: &Resource, body: &[u8]) -> Result<(Value, Vec<S
 /// Checks (or fills in) apiVersion and kind.
 fn check_type(res: &Resource, obj: &mut Value) -> Result<(), ApiError> {
     let want_av = res.desc.api_version();
-    let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+    let av = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let kind = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if av.is_empty() {
         obj["apiVersion"] = json!(want_av);
     } else if av != want_av {
@@ -390,11 +494,20 @@ fn field_validation(ctx: &Ctx, dropped: &[String]) -> Result<Vec<String>, ApiErr
     }
     match ctx.q("fieldValidation").unwrap_or("Warn") {
         "Strict" => {
-            let msgs: Vec<String> = dropped.iter().map(|f| format!("unknown field {f:?}")).collect();
-            Err(ApiError::bad_request(format!("strict decoding error: {}", msgs.join(", "))))
+            let msgs: Vec<String> = dropped
+                .iter()
+                .map(|f| format!("unknown field {f:?}"))
+                .collect();
+            Err(ApiError::bad_request(format!(
+                "strict decoding error: {}",
+                msgs.join(", ")
+            )))
         }
         "Ignore" => Ok(Vec::new()),
-        "Warn" => Ok(dropped.iter().map(|f| format!("unknown field {f:?}")).collect()),
+        "Warn" => Ok(dropped
+            .iter()
+            .map(|f| format!("unknown field {f:?}"))
+            .collect()),
         other => Err(ApiError::bad_request(format!(
             "fieldValidation must be one of \"Ignore\", \"Warn\" or \"Strict\", got {other:?}"
         ))),
@@ -463,7 +576,12 @@ fn prepare_new(res: &Resource, obj: &mut Value) {
     res.strategy.prepare_for_create(obj);
 }
 
-async fn create(api: &ApiServer, ctx: &Ctx, res: &Resource, body: &[u8]) -> Result<Response<Body>, ApiError> {
+async fn create(
+    api: &ApiServer,
+    ctx: &Ctx,
+    res: &Resource,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
     let (mut obj, warnings) = decode_object(ctx, res, body)?;
     let ns = ctx.info.namespace.clone();
     if res.desc.namespaced {
@@ -477,8 +595,13 @@ async fn create(api: &ApiServer, ctx: &Ctx, res: &Resource, body: &[u8]) -> Resu
     } else if !meta::namespace(&obj).is_empty() {
         meta::remove_meta(&mut obj, "namespace");
     }
-    if !meta::meta_str(&obj, "resourceVersion").unwrap_or("").is_empty() {
-        return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
+    if !meta::meta_str(&obj, "resourceVersion")
+        .unwrap_or("")
+        .is_empty()
+    {
+        return Err(ApiError::bad_request(
+            "resourceVersion should not be set on objects to be created",
+        ));
     }
     let stored = create_object(api, ctx, res, obj).await?;
     let resp = match stored {
@@ -495,10 +618,17 @@ pub enum Created {
 
 /// The create path shared by POST, PUT-creates and apply-creates: generateName, system
 /// metadata, validation, namespace admission, commit.
-pub async fn create_object(api: &ApiServer, ctx: &Ctx, res: &Resource, mut obj: Value) -> Result<Created, ApiError> {
+pub async fn create_object(
+    api: &ApiServer,
+    ctx: &Ctx,
+    res: &Resource,
+    mut obj: Value,
+) -> Result<Created, ApiError> {
     let ns = meta::namespace(&obj).to_string();
     prepare_new(res, &mut obj);
-    let generate = meta::meta_str(&obj, "generateName").unwrap_or("").to_string();
+    let generate = meta::meta_str(&obj, "generateName")
+        .unwrap_or("")
+        .to_string();
     let explicit = meta::name(&obj).to_string();
     if explicit.is_empty() && !generate.is_empty() {
         meta::set_meta(&mut obj, "name", json!(generate_name(&generate)));
@@ -512,9 +642,19 @@ pub async fn create_object(api: &ApiServer, ctx: &Ctx, res: &Resource, mut obj: 
     for attempt in 0..8 {
         let name = meta::name(&obj).to_string();
         let key = key_for(res, &cluster, &ns, &name);
-        match api.inner.store.apply(Mutation::Create { key, value: obj.clone() }).await {
+        match api
+            .inner
+            .store
+            .apply(Mutation::Create {
+                key,
+                value: obj.clone(),
+            })
+            .await
+        {
             Ok(o) => return Ok(Created::Stored(o)),
-            Err(StorageError::AlreadyExists(_)) if explicit.is_empty() && !generate.is_empty() && attempt < 7 => {
+            Err(StorageError::AlreadyExists(_))
+                if explicit.is_empty() && !generate.is_empty() && attempt < 7 =>
+            {
                 meta::set_meta(&mut obj, "name", json!(generate_name(&generate)));
             }
             Err(e) => return Err(storage_error(res, &name, e)),
@@ -528,10 +668,18 @@ pub enum Change<'a> {
     /// A full object (PUT).
     Replace(Value),
     /// A patch of the given content type.
-    Patch { content_type: &'a str, patch: &'a Value },
+    Patch {
+        content_type: &'a str,
+        patch: &'a Value,
+    },
 }
 
-async fn update(api: &ApiServer, ctx: &Ctx, res: &Resource, body: &[u8]) -> Result<Response<Body>, ApiError> {
+async fn update(
+    api: &ApiServer,
+    ctx: &Ctx,
+    res: &Resource,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
     let (obj, warnings) = decode_object(ctx, res, body)?;
     let name = meta::name(&obj);
     if name != ctx.info.name {
@@ -549,8 +697,19 @@ async fn update(api: &ApiServer, ctx: &Ctx, res: &Resource, body: &[u8]) -> Resu
         }
     }
     let user_rv = meta::resource_version(&obj).map_err(ApiError::bad_request)?;
-    let out = update_object(api, ctx, res, &ctx.info.name, Change::Replace(obj), (user_rv > 0).then_some(user_rv)).await?;
-    Ok(response::with_warnings(out.into_response(ctx, res)?, &warnings))
+    let out = update_object(
+        api,
+        ctx,
+        res,
+        &ctx.info.name,
+        Change::Replace(obj),
+        (user_rv > 0).then_some(user_rv),
+    )
+    .await?;
+    Ok(response::with_warnings(
+        out.into_response(ctx, res)?,
+        &warnings,
+    ))
 }
 
 pub enum Updated {
@@ -586,7 +745,10 @@ pub async fn update_object(
         };
         let mut new = match &change {
             Change::Replace(v) => v.clone(),
-            Change::Patch { content_type, patch } => {
+            Change::Patch {
+                content_type,
+                patch,
+            } => {
                 let mut patched = apply_patch(res, content_type, &cur.value, patch)?;
                 check_type(res, &mut patched)?;
                 let (canon, _) = res.strategy.canonicalize(patched)?;
@@ -606,7 +768,16 @@ pub async fn update_object(
             }
         }
         if meta::name(&new) != name {
-            return Err(ApiError::invalid(&res.desc.kind, &res.desc.group, name, vec![Cause::invalid("metadata.name", &json!(meta::name(&new)), "field is immutable")]));
+            return Err(ApiError::invalid(
+                &res.desc.kind,
+                &res.desc.group,
+                name,
+                vec![Cause::invalid(
+                    "metadata.name",
+                    &json!(meta::name(&new)),
+                    "field is immutable",
+                )],
+            ));
         }
         carry_system_metadata(res, &mut new, &cur.value);
         match ctx.info.subresource.as_str() {
@@ -622,7 +793,10 @@ pub async fn update_object(
             }
             "finalize" => {
                 let mut merged = cur.value.clone();
-                let fins = new.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+                let fins = new
+                    .pointer("/spec/finalizers")
+                    .cloned()
+                    .unwrap_or(json!([]));
                 merged["spec"]["finalizers"] = fins;
                 new = merged;
             }
@@ -639,7 +813,11 @@ pub async fn update_object(
             }
         }
         if res.strategy.tracks_generation() && spec_changed(&new, &cur.value) {
-            let g = cur.value.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            let g = cur
+                .value
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             meta::set_meta(&mut new, "generation", json!(g + 1));
         }
         validate_all(res, &new, Some(&cur.value))?;
@@ -649,19 +827,32 @@ pub async fn update_object(
         if cmp == cur.value {
             return Ok(Updated::Stored(cur, 200));
         }
-        let finalize_now = meta::is_deleting(&new) && meta::finalizers(&new).is_empty() && !has_spec_finalizers(&new);
+        let finalize_now = meta::is_deleting(&new)
+            && meta::finalizers(&new).is_empty()
+            && !has_spec_finalizers(&new);
         if dry_run(ctx) {
             return Ok(Updated::DryRun(cmp));
         }
         let mutation = if finalize_now {
-            Mutation::Delete { key: key.clone(), expected_rv: Some(cur.rv) }
+            Mutation::Delete {
+                key: key.clone(),
+                expected_rv: Some(cur.rv),
+            }
         } else {
-            Mutation::Update { key: key.clone(), expected_rv: Some(cur.rv), value: new }
+            Mutation::Update {
+                key: key.clone(),
+                expected_rv: Some(cur.rv),
+                value: new,
+            }
         };
         match store.apply(mutation).await {
             Ok(o) if finalize_now => return Ok(Updated::Deleted(o)),
             Ok(o) => return Ok(Updated::Stored(o, 200)),
-            Err(StorageError::Conflict { .. }) | Err(StorageError::NotFound(_)) if pinned.is_none() => continue,
+            Err(StorageError::Conflict { .. }) | Err(StorageError::NotFound(_))
+                if pinned.is_none() =>
+            {
+                continue
+            }
             Err(e) => return Err(storage_error(res, name, e)),
         }
     }
@@ -669,13 +860,21 @@ pub async fn update_object(
 }
 
 fn ctx_key_named(ctx: &Ctx, res: &Resource, name: &str) -> ObjectKey {
-    key_for(res, ctx.cluster.as_deref().unwrap_or(""), &ctx.info.namespace, name)
+    key_for(
+        res,
+        ctx.cluster.as_deref().unwrap_or(""),
+        &ctx.info.namespace,
+        name,
+    )
 }
 
 /// Namespaces keep `spec.finalizers`, which hold deletion like metadata finalizers.
 fn has_spec_finalizers(obj: &Value) -> bool {
     obj.get("kind").and_then(Value::as_str) == Some("Namespace")
-        && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
 }
 
 fn spec_changed(new: &Value, old: &Value) -> bool {
@@ -694,7 +893,13 @@ fn spec_changed(new: &Value, old: &Value) -> bool {
 fn carry_system_metadata(res: &Resource, new: &mut Value, old: &Value) {
     let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let m = meta::metadata_mut(new);
-    for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+    for f in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
         match old_meta.get(f) {
             Some(v) => {
                 m.insert(f.into(), v.clone());
@@ -706,20 +911,36 @@ fn carry_system_metadata(res: &Resource, new: &mut Value, old: &Value) {
     }
     m.remove("selfLink");
     if res.desc.namespaced {
-        m.insert("namespace".into(), old_meta.get("namespace").cloned().unwrap_or(json!("")));
+        m.insert(
+            "namespace".into(),
+            old_meta.get("namespace").cloned().unwrap_or(json!("")),
+        );
     } else {
         m.remove("namespace");
     }
 }
 
-fn apply_patch(res: &Resource, content_type: &str, current: &Value, patch: &Value) -> Result<Value, ApiError> {
+fn apply_patch(
+    res: &Resource,
+    content_type: &str,
+    current: &Value,
+    patch: &Value,
+) -> Result<Value, ApiError> {
     let invalid = |e: canopy_patch::PatchError| ApiError::new(422, "Invalid", e.to_string());
     match content_type {
-        "application/json-patch+json" => canopy_patch::apply_json_patch(current, patch).map_err(invalid),
-        "application/merge-patch+json" => canopy_patch::apply_merge_patch(current, patch).map_err(invalid),
+        "application/json-patch+json" => {
+            canopy_patch::apply_json_patch(current, patch).map_err(invalid)
+        }
+        "application/merge-patch+json" => {
+            canopy_patch::apply_merge_patch(current, patch).map_err(invalid)
+        }
         "application/strategic-merge-patch+json" => {
-            let schema = canopy_patch::strategic::builtin_schema(&res.desc.group, &res.desc.version, &res.desc.kind)
-                .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+            let schema = canopy_patch::strategic::builtin_schema(
+                &res.desc.group,
+                &res.desc.version,
+                &res.desc.kind,
+            )
+            .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
             canopy_patch::strategic::apply(current, patch, &schema).map_err(invalid)
         }
         "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
@@ -731,7 +952,12 @@ fn apply_patch(res: &Resource, content_type: &str, current: &Value, patch: &Valu
     }
 }
 
-async fn patch(api: &ApiServer, ctx: &Ctx, res: &Resource, body: &[u8]) -> Result<Response<Body>, ApiError> {
+async fn patch(
+    api: &ApiServer,
+    ctx: &Ctx,
+    res: &Resource,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
     let ct = ctx
         .header(header::CONTENT_TYPE)
         .unwrap_or("")
@@ -742,14 +968,17 @@ async fn patch(api: &ApiServer, ctx: &Ctx, res: &Resource, body: &[u8]) -> Resul
         .to_ascii_lowercase();
     let patch: Value = match ct.as_str() {
         "application/apply-patch+yaml" => codec::decode_yaml(body)?,
-        "application/json-patch+json" | "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
-            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
-        }
+        "application/json-patch+json"
+        | "application/merge-patch+json"
+        | "application/strategic-merge-patch+json" => serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
         other => return Err(ApiError::unsupported_media_type(other)),
     };
     if ct == "application/apply-patch+yaml" {
         if ctx.q("fieldManager").is_none() {
-            return Err(ApiError::bad_request("PATCH requests of type apply require a fieldManager query parameter"));
+            return Err(ApiError::bad_request(
+                "PATCH requests of type apply require a fieldManager query parameter",
+            ));
         }
         let key = ctx_key(ctx, res);
         if api.inner.store.get(&key).is_none() {
@@ -765,12 +994,26 @@ async fn patch(api: &ApiServer, ctx: &Ctx, res: &Resource, body: &[u8]) -> Resul
                 meta::set_meta(&mut obj, "namespace", json!(ctx.info.namespace));
             }
             return match create_object(api, ctx, res, obj).await? {
-                Created::Stored(o) => Ok(response::with_warnings(respond_object(ctx, res, 201, &o)?, &warnings)),
+                Created::Stored(o) => Ok(response::with_warnings(
+                    respond_object(ctx, res, 201, &o)?,
+                    &warnings,
+                )),
                 Created::DryRun(v) => respond_value(ctx, res, 201, &v, None),
             };
         }
     }
-    let out = update_object(api, ctx, res, &ctx.info.name, Change::Patch { content_type: &ct, patch: &patch }, None).await?;
+    let out = update_object(
+        api,
+        ctx,
+        res,
+        &ctx.info.name,
+        Change::Patch {
+            content_type: &ct,
+            patch: &patch,
+        },
+        None,
+    )
+    .await?;
     out.into_response(ctx, res)
 }
 
@@ -793,28 +1036,41 @@ fn delete_options(ctx: &Ctx, body: &[u8]) -> Result<DeleteOptions, ApiError> {
         .map(str::to_string)
         .or_else(|| ctx.q("propagationPolicy").map(str::to_string))
         .unwrap_or_default();
-    let orphan = v.get("orphanDependents").and_then(Value::as_bool)
+    let orphan = v
+        .get("orphanDependents")
+        .and_then(Value::as_bool)
         .or_else(|| ctx.q("orphanDependents").map(|s| s == "true"));
     if orphan == Some(true) && propagation.is_empty() {
         propagation = "Orphan".into();
     }
-    if !propagation.is_empty() && !["Orphan", "Background", "Foreground"].contains(&propagation.as_str()) {
+    if !propagation.is_empty()
+        && !["Orphan", "Background", "Foreground"].contains(&propagation.as_str())
+    {
         return Err(ApiError::invalid(
             "DeleteOptions",
             "meta.k8s.io",
             "",
-            vec![Cause::not_supported("propagationPolicy", &json!(propagation), &["Foreground", "Background", "Orphan", "nil"])],
+            vec![Cause::not_supported(
+                "propagationPolicy",
+                &json!(propagation),
+                &["Foreground", "Background", "Orphan", "nil"],
+            )],
         ));
     }
     if let Some(d) = v.get("dryRun").and_then(Value::as_array) {
         if d.iter().any(|x| x != "All") {
-            return Err(ApiError::bad_request("Invalid dryRun value: supported values: \"All\""));
+            return Err(ApiError::bad_request(
+                "Invalid dryRun value: supported values: \"All\"",
+            ));
         }
     }
     let pre = v.get("preconditions");
     Ok(DeleteOptions {
         propagation,
-        precondition_uid: pre.and_then(|p| p.get("uid")).and_then(Value::as_str).map(str::to_string),
+        precondition_uid: pre
+            .and_then(|p| p.get("uid"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
         precondition_rv: pre
             .and_then(|p| p.get("resourceVersion"))
             .and_then(Value::as_str)
@@ -822,13 +1078,30 @@ fn delete_options(ctx: &Ctx, body: &[u8]) -> Result<DeleteOptions, ApiError> {
     })
 }
 
-async fn delete(api: &ApiServer, ctx: &Ctx, res: &Resource, body: &[u8]) -> Result<Response<Body>, ApiError> {
+async fn delete(
+    api: &ApiServer,
+    ctx: &Ctx,
+    res: &Resource,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
     let opts = delete_options(ctx, body)?;
     let dry = dry_run(ctx) || body_dry_run(body);
-    let (code, obj, immediate) = delete_object(api, ctx, res, &ctx.info.namespace, &ctx.info.name, &opts, dry).await?;
+    let (code, obj, immediate) = delete_object(
+        api,
+        ctx,
+        res,
+        &ctx.info.namespace,
+        &ctx.info.name,
+        &opts,
+        dry,
+    )
+    .await?;
     if immediate && res.desc.plural != "namespaces" {
         let uid = meta::uid(&obj.value).to_string();
-        return Ok(response::json(200, &canopy_core::error::success_status(subject(res, &ctx.info.name), Some(&uid))));
+        return Ok(response::json(
+            200,
+            &canopy_core::error::success_status(subject(res, &ctx.info.name), Some(&uid)),
+        ));
     }
     respond_object(ctx, res, code, &obj)
 }
@@ -836,7 +1109,11 @@ async fn delete(api: &ApiServer, ctx: &Ctx, res: &Resource, body: &[u8]) -> Resu
 fn body_dry_run(body: &[u8]) -> bool {
     serde_json::from_slice::<Value>(body)
         .ok()
-        .and_then(|v| v.get("dryRun").and_then(Value::as_array).map(|a| a.iter().any(|x| x == "All")))
+        .and_then(|v| {
+            v.get("dryRun")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().any(|x| x == "All"))
+        })
         .unwrap_or(false)
 }
 
@@ -851,8 +1128,13 @@ pub async fn delete_object(
     opts: &DeleteOptions,
     dry: bool,
 ) -> Result<(u16, Arc<StoredObject>, bool), ApiError> {
-    if res.desc.plural == "namespaces" && ctx.cluster.is_some() && ["default", "kube-system", "kube-public"].contains(&name) {
-        return Err(ApiError::forbidden_message(format!("namespaces {name:?} is forbidden: this namespace may not be deleted")));
+    if res.desc.plural == "namespaces"
+        && ctx.cluster.is_some()
+        && ["default", "kube-system", "kube-public"].contains(&name)
+    {
+        return Err(ApiError::forbidden_message(format!(
+            "namespaces {name:?} is forbidden: this namespace may not be deleted"
+        )));
     }
     let key = key_for(res, ctx.cluster.as_deref().unwrap_or(""), namespace, name);
     let store = &api.inner.store;
@@ -864,7 +1146,10 @@ pub async fn delete_object(
             if uid != meta::uid(&cur.value) {
                 return Err(ApiError::conflict(
                     subject(res, name),
-                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta::uid(&cur.value)),
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta::uid(&cur.value)
+                    ),
                 ));
             }
         }
@@ -879,7 +1164,9 @@ pub async fn delete_object(
         let mut fins = meta::finalizers(&cur.value);
         let deleting = meta::is_deleting(&cur.value);
         match opts.propagation.as_str() {
-            "Foreground" if !fins.iter().any(|f| f == "foregroundDeletion") => fins.push("foregroundDeletion".into()),
+            "Foreground" if !fins.iter().any(|f| f == "foregroundDeletion") => {
+                fins.push("foregroundDeletion".into())
+            }
             "Orphan" if !fins.iter().any(|f| f == "orphan") => fins.push("orphan".into()),
             _ => {}
         }
@@ -888,10 +1175,18 @@ pub async fn delete_object(
             if dry {
                 return Ok((200, cur, true));
             }
-            match store.apply(Mutation::Delete { key: key.clone(), expected_rv: Some(cur.rv) }).await {
+            match store
+                .apply(Mutation::Delete {
+                    key: key.clone(),
+                    expected_rv: Some(cur.rv),
+                })
+                .await
+            {
                 Ok(o) => return Ok((200, o, true)),
                 Err(StorageError::Conflict { .. }) => continue,
-                Err(StorageError::NotFound(_)) => return Err(ApiError::not_found(subject(res, name))),
+                Err(StorageError::NotFound(_)) => {
+                    return Err(ApiError::not_found(subject(res, name)))
+                }
                 Err(e) => return Err(storage_error(res, name, e)),
             }
         }
@@ -910,8 +1205,25 @@ pub async fn delete_object(
         if dry {
             return Ok((202, cur, false));
         }
-        match store.apply(Mutation::Update { key: key.clone(), expected_rv: Some(cur.rv), value: new }).await {
-            Ok(o) => return Ok((if res.desc.plural == "namespaces" { 200 } else { 202 }, o, false)),
+        match store
+            .apply(Mutation::Update {
+                key: key.clone(),
+                expected_rv: Some(cur.rv),
+                value: new,
+            })
+            .await
+        {
+            Ok(o) => {
+                return Ok((
+                    if res.desc.plural == "namespaces" {
+                        200
+                    } else {
+                        202
+                    },
+                    o,
+                    false,
+                ))
+            }
             Err(StorageError::Conflict { .. }) => continue,
             Err(e) => return Err(storage_error(res, name, e)),
         }
@@ -919,12 +1231,18 @@ pub async fn delete_object(
     Err(ApiError::stale(subject(res, name)))
 }
 
-async fn delete_collection(api: &ApiServer, ctx: &Ctx, res: &Resource, body: &[u8]) -> Result<Response<Body>, ApiError> {
+async fn delete_collection(
+    api: &ApiServer,
+    ctx: &Ctx,
+    res: &Resource,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
     let opts = delete_options(ctx, body)?;
     let sel = Selectors::from_ctx(ctx, res)?;
     let filter = |o: &StoredObject| sel.matches(res, &o.value);
     let storage_key = res.desc.storage_key();
-    let namespace = (res.desc.namespaced && !ctx.info.namespace.is_empty()).then_some(ctx.info.namespace.as_str());
+    let namespace = (res.desc.namespaced && !ctx.info.namespace.is_empty())
+        .then_some(ctx.info.namespace.as_str());
     let list = api
         .inner
         .store
@@ -947,25 +1265,38 @@ async fn delete_collection(api: &ApiServer, ctx: &Ctx, res: &Resource, body: &[u
             Err(e) => return Err(e),
         }
     }
-    Ok(response::json(200, &json!({
-        "kind": res.desc.list_kind,
-        "apiVersion": res.desc.api_version(),
-        "metadata": {"resourceVersion": api.inner.store.current_rv().to_string()},
-        "items": deleted,
-    })))
+    Ok(response::json(
+        200,
+        &json!({
+            "kind": res.desc.list_kind,
+            "apiVersion": res.desc.api_version(),
+            "metadata": {"resourceVersion": api.inner.store.current_rv().to_string()},
+            "items": deleted,
+        }),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------
 // Writes by the system itself (bootstrap, controllers): no request, no authorization.
 
 /// Creates an object as the system; `Ok(None)` if it already exists.
-pub async fn create_system(api: &ApiServer, cluster: &str, res: &Resource, mut obj: Value) -> Result<Option<Arc<StoredObject>>, ApiError> {
+pub async fn create_system(
+    api: &ApiServer,
+    cluster: &str,
+    res: &Resource,
+    mut obj: Value,
+) -> Result<Option<Arc<StoredObject>>, ApiError> {
     check_type(res, &mut obj)?;
     let (mut obj, _) = res.strategy.canonicalize(obj)?;
     prepare_new(res, &mut obj);
     validate_all(res, &obj, None)?;
     let key = key_for(res, cluster, meta::namespace(&obj), meta::name(&obj));
-    match api.inner.store.apply(Mutation::Create { key, value: obj }).await {
+    match api
+        .inner
+        .store
+        .apply(Mutation::Create { key, value: obj })
+        .await
+    {
         Ok(o) => Ok(Some(o)),
         Err(StorageError::AlreadyExists(_)) => Ok(None),
         Err(e) => Err(storage_error(res, "", e)),
@@ -982,12 +1313,26 @@ pub async fn update_system(
 ) -> Result<Option<Arc<StoredObject>>, StorageError> {
     let store = &api.inner.store;
     for _ in 0..MAX_CONFLICT_RETRIES {
-        let Some(cur) = store.get(key) else { return Ok(None) };
-        let Some(new) = f(&cur.value) else { return Ok(Some(cur)) };
-        let m = if meta::is_deleting(&new) && meta::finalizers(&new).is_empty() && !has_spec_finalizers(&new) {
-            Mutation::Delete { key: key.clone(), expected_rv: Some(cur.rv) }
+        let Some(cur) = store.get(key) else {
+            return Ok(None);
+        };
+        let Some(new) = f(&cur.value) else {
+            return Ok(Some(cur));
+        };
+        let m = if meta::is_deleting(&new)
+            && meta::finalizers(&new).is_empty()
+            && !has_spec_finalizers(&new)
+        {
+            Mutation::Delete {
+                key: key.clone(),
+                expected_rv: Some(cur.rv),
+            }
         } else {
-            Mutation::Update { key: key.clone(), expected_rv: Some(cur.rv), value: new }
+            Mutation::Update {
+                key: key.clone(),
+                expected_rv: Some(cur.rv),
+                value: new,
+            }
         };
         match store.apply(m).await {
             Ok(o) => return Ok(Some(o)),
@@ -996,21 +1341,32 @@ pub async fn update_system(
             Err(e) => return Err(e),
         }
     }
-    Err(StorageError::Unavailable(format!("{key}: too many conflicts")))
+    Err(StorageError::Unavailable(format!(
+        "{key}: too many conflicts"
+    )))
 }
 
 /// Deletes an object as the system, honouring finalizers (sets deletionTimestamp when
 /// there are any). `Ok(false)` if it was already gone.
-pub async fn delete_system(api: &ApiServer, key: &ObjectKey, propagation: &str) -> Result<bool, StorageError> {
+pub async fn delete_system(
+    api: &ApiServer,
+    key: &ObjectKey,
+    propagation: &str,
+) -> Result<bool, StorageError> {
     let store = &api.inner.store;
     for _ in 0..MAX_CONFLICT_RETRIES {
-        let Some(cur) = store.get(key) else { return Ok(false) };
+        let Some(cur) = store.get(key) else {
+            return Ok(false);
+        };
         let mut fins = meta::finalizers(&cur.value);
         if propagation == "Foreground" && !fins.iter().any(|f| f == "foregroundDeletion") {
             fins.push("foregroundDeletion".into());
         }
         let m = if fins.is_empty() && !has_spec_finalizers(&cur.value) {
-            Mutation::Delete { key: key.clone(), expected_rv: Some(cur.rv) }
+            Mutation::Delete {
+                key: key.clone(),
+                expected_rv: Some(cur.rv),
+            }
         } else if meta::is_deleting(&cur.value) && fins == meta::finalizers(&cur.value) {
             return Ok(true);
         } else {
@@ -1023,7 +1379,11 @@ pub async fn delete_system(api: &ApiServer, key: &ObjectKey, propagation: &str) 
             if new.get("kind").and_then(Value::as_str) == Some("Namespace") {
                 new["status"]["phase"] = json!("Terminating");
             }
-            Mutation::Update { key: key.clone(), expected_rv: Some(cur.rv), value: new }
+            Mutation::Update {
+                key: key.clone(),
+                expected_rv: Some(cur.rv),
+                value: new,
+            }
         };
         match store.apply(m).await {
             Ok(_) => return Ok(true),
@@ -1032,5 +1392,7 @@ pub async fn delete_system(api: &ApiServer, key: &ObjectKey, propagation: &str) 
             Err(e) => return Err(e),
         }
     }
-    Err(StorageError::Unavailable(format!("{key}: too many conflicts")))
+    Err(StorageError::Unavailable(format!(
+        "{key}: too many conflicts"
+    )))
 }

@@ -15,9 +15,17 @@ use crate::registry::Resource;
 use crate::response::{self, Body};
 use crate::{authz, codec, ApiServer};
 
-pub async fn handle(api: &ApiServer, ctx: &Ctx, res: &Resource, body: &Bytes) -> Result<Response<Body>, ApiError> {
+pub async fn handle(
+    api: &ApiServer,
+    ctx: &Ctx,
+    res: &Resource,
+    body: &Bytes,
+) -> Result<Response<Body>, ApiError> {
     if ctx.info.verb != "create" || !ctx.info.name.is_empty() {
-        return Err(ApiError::method_not_supported(crate::rest::subject(res, &ctx.info.name), &ctx.info.verb));
+        return Err(ApiError::method_not_supported(
+            crate::rest::subject(res, &ctx.info.name),
+            &ctx.info.verb,
+        ));
     }
     let mut obj = codec::decode_body(ctx.header(header::CONTENT_TYPE), body)?;
     if !obj.is_object() {
@@ -32,10 +40,17 @@ pub async fn handle(api: &ApiServer, ctx: &Ctx, res: &Resource, body: &Bytes) ->
     let status = match res.desc.kind.as_str() {
         "SelfSubjectReview" => json!({"userInfo": user_info_json(&ctx.user)}),
         "TokenReview" => {
-            let token = obj.pointer("/spec/token").and_then(Value::as_str).unwrap_or("");
+            let token = obj
+                .pointer("/spec/token")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             match api.inner.tokens.authenticate(token) {
-                Ok(u) => json!({"authenticated": true, "user": user_info_json(&u), "audiences": obj.pointer("/spec/audiences").cloned().unwrap_or(json!([]))}),
-                Err(_) => json!({"authenticated": false, "error": "invalid bearer token", "user": {}}),
+                Ok(u) => {
+                    json!({"authenticated": true, "user": user_info_json(&u), "audiences": obj.pointer("/spec/audiences").cloned().unwrap_or(json!([]))})
+                }
+                Err(_) => {
+                    json!({"authenticated": false, "error": "invalid bearer token", "user": {}})
+                }
             }
         }
         "SelfSubjectAccessReview" => access_status(api, cluster, &ctx.user, obj.get("spec"), None)?,
@@ -45,16 +60,32 @@ pub async fn handle(api: &ApiServer, ctx: &Ctx, res: &Resource, body: &Bytes) ->
         }
         "LocalSubjectAccessReview" => {
             let u = spec_user(obj.get("spec"))?;
-            let ns = obj.pointer("/spec/resourceAttributes/namespace").and_then(Value::as_str).unwrap_or("");
+            let ns = obj
+                .pointer("/spec/resourceAttributes/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if ns != ctx.info.namespace {
-                return Err(ApiError::invalid(&res.desc.kind, &res.desc.group, "", vec![Cause::invalid("spec.resourceAttributes.namespace", &json!(ns), "must match metadata.namespace")]));
+                return Err(ApiError::invalid(
+                    &res.desc.kind,
+                    &res.desc.group,
+                    "",
+                    vec![Cause::invalid(
+                        "spec.resourceAttributes.namespace",
+                        &json!(ns),
+                        "must match metadata.namespace",
+                    )],
+                ));
             }
             access_status(api, cluster, &u, obj.get("spec"), Some(&ctx.info.namespace))?
         }
         "SelfSubjectRulesReview" => {
-            let ns = obj.pointer("/spec/namespace").and_then(Value::as_str).unwrap_or("");
+            let ns = obj
+                .pointer("/spec/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             let rules = authz::rules(&api.inner.store, cluster, &ctx.user, ns);
-            let (res_rules, nr_rules): (Vec<_>, Vec<_>) = rules.iter().partition(|r| r.non_resource_urls.is_empty());
+            let (res_rules, nr_rules): (Vec<_>, Vec<_>) =
+                rules.iter().partition(|r| r.non_resource_urls.is_empty());
             json!({
                 "resourceRules": res_rules.iter().map(|r| json!({
                     "verbs": r.verbs, "apiGroups": r.api_groups, "resources": r.resources, "resourceNames": r.resource_names,
@@ -81,54 +112,126 @@ fn user_info_json(u: &UserInfo) -> Value {
 }
 
 fn spec_user(spec: Option<&Value>) -> Result<UserInfo, ApiError> {
-    let spec = spec.ok_or_else(|| ApiError::invalid("SubjectAccessReview", "authorization.k8s.io", "", vec![Cause::required("spec", "")]))?;
-    let name = spec.get("user").and_then(Value::as_str).unwrap_or("").to_string();
+    let spec = spec.ok_or_else(|| {
+        ApiError::invalid(
+            "SubjectAccessReview",
+            "authorization.k8s.io",
+            "",
+            vec![Cause::required("spec", "")],
+        )
+    })?;
+    let name = spec
+        .get("user")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let groups: Vec<String> = spec
         .get("groups")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|g| g.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|g| g.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     if name.is_empty() && groups.is_empty() {
-        return Err(ApiError::invalid("SubjectAccessReview", "authorization.k8s.io", "", vec![Cause::invalid("spec.user", &json!(""), "at least one of user or group must be specified")]));
+        return Err(ApiError::invalid(
+            "SubjectAccessReview",
+            "authorization.k8s.io",
+            "",
+            vec![Cause::invalid(
+                "spec.user",
+                &json!(""),
+                "at least one of user or group must be specified",
+            )],
+        ));
     }
     Ok(UserInfo {
         name,
-        uid: spec.get("uid").and_then(Value::as_str).unwrap_or("").to_string(),
+        uid: spec
+            .get("uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
         groups,
         extra: Default::default(),
     })
 }
 
-fn access_status(api: &ApiServer, cluster: &str, user: &UserInfo, spec: Option<&Value>, namespace: Option<&str>) -> Result<Value, ApiError> {
+fn access_status(
+    api: &ApiServer,
+    cluster: &str,
+    user: &UserInfo,
+    spec: Option<&Value>,
+    namespace: Option<&str>,
+) -> Result<Value, ApiError> {
     let spec = spec.cloned().unwrap_or(json!({}));
-    let s = |v: Option<&Value>, k: &str| v.and_then(|o| o.get(k)).and_then(Value::as_str).unwrap_or("").to_string();
+    let s = |v: Option<&Value>, k: &str| {
+        v.and_then(|o| o.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     let ra = spec.get("resourceAttributes");
     let nra = spec.get("nonResourceAttributes");
-    let allowed = match (ra, nra) {
-        (Some(ra), None) => {
-            let ns = namespace.map(str::to_string).unwrap_or_else(|| s(Some(ra), "namespace"));
-            let (verb, group, resource, sub, name) = (s(Some(ra), "verb"), s(Some(ra), "group"), s(Some(ra), "resource"), s(Some(ra), "subresource"), s(Some(ra), "name"));
-            authz::allowed(&api.inner.store, cluster, &Attributes {
-                user, verb: &verb, is_resource_request: true, namespace: &ns, api_group: &group,
-                resource: &resource, subresource: &sub, name: &name, path: "",
-            })
-        }
-        (None, Some(nra)) => {
-            let (verb, path) = (s(Some(nra), "verb"), s(Some(nra), "path"));
-            authz::allowed(&api.inner.store, cluster, &Attributes {
-                user, verb: &verb, is_resource_request: false, namespace: "", api_group: "",
-                resource: "", subresource: "", name: "", path: &path,
-            })
-        }
-        _ => {
-            return Err(ApiError::invalid(
+    let allowed =
+        match (ra, nra) {
+            (Some(ra), None) => {
+                let ns = namespace
+                    .map(str::to_string)
+                    .unwrap_or_else(|| s(Some(ra), "namespace"));
+                let (verb, group, resource, sub, name) = (
+                    s(Some(ra), "verb"),
+                    s(Some(ra), "group"),
+                    s(Some(ra), "resource"),
+                    s(Some(ra), "subresource"),
+                    s(Some(ra), "name"),
+                );
+                authz::allowed(
+                    &api.inner.store,
+                    cluster,
+                    &Attributes {
+                        user,
+                        verb: &verb,
+                        is_resource_request: true,
+                        namespace: &ns,
+                        api_group: &group,
+                        resource: &resource,
+                        subresource: &sub,
+                        name: &name,
+                        path: "",
+                    },
+                )
+            }
+            (None, Some(nra)) => {
+                let (verb, path) = (s(Some(nra), "verb"), s(Some(nra), "path"));
+                authz::allowed(
+                    &api.inner.store,
+                    cluster,
+                    &Attributes {
+                        user,
+                        verb: &verb,
+                        is_resource_request: false,
+                        namespace: "",
+                        api_group: "",
+                        resource: "",
+                        subresource: "",
+                        name: "",
+                        path: &path,
+                    },
+                )
+            }
+            _ => return Err(ApiError::invalid(
                 "SelfSubjectAccessReview",
                 "authorization.k8s.io",
                 "",
-                vec![Cause::invalid("spec.resourceAttributes", &Value::Null, "exactly one of nonResourceAttributes or resourceAttributes must be specified")],
-            ))
-        }
-    };
+                vec![Cause::invalid(
+                    "spec.resourceAttributes",
+                    &Value::Null,
+                    "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+                )],
+            )),
+        };
     Ok(match allowed {
         Some(reason) => json!({"allowed": true, "reason": reason}),
         None => json!({"allowed": false}),

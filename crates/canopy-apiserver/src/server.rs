@@ -80,22 +80,28 @@ pub async fn serve(
         let api = api.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let stream =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             let svc = service_fn(move |req| {
                 let api = api.clone();
                 async move {
                     // Last line of defence: a bug that panics answers 500, it does not
                     // kill the connection (and every other request multiplexed on it).
-                    let resp = match std::panic::AssertUnwindSafe(crate::pipeline::handle(api, req)).catch_unwind().await {
+                    let resp = match std::panic::AssertUnwindSafe(crate::pipeline::handle(api, req))
+                        .catch_unwind()
+                        .await
+                    {
                         Ok(r) => r,
-                        Err(_) => crate::response::error(&canopy_core::ApiError::internal("the server panicked while handling the request")),
+                        Err(_) => crate::response::error(&canopy_core::ApiError::internal(
+                            "the server panicked while handling the request",
+                        )),
                     };
                     Ok::<_, std::convert::Infallible>(resp)
                 }

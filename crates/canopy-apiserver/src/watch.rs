@@ -40,29 +40,47 @@ pub fn serve(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body
         None => None,
         Some("true") => Some(true),
         Some("false") => Some(false),
-        Some(other) => return Err(ApiError::bad_request(format!("invalid sendInitialEvents {other:?}"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid sendInitialEvents {other:?}"
+            )))
+        }
     };
     if let Some(rv) = rv_param {
         if rv.parse::<u64>().is_err() {
-            return Err(ApiError::bad_request(format!("invalid resource version {rv:?}")));
+            return Err(ApiError::bad_request(format!(
+                "invalid resource version {rv:?}"
+            )));
         }
     }
     let mut causes = Vec::new();
     if send_initial.is_some() {
         if rv_match != Some("NotOlderThan") {
-            causes.push(Cause::forbidden("resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"));
+            causes.push(Cause::forbidden(
+                "resourceVersionMatch",
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
         }
         if !bookmarks {
-            causes.push(Cause::forbidden("allowWatchBookmarks", "sendInitialEvents requires setting allowWatchBookmarks to true"));
+            causes.push(Cause::forbidden(
+                "allowWatchBookmarks",
+                "sendInitialEvents requires setting allowWatchBookmarks to true",
+            ));
         }
     } else if rv_match.is_some() {
-        causes.push(Cause::forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"));
+        causes.push(Cause::forbidden(
+            "resourceVersionMatch",
+            "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+        ));
     }
     if !causes.is_empty() {
         return Err(invalid(causes));
     }
     let timeout = match ctx.q("timeoutSeconds") {
-        Some(t) => Duration::from_secs(t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?),
+        Some(t) => Duration::from_secs(
+            t.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
+        ),
         None => Duration::from_secs(1800 + rand::random::<u64>() % 1800),
     };
 
@@ -74,7 +92,8 @@ pub fn serve(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body
         (_, None) | (_, Some("0")) => WatchStart::WithInitialState,
         (_, Some(rv)) => WatchStart::After(rv.parse().unwrap_or(0)),
     };
-    let namespace = (res.desc.namespaced && !ctx.info.namespace.is_empty()).then(|| ctx.info.namespace.clone());
+    let namespace =
+        (res.desc.namespaced && !ctx.info.namespace.is_empty()).then(|| ctx.info.namespace.clone());
     let name_pin = (!ctx.info.name.is_empty()).then(|| ctx.info.name.clone());
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let watcher = match store.watch(&storage_key, start) {
@@ -82,7 +101,10 @@ pub fn serve(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body
         Err(e @ StorageError::Expired { .. }) => {
             // kube answers 200 and an ERROR event for a too-old resourceVersion
             let status = storage_error(res, "", e).to_status();
-            let _ = tx.try_send(frame("ERROR", &serde_json::to_vec(&status).unwrap_or_default()));
+            let _ = tx.try_send(frame(
+                "ERROR",
+                &serde_json::to_vec(&status).unwrap_or_default(),
+            ));
             None
         }
         Err(e) => return Err(storage_error(res, "", e)),
@@ -107,10 +129,18 @@ pub fn serve(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body
         tokio::spawn(state.run(w, tx));
     }
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let body = StreamBody::new(futures::StreamExt::map(stream, |b| Ok::<_, Infallible>(Frame::data(b))));
+    let body = StreamBody::new(futures::StreamExt::map(stream, |b| {
+        Ok::<_, Infallible>(Frame::data(b))
+    }));
     let mut resp = Response::new(body.boxed());
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     Ok(resp)
 }
 
@@ -139,13 +169,19 @@ impl Encoder {
             Form::Table => {
                 let cols = self.res.strategy.columns();
                 let meta = json!({"resourceVersion": ev_obj.rv.to_string()});
-                let t = table::table(&[&ev_obj.value], &cols, meta, &self.include_object, self.first);
+                let t = table::table(
+                    &[&ev_obj.value],
+                    &cols,
+                    meta,
+                    &self.include_object,
+                    self.first,
+                );
                 self.first = false;
                 Bytes::from(serde_json::to_vec(&t).unwrap_or_default())
             }
-            Form::PartialObjectMetadata | Form::PartialObjectMetadataList => {
-                Bytes::from(serde_json::to_vec(&table::partial_metadata(&ev_obj.value)).unwrap_or_default())
-            }
+            Form::PartialObjectMetadata | Form::PartialObjectMetadataList => Bytes::from(
+                serde_json::to_vec(&table::partial_metadata(&ev_obj.value)).unwrap_or_default(),
+            ),
         }
     }
 
@@ -155,9 +191,15 @@ impl Encoder {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
         let obj: Value = match self.form {
-            Form::Json => json!({"kind": self.res.desc.kind, "apiVersion": self.api_version, "metadata": meta}),
-            Form::Table => json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv.to_string()}, "columnDefinitions": [], "rows": []}),
-            _ => json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta}),
+            Form::Json => {
+                json!({"kind": self.res.desc.kind, "apiVersion": self.api_version, "metadata": meta})
+            }
+            Form::Table => {
+                json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv.to_string()}, "columnDefinitions": [], "rows": []})
+            }
+            _ => {
+                json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta})
+            }
         };
         frame("BOOKMARK", &serde_json::to_vec(&obj).unwrap_or_default())
     }

@@ -72,7 +72,8 @@ pub(crate) fn pki_write_private(path: &Path, contents: &str) -> Result<(), AuthE
         .mode(0o600)
         .open(path)
         .map_err(|e| AuthError::io(path, e))?;
-    f.write_all(contents.as_bytes()).map_err(|e| AuthError::io(path, e))
+    f.write_all(contents.as_bytes())
+        .map_err(|e| AuthError::io(path, e))
 }
 
 pub(crate) fn meta_name(v: &serde_json::Value) -> &str {

@@ -5,8 +5,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 
 use crate::AuthError;
@@ -22,7 +22,9 @@ pub struct Pki {
 
 impl std::fmt::Debug for Pki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pki").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Pki")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -86,7 +88,8 @@ impl Pki {
         let names_path = dir.join("serving.names");
         let current_names = fs::read_to_string(&names_path).unwrap_or_default();
         let wanted_names = names.join("\n");
-        if serving_cert_path.exists() && serving_key_path.exists() && current_names == wanted_names {
+        if serving_cert_path.exists() && serving_key_path.exists() && current_names == wanted_names
+        {
             return Ok(Pki {
                 ca_cert_pem,
                 serving_cert_pem: read(&serving_cert_path)?,
@@ -97,7 +100,8 @@ impl Pki {
         let issuer = Issuer::new(ca_params(), ca_key);
         let (cert_pem, key_pem) = issue_leaf(&issuer, "canopy-shard", &names, true)?;
         write_private(&serving_key_path, &key_pem)?;
-        fs::write(&serving_cert_path, &cert_pem).map_err(|e| AuthError::io(&serving_cert_path, e))?;
+        fs::write(&serving_cert_path, &cert_pem)
+            .map_err(|e| AuthError::io(&serving_cert_path, e))?;
         fs::write(&names_path, wanted_names).map_err(|e| AuthError::io(&names_path, e))?;
         Ok(Pki {
             ca_cert_pem,

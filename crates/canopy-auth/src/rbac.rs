@@ -17,7 +17,11 @@ pub struct PolicyRule {
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -53,7 +57,10 @@ impl PolicyRule {
             m.insert("resourceNames".into(), self.resource_names.clone().into());
         }
         if !self.non_resource_urls.is_empty() {
-            m.insert("nonResourceURLs".into(), self.non_resource_urls.clone().into());
+            m.insert(
+                "nonResourceURLs".into(),
+                self.non_resource_urls.clone().into(),
+            );
         }
         Value::Object(m)
     }
@@ -85,9 +92,7 @@ impl PolicyRule {
 
     fn url_matches(&self, path: &str) -> bool {
         self.non_resource_urls.iter().any(|u| {
-            u == "*"
-                || u == path
-                || (u.ends_with('*') && path.starts_with(&u[..u.len() - 1]))
+            u == "*" || u == path || (u.ends_with('*') && path.starts_with(&u[..u.len() - 1]))
         })
     }
 
@@ -160,14 +165,24 @@ pub fn subjects_match(binding: &Value, user: &UserInfo, binding_ns: &str) -> boo
 
 fn role_ref(binding: &Value) -> (&str, &str) {
     let r = binding.get("roleRef");
-    let kind = r.and_then(|r| r.get("kind")).and_then(Value::as_str).unwrap_or("");
-    let name = r.and_then(|r| r.get("name")).and_then(Value::as_str).unwrap_or("");
+    let kind = r
+        .and_then(|r| r.get("kind"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let name = r
+        .and_then(|r| r.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
     (kind, name)
 }
 
 /// The rules that apply to `user` in `namespace` (cluster-wide rules when empty), with a
 /// description of the binding that grants each (for reasons).
-pub fn rules_for(src: &dyn RbacObjects, user: &UserInfo, namespace: &str) -> Vec<(String, PolicyRule)> {
+pub fn rules_for(
+    src: &dyn RbacObjects,
+    user: &UserInfo,
+    namespace: &str,
+) -> Vec<(String, PolicyRule)> {
     let mut out = Vec::new();
     src.cluster_role_bindings(&mut |b| {
         if !subjects_match(b, user, "") {
@@ -242,22 +257,52 @@ mod tests {
             self.crbs.iter().for_each(|b| f(b));
         }
         fn role_bindings(&self, ns: &str, f: &mut dyn FnMut(&Value)) {
-            self.rbs.iter().filter(|(n, _)| n == ns).for_each(|(_, b)| f(b));
+            self.rbs
+                .iter()
+                .filter(|(n, _)| n == ns)
+                .for_each(|(_, b)| f(b));
         }
         fn cluster_role(&self, name: &str, f: &mut dyn FnMut(&Value)) {
-            self.crs.iter().filter(|r| r["metadata"]["name"] == name).for_each(|r| f(r));
+            self.crs
+                .iter()
+                .filter(|r| r["metadata"]["name"] == name)
+                .for_each(|r| f(r));
         }
         fn role(&self, ns: &str, name: &str, f: &mut dyn FnMut(&Value)) {
-            self.roles.iter().filter(|(n, r)| n == ns && r["metadata"]["name"] == name).for_each(|(_, r)| f(r));
+            self.roles
+                .iter()
+                .filter(|(n, r)| n == ns && r["metadata"]["name"] == name)
+                .for_each(|(_, r)| f(r));
         }
     }
 
     fn user(name: &str, groups: &[&str]) -> UserInfo {
-        UserInfo { name: name.into(), uid: String::new(), groups: groups.iter().map(|s| s.to_string()).collect(), extra: Default::default() }
+        UserInfo {
+            name: name.into(),
+            uid: String::new(),
+            groups: groups.iter().map(|s| s.to_string()).collect(),
+            extra: Default::default(),
+        }
     }
 
-    fn attrs<'a>(u: &'a UserInfo, verb: &'a str, ns: &'a str, res: &'a str, name: &'a str) -> Attributes<'a> {
-        Attributes { user: u, verb, is_resource_request: true, namespace: ns, api_group: "", resource: res, subresource: "", name, path: "" }
+    fn attrs<'a>(
+        u: &'a UserInfo,
+        verb: &'a str,
+        ns: &'a str,
+        res: &'a str,
+        name: &'a str,
+    ) -> Attributes<'a> {
+        Attributes {
+            user: u,
+            verb,
+            is_resource_request: true,
+            namespace: ns,
+            api_group: "",
+            resource: res,
+            subresource: "",
+            name,
+            path: "",
+        }
     }
 
     fn objs() -> Objs {
@@ -266,11 +311,22 @@ mod tests {
                 json!({"metadata": {"name": "reader"}, "rules": [{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["configmaps"]}]}),
                 json!({"metadata": {"name": "access"}, "rules": [{"verbs": ["access"], "nonResourceURLs": ["/"]}, {"verbs": ["get"], "nonResourceURLs": ["/openapi/*"]}]}),
             ],
-            crbs: vec![json!({"metadata": {"name": "devs-access"}, "roleRef": {"kind": "ClusterRole", "name": "access"}, "subjects": [{"kind": "Group", "name": "devs"}]})],
-            roles: vec![("team".into(), json!({"metadata": {"name": "cm-one"}, "rules": [{"verbs": ["update"], "apiGroups": [""], "resources": ["configmaps", "secrets/status"], "resourceNames": ["one"]}]}))],
+            crbs: vec![
+                json!({"metadata": {"name": "devs-access"}, "roleRef": {"kind": "ClusterRole", "name": "access"}, "subjects": [{"kind": "Group", "name": "devs"}]}),
+            ],
+            roles: vec![(
+                "team".into(),
+                json!({"metadata": {"name": "cm-one"}, "rules": [{"verbs": ["update"], "apiGroups": [""], "resources": ["configmaps", "secrets/status"], "resourceNames": ["one"]}]}),
+            )],
             rbs: vec![
-                ("team".into(), json!({"metadata": {"name": "alice-reader"}, "roleRef": {"kind": "ClusterRole", "name": "reader"}, "subjects": [{"kind": "User", "name": "alice"}]})),
-                ("team".into(), json!({"metadata": {"name": "alice-one"}, "roleRef": {"kind": "Role", "name": "cm-one"}, "subjects": [{"kind": "User", "name": "alice"}, {"kind": "ServiceAccount", "name": "bot"}]})),
+                (
+                    "team".into(),
+                    json!({"metadata": {"name": "alice-reader"}, "roleRef": {"kind": "ClusterRole", "name": "reader"}, "subjects": [{"kind": "User", "name": "alice"}]}),
+                ),
+                (
+                    "team".into(),
+                    json!({"metadata": {"name": "alice-one"}, "roleRef": {"kind": "Role", "name": "cm-one"}, "subjects": [{"kind": "User", "name": "alice"}, {"kind": "ServiceAccount", "name": "bot"}]}),
+                ),
             ],
         }
     }

@@ -36,7 +36,9 @@ pub struct TokenIssuer {
 
 impl std::fmt::Debug for TokenIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenIssuer").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("TokenIssuer")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -57,7 +59,10 @@ impl TokenIssuer {
         let public_pem = key.public_key_pem();
         let kid = {
             let digest = Sha256::digest(key.public_key_raw());
-            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &digest[..16])
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                &digest[..16],
+            )
         };
         Ok(TokenIssuer {
             kid,
@@ -71,7 +76,12 @@ impl TokenIssuer {
     }
 
     /// Issues a token for `user` valid for `ttl`.
-    pub fn issue(&self, user: &str, groups: &[String], ttl: std::time::Duration) -> Result<String, AuthError> {
+    pub fn issue(
+        &self,
+        user: &str,
+        groups: &[String],
+        ttl: std::time::Duration,
+    ) -> Result<String, AuthError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             iss: ISSUER.into(),
@@ -123,10 +133,15 @@ mod tests {
     fn issue_verify_and_reject() {
         let dir = tempfile::tempdir().unwrap();
         let t = TokenIssuer::load_or_create(dir.path()).unwrap();
-        let tok = t.issue("alice", &["dev".into()], Duration::from_secs(60)).unwrap();
+        let tok = t
+            .issue("alice", &["dev".into()], Duration::from_secs(60))
+            .unwrap();
         let u = t.authenticate(&tok).unwrap();
         assert_eq!(u.name, "alice");
-        assert_eq!(u.groups, vec!["dev".to_string(), "system:authenticated".to_string()]);
+        assert_eq!(
+            u.groups,
+            vec!["dev".to_string(), "system:authenticated".to_string()]
+        );
 
         // the same key after a reload verifies old tokens
         let t2 = TokenIssuer::load_or_create(dir.path()).unwrap();
@@ -148,7 +163,15 @@ mod tests {
         assert!(t.verify(&parts.join(".")).is_err());
         let expired = {
             let now = chrono::Utc::now().timestamp();
-            let claims = Claims { iss: ISSUER.into(), sub: "a".into(), groups: vec![], uid: "u".into(), iat: now - 100, exp: now - 60, jti: "j".into() };
+            let claims = Claims {
+                iss: ISSUER.into(),
+                sub: "a".into(),
+                groups: vec![],
+                uid: "u".into(),
+                iat: now - 100,
+                exp: now - 60,
+                jti: "j".into(),
+            };
             jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &t.encoding).unwrap()
         };
         assert!(t.verify(&expired).is_err());

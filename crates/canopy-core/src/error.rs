@@ -230,7 +230,11 @@ impl ApiError {
         } else {
             format!("{kind}.{group}")
         };
-        let mut e = ApiError::new(422, "Invalid", format!("{qualified} {name:?} is invalid: {tail}"));
+        let mut e = ApiError::new(
+            422,
+            "Invalid",
+            format!("{qualified} {name:?} is invalid: {tail}"),
+        );
         e.name = Some(name.to_string());
         e.group = Some(group.to_string());
         e.kind = Some(kind.to_string());
@@ -446,7 +450,10 @@ mod tests {
             e.message,
             "roles.rbac.authorization.k8s.io \"r\" already exists"
         );
-        assert_eq!(e.to_status()["details"]["group"], "rbac.authorization.k8s.io");
+        assert_eq!(
+            e.to_status()["details"]["group"],
+            "rbac.authorization.k8s.io"
+        );
     }
 
     #[test]
@@ -455,7 +462,10 @@ mod tests {
             "ConfigMap",
             "",
             "x",
-            vec![Cause::required("metadata.name", "name or generateName is required")],
+            vec![Cause::required(
+                "metadata.name",
+                "name or generateName is required",
+            )],
         );
         assert_eq!(
             one.message,
@@ -477,7 +487,10 @@ mod tests {
         let status = two.to_status();
         assert_eq!(status["code"], 422);
         assert_eq!(status["details"]["causes"][0]["field"], "rules[0].verbs");
-        assert_eq!(status["details"]["causes"][1]["reason"], "FieldValueInvalid");
+        assert_eq!(
+            status["details"]["causes"][1]["reason"],
+            "FieldValueInvalid"
+        );
     }
 
     #[test]
@@ -490,7 +503,17 @@ mod tests {
 
     #[test]
     fn forbidden_message_like_rbac() {
-        let e = ApiError::forbidden("alice", "list", Subject { group: "", resource: "configmaps", name: "" }, " in the namespace \"default\"", None);
+        let e = ApiError::forbidden(
+            "alice",
+            "list",
+            Subject {
+                group: "",
+                resource: "configmaps",
+                name: "",
+            },
+            " in the namespace \"default\"",
+            None,
+        );
         assert_eq!(e.message, "configmaps is forbidden: User \"alice\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"default\"");
         let e = ApiError::forbidden("alice", "get", CM, " in the namespace \"default\"", None);
         assert_eq!(e.message, "configmaps \"x\" is forbidden: User \"alice\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"default\"");

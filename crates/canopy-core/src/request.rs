@@ -243,11 +243,21 @@ mod tests {
 
     #[test]
     fn namespaced_resource_with_cluster() {
-        let r = p("GET", "/clusters/root:org/api/v1/namespaces/default/configmaps/x");
+        let r = p(
+            "GET",
+            "/clusters/root:org/api/v1/namespaces/default/configmaps/x",
+        );
         assert_eq!(r.cluster, ClusterSelector::Named("root:org".into()));
         assert!(r.is_resource_request);
         assert_eq!(
-            (r.verb.as_str(), r.group.as_str(), r.version.as_str(), r.namespace.as_str(), r.resource.as_str(), r.name.as_str()),
+            (
+                r.verb.as_str(),
+                r.group.as_str(),
+                r.version.as_str(),
+                r.namespace.as_str(),
+                r.resource.as_str(),
+                r.name.as_str()
+            ),
             ("get", "", "v1", "default", "configmaps", "x")
         );
     }
@@ -255,30 +265,63 @@ mod tests {
     #[test]
     fn list_watch_and_deletecollection() {
         assert_eq!(p("GET", "/api/v1/namespaces/d/configmaps").verb, "list");
-        assert_eq!(p("GET", "/api/v1/namespaces/d/configmaps?watch=true").verb, "watch");
-        assert_eq!(p("GET", "/api/v1/namespaces/d/configmaps?watch=1").verb, "watch");
-        assert_eq!(p("GET", "/api/v1/watch/namespaces/d/configmaps").verb, "watch");
-        assert_eq!(p("DELETE", "/api/v1/namespaces/d/configmaps").verb, "deletecollection");
-        assert_eq!(p("DELETE", "/api/v1/namespaces/d/configmaps/x").verb, "delete");
+        assert_eq!(
+            p("GET", "/api/v1/namespaces/d/configmaps?watch=true").verb,
+            "watch"
+        );
+        assert_eq!(
+            p("GET", "/api/v1/namespaces/d/configmaps?watch=1").verb,
+            "watch"
+        );
+        assert_eq!(
+            p("GET", "/api/v1/watch/namespaces/d/configmaps").verb,
+            "watch"
+        );
+        assert_eq!(
+            p("DELETE", "/api/v1/namespaces/d/configmaps").verb,
+            "deletecollection"
+        );
+        assert_eq!(
+            p("DELETE", "/api/v1/namespaces/d/configmaps/x").verb,
+            "delete"
+        );
         assert_eq!(p("POST", "/api/v1/namespaces/d/configmaps").verb, "create");
         assert_eq!(p("PUT", "/api/v1/namespaces/d/configmaps/x").verb, "update");
-        assert_eq!(p("PATCH", "/api/v1/namespaces/d/configmaps/x").verb, "patch");
+        assert_eq!(
+            p("PATCH", "/api/v1/namespaces/d/configmaps/x").verb,
+            "patch"
+        );
     }
 
     #[test]
     fn namespace_object_and_subresources() {
         let r = p("GET", "/api/v1/namespaces/foo");
-        assert_eq!((r.resource.as_str(), r.name.as_str(), r.namespace.as_str()), ("namespaces", "foo", "foo"));
+        assert_eq!(
+            (r.resource.as_str(), r.name.as_str(), r.namespace.as_str()),
+            ("namespaces", "foo", "foo")
+        );
         let r = p("PUT", "/api/v1/namespaces/foo/finalize");
-        assert_eq!((r.resource.as_str(), r.name.as_str(), r.subresource.as_str()), ("namespaces", "foo", "finalize"));
+        assert_eq!(
+            (r.resource.as_str(), r.name.as_str(), r.subresource.as_str()),
+            ("namespaces", "foo", "finalize")
+        );
         let r = p("GET", "/api/v1/namespaces");
-        assert_eq!((r.verb.as_str(), r.resource.as_str()), ("list", "namespaces"));
+        assert_eq!(
+            (r.verb.as_str(), r.resource.as_str()),
+            ("list", "namespaces")
+        );
     }
 
     #[test]
     fn groups_and_discovery() {
-        let r = p("GET", "/clusters/root/apis/rbac.authorization.k8s.io/v1/clusterroles/admin");
-        assert_eq!((r.group.as_str(), r.resource.as_str(), r.name.as_str()), ("rbac.authorization.k8s.io", "clusterroles", "admin"));
+        let r = p(
+            "GET",
+            "/clusters/root/apis/rbac.authorization.k8s.io/v1/clusterroles/admin",
+        );
+        assert_eq!(
+            (r.group.as_str(), r.resource.as_str(), r.name.as_str()),
+            ("rbac.authorization.k8s.io", "clusterroles", "admin")
+        );
         let r = p("GET", "/clusters/root/apis/rbac.authorization.k8s.io/v1");
         assert!(!r.is_resource_request);
         assert_eq!(r.version, "v1");
@@ -298,7 +341,10 @@ mod tests {
         let r = p("GET", "/clusters/*/api/v1/configmaps");
         assert_eq!(r.cluster, ClusterSelector::Wildcard);
         assert_eq!(r.verb, "list");
-        let r = p("PUT", "/apis/coordination.k8s.io/v1/namespaces/n/leases/l/status");
+        let r = p(
+            "PUT",
+            "/apis/coordination.k8s.io/v1/namespaces/n/leases/l/status",
+        );
         assert_eq!(r.subresource, "status");
     }
 

@@ -18,7 +18,9 @@ fn is_alnum_lower(c: char) -> bool {
 pub fn is_dns1123_label(s: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if s.len() > DNS1123_LABEL_MAX {
-        errs.push(format!("must be no more than {DNS1123_LABEL_MAX} characters"));
+        errs.push(format!(
+            "must be no more than {DNS1123_LABEL_MAX} characters"
+        ));
     }
     let ok = !s.is_empty()
         && s.chars().all(|c| is_alnum_lower(c) || c == '-')
@@ -34,7 +36,9 @@ pub fn is_dns1123_label(s: &str) -> Vec<String> {
 pub fn is_dns1123_subdomain(s: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if s.len() > DNS1123_SUBDOMAIN_MAX {
-        errs.push(format!("must be no more than {DNS1123_SUBDOMAIN_MAX} characters"));
+        errs.push(format!(
+            "must be no more than {DNS1123_SUBDOMAIN_MAX} characters"
+        ));
     }
     let ok = !s.is_empty()
         && s.split('.').all(|l| {
@@ -75,7 +79,8 @@ pub fn validate_name(rule: NameRule, name: &str) -> Vec<String> {
 fn is_qualified_name_part(s: &str) -> bool {
     let alnum = |c: char| c.is_ascii_alphanumeric();
     !s.is_empty()
-        && s.chars().all(|c| alnum(c) || c == '-' || c == '_' || c == '.')
+        && s.chars()
+            .all(|c| alnum(c) || c == '-' || c == '_' || c == '.')
         && s.chars().next().is_some_and(alnum)
         && s.chars().last().is_some_and(alnum)
 }
@@ -127,7 +132,8 @@ pub fn is_valid_label_value(s: &str) -> Vec<String> {
     }
     let pattern_ok = s.is_empty() || {
         let alnum = |c: char| c.is_ascii_alphanumeric();
-        s.chars().all(|c| alnum(c) || c == '-' || c == '_' || c == '.')
+        s.chars()
+            .all(|c| alnum(c) || c == '-' || c == '_' || c == '.')
             && s.chars().next().is_some_and(alnum)
             && s.chars().last().is_some_and(alnum)
     };
@@ -146,7 +152,10 @@ pub fn validate_object_meta(
     causes: &mut Vec<Cause>,
 ) {
     let name = meta.get("name").and_then(Value::as_str).unwrap_or("");
-    let generate = meta.get("generateName").and_then(Value::as_str).unwrap_or("");
+    let generate = meta
+        .get("generateName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if name.is_empty() {
         if generate.is_empty() {
             causes.push(Cause::required(
@@ -156,7 +165,11 @@ pub fn validate_object_meta(
         }
     } else {
         for msg in validate_name(rule, name) {
-            causes.push(Cause::invalid("metadata.name", &Value::String(name.into()), &msg));
+            causes.push(Cause::invalid(
+                "metadata.name",
+                &Value::String(name.into()),
+                &msg,
+            ));
         }
     }
     let ns = meta.get("namespace").and_then(Value::as_str).unwrap_or("");
@@ -175,7 +188,11 @@ pub fn validate_object_meta(
         Some(Value::Object(labels)) => {
             for (k, v) in labels {
                 for msg in is_qualified_name(k) {
-                    causes.push(Cause::invalid("metadata.labels", &Value::String(k.clone()), &msg));
+                    causes.push(Cause::invalid(
+                        "metadata.labels",
+                        &Value::String(k.clone()),
+                        &msg,
+                    ));
                 }
                 match v.as_str() {
                     Some(s) => {
@@ -195,7 +212,11 @@ pub fn validate_object_meta(
                 }
             }
         }
-        Some(other) => causes.push(Cause::invalid("metadata.labels", other, "must be an object")),
+        Some(other) => causes.push(Cause::invalid(
+            "metadata.labels",
+            other,
+            "must be an object",
+        )),
     }
     match meta.get("annotations") {
         None | Some(Value::Null) => {}
@@ -204,7 +225,11 @@ pub fn validate_object_meta(
             for (k, v) in ann {
                 let lower = k.to_ascii_lowercase();
                 for msg in is_qualified_name(&lower) {
-                    causes.push(Cause::invalid("metadata.annotations", &Value::String(k.clone()), &msg));
+                    causes.push(Cause::invalid(
+                        "metadata.annotations",
+                        &Value::String(k.clone()),
+                        &msg,
+                    ));
                 }
                 total += k.len();
                 match v.as_str() {
@@ -217,7 +242,10 @@ pub fn validate_object_meta(
                 }
             }
             if total > TOTAL_ANNOTATION_SIZE_LIMIT {
-                causes.push(Cause::too_long("metadata.annotations", TOTAL_ANNOTATION_SIZE_LIMIT));
+                causes.push(Cause::too_long(
+                    "metadata.annotations",
+                    TOTAL_ANNOTATION_SIZE_LIMIT,
+                ));
             }
         }
         Some(other) => causes.push(Cause::invalid(
@@ -249,7 +277,11 @@ pub fn validate_object_meta(
                     }
                 }
             }
-            other => causes.push(Cause::invalid("metadata.finalizers", other, "must be a list")),
+            other => causes.push(Cause::invalid(
+                "metadata.finalizers",
+                other,
+                "must be a list",
+            )),
         }
     }
 }
@@ -290,18 +322,43 @@ mod tests {
     #[test]
     fn object_meta() {
         let mut causes = vec![];
-        validate_object_meta(&json!({"namespace": "d"}), NameRule::DnsSubdomain, true, &mut causes);
+        validate_object_meta(
+            &json!({"namespace": "d"}),
+            NameRule::DnsSubdomain,
+            true,
+            &mut causes,
+        );
         assert_eq!(causes.len(), 1);
         assert_eq!(causes[0].field, "metadata.name");
-        assert_eq!(causes[0].message, "Required value: name or generateName is required");
+        assert_eq!(
+            causes[0].message,
+            "Required value: name or generateName is required"
+        );
 
         let mut causes = vec![];
-        validate_object_meta(&json!({"name": "x", "labels": {"a b": "c"}, "finalizers": ["ok/x", 3]}), NameRule::DnsSubdomain, true, &mut causes);
+        validate_object_meta(
+            &json!({"name": "x", "labels": {"a b": "c"}, "finalizers": ["ok/x", 3]}),
+            NameRule::DnsSubdomain,
+            true,
+            &mut causes,
+        );
         let fields: Vec<_> = causes.iter().map(|c| c.field.as_str()).collect();
-        assert_eq!(fields, vec!["metadata.namespace", "metadata.labels", "metadata.finalizers[1]"]);
+        assert_eq!(
+            fields,
+            vec![
+                "metadata.namespace",
+                "metadata.labels",
+                "metadata.finalizers[1]"
+            ]
+        );
 
         let mut causes = vec![];
-        validate_object_meta(&json!({"name": "x", "namespace": "d"}), NameRule::DnsLabel, false, &mut causes);
+        validate_object_meta(
+            &json!({"name": "x", "namespace": "d"}),
+            NameRule::DnsLabel,
+            false,
+            &mut causes,
+        );
         assert_eq!(causes[0].message, "Forbidden: not allowed on this type");
     }
 }

@@ -35,12 +35,18 @@ pub mod testing;
 pub enum PgError {
     #[error("PostgreSQL server binaries not found: install them (Debian: apt-get install postgresql) or set CANOPY_PG_BIN to the directory holding initdb and postgres")]
     BinariesNotFound,
-    #[error("{path} has no {tool}: set CANOPY_PG_BIN to the directory holding initdb and postgres")]
+    #[error(
+        "{path} has no {tool}: set CANOPY_PG_BIN to the directory holding initdb and postgres"
+    )]
     MissingTool { path: String, tool: String },
     #[error("running as root needs a 'postgres' system user, since PostgreSQL refuses to run as root: create it (useradd --system postgres) or run as another user")]
     NoPostgresUser,
     #[error("{what} {path}: {source}")]
-    Io { what: &'static str, path: String, source: std::io::Error },
+    Io {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("initdb failed: {0}")]
     InitDb(String),
     #[error("PostgreSQL is already running on {0} (another Canopy using the same root directory?); stop it first")]
@@ -52,7 +58,11 @@ pub enum PgError {
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> PgError + 'a {
-    move |source| PgError::Io { what, path: path.display().to_string(), source }
+    move |source| PgError::Io {
+        what,
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// How to run a cluster.
@@ -79,7 +89,10 @@ fn find_bin_dir_from(explicit: Option<String>) -> Result<PathBuf, PgError> {
         let d = PathBuf::from(d);
         for tool in ["initdb", "postgres"] {
             if !d.join(tool).exists() {
-                return Err(PgError::MissingTool { path: d.display().to_string(), tool: tool.into() });
+                return Err(PgError::MissingTool {
+                    path: d.display().to_string(),
+                    tool: tool.into(),
+                });
             }
         }
         return Ok(d);
@@ -182,7 +195,8 @@ fn resolve_data_dir(data_dir: &Path, user: Option<RunAs>) -> Result<PathBuf, PgE
     let abs = abs_parent.join(data_dir.file_name().unwrap_or_default());
     match user {
         Some(u) if !reachable_by(&abs_parent, u) => {
-            let elsewhere = PathBuf::from("/var/lib/canopy").join(format!("pg-{}", short_hash(&abs)));
+            let elsewhere =
+                PathBuf::from("/var/lib/canopy").join(format!("pg-{}", short_hash(&abs)));
             std::fs::create_dir_all(&elsewhere).map_err(io("cannot create", &elsewhere))?;
             if !abs.exists() {
                 std::os::unix::fs::symlink(&elsewhere, &abs).map_err(io("cannot link", &abs))?;
@@ -222,12 +236,21 @@ fn run_tool(cmd: &mut Command, user: Option<RunAs>) -> std::io::Result<std::proc
 }
 
 fn log_tail(log: &Path) -> String {
-    let Ok(mut f) = std::fs::File::open(log) else { return String::new() };
+    let Ok(mut f) = std::fs::File::open(log) else {
+        return String::new();
+    };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let _ = f.seek(SeekFrom::Start(len.saturating_sub(2000)));
     let mut s = String::new();
     let _ = f.read_to_string(&mut s);
-    s.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+    s.lines()
+        .rev()
+        .take(8)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn pid_alive(pid: i32) -> bool {
@@ -238,13 +261,29 @@ fn pid_alive(pid: i32) -> bool {
 /// Removes a `postmaster.pid` whose process is gone; errors if PostgreSQL still runs.
 fn clear_stale_pid(dir: &Path) -> Result<(), PgError> {
     let pidfile = dir.join("postmaster.pid");
-    let Ok(text) = std::fs::read_to_string(&pidfile) else { return Ok(()) };
-    let pid: i32 = text.lines().next().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+    let Ok(text) = std::fs::read_to_string(&pidfile) else {
+        return Ok(());
+    };
+    let pid: i32 = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
     let is_postgres = std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|c| String::from_utf8_lossy(&c).contains("postgres"))
         .unwrap_or(false);
     if pid_alive(pid) && is_postgres {
-        return Err(PgError::AlreadyRunning(dir.display().to_string()));
+        // It may be shutting down (its parent just died): give it a moment.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while pid_alive(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if pid_alive(pid) {
+            return Err(PgError::AlreadyRunning(dir.display().to_string()));
+        }
+        if !pidfile.exists() {
+            return Ok(());
+        }
     }
     std::fs::remove_file(&pidfile).map_err(io("cannot remove stale", &pidfile))
 }
@@ -278,22 +317,31 @@ impl PgCluster {
         std::fs::create_dir_all(&dir).map_err(io("cannot create", &dir))?;
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(io("cannot chmod", &dir))?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io("cannot chmod", &dir))?;
         }
         if let Some(u) = user {
             chown(&dir, u)?;
         }
         if !dir.join("PG_VERSION").exists() {
             let out = run_tool(
-                Command::new(bin.join("initdb"))
-                    .arg("-D")
-                    .arg(&dir)
-                    .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"]),
+                Command::new(bin.join("initdb")).arg("-D").arg(&dir).args([
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                    "--no-sync",
+                ]),
                 user,
             )
             .map_err(io("cannot run", &bin.join("initdb")))?;
             if !out.status.success() {
-                return Err(PgError::InitDb(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+                return Err(PgError::InitDb(
+                    String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                ));
             }
         }
         clear_stale_pid(&dir)?;
@@ -326,7 +374,14 @@ impl PgCluster {
             .arg(port.to_string())
             .arg("-c")
             .arg(format!("listen_addresses={listen}"))
-            .args(["-c", "max_connections=200", "-c", "shared_buffers=64MB", "-c", "fsync=on"])
+            .args([
+                "-c",
+                "max_connections=200",
+                "-c",
+                "shared_buffers=64MB",
+                "-c",
+                "fsync=on",
+            ])
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().map_err(io("cannot open", &log))?)
             .stderr(log_file);
@@ -364,7 +419,13 @@ impl PgCluster {
             .recv()
             .map_err(|e| PgError::Start(e.to_string()))?
             .map_err(PgError::Start)?;
-        let cluster = PgCluster { data_dir: dir, socket_dir, port, pid, exited: Some(std::sync::Mutex::new(exit_rx)) };
+        let cluster = PgCluster {
+            data_dir: dir,
+            socket_dir,
+            port,
+            pid,
+            exited: Some(std::sync::Mutex::new(exit_rx)),
+        };
         cluster.wait_ready(&log)?;
         Ok(cluster)
     }
@@ -379,7 +440,10 @@ impl PgCluster {
         loop {
             if let Some(rx) = &self.exited {
                 if rx.lock().map(|r| r.try_recv().is_ok()).unwrap_or(false) {
-                    return Err(PgError::Start(format!("postgres exited; its log says:\n{}", log_tail(log))));
+                    return Err(PgError::Start(format!(
+                        "postgres exited; its log says:\n{}",
+                        log_tail(log)
+                    )));
                 }
             }
             let ok = rt.block_on(async {
@@ -395,7 +459,10 @@ impl PgCluster {
                 return Ok(());
             }
             if std::time::Instant::now() > deadline {
-                return Err(PgError::Start(format!("not accepting connections after 60 s; its log says:\n{}", log_tail(log))));
+                return Err(PgError::Start(format!(
+                    "not accepting connections after 60 s; its log says:\n{}",
+                    log_tail(log)
+                )));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -462,12 +529,15 @@ pub async fn create_database(admin_url: &str, name: &str) -> Result<(), PgError>
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(PgError::Query(format!("invalid database name {name:?}")));
     }
-    let mut c = sqlx::PgConnection::connect(admin_url).await.map_err(|e| PgError::Query(e.to_string()))?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(name)
-        .fetch_one(&mut c)
+    let mut c = sqlx::PgConnection::connect(admin_url)
         .await
         .map_err(|e| PgError::Query(e.to_string()))?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut c)
+            .await
+            .map_err(|e| PgError::Query(e.to_string()))?;
     if !exists {
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .execute(&mut c)
@@ -483,12 +553,20 @@ mod tests {
     use super::*;
 
     fn opts(dir: &Path) -> PgOptions {
-        PgOptions { data_dir: dir.to_path_buf(), bin_dir: None, port: None, die_with_parent: true }
+        PgOptions {
+            data_dir: dir.to_path_buf(),
+            bin_dir: None,
+            port: None,
+            die_with_parent: true,
+        }
     }
 
     async fn count(url: &str) -> i64 {
         let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::query_scalar("SELECT count(*) FROM t").fetch_one(&mut c).await.unwrap()
+        sqlx::query_scalar("SELECT count(*) FROM t")
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -501,11 +579,22 @@ mod tests {
         b.create_database("canopy").await.unwrap();
         {
             let mut c = sqlx::PgConnection::connect(&a.url("canopy")).await.unwrap();
-            sqlx::query("CREATE TABLE t (x int)").execute(&mut c).await.unwrap();
-            sqlx::query("INSERT INTO t VALUES (1), (2)").execute(&mut c).await.unwrap();
+            sqlx::query("CREATE TABLE t (x int)")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO t VALUES (1), (2)")
+                .execute(&mut c)
+                .await
+                .unwrap();
         }
         assert_eq!(count(&a.url("canopy")).await, 2);
-        assert!(sqlx::PgConnection::connect(&b.url("canopy")).await.unwrap().close().await.is_ok());
+        assert!(sqlx::PgConnection::connect(&b.url("canopy"))
+            .await
+            .unwrap()
+            .close()
+            .await
+            .is_ok());
         a.stop().await.unwrap();
         b.stop().await.unwrap();
         let a = PgCluster::start(opts(&tmp.path().join("a"))).await.unwrap();
@@ -538,8 +627,15 @@ mod tests {
         std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
         let data = private.join("state").join("postgres");
         let a = PgCluster::start(opts(&data)).await.unwrap();
-        assert!(std::fs::symlink_metadata(&data).unwrap().file_type().is_symlink());
-        assert_eq!(std::fs::metadata(&private).unwrap().permissions().mode() & 0o777, 0o700, "permissions untouched");
+        assert!(std::fs::symlink_metadata(&data)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            std::fs::metadata(&private).unwrap().permissions().mode() & 0o777,
+            0o700,
+            "permissions untouched"
+        );
         a.create_database("x").await.unwrap();
         a.stop().await.unwrap();
         // a restart follows the link

@@ -32,9 +32,14 @@ async fn admin_url() -> Result<String, PgError> {
             let _ = std::fs::remove_dir_all(&dir);
             // The cluster outlives any one test's runtime; it is stopped by the death
             // signal when the test binary exits.
-            let c = PgCluster::start(PgOptions { data_dir: dir, bin_dir: None, port: None, die_with_parent: true })
-                .await
-                .map_err(|e| e.to_string())?;
+            let c = PgCluster::start(PgOptions {
+                data_dir: dir,
+                bin_dir: None,
+                port: None,
+                die_with_parent: true,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
             let url = c.url("postgres");
             Ok((c, url))
         })
@@ -47,10 +52,16 @@ async fn admin_url() -> Result<String, PgError> {
 
 /// Data directories of test binaries that have exited.
 fn remove_stale_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("canopy-test-pg-")).and_then(|p| p.parse::<i32>().ok()) else {
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("canopy-test-pg-"))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
             continue;
         };
         if !crate::pid_alive(pid) {
@@ -66,7 +77,10 @@ pub async fn test_database() -> Result<TestDatabase, PgError> {
         "test_{}_{}_{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
     );
     crate::create_database(&admin, &name).await?;
     let url = replace_database(&admin, &name);
@@ -96,8 +110,14 @@ mod tests {
 
     #[test]
     fn database_urls() {
-        assert_eq!(replace_database("postgres://u@h:1/postgres", "x"), "postgres://u@h:1/x");
-        assert_eq!(replace_database("postgres://u@localhost:5432/postgres?host=/tmp/s", "x"), "postgres://u@localhost:5432/x?host=/tmp/s");
+        assert_eq!(
+            replace_database("postgres://u@h:1/postgres", "x"),
+            "postgres://u@h:1/x"
+        );
+        assert_eq!(
+            replace_database("postgres://u@localhost:5432/postgres?host=/tmp/s", "x"),
+            "postgres://u@localhost:5432/x?host=/tmp/s"
+        );
         assert_eq!(replace_database("postgres://u@h", "x"), "postgres://u@h/x");
     }
 }

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use tokio::sync::broadcast;
 
-use crate::{inner_key, EventType, ObjectKey, StorageError, StoreOptions, StoredObject, WatchEvent};
+use crate::{
+    inner_key, EventType, ObjectKey, StorageError, StoreOptions, StoredObject, WatchEvent,
+};
 
 #[derive(Clone)]
 pub(crate) struct Cache {
@@ -133,8 +135,7 @@ impl Cache {
         oldest: u64,
         options: &StoreOptions,
     ) -> Cache {
-        let mut resources: HashMap<Arc<str>, BTreeMap<String, Arc<StoredObject>>> =
-            HashMap::new();
+        let mut resources: HashMap<Arc<str>, BTreeMap<String, Arc<StoredObject>>> = HashMap::new();
         for o in objects {
             let inner = o.key.inner();
             resources

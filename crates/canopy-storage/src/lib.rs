@@ -275,7 +275,10 @@ impl Store {
 
     /// Applies mutations atomically; returns the stored objects (for deletes, the last
     /// state with the deletion's resourceVersion), in the order given.
-    pub async fn commit(&self, mutations: Vec<Mutation>) -> Result<Vec<Arc<StoredObject>>, StorageError> {
+    pub async fn commit(
+        &self,
+        mutations: Vec<Mutation>,
+    ) -> Result<Vec<Arc<StoredObject>>, StorageError> {
         if mutations.is_empty() {
             return Ok(Vec::new());
         }
@@ -347,7 +350,11 @@ impl Store {
 }
 
 /// Serializes `value` with `metadata.resourceVersion` set to `rv`.
-pub(crate) fn stamp(key: ObjectKey, mut value: Value, rv: u64) -> Result<StoredObject, StorageError> {
+pub(crate) fn stamp(
+    key: ObjectKey,
+    mut value: Value,
+    rv: u64,
+) -> Result<StoredObject, StorageError> {
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
     } else {
@@ -394,10 +401,9 @@ async fn load(pool: &PgPool, options: &StoreOptions) -> Result<(cache::Cache, u6
 
     let mut objects = Vec::new();
     {
-        let mut rows = sqlx::query(
-            "SELECT resource, cluster, namespace, name, rv, value FROM canopy_objects",
-        )
-        .fetch(&mut *tx);
+        let mut rows =
+            sqlx::query("SELECT resource, cluster, namespace, name, rv, value FROM canopy_objects")
+                .fetch(&mut *tx);
         while let Some(r) = rows.try_next().await.map_err(StorageError::db)? {
             let key = ObjectKey::new(r.get(0), r.get(1), r.get(2), r.get(3));
             let orv: i64 = r.get(4);
@@ -453,16 +459,20 @@ async fn compactor(pool: PgPool, cache: cache::Cache, keep: usize, every: Durati
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            sqlx::query("UPDATE canopy_state SET compacted_rv = GREATEST(compacted_rv, $1) WHERE id = 1")
-                .bind(upto as i64)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE canopy_state SET compacted_rv = GREATEST(compacted_rv, $1) WHERE id = 1",
+            )
+            .bind(upto as i64)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok::<u64, sqlx::Error>(deleted)
         }
         .await;
         match res {
-            Ok(n) if n > 0 => tracing::debug!(compacted_up_to = upto, deleted = n, "compacted history"),
+            Ok(n) if n > 0 => {
+                tracing::debug!(compacted_up_to = upto, deleted = n, "compacted history")
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "history compaction failed; will retry"),
         }

@@ -27,7 +27,10 @@ pub(crate) struct Writer {
 /// The accepted part of a batch: events in rv order, and which requests they answer.
 struct Batch {
     events: Vec<Arc<WatchEvent>>,
-    replies: Vec<(oneshot::Sender<Result<Vec<Arc<StoredObject>>, StorageError>>, Vec<Arc<StoredObject>>)>,
+    replies: Vec<(
+        oneshot::Sender<Result<Vec<Arc<StoredObject>>, StorageError>>,
+        Vec<Arc<StoredObject>>,
+    )>,
 }
 
 impl Writer {

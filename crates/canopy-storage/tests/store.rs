@@ -26,47 +26,87 @@ async fn create_update_delete_with_preconditions() {
     let store = open(&db.url, StoreOptions::default()).await;
 
     let a = store
-        .apply(Mutation::Create { key: key("c1", "d", "a"), value: cm("d", "a", "1") })
+        .apply(Mutation::Create {
+            key: key("c1", "d", "a"),
+            value: cm("d", "a", "1"),
+        })
         .await
         .unwrap();
     assert_eq!(a.rv, 1);
     assert_eq!(a.value["metadata"]["resourceVersion"], "1");
 
     let dup = store
-        .apply(Mutation::Create { key: key("c1", "d", "a"), value: cm("d", "a", "2") })
+        .apply(Mutation::Create {
+            key: key("c1", "d", "a"),
+            value: cm("d", "a", "2"),
+        })
         .await;
     assert!(matches!(dup, Err(StorageError::AlreadyExists(_))));
 
     // the same name in another logical cluster is another object
     let other = store
-        .apply(Mutation::Create { key: key("c2", "d", "a"), value: cm("d", "a", "x") })
+        .apply(Mutation::Create {
+            key: key("c2", "d", "a"),
+            value: cm("d", "a", "x"),
+        })
         .await
         .unwrap();
     assert_eq!(other.rv, 2);
 
     let stale = store
-        .apply(Mutation::Update { key: key("c1", "d", "a"), expected_rv: Some(99), value: cm("d", "a", "3") })
+        .apply(Mutation::Update {
+            key: key("c1", "d", "a"),
+            expected_rv: Some(99),
+            value: cm("d", "a", "3"),
+        })
         .await;
-    assert!(matches!(stale, Err(StorageError::Conflict { expected: 99, actual: 1, .. })));
+    assert!(matches!(
+        stale,
+        Err(StorageError::Conflict {
+            expected: 99,
+            actual: 1,
+            ..
+        })
+    ));
 
     let b = store
-        .apply(Mutation::Update { key: key("c1", "d", "a"), expected_rv: Some(1), value: cm("d", "a", "3") })
+        .apply(Mutation::Update {
+            key: key("c1", "d", "a"),
+            expected_rv: Some(1),
+            value: cm("d", "a", "3"),
+        })
         .await
         .unwrap();
     assert_eq!(b.rv, 3);
-    assert_eq!(store.get(&key("c1", "d", "a")).unwrap().value["data"]["v"], "3");
-    assert_eq!(store.get(&key("c2", "d", "a")).unwrap().value["data"]["v"], "x");
+    assert_eq!(
+        store.get(&key("c1", "d", "a")).unwrap().value["data"]["v"],
+        "3"
+    );
+    assert_eq!(
+        store.get(&key("c2", "d", "a")).unwrap().value["data"]["v"],
+        "x"
+    );
 
     let missing = store
-        .apply(Mutation::Update { key: key("c1", "d", "zz"), expected_rv: None, value: cm("d", "zz", "3") })
+        .apply(Mutation::Update {
+            key: key("c1", "d", "zz"),
+            expected_rv: None,
+            value: cm("d", "zz", "3"),
+        })
         .await;
     assert!(matches!(missing, Err(StorageError::NotFound(_))));
 
     // a failing mutation makes the whole commit fail, with nothing written
     let res = store
         .commit(vec![
-            Mutation::Create { key: key("c1", "d", "new"), value: cm("d", "new", "1") },
-            Mutation::Delete { key: key("c1", "d", "absent"), expected_rv: None },
+            Mutation::Create {
+                key: key("c1", "d", "new"),
+                value: cm("d", "new", "1"),
+            },
+            Mutation::Delete {
+                key: key("c1", "d", "absent"),
+                expected_rv: None,
+            },
         ])
         .await;
     assert!(matches!(res, Err(StorageError::NotFound(_))));
@@ -74,11 +114,17 @@ async fn create_update_delete_with_preconditions() {
     assert_eq!(store.current_rv(), 3);
 
     let gone = store
-        .apply(Mutation::Delete { key: key("c1", "d", "a"), expected_rv: Some(3) })
+        .apply(Mutation::Delete {
+            key: key("c1", "d", "a"),
+            expected_rv: Some(3),
+        })
         .await
         .unwrap();
     assert_eq!(gone.rv, 4);
-    assert_eq!(gone.value["data"]["v"], "3", "a delete returns the last state");
+    assert_eq!(
+        gone.value["data"]["v"], "3",
+        "a delete returns the last state"
+    );
     assert!(store.get(&key("c1", "d", "a")).is_none());
     store.close().await;
 }
@@ -92,7 +138,10 @@ async fn list_scopes_and_pages() {
         for ns in ["a", "b"] {
             for i in 0..5 {
                 let name = format!("o{i}");
-                muts.push(Mutation::Create { key: key(c, ns, &name), value: cm(ns, &name, c) });
+                muts.push(Mutation::Create {
+                    key: key(c, ns, &name),
+                    value: cm(ns, &name, c),
+                });
             }
         }
     }
@@ -122,7 +171,11 @@ async fn list_scopes_and_pages() {
     loop {
         let page = list(Some("c2"), None, 3, after.clone());
         assert!(page.items.len() <= 3);
-        seen.extend(page.items.iter().map(|o| format!("{}/{}", o.key.namespace, o.key.name)));
+        seen.extend(
+            page.items
+                .iter()
+                .map(|o| format!("{}/{}", o.key.namespace, o.key.name)),
+        );
         match page.continue_key {
             Some(k) => after = Some(k),
             None => break,
@@ -141,11 +194,19 @@ async fn list_scopes_and_pages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn watch_order_is_gap_free_under_concurrent_writers() {
     let db = canopy_pg::testing::test_database().await.unwrap();
-    let store = open(&db.url, StoreOptions { max_batch: 64, ..StoreOptions::default() }).await;
+    let store = open(
+        &db.url,
+        StoreOptions {
+            max_batch: 64,
+            ..StoreOptions::default()
+        },
+    )
+    .await;
     const WRITERS: usize = 16;
     const PER_WRITER: usize = 60;
     // every writer creates PER_WRITER objects and updates+deletes every third one
-    let total = (WRITERS * PER_WRITER) as u64 + 2 * (WRITERS as u64) * (PER_WRITER as u64).div_ceil(3);
+    let total =
+        (WRITERS * PER_WRITER) as u64 + 2 * (WRITERS as u64) * (PER_WRITER as u64).div_ceil(3);
 
     let collect = |mut w: canopy_storage::Watcher, until: u64| {
         tokio::spawn(async move {
@@ -163,7 +224,10 @@ async fn watch_order_is_gap_free_under_concurrent_writers() {
         })
     };
 
-    let from_start = collect(store.watch("/configmaps", WatchStart::After(0)).unwrap(), total);
+    let from_start = collect(
+        store.watch("/configmaps", WatchStart::After(0)).unwrap(),
+        total,
+    );
     let mut writers = Vec::new();
     for w in 0..WRITERS {
         let s = store.clone();
@@ -171,11 +235,27 @@ async fn watch_order_is_gap_free_under_concurrent_writers() {
             for i in 0..PER_WRITER {
                 let name = format!("w{w}-{i}");
                 let k = key("c", "ns", &name);
-                s.apply(Mutation::Create { key: k.clone(), value: cm("ns", &name, "0") }).await.unwrap();
+                s.apply(Mutation::Create {
+                    key: k.clone(),
+                    value: cm("ns", &name, "0"),
+                })
+                .await
+                .unwrap();
                 // updates and deletes interleave with other writers' creates
                 if i % 3 == 0 {
-                    s.apply(Mutation::Update { key: k.clone(), expected_rv: None, value: cm("ns", &name, "1") }).await.unwrap();
-                    s.apply(Mutation::Delete { key: k, expected_rv: None }).await.unwrap();
+                    s.apply(Mutation::Update {
+                        key: k.clone(),
+                        expected_rv: None,
+                        value: cm("ns", &name, "1"),
+                    })
+                    .await
+                    .unwrap();
+                    s.apply(Mutation::Delete {
+                        key: k,
+                        expected_rv: None,
+                    })
+                    .await
+                    .unwrap();
                 }
             }
         }));
@@ -185,7 +265,10 @@ async fn watch_order_is_gap_free_under_concurrent_writers() {
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let rv = store.current_rv();
-        late.push((rv, store.watch("/configmaps", WatchStart::After(rv)).unwrap()));
+        late.push((
+            rv,
+            store.watch("/configmaps", WatchStart::After(rv)).unwrap(),
+        ));
     }
     for w in writers {
         w.await.unwrap();
@@ -206,7 +289,11 @@ async fn watch_order_is_gap_free_under_concurrent_writers() {
 fn assert_dense(rvs: &[u64], first: u64, last: u64, what: &str) {
     let expected: Vec<u64> = (first..=last).collect();
     if rvs != expected.as_slice() {
-        let at = rvs.iter().zip(&expected).position(|(a, b)| a != b).unwrap_or(rvs.len().min(expected.len()));
+        let at = rvs
+            .iter()
+            .zip(&expected)
+            .position(|(a, b)| a != b)
+            .unwrap_or(rvs.len().min(expected.len()));
         panic!(
             "{what}: saw {} events, expected {}; first difference at index {at}: saw {:?}, expected {:?}",
             rvs.len(),
@@ -222,20 +309,62 @@ async fn initial_state_watch_then_live() {
     let db = canopy_pg::testing::test_database().await.unwrap();
     let store = open(&db.url, StoreOptions::default()).await;
     for n in ["a", "b"] {
-        store.apply(Mutation::Create { key: key("c1", "d", n), value: cm("d", n, "1") }).await.unwrap();
+        store
+            .apply(Mutation::Create {
+                key: key("c1", "d", n),
+                value: cm("d", n, "1"),
+            })
+            .await
+            .unwrap();
     }
-    store.apply(Mutation::Create { key: key("c2", "d", "x"), value: cm("d", "x", "1") }).await.unwrap();
+    store
+        .apply(Mutation::Create {
+            key: key("c2", "d", "x"),
+            value: cm("d", "x", "1"),
+        })
+        .await
+        .unwrap();
     let mut w = store
         .watch("/configmaps", WatchStart::WithInitialState)
         .unwrap()
         .scoped(Some("c1"), None);
-    let names: Vec<_> = w.initial.iter().map(|e| (e.kind, e.object.key.name.clone())).collect();
-    assert_eq!(names, vec![(EventType::Added, "a".into()), (EventType::Added, "b".into())]);
-    store.apply(Mutation::Create { key: key("c2", "d", "y"), value: cm("d", "y", "1") }).await.unwrap();
-    store.apply(Mutation::Update { key: key("c1", "d", "a"), expected_rv: None, value: cm("d", "a", "2") }).await.unwrap();
-    let ev = tokio::time::timeout(Duration::from_secs(5), w.next()).await.unwrap().unwrap().unwrap();
+    let names: Vec<_> = w
+        .initial
+        .iter()
+        .map(|e| (e.kind, e.object.key.name.clone()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            (EventType::Added, "a".into()),
+            (EventType::Added, "b".into())
+        ]
+    );
+    store
+        .apply(Mutation::Create {
+            key: key("c2", "d", "y"),
+            value: cm("d", "y", "1"),
+        })
+        .await
+        .unwrap();
+    store
+        .apply(Mutation::Update {
+            key: key("c1", "d", "a"),
+            expected_rv: None,
+            value: cm("d", "a", "2"),
+        })
+        .await
+        .unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(5), w.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(ev.kind, EventType::Modified);
-    assert_eq!(ev.object.key.name, "a", "events of other clusters are not delivered");
+    assert_eq!(
+        ev.object.key.name, "a",
+        "events of other clusters are not delivered"
+    );
     assert_eq!(ev.prev.as_ref().unwrap().value["data"]["v"], "1");
     store.close().await;
 }
@@ -252,9 +381,21 @@ async fn restart_keeps_state_and_history_and_compaction_expires_old_rvs() {
         let store = open(&db.url, opts.clone()).await;
         for i in 0..5 {
             let n = format!("o{i}");
-            store.apply(Mutation::Create { key: key("c", "d", &n), value: cm("d", &n, "1") }).await.unwrap();
+            store
+                .apply(Mutation::Create {
+                    key: key("c", "d", &n),
+                    value: cm("d", &n, "1"),
+                })
+                .await
+                .unwrap();
         }
-        store.apply(Mutation::Delete { key: key("c", "d", "o0"), expected_rv: None }).await.unwrap();
+        store
+            .apply(Mutation::Delete {
+                key: key("c", "d", "o0"),
+                expected_rv: None,
+            })
+            .await
+            .unwrap();
         store.close().await;
     }
     let store = open(&db.url, opts.clone()).await;
@@ -264,22 +405,50 @@ async fn restart_keeps_state_and_history_and_compaction_expires_old_rvs() {
     // resume from history written before the restart
     let w = store.watch("/configmaps", WatchStart::After(3)).unwrap();
     let got: Vec<_> = w.initial.iter().map(|e| (e.rv, e.kind)).collect();
-    assert_eq!(got, vec![(4, EventType::Added), (5, EventType::Added), (6, EventType::Deleted)]);
+    assert_eq!(
+        got,
+        vec![
+            (4, EventType::Added),
+            (5, EventType::Added),
+            (6, EventType::Deleted)
+        ]
+    );
     // rvs keep counting from where they were
-    let o = store.apply(Mutation::Create { key: key("c", "d", "o9"), value: cm("d", "o9", "1") }).await.unwrap();
+    let o = store
+        .apply(Mutation::Create {
+            key: key("c", "d", "o9"),
+            value: cm("d", "o9", "1"),
+        })
+        .await
+        .unwrap();
     assert_eq!(o.rv, 7);
 
     // push history past the window: old rvs expire, in memory and after a restart
     for i in 0..15 {
-        store.apply(Mutation::Update { key: key("c", "d", "o9"), expected_rv: None, value: cm("d", "o9", &i.to_string()) }).await.unwrap();
+        store
+            .apply(Mutation::Update {
+                key: key("c", "d", "o9"),
+                expected_rv: None,
+                value: cm("d", "o9", &i.to_string()),
+            })
+            .await
+            .unwrap();
     }
-    assert!(matches!(store.watch("/configmaps", WatchStart::After(3)), Err(StorageError::Expired { .. })));
+    assert!(matches!(
+        store.watch("/configmaps", WatchStart::After(3)),
+        Err(StorageError::Expired { .. })
+    ));
     tokio::time::sleep(Duration::from_millis(400)).await; // let the compactor run
     store.close().await;
     let store = open(&db.url, opts).await;
-    assert!(matches!(store.watch("/configmaps", WatchStart::After(3)), Err(StorageError::Expired { .. })));
+    assert!(matches!(
+        store.watch("/configmaps", WatchStart::After(3)),
+        Err(StorageError::Expired { .. })
+    ));
     let recent = store.current_rv() - 5;
-    let w = store.watch("/configmaps", WatchStart::After(recent)).unwrap();
+    let w = store
+        .watch("/configmaps", WatchStart::After(recent))
+        .unwrap();
     assert_eq!(w.initial.len(), 5);
     store.close().await;
 }
@@ -298,9 +467,15 @@ async fn a_second_store_on_the_same_database_is_refused() {
 
 #[tokio::test]
 async fn unreachable_database_is_a_clear_error() {
-    let res = Store::open("postgres://nobody@127.0.0.1:1/none", StoreOptions::default()).await;
+    let res = Store::open(
+        "postgres://nobody@127.0.0.1:1/none",
+        StoreOptions::default(),
+    )
+    .await;
     match res {
-        Err(StorageError::Unavailable(msg)) => assert!(msg.contains("cannot connect to PostgreSQL"), "{msg}"),
+        Err(StorageError::Unavailable(msg)) => {
+            assert!(msg.contains("cannot connect to PostgreSQL"), "{msg}")
+        }
         other => panic!("expected Unavailable, got {:?}", other.map(|_| ())),
     }
     let res = Store::open("not a url", StoreOptions::default()).await;

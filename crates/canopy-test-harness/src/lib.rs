@@ -30,7 +30,9 @@ impl TestShardBuilder {
     }
 
     pub async fn start(self) -> TestShard {
-        let db = canopy_pg::testing::test_database().await.expect("test database");
+        let db = canopy_pg::testing::test_database()
+            .await
+            .expect("test database");
         let dir = tempfile::tempdir().expect("temp dir");
         TestShard::start_in(db, dir, self.store.unwrap_or_default()).await
     }
@@ -51,7 +53,11 @@ impl TestShard {
         TestShardBuilder::default()
     }
 
-    async fn start_in(db: canopy_pg::testing::TestDatabase, dir: tempfile::TempDir, store: canopy_storage::StoreOptions) -> TestShard {
+    async fn start_in(
+        db: canopy_pg::testing::TestDatabase,
+        dir: tempfile::TempDir,
+        store: canopy_storage::StoreOptions,
+    ) -> TestShard {
         let shard = shard::Shard::start(shard::ShardOptions {
             root_directory: dir.path().to_path_buf(),
             bind_address: "127.0.0.1".parse().expect("ip"),
@@ -62,16 +68,35 @@ impl TestShard {
         })
         .await
         .expect("start shard");
-        let admin_token = shard.admin_token(Duration::from_secs(3600)).expect("admin token");
+        let admin_token = shard
+            .admin_token(Duration::from_secs(3600))
+            .expect("admin token");
         let kubeconfig = dir.path().join("admin.kubeconfig");
-        std::fs::write(&kubeconfig, shard::kubeconfig(&shard.url, &shard.ca_cert_pem, "root", &admin_token)).expect("write kubeconfig");
-        TestShard { shard, dir, kubeconfig, admin_token, db, store_options: store }
+        std::fs::write(
+            &kubeconfig,
+            shard::kubeconfig(&shard.url, &shard.ca_cert_pem, "root", &admin_token),
+        )
+        .expect("write kubeconfig");
+        TestShard {
+            shard,
+            dir,
+            kubeconfig,
+            admin_token,
+            db,
+            store_options: store,
+        }
     }
 
     /// Stops the shard and starts a new one on the same database and directory (same
     /// port is not guaranteed).
     pub async fn restart(self) -> TestShard {
-        let TestShard { shard, dir, db, store_options, .. } = self;
+        let TestShard {
+            shard,
+            dir,
+            db,
+            store_options,
+            ..
+        } = self;
         shard.stop().await;
         TestShard::start_in(db, dir, store_options).await
     }
@@ -84,13 +109,20 @@ impl TestShard {
     /// A token for `user` in `groups`.
     pub fn token(&self, user: &str, groups: &[&str]) -> String {
         let groups: Vec<String> = groups.iter().map(|s| s.to_string()).collect();
-        self.shard.tokens.issue(user, &groups, Duration::from_secs(3600)).expect("issue token")
+        self.shard
+            .tokens
+            .issue(user, &groups, Duration::from_secs(3600))
+            .expect("issue token")
     }
 
     /// Writes a kubeconfig for `token` pointing at logical cluster `cluster`.
     pub fn kubeconfig_for(&self, name: &str, cluster: &str, token: &str) -> PathBuf {
         let p = self.dir.path().join(format!("{name}.kubeconfig"));
-        std::fs::write(&p, shard::kubeconfig(&self.shard.url, &self.shard.ca_cert_pem, cluster, token)).expect("write kubeconfig");
+        std::fs::write(
+            &p,
+            shard::kubeconfig(&self.shard.url, &self.shard.ca_cert_pem, cluster, token),
+        )
+        .expect("write kubeconfig");
         p
     }
 
@@ -114,7 +146,11 @@ impl TestShard {
 pub fn kubectl_binary() -> PathBuf {
     if let Ok(p) = std::env::var("CANOPY_KUBECTL") {
         let p = PathBuf::from(p);
-        assert!(p.exists(), "CANOPY_KUBECTL={} does not exist; run scripts/install-tools", p.display());
+        assert!(
+            p.exists(),
+            "CANOPY_KUBECTL={} does not exist; run scripts/install-tools",
+            p.display()
+        );
         return p;
     }
     for dir in std::env::var("PATH").unwrap_or_default().split(':') {
@@ -148,7 +184,11 @@ impl Kubectl {
 
     pub fn with_binary(bin: PathBuf, kubeconfig: &Path, scratch: &Path) -> Kubectl {
         let cache = scratch.join(format!("kube-cache-{}", std::process::id()));
-        Kubectl { bin, kubeconfig: kubeconfig.to_path_buf(), cache }
+        Kubectl {
+            bin,
+            kubeconfig: kubeconfig.to_path_buf(),
+            cache,
+        }
     }
 
     pub fn kubeconfig(mut self, k: &Path) -> Kubectl {
@@ -163,11 +203,17 @@ impl Kubectl {
             .env("KUBECONFIG", &self.kubeconfig)
             .env("KUBECACHEDIR", &self.cache)
             .env("HOME", self.cache.parent().unwrap_or(Path::new("/tmp")))
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("running {}: {e}", self.bin.display()));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("running {}: {e}", self.bin.display()));
         if let Some(input) = stdin {
             let mut s = child.stdin.take().expect("stdin");
             s.write_all(input.as_bytes()).await.expect("write stdin");
@@ -191,20 +237,32 @@ impl Kubectl {
     /// Runs kubectl and returns stdout; panics with stderr if it failed.
     pub async fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args).await;
-        assert!(o.success, "kubectl {args:?} failed:\nstdout: {}\nstderr: {}", o.stdout, o.stderr);
+        assert!(
+            o.success,
+            "kubectl {args:?} failed:\nstdout: {}\nstderr: {}",
+            o.stdout, o.stderr
+        );
         o.stdout
     }
 
     /// Runs kubectl and returns stderr; panics if it succeeded.
     pub async fn fails(&self, args: &[&str]) -> String {
         let o = self.run(args).await;
-        assert!(!o.success, "kubectl {args:?} unexpectedly succeeded:\n{}", o.stdout);
+        assert!(
+            !o.success,
+            "kubectl {args:?} unexpectedly succeeded:\n{}",
+            o.stdout
+        );
         o.stderr
     }
 
     pub async fn apply_stdin(&self, args: &[&str], yaml: &str) -> String {
         let o = self.run_with_stdin(args, Some(yaml)).await;
-        assert!(o.success, "kubectl {args:?} failed:\nstdout: {}\nstderr: {}", o.stdout, o.stderr);
+        assert!(
+            o.success,
+            "kubectl {args:?} failed:\nstdout: {}\nstderr: {}",
+            o.stdout, o.stderr
+        );
         o.stdout
     }
 }
@@ -235,7 +293,11 @@ impl Client {
             .tls_backend_preconfigured(cfg)
             .build()
             .expect("http client");
-        Client { base: base.to_string(), token: token.map(str::to_string), http }
+        Client {
+            base: base.to_string(),
+            token: token.map(str::to_string),
+            http,
+        }
     }
 
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -247,7 +309,12 @@ impl Client {
     }
 
     /// Sends a request and returns (status, JSON body or Null).
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
         let mut r = self.request(method, path);
         if let Some(b) = body {
             r = r.json(&b);
@@ -255,7 +322,10 @@ impl Client {
         let resp = r.send().await.expect("request");
         let code = resp.status().as_u16();
         let bytes = resp.bytes().await.expect("body");
-        (code, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+        (
+            code,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
@@ -274,7 +344,12 @@ impl Client {
         self.send(reqwest::Method::DELETE, path, None).await
     }
 
-    pub async fn patch(&self, path: &str, content_type: &str, body: &str) -> (u16, serde_json::Value) {
+    pub async fn patch(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> (u16, serde_json::Value) {
         let resp = self
             .request(reqwest::Method::PATCH, path)
             .header("content-type", content_type)
@@ -284,6 +359,9 @@ impl Client {
             .expect("request");
         let code = resp.status().as_u16();
         let bytes = resp.bytes().await.expect("body");
-        (code, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+        (
+            code,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
     }
 }

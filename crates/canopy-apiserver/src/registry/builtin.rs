@@ -15,7 +15,9 @@ use super::table::{age_column, age_of, created_at_column, Column};
 use super::Strategy;
 
 /// Round-trips `obj` through `T`; returns the canonical JSON and the dropped field paths.
-pub fn typed<T: DeserializeOwned + Serialize>(obj: Value) -> Result<(Value, Vec<String>), ApiError> {
+pub fn typed<T: DeserializeOwned + Serialize>(
+    obj: Value,
+) -> Result<(Value, Vec<String>), ApiError> {
     let t: T = serde_json::from_value(obj.clone())
         .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?;
     let canonical = serde_json::to_value(&t)
@@ -87,7 +89,8 @@ fn validate_config_keys(obj: &Value, fields: &[&str], causes: &mut Vec<Cause>) {
             for k in m.keys() {
                 let ok = !k.is_empty()
                     && k.len() <= 253
-                    && k.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
                 if !ok {
                     causes.push(Cause::invalid(
                         format!("{f}"),
@@ -110,11 +113,17 @@ fn validate_config_keys(obj: &Value, fields: &[&str], causes: &mut Vec<Cause>) {
 fn validate_immutable_data(new: &Value, old: &Value, fields: &[&str], causes: &mut Vec<Cause>) {
     if old.get("immutable").and_then(Value::as_bool) == Some(true) {
         if new.get("immutable").and_then(Value::as_bool) != Some(true) {
-            causes.push(Cause::forbidden("immutable", "field is immutable when `immutable` is set"));
+            causes.push(Cause::forbidden(
+                "immutable",
+                "field is immutable when `immutable` is set",
+            ));
         }
         for f in fields {
             if new.get(*f) != old.get(*f) {
-                causes.push(Cause::forbidden(*f, "field is immutable when `immutable` is set"));
+                causes.push(Cause::forbidden(
+                    *f,
+                    "field is immutable when `immutable` is set",
+                ));
             }
         }
     }
@@ -142,7 +151,12 @@ impl Strategy for ConfigMapStrategy {
     }
     fn columns(&self) -> Vec<Column> {
         vec![
-            Column::new("Data", "string", "Data contains the configuration data.", |o| count_keys(o, &["data", "binaryData"])),
+            Column::new(
+                "Data",
+                "string",
+                "Data contains the configuration data.",
+                |o| count_keys(o, &["data", "binaryData"]),
+            ),
             age_column(),
         ]
     }
@@ -163,13 +177,20 @@ impl Strategy for SecretStrategy {
                         let s = val.as_str().unwrap_or("");
                         data.insert(
                             k.clone(),
-                            json!(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s)),
+                            json!(base64::Engine::encode(
+                                &base64::engine::general_purpose::STANDARD,
+                                s
+                            )),
                         );
                     }
                 }
             }
         }
-        if v.get("type").and_then(Value::as_str).unwrap_or("").is_empty() {
+        if v.get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
             v["type"] = json!("Opaque");
         }
         Ok((v, dropped))
@@ -179,7 +200,11 @@ impl Strategy for SecretStrategy {
     }
     fn validate_update(&self, new: &Value, old: &Value, causes: &mut Vec<Cause>) {
         if new.get("type") != old.get("type") {
-            causes.push(Cause::invalid("type", new.get("type").unwrap_or(&Value::Null), "field is immutable"));
+            causes.push(Cause::invalid(
+                "type",
+                new.get("type").unwrap_or(&Value::Null),
+                "field is immutable",
+            ));
         }
         validate_immutable_data(new, old, &["data"], causes);
     }
@@ -188,8 +213,15 @@ impl Strategy for SecretStrategy {
     }
     fn columns(&self) -> Vec<Column> {
         vec![
-            Column::new("Type", "string", "Used to facilitate programmatic handling of secret data.", |o| json!(str_at(o, &["type"]))),
-            Column::new("Data", "string", "Data contains the secret data.", |o| count_keys(o, &["data"])),
+            Column::new(
+                "Type",
+                "string",
+                "Used to facilitate programmatic handling of secret data.",
+                |o| json!(str_at(o, &["type"])),
+            ),
+            Column::new("Data", "string", "Data contains the secret data.", |o| {
+                count_keys(o, &["data"])
+            }),
             age_column(),
         ]
     }
@@ -250,7 +282,9 @@ impl Strategy for NamespaceStrategy {
     }
     fn columns(&self) -> Vec<Column> {
         vec![
-            Column::new("Status", "string", "The status of the namespace", |o| json!(str_at(o, &["status", "phase"]))),
+            Column::new("Status", "string", "The status of the namespace", |o| {
+                json!(str_at(o, &["status", "phase"]))
+            }),
             age_column(),
         ]
     }
@@ -258,26 +292,58 @@ impl Strategy for NamespaceStrategy {
 
 fn event_columns() -> Vec<Column> {
     vec![
-        Column::new("Last Seen", "string", "Time when this Event was last observed.", |o| {
-            let ts = o
-                .get("lastTimestamp")
-                .filter(|v| !v.is_null())
-                .or_else(|| o.get("eventTime").filter(|v| !v.is_null()))
-                .or_else(|| o.get("deprecatedLastTimestamp").filter(|v| !v.is_null()))
-                .or_else(|| o.pointer("/metadata/creationTimestamp"));
-            age_of(ts)
+        Column::new(
+            "Last Seen",
+            "string",
+            "Time when this Event was last observed.",
+            |o| {
+                let ts = o
+                    .get("lastTimestamp")
+                    .filter(|v| !v.is_null())
+                    .or_else(|| o.get("eventTime").filter(|v| !v.is_null()))
+                    .or_else(|| o.get("deprecatedLastTimestamp").filter(|v| !v.is_null()))
+                    .or_else(|| o.pointer("/metadata/creationTimestamp"));
+                age_of(ts)
+            },
+        ),
+        Column::new(
+            "Type",
+            "string",
+            "Type of this event (Normal, Warning), new types could be added in the future.",
+            |o| json!(str_at(o, &["type"])),
+        ),
+        Column::new("Reason", "string", "The reason for the event.", |o| {
+            json!(str_at(o, &["reason"]))
         }),
-        Column::new("Type", "string", "Type of this event (Normal, Warning), new types could be added in the future.", |o| json!(str_at(o, &["type"]))),
-        Column::new("Reason", "string", "The reason for the event.", |o| json!(str_at(o, &["reason"]))),
-        Column::new("Object", "string", "The object that this event is about.", |o| {
-            let r = o.get("involvedObject").or_else(|| o.get("regarding"));
-            let kind = r.and_then(|r| r.get("kind")).and_then(Value::as_str).unwrap_or("");
-            let name = r.and_then(|r| r.get("name")).and_then(Value::as_str).unwrap_or("");
-            json!(format!("{}/{}", kind.to_ascii_lowercase(), name))
-        }),
-        Column::new("Message", "string", "A human-readable description of the status of this operation.", |o| {
-            json!(o.get("message").or_else(|| o.get("note")).and_then(Value::as_str).unwrap_or(""))
-        }),
+        Column::new(
+            "Object",
+            "string",
+            "The object that this event is about.",
+            |o| {
+                let r = o.get("involvedObject").or_else(|| o.get("regarding"));
+                let kind = r
+                    .and_then(|r| r.get("kind"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let name = r
+                    .and_then(|r| r.get("name"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                json!(format!("{}/{}", kind.to_ascii_lowercase(), name))
+            },
+        ),
+        Column::new(
+            "Message",
+            "string",
+            "A human-readable description of the status of this operation.",
+            |o| {
+                json!(o
+                    .get("message")
+                    .or_else(|| o.get("note"))
+                    .and_then(Value::as_str)
+                    .unwrap_or(""))
+            },
+        ),
     ]
 }
 
@@ -305,7 +371,9 @@ impl Strategy for CoreEventStrategy {
         if field == "source" {
             return Some(str_at(obj, &["source", "component"]).to_string());
         }
-        super::lookup_path(obj, field).and_then(Value::as_str).map(str::to_string)
+        super::lookup_path(obj, field)
+            .and_then(Value::as_str)
+            .map(str::to_string)
     }
     fn columns(&self) -> Vec<Column> {
         event_columns()
@@ -318,7 +386,15 @@ impl Strategy for EventsV1Strategy {
         typed::<k8s_openapi::api::events::v1::Event>(obj)
     }
     fn selectable_fields(&self) -> &[&'static str] {
-        &["regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid", "reason", "reportingController", "type"]
+        &[
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "reason",
+            "reportingController",
+            "type",
+        ]
     }
     fn columns(&self) -> Vec<Column> {
         event_columns()
@@ -332,7 +408,12 @@ impl Strategy for LeaseStrategy {
     }
     fn columns(&self) -> Vec<Column> {
         vec![
-            Column::new("Holder", "string", "holderIdentity contains the identity of the holder of a current lease.", |o| json!(str_at(o, &["spec", "holderIdentity"]))),
+            Column::new(
+                "Holder",
+                "string",
+                "holderIdentity contains the identity of the holder of a current lease.",
+                |o| json!(str_at(o, &["spec", "holderIdentity"])),
+            ),
             age_column(),
         ]
     }
@@ -341,22 +422,47 @@ impl Strategy for LeaseStrategy {
 fn validate_rules(obj: &Value, causes: &mut Vec<Cause>) {
     if let Some(rules) = obj.get("rules").and_then(Value::as_array) {
         for (i, r) in rules.iter().enumerate() {
-            let verbs = r.get("verbs").and_then(Value::as_array).map_or(0, |a| a.len());
+            let verbs = r
+                .get("verbs")
+                .and_then(Value::as_array)
+                .map_or(0, |a| a.len());
             if verbs == 0 {
-                causes.push(Cause::required(format!("rules[{i}].verbs"), "verbs must contain at least one value"));
+                causes.push(Cause::required(
+                    format!("rules[{i}].verbs"),
+                    "verbs must contain at least one value",
+                ));
             }
-            let has_urls = r.get("nonResourceURLs").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
-            let has_res = r.get("resources").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
-            let has_groups = r.get("apiGroups").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+            let has_urls = r
+                .get("nonResourceURLs")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
+            let has_res = r
+                .get("resources")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
+            let has_groups = r
+                .get("apiGroups")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
             if has_urls && (has_res || has_groups) {
-                causes.push(Cause::invalid(format!("rules[{i}].nonResourceURLs"), r.get("nonResourceURLs").unwrap_or(&Value::Null), "rules cannot apply to both regular resources and non-resource URLs"));
+                causes.push(Cause::invalid(
+                    format!("rules[{i}].nonResourceURLs"),
+                    r.get("nonResourceURLs").unwrap_or(&Value::Null),
+                    "rules cannot apply to both regular resources and non-resource URLs",
+                ));
             }
             if !has_urls {
                 if !has_groups {
-                    causes.push(Cause::required(format!("rules[{i}].apiGroups"), "resource rules must supply at least one api group"));
+                    causes.push(Cause::required(
+                        format!("rules[{i}].apiGroups"),
+                        "resource rules must supply at least one api group",
+                    ));
                 }
                 if !has_res {
-                    causes.push(Cause::required(format!("rules[{i}].resources"), "resource rules must supply at least one resource"));
+                    causes.push(Cause::required(
+                        format!("rules[{i}].resources"),
+                        "resource rules must supply at least one resource",
+                    ));
                 }
             }
         }
@@ -379,8 +485,22 @@ impl Strategy for RoleStrategy {
         if obj.get("aggregationRule").is_none() || !self.cluster {
             validate_rules(obj, causes);
         }
-        if !self.cluster && obj.get("rules").and_then(Value::as_array).is_some_and(|rs| rs.iter().any(|r| r.get("nonResourceURLs").is_some_and(|u| u.as_array().is_some_and(|a| !a.is_empty())))) {
-            causes.push(Cause::invalid("rules[0].nonResourceURLs", &Value::Null, "namespaced rules cannot apply to non-resource URLs"));
+        if !self.cluster
+            && obj
+                .get("rules")
+                .and_then(Value::as_array)
+                .is_some_and(|rs| {
+                    rs.iter().any(|r| {
+                        r.get("nonResourceURLs")
+                            .is_some_and(|u| u.as_array().is_some_and(|a| !a.is_empty()))
+                    })
+                })
+        {
+            causes.push(Cause::invalid(
+                "rules[0].nonResourceURLs",
+                &Value::Null,
+                "namespaced rules cannot apply to non-resource URLs",
+            ));
         }
     }
     fn columns(&self) -> Vec<Column> {
@@ -401,7 +521,11 @@ impl Strategy for BindingStrategy {
     }
     fn validate(&self, obj: &Value, causes: &mut Vec<Cause>) {
         let kind = str_at(obj, &["roleRef", "kind"]);
-        let allowed: &[&str] = if self.cluster { &["ClusterRole"] } else { &["Role", "ClusterRole"] };
+        let allowed: &[&str] = if self.cluster {
+            &["ClusterRole"]
+        } else {
+            &["Role", "ClusterRole"]
+        };
         if !allowed.contains(&kind) {
             causes.push(Cause::not_supported("roleRef.kind", &json!(kind), allowed));
         }
@@ -409,13 +533,21 @@ impl Strategy for BindingStrategy {
             causes.push(Cause::required("roleRef.name", ""));
         }
         if str_at(obj, &["roleRef", "apiGroup"]) != "rbac.authorization.k8s.io" {
-            causes.push(Cause::not_supported("roleRef.apiGroup", &json!(str_at(obj, &["roleRef", "apiGroup"])), &["rbac.authorization.k8s.io"]));
+            causes.push(Cause::not_supported(
+                "roleRef.apiGroup",
+                &json!(str_at(obj, &["roleRef", "apiGroup"])),
+                &["rbac.authorization.k8s.io"],
+            ));
         }
         if let Some(subjects) = obj.get("subjects").and_then(Value::as_array) {
             for (i, s) in subjects.iter().enumerate() {
                 let k = str_at(s, &["kind"]);
                 if !["User", "Group", "ServiceAccount"].contains(&k) {
-                    causes.push(Cause::not_supported(format!("subjects[{i}].kind"), &json!(k), &["ServiceAccount", "User", "Group"]));
+                    causes.push(Cause::not_supported(
+                        format!("subjects[{i}].kind"),
+                        &json!(k),
+                        &["ServiceAccount", "User", "Group"],
+                    ));
                 }
                 if str_at(s, &["name"]).is_empty() {
                     causes.push(Cause::required(format!("subjects[{i}].name"), ""));
@@ -428,7 +560,11 @@ impl Strategy for BindingStrategy {
     }
     fn validate_update(&self, new: &Value, old: &Value, causes: &mut Vec<Cause>) {
         if new.get("roleRef") != old.get("roleRef") {
-            causes.push(Cause::invalid("roleRef", new.get("roleRef").unwrap_or(&Value::Null), "cannot change roleRef"));
+            causes.push(Cause::invalid(
+                "roleRef",
+                new.get("roleRef").unwrap_or(&Value::Null),
+                "cannot change roleRef",
+            ));
         }
     }
     fn columns(&self) -> Vec<Column> {
@@ -442,7 +578,11 @@ impl Strategy for BindingStrategy {
                             .filter(|s| str_at(s, &["kind"]) == kind)
                             .map(|s| {
                                 if kind == "ServiceAccount" {
-                                    format!("{}/{}", str_at(s, &["namespace"]), str_at(s, &["name"]))
+                                    format!(
+                                        "{}/{}",
+                                        str_at(s, &["namespace"]),
+                                        str_at(s, &["name"])
+                                    )
                                 } else {
                                     str_at(s, &["name"]).to_string()
                                 }
@@ -474,8 +614,15 @@ impl Strategy for LogicalClusterStrategy {
     }
     fn columns(&self) -> Vec<Column> {
         vec![
-            Column::new("Phase", "string", "The current phase (e.g. Scheduling, Initializing, Ready)", |o| json!(str_at(o, &["status", "phase"]))),
-            Column::new("URL", "string", "URL to access the logical cluster", |o| json!(str_at(o, &["status", "URL"]))),
+            Column::new(
+                "Phase",
+                "string",
+                "The current phase (e.g. Scheduling, Initializing, Ready)",
+                |o| json!(str_at(o, &["status", "phase"])),
+            ),
+            Column::new("URL", "string", "URL to access the logical cluster", |o| {
+                json!(str_at(o, &["status", "URL"]))
+            }),
             age_column(),
         ]
     }
@@ -503,10 +650,18 @@ pub fn strategy_for(desc: &ResourceDescriptor) -> Arc<dyn Strategy> {
         ("events.k8s.io", "events") => Arc::new(EventsV1Strategy),
         ("coordination.k8s.io", "leases") => Arc::new(LeaseStrategy),
         (canopy_core::resource::RBAC_GROUP, "roles") => Arc::new(RoleStrategy { cluster: false }),
-        (canopy_core::resource::RBAC_GROUP, "clusterroles") => Arc::new(RoleStrategy { cluster: true }),
-        (canopy_core::resource::RBAC_GROUP, "rolebindings") => Arc::new(BindingStrategy { cluster: false }),
-        (canopy_core::resource::RBAC_GROUP, "clusterrolebindings") => Arc::new(BindingStrategy { cluster: true }),
-        (canopy_core::resource::KCP_CORE_GROUP, "logicalclusters") => Arc::new(LogicalClusterStrategy),
+        (canopy_core::resource::RBAC_GROUP, "clusterroles") => {
+            Arc::new(RoleStrategy { cluster: true })
+        }
+        (canopy_core::resource::RBAC_GROUP, "rolebindings") => {
+            Arc::new(BindingStrategy { cluster: false })
+        }
+        (canopy_core::resource::RBAC_GROUP, "clusterrolebindings") => {
+            Arc::new(BindingStrategy { cluster: true })
+        }
+        (canopy_core::resource::KCP_CORE_GROUP, "logicalclusters") => {
+            Arc::new(LogicalClusterStrategy)
+        }
         _ if desc.virtual_create_only => Arc::new(ReviewStrategy),
         _ => Arc::new(DefaultStrategy),
     }
@@ -526,7 +681,10 @@ mod tests {
         .unwrap();
         assert_eq!(v["data"]["a"], "b");
         assert!(v.get("extra").is_none());
-        assert_eq!(dropped, vec!["metadata.bogus".to_string(), "extra".to_string()]);
+        assert_eq!(
+            dropped,
+            vec!["metadata.bogus".to_string(), "extra".to_string()]
+        );
         let err = typed::<k8s_openapi::api::core::v1::ConfigMap>(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": 1}})).unwrap_err();
         assert_eq!(err.code, 400);
     }
@@ -548,7 +706,11 @@ mod tests {
         assert_eq!(causes.len(), 1);
         assert_eq!(causes[0].field, "data");
         let mut causes = vec![];
-        ConfigMapStrategy.validate_update(&json!({"immutable": true, "data": {"a": "2"}}), &json!({"immutable": true, "data": {"a": "1"}}), &mut causes);
+        ConfigMapStrategy.validate_update(
+            &json!({"immutable": true, "data": {"a": "2"}}),
+            &json!({"immutable": true, "data": {"a": "1"}}),
+            &mut causes,
+        );
         assert_eq!(causes[0].field, "data");
     }
 

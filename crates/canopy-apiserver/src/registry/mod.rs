@@ -134,7 +134,11 @@ impl Registry {
 }
 
 /// Validation result helper: 422 when there are causes.
-pub fn invalid_if_any(desc: &ResourceDescriptor, name: &str, causes: Vec<Cause>) -> Result<(), ApiError> {
+pub fn invalid_if_any(
+    desc: &ResourceDescriptor,
+    name: &str,
+    causes: Vec<Cause>,
+) -> Result<(), ApiError> {
     if causes.is_empty() {
         Ok(())
     } else {
