@@ -27,6 +27,31 @@ use crate::{rest, ApiServer};
 const NAMESPACES: &str = "/namespaces";
 const CLUSTER_ROLES: &str = "rbac.authorization.k8s.io/clusterroles";
 
+/// Sets a status condition, keeping lastTransitionTime when the status is unchanged.
+fn set_condition(obj: &mut Value, type_: &str, status: &str, reason: &str, message: &str) {
+    if !obj.get("status").is_some_and(Value::is_object) {
+        obj["status"] = json!({});
+    }
+    let conds = obj["status"]
+        .as_object_mut()
+        .map(|s| s.entry("conditions").or_insert_with(|| json!([])));
+    let Some(Value::Array(conds)) = conds else {
+        return;
+    };
+    let now = meta::now();
+    match conds.iter_mut().find(|c| c["type"] == type_) {
+        Some(c) => {
+            if c["status"] != status {
+                c["lastTransitionTime"] = json!(now);
+            }
+            c["status"] = json!(status);
+            c["reason"] = json!(reason);
+            c["message"] = json!(message);
+        }
+        None => conds.push(json!({"type": type_, "status": status, "lastTransitionTime": now, "reason": reason, "message": message})),
+    }
+}
+
 /// Running controllers; aborted on drop.
 pub struct Controllers {
     task: tokio::task::JoinHandle<()>,
@@ -190,6 +215,26 @@ impl Loop {
         }
         if &*key.resource == CLUSTER_ROLES {
             self.aggregate(&key.cluster).await;
+        }
+        if &*key.resource == crate::apis::CRD_RESOURCE {
+            self.crd(o, kind).await;
+        } else if kind == EventType::Deleted {
+            // the last custom resource of a CRD being deleted lets the CRD go
+            if let Some((group, plural)) = key.resource.split_once('/') {
+                if group.contains('.') {
+                    let crd_key = ObjectKey::new(
+                        crate::apis::CRD_RESOURCE,
+                        &key.cluster,
+                        "",
+                        &format!("{plural}.{group}"),
+                    );
+                    if let Some(c) = self.api.inner.store.get(&crd_key) {
+                        if meta::is_deleting(&c.value) {
+                            Box::pin(self.crd(&c, EventType::Modified)).await;
+                        }
+                    }
+                }
+            }
         }
         self.garbage_collect(o, kind).await;
     }
@@ -400,6 +445,169 @@ impl Loop {
             let kept: Vec<String> = fins.into_iter().filter(|f| f != finalizer).collect();
             meta::set_meta(&mut new, "finalizers", json!(kept));
             Some(new)
+        })
+        .await;
+    }
+
+    // --- CustomResourceDefinitions ------------------------------------------------------
+
+    async fn crd(&mut self, o: &StoredObject, kind: EventType) {
+        use crate::registry::crd::CLEANUP_FINALIZER;
+        if kind == EventType::Deleted {
+            return;
+        }
+        let cluster = o.key.cluster.to_string();
+        let v = &o.value;
+        let group = v
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let plural = v
+            .pointer("/spec/names/plural")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if meta::is_deleting(v) {
+            let crs = self.list(&format!("{group}/{plural}"), Some(&cluster), None);
+            if crs.is_empty() {
+                self.remove_finalizer(&o.key, CLEANUP_FINALIZER).await;
+            } else {
+                for cr in crs {
+                    if !meta::is_deleting(&cr.value) {
+                        let _ = rest::delete_system(&self.api, &cr.key, "Background").await;
+                    }
+                }
+                let _ = rest::update_system(&self.api, &o.key, |cur| {
+                    let mut new = cur.clone();
+                    set_condition(
+                        &mut new,
+                        "Terminating",
+                        "True",
+                        "InstanceDeletionInProgress",
+                        "CustomResource deletion is in progress",
+                    );
+                    (new != *cur).then_some(new)
+                })
+                .await;
+            }
+            return;
+        }
+        // Names: a kind, plural, singular or short name already accepted for another CRD
+        // of the same group in this logical cluster is a conflict.
+        let names = v.pointer("/spec/names").cloned().unwrap_or(json!({}));
+        let mut conflict = None;
+        for other in self.list(crate::apis::CRD_RESOURCE, Some(&cluster), None) {
+            if other.key.name == o.key.name
+                || other.value.pointer("/spec/group").and_then(Value::as_str)
+                    != Some(group.as_str())
+            {
+                continue;
+            }
+            let theirs = other
+                .value
+                .pointer("/status/acceptedNames")
+                .cloned()
+                .unwrap_or(json!({}));
+            if theirs.get("kind").is_some() && theirs.get("kind") == names.get("kind") {
+                conflict = Some((
+                    "KindConflict",
+                    format!(
+                        "{:?} is already in use",
+                        names["kind"].as_str().unwrap_or("")
+                    ),
+                ));
+            }
+            let short = |n: &Value| -> Vec<String> {
+                n.get("shortNames")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            if short(&names).iter().any(|s| short(&theirs).contains(s)) {
+                conflict = Some((
+                    "ShortNamesConflict",
+                    "a short name is already in use".to_string(),
+                ));
+            }
+        }
+        let storage = v
+            .pointer("/spec/versions")
+            .and_then(Value::as_array)
+            .and_then(|vs| {
+                vs.iter()
+                    .find(|x| x.get("storage").and_then(Value::as_bool) == Some(true))
+            })
+            .and_then(|x| x.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let _ = rest::update_system(&self.api, &o.key, |cur| {
+            let mut new = cur.clone();
+            match &conflict {
+                Some((reason, msg)) => {
+                    set_condition(&mut new, "NamesAccepted", "False", reason, msg);
+                    if !crate::registry::crd::condition_true(cur, "Established") {
+                        set_condition(
+                            &mut new,
+                            "Established",
+                            "False",
+                            "NotAccepted",
+                            "not all names are accepted",
+                        );
+                    }
+                }
+                None => {
+                    let mut accepted = names.clone();
+                    let kind = accepted
+                        .get("kind")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
+                    if accepted
+                        .get("singular")
+                        .is_none_or(|s| s.as_str() == Some(""))
+                    {
+                        accepted["singular"] = json!(kind.to_ascii_lowercase());
+                    }
+                    if accepted
+                        .get("listKind")
+                        .is_none_or(|s| s.as_str() == Some(""))
+                    {
+                        accepted["listKind"] = json!(format!("{kind}List"));
+                    }
+                    new["status"]["acceptedNames"] = accepted;
+                    set_condition(
+                        &mut new,
+                        "NamesAccepted",
+                        "True",
+                        "NoConflicts",
+                        "no conflicts found",
+                    );
+                    set_condition(
+                        &mut new,
+                        "Established",
+                        "True",
+                        "InitialNamesAccepted",
+                        "the initial names have been accepted",
+                    );
+                }
+            }
+            let stored = new
+                .pointer("/status/storedVersions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if !storage.is_empty() && !stored.iter().any(|s| s == storage.as_str()) {
+                let mut stored = stored;
+                stored.push(json!(storage));
+                new["status"]["storedVersions"] = json!(stored);
+            }
+            (new != *cur).then_some(new)
         })
         .await;
     }

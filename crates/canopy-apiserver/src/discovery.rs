@@ -31,7 +31,8 @@ pub fn non_resource(api: &ApiServer, ctx: &Ctx) -> Result<Response<Body>, ApiErr
     let path = ctx.info.path.trim_end_matches('/');
     let path = if path.is_empty() { "/" } else { path };
     let accept = ctx.header(header::ACCEPT);
-    let registry = &api.inner.registry;
+    let apis = api.inner.apis.get(&api.inner.store, ctx.cluster.as_deref());
+    let registry = &apis.registry;
     match path {
         "/version" => Ok(response::json(200, &version(api))),
         "/healthz" | "/livez" | "/readyz" => Ok(response::text(200, "ok")),
@@ -55,12 +56,11 @@ pub fn non_resource(api: &ApiServer, ctx: &Ctx) -> Result<Response<Body>, ApiErr
             Some(v) => aggregated(v, &aggregated_groups(registry, false)),
             None => response::json(200, &api_group_list(registry)),
         }),
-        "/openapi/v2" => api.inner.openapi.v2(ctx),
-        "/openapi/v3" => api.inner.openapi.v3_index(ctx),
-        p if p.starts_with("/openapi/v3/") => api
-            .inner
-            .openapi
-            .v3_document(ctx, &p["/openapi/v3/".len()..]),
+        "/openapi/v2" => apis.openapi.v2(ctx),
+        "/openapi/v3" => apis.openapi.v3_index(ctx),
+        p if p.starts_with("/openapi/v3/") => {
+            apis.openapi.v3_document(ctx, &p["/openapi/v3/".len()..])
+        }
         "/api/v1" => Ok(response::json(200, &resource_list(registry, "", "v1"))),
         p if p.starts_with("/apis/") => {
             let rest: Vec<&str> = p["/apis/".len()..].split('/').collect();
@@ -313,7 +313,8 @@ pub struct OpenApi {
 }
 
 impl OpenApi {
-    pub fn new(registry: &Registry) -> OpenApi {
+    /// A builder holding every resource of `registry`.
+    pub fn builder(registry: &Registry) -> canopy_openapi::OpenApiBuilder {
         let mut builder = canopy_openapi::OpenApiBuilder::new();
         for r in registry.all() {
             let d = &r.desc;
@@ -338,6 +339,10 @@ impl OpenApi {
                 tracing::warn!(error = %e, kind = %d.kind, "no OpenAPI schema");
             }
         }
+        builder
+    }
+
+    pub fn from_builder(builder: canopy_openapi::OpenApiBuilder) -> OpenApi {
         OpenApi {
             docs: builder.build(),
         }

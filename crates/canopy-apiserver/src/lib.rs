@@ -15,6 +15,7 @@
 //!    `kube-root-ca.crt` ConfigMaps, garbage collection and ClusterRole aggregation
 //!    running, all through the same store.
 
+pub mod apis;
 pub mod authz;
 pub mod bootstrap;
 pub mod codec;
@@ -77,13 +78,13 @@ pub(crate) struct Inner {
     pub config: Config,
     pub registry: registry::Registry,
     pub metrics: metrics::Metrics,
-    pub openapi: discovery::OpenApi,
+    pub apis: apis::ApisCache,
 }
 
 impl ApiServer {
     pub fn new(store: Store, tokens: Arc<TokenIssuer>, config: Config) -> ApiServer {
         let registry = registry::Registry::builtin();
-        let openapi = discovery::OpenApi::new(&registry);
+        let apis = apis::ApisCache::new(registry.clone());
         ApiServer {
             inner: Arc::new(Inner {
                 store,
@@ -91,7 +92,7 @@ impl ApiServer {
                 config,
                 registry,
                 metrics: metrics::Metrics::default(),
-                openapi,
+                apis,
             }),
         }
     }

@@ -175,7 +175,7 @@ where
             .map_err(fail);
     }
 
-    let Some(res) = resolve(api, &ctx.info) else {
+    let Some(res) = resolve(api, ctx.cluster.as_deref(), &ctx.info) else {
         return Err(fail(ApiError::new(
             404,
             "NotFound",
@@ -209,7 +209,7 @@ where
     result.map(|r| (labels.clone(), r)).map_err(fail)
 }
 
-fn resolve(api: &ApiServer, info: &RequestInfo) -> Option<Resource> {
+fn resolve(api: &ApiServer, cluster: Option<&str>, info: &RequestInfo) -> Option<Resource> {
     let group = if info.api_prefix == "api" {
         ""
     } else {
@@ -218,7 +218,12 @@ fn resolve(api: &ApiServer, info: &RequestInfo) -> Option<Resource> {
     if info.api_prefix == "api" && !info.group.is_empty() {
         return None;
     }
+    if let Some(r) = api.inner.registry.get(group, &info.version, &info.resource) {
+        return Some(r.clone());
+    }
     api.inner
+        .apis
+        .get(&api.inner.store, cluster)
         .registry
         .get(group, &info.version, &info.resource)
         .cloned()

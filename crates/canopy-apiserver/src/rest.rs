@@ -231,8 +231,9 @@ impl Selectors {
             })?;
         let fields = canopy_selectors::field::parse(ctx.q("fieldSelector").unwrap_or(""))
             .map_err(|e| ApiError::bad_request(format!("invalid field selector: {e}")))?;
+        let extra = res.strategy.selectable_fields();
         let mut allowed: Vec<&str> = vec!["metadata.name", "metadata.namespace"];
-        allowed.extend_from_slice(res.strategy.selectable_fields());
+        allowed.extend(extra.iter().map(String::as_str));
         fields
             .check_supported(&allowed)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;

@@ -174,54 +174,54 @@ fn access_status(
     };
     let ra = spec.get("resourceAttributes");
     let nra = spec.get("nonResourceAttributes");
-    let allowed =
-        match (ra, nra) {
-            (Some(ra), None) => {
-                let ns = namespace
-                    .map(str::to_string)
-                    .unwrap_or_else(|| s(Some(ra), "namespace"));
-                let (verb, group, resource, sub, name) = (
-                    s(Some(ra), "verb"),
-                    s(Some(ra), "group"),
-                    s(Some(ra), "resource"),
-                    s(Some(ra), "subresource"),
-                    s(Some(ra), "name"),
-                );
-                authz::allowed(
-                    &api.inner.store,
-                    cluster,
-                    &Attributes {
-                        user,
-                        verb: &verb,
-                        is_resource_request: true,
-                        namespace: &ns,
-                        api_group: &group,
-                        resource: &resource,
-                        subresource: &sub,
-                        name: &name,
-                        path: "",
-                    },
-                )
-            }
-            (None, Some(nra)) => {
-                let (verb, path) = (s(Some(nra), "verb"), s(Some(nra), "path"));
-                authz::allowed(
-                    &api.inner.store,
-                    cluster,
-                    &Attributes {
-                        user,
-                        verb: &verb,
-                        is_resource_request: false,
-                        namespace: "",
-                        api_group: "",
-                        resource: "",
-                        subresource: "",
-                        name: "",
-                        path: &path,
-                    },
-                )
-            }
-            _ => return Err(ApiError::invalid(
+    let allowed = match (ra, nra) {
+        (Some(ra), None) => {
+            let ns = namespace
+                .map(str::to_string)
+                .unwrap_or_else(|| s(Some(ra), "namespace"));
+            let (verb, group, resource, sub, name) = (
+                s(Some(ra), "verb"),
+                s(Some(ra), "group"),
+                s(Some(ra), "resource"),
+                s(Some(ra), "subresource"),
+                s(Some(ra), "name"),
+            );
+            authz::allowed(
+                &api.inner.store,
+                cluster,
+                &Attributes {
+                    user,
+                    verb: &verb,
+                    is_resource_request: true,
+                    namespace: &ns,
+                    api_group: &group,
+                    resource: &resource,
+                    subresource: &sub,
+                    name: &name,
+                    path: "",
+                },
+            )
+        }
+        (None, Some(nra)) => {
+            let (verb, path) = (s(Some(nra), "verb"), s(Some(nra), "path"));
+            authz::allowed(
+                &api.inner.store,
+                cluster,
+                &Attributes {
+                    user,
+                    verb: &verb,
+                    is_resource_request: false,
+                    namespace: "",
+                    api_group: "",
+                    resource: "",
+                    subresource: "",
+                    name: "",
+                    path: &path,
+                },
+            )
+        }
+        _ => {
+            return Err(ApiError::invalid(
                 "SelfSubjectAccessReview",
                 "authorization.k8s.io",
                 "",
@@ -230,8 +230,9 @@ fn access_status(
                     &Value::Null,
                     "exactly one of nonResourceAttributes or resourceAttributes must be specified",
                 )],
-            )),
-        };
+            ))
+        }
+    };
     Ok(match allowed {
         Some(reason) => json!({"allowed": true, "reason": reason}),
         None => json!({"allowed": false}),

@@ -125,6 +125,7 @@ fn review(group: &str, kind: &str, plural: &str, namespaced: bool) -> ResourceDe
 
 pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 pub const KCP_CORE_GROUP: &str = "core.kcp.io";
+pub const APIEXTENSIONS_GROUP: &str = "apiextensions.k8s.io";
 
 /// Every built-in resource a logical cluster serves.
 pub fn builtin_resources() -> Vec<ResourceDescriptor> {
@@ -241,6 +242,16 @@ pub fn builtin_resources() -> Vec<ResourceDescriptor> {
             &["status"],
             DnsSubdomain,
         ),
+        stored(
+            APIEXTENSIONS_GROUP,
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            false,
+            &["crd", "crds"],
+            &["status"],
+            DnsSubdomain,
+        ),
         review(
             "authentication.k8s.io",
             "SelfSubjectReview",
@@ -281,8 +292,8 @@ pub fn builtin_resources() -> Vec<ResourceDescriptor> {
     // Events are not in the "all" category; nothing else here is either (kube puts
     // only workload kinds there).
     for d in v.iter_mut() {
-        if d.kind == "Namespace" {
-            d.singular = "namespace".into();
+        if d.kind == "CustomResourceDefinition" {
+            d.categories = vec!["api-extensions".into()];
         }
     }
     v

@@ -59,6 +59,7 @@ pub enum OpenApiError {
 const META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1";
 
 /// Collects resources and schemas, then builds [`OpenApiDocs`].
+#[derive(Clone)]
 pub struct OpenApiBuilder {
     resources: Vec<ResourceInfo>,
     /// Definition name of each resource's kind, in `resources` order.

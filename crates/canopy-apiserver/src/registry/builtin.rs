@@ -62,6 +62,10 @@ fn dropped_fields(input: &Value, output: &Value, prefix: &str, out: &mut Vec<Str
     }
 }
 
+fn to_strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
 fn count_keys(o: &Value, fields: &[&str]) -> Value {
     let n: usize = fields
         .iter()
@@ -208,8 +212,8 @@ impl Strategy for SecretStrategy {
         }
         validate_immutable_data(new, old, &["data"], causes);
     }
-    fn selectable_fields(&self) -> &[&'static str] {
-        &["type"]
+    fn selectable_fields(&self) -> Vec<String> {
+        to_strings(&["type"])
     }
     fn columns(&self) -> Vec<Column> {
         vec![
@@ -277,8 +281,8 @@ impl Strategy for NamespaceStrategy {
             l.insert("kubernetes.io/metadata.name".into(), json!(name));
         }
     }
-    fn selectable_fields(&self) -> &[&'static str] {
-        &["status.phase"]
+    fn selectable_fields(&self) -> Vec<String> {
+        to_strings(&["status.phase"])
     }
     fn columns(&self) -> Vec<Column> {
         vec![
@@ -352,8 +356,8 @@ impl Strategy for CoreEventStrategy {
     fn canonicalize(&self, obj: Value) -> Result<(Value, Vec<String>), ApiError> {
         typed::<k8s_openapi::api::core::v1::Event>(obj)
     }
-    fn selectable_fields(&self) -> &[&'static str] {
-        &[
+    fn selectable_fields(&self) -> Vec<String> {
+        to_strings(&[
             "involvedObject.kind",
             "involvedObject.namespace",
             "involvedObject.name",
@@ -365,7 +369,7 @@ impl Strategy for CoreEventStrategy {
             "reportingComponent",
             "source",
             "type",
-        ]
+        ])
     }
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
         if field == "source" {
@@ -385,8 +389,8 @@ impl Strategy for EventsV1Strategy {
     fn canonicalize(&self, obj: Value) -> Result<(Value, Vec<String>), ApiError> {
         typed::<k8s_openapi::api::events::v1::Event>(obj)
     }
-    fn selectable_fields(&self) -> &[&'static str] {
-        &[
+    fn selectable_fields(&self) -> Vec<String> {
+        to_strings(&[
             "regarding.kind",
             "regarding.namespace",
             "regarding.name",
@@ -394,7 +398,7 @@ impl Strategy for EventsV1Strategy {
             "reason",
             "reportingController",
             "type",
-        ]
+        ])
     }
     fn columns(&self) -> Vec<Column> {
         event_columns()
@@ -658,6 +662,9 @@ pub fn strategy_for(desc: &ResourceDescriptor) -> Arc<dyn Strategy> {
         }
         (canopy_core::resource::RBAC_GROUP, "clusterrolebindings") => {
             Arc::new(BindingStrategy { cluster: true })
+        }
+        (canopy_core::resource::APIEXTENSIONS_GROUP, "customresourcedefinitions") => {
+            Arc::new(super::crd::CrdStrategy)
         }
         (canopy_core::resource::KCP_CORE_GROUP, "logicalclusters") => {
             Arc::new(LogicalClusterStrategy)

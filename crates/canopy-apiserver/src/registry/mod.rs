@@ -6,6 +6,8 @@
 //! prints as a table. Built-in strategies live in [`builtin`].
 
 pub mod builtin;
+pub mod crd;
+pub mod jsonpath;
 pub mod table;
 
 use std::collections::HashMap;
@@ -44,8 +46,8 @@ pub trait Strategy: Send + Sync {
     }
 
     /// Field selector fields beyond `metadata.name` and `metadata.namespace`.
-    fn selectable_fields(&self) -> &[&'static str] {
-        &[]
+    fn selectable_fields(&self) -> Vec<String> {
+        Vec::new()
     }
 
     /// The value of a selectable field.

@@ -7,10 +7,10 @@ use serde_json::{json, Value};
 /// One table column: its definition and how to compute a cell.
 #[derive(Clone)]
 pub struct Column {
-    pub name: &'static str,
-    pub type_: &'static str,
-    pub format: &'static str,
-    pub description: &'static str,
+    pub name: String,
+    pub type_: String,
+    pub format: String,
+    pub description: String,
     /// 0: shown by default; 1: only with `-o wide`.
     pub priority: u32,
     pub cell: Arc<dyn Fn(&Value) -> Value + Send + Sync>,
@@ -18,16 +18,16 @@ pub struct Column {
 
 impl Column {
     pub fn new(
-        name: &'static str,
-        type_: &'static str,
-        description: &'static str,
+        name: impl Into<String>,
+        type_: impl Into<String>,
+        description: impl Into<String>,
         cell: impl Fn(&Value) -> Value + Send + Sync + 'static,
     ) -> Column {
         Column {
-            name,
-            type_,
-            format: "",
-            description,
+            name: name.into(),
+            type_: type_.into(),
+            format: String::new(),
+            description: description.into(),
             priority: 0,
             cell: Arc::new(cell),
         }
@@ -72,7 +72,7 @@ pub fn created_at_column() -> Column {
                 .unwrap_or(Value::Null)
         },
     );
-    c.format = "";
+    c.format = String::new();
     c
 }
 

@@ -1,0 +1,138 @@
+//! The APIs a logical cluster serves: the built-in resources plus the custom resources of
+//! its Established CRDs, with their discovery and OpenAPI documents. Built once per set of
+//! CRDs (keyed by the CRDs' resourceVersions) and shared by every request until a CRD of
+//! that logical cluster changes; logical clusters without CRDs share the built-in set.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use canopy_storage::{ListOptions, Store, StoredObject};
+use parking_lot::RwLock;
+
+use crate::discovery::OpenApi;
+use crate::registry::{crd, Registry};
+
+pub const CRD_RESOURCE: &str = "apiextensions.k8s.io/customresourcedefinitions";
+
+/// Resources, discovery and OpenAPI of one logical cluster.
+pub struct ClusterApis {
+    pub registry: Registry,
+    pub openapi: OpenApi,
+    fingerprint: Vec<(String, u64)>,
+}
+
+pub(crate) struct ApisCache {
+    builtin: Arc<ClusterApis>,
+    base: canopy_openapi::OpenApiBuilder,
+    per_cluster: RwLock<HashMap<String, Arc<ClusterApis>>>,
+}
+
+fn all(_: &StoredObject) -> bool {
+    true
+}
+
+impl ApisCache {
+    pub(crate) fn new(registry: Registry) -> ApisCache {
+        let base = OpenApi::builder(&registry);
+        let openapi = OpenApi::from_builder(base.clone());
+        ApisCache {
+            builtin: Arc::new(ClusterApis {
+                registry,
+                openapi,
+                fingerprint: Vec::new(),
+            }),
+            base,
+            per_cluster: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The APIs of `cluster` (built-ins only for `None`, the wildcard).
+    pub(crate) fn get(&self, store: &Store, cluster: Option<&str>) -> Arc<ClusterApis> {
+        let Some(cluster) = cluster else {
+            return self.builtin.clone();
+        };
+        let crds = store
+            .list(&ListOptions {
+                resource: CRD_RESOURCE,
+                cluster: Some(cluster),
+                namespace: None,
+                name: None,
+                continue_after: None,
+                limit: 0,
+                filter: &all,
+            })
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let established: Vec<&std::sync::Arc<StoredObject>> = crds
+            .iter()
+            .filter(|c| crd::condition_true(&c.value, "Established"))
+            .collect();
+        if established.is_empty() {
+            if !crds.is_empty() {
+                self.per_cluster.write().remove(cluster);
+            }
+            return self.builtin.clone();
+        }
+        let fingerprint: Vec<(String, u64)> = established
+            .iter()
+            .map(|c| (c.key.name.clone(), c.rv))
+            .collect();
+        if let Some(a) = self.per_cluster.read().get(cluster) {
+            if a.fingerprint == fingerprint {
+                return a.clone();
+            }
+        }
+        let mut registry = self.builtin.registry.clone();
+        let mut builder = self.base.clone();
+        for c in &established {
+            let schemas: HashMap<String, serde_json::Value> = c
+                .value
+                .pointer("/spec/versions")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|v| {
+                    (
+                        v.get("name")
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
+                        v.pointer("/schema/openAPIV3Schema")
+                            .cloned()
+                            .unwrap_or_else(|| serde_json::json!({"type": "object"})),
+                    )
+                })
+                .collect();
+            for r in crd::resources_of(&c.value) {
+                let d = &r.desc;
+                let info = canopy_openapi::ResourceInfo {
+                    group: d.group.clone(),
+                    version: d.version.clone(),
+                    kind: d.kind.clone(),
+                    plural: d.plural.clone(),
+                    namespaced: d.namespaced,
+                    verbs: d.verbs.clone(),
+                    subresources: d.subresources.clone(),
+                    strategic_merge_patch: false,
+                };
+                let schema = schemas
+                    .get(&d.version)
+                    .cloned()
+                    .unwrap_or_else(|| serde_json::json!({"type": "object"}));
+                if let Err(e) = builder.add_resource(info, &schema) {
+                    tracing::warn!(error = %e, crd = %c.key.name, "no OpenAPI schema for custom resource");
+                }
+                registry.add(r);
+            }
+        }
+        let apis = Arc::new(ClusterApis {
+            registry,
+            openapi: OpenApi::from_builder(builder),
+            fingerprint,
+        });
+        self.per_cluster
+            .write()
+            .insert(cluster.to_string(), apis.clone());
+        apis
+    }
+}

@@ -1,0 +1,358 @@
+//! CustomResourceDefinitions: their own strategy (validation of the CRD as
+//! kube-apiserver does it) and the strategy and descriptors of the custom resources a
+//! CRD defines, built per logical cluster by [`crate::apis`].
+
+use std::sync::Arc;
+
+use canopy_core::resource::{NameRule, ResourceDescriptor, STORED_VERBS};
+use canopy_core::{ApiError, Cause};
+use serde_json::{json, Value};
+
+use super::builtin::typed;
+use super::table::{age_column, created_at_column, Column};
+use super::{jsonpath, Resource, Strategy};
+
+pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+
+pub struct CrdStrategy;
+
+fn s<'a>(v: &'a Value, path: &str) -> &'a str {
+    v.pointer(path).and_then(Value::as_str).unwrap_or("")
+}
+
+fn is_dns_label(x: &str) -> bool {
+    canopy_core::validation::is_dns1123_label(x).is_empty()
+}
+
+impl Strategy for CrdStrategy {
+    fn canonicalize(&self, obj: Value) -> Result<(Value, Vec<String>), ApiError> {
+        typed::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>(obj)
+    }
+
+    fn prepare_for_create(&self, obj: &mut Value) {
+        obj["status"] = json!({"conditions": [], "acceptedNames": {"plural": "", "kind": ""}, "storedVersions": []});
+        let meta = canopy_core::meta::metadata_mut(obj);
+        let fins = meta.entry("finalizers").or_insert_with(|| json!([]));
+        if let Some(a) = fins.as_array_mut() {
+            if !a.iter().any(|f| f == CLEANUP_FINALIZER) {
+                a.push(json!(CLEANUP_FINALIZER));
+            }
+        }
+    }
+
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+
+    fn validate(&self, obj: &Value, causes: &mut Vec<Cause>) {
+        let group = s(obj, "/spec/group");
+        let plural = s(obj, "/spec/names/plural");
+        let name = s(obj, "/metadata/name");
+        if group.is_empty() {
+            causes.push(Cause::required("spec.group", ""));
+        } else if !group.contains('.') {
+            causes.push(Cause::invalid(
+                "spec.group",
+                &json!(group),
+                "should be a domain with at least one dot",
+            ));
+        } else if !canopy_core::validation::is_dns1123_subdomain(group).is_empty() {
+            causes.push(Cause::invalid("spec.group", &json!(group), "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"));
+        }
+        if plural.is_empty() {
+            causes.push(Cause::required("spec.names.plural", ""));
+        } else if !is_dns_label(plural) {
+            causes.push(Cause::invalid("spec.names.plural", &json!(plural), "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"));
+        }
+        if !plural.is_empty() && !group.is_empty() && name != format!("{plural}.{group}") {
+            causes.push(Cause::invalid(
+                "metadata.name",
+                &json!(name),
+                "must be spec.names.plural+\".\"+spec.group",
+            ));
+        }
+        let singular = s(obj, "/spec/names/singular");
+        if !singular.is_empty() && !is_dns_label(singular) {
+            causes.push(Cause::invalid("spec.names.singular", &json!(singular), "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'"));
+        }
+        if s(obj, "/spec/names/kind").is_empty() {
+            causes.push(Cause::required("spec.names.kind", ""));
+        }
+        match s(obj, "/spec/scope") {
+            "Namespaced" | "Cluster" => {}
+            other => causes.push(Cause::not_supported(
+                "spec.scope",
+                &json!(other),
+                &["Cluster", "Namespaced"],
+            )),
+        }
+        let versions = obj
+            .pointer("/spec/versions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if versions.is_empty() {
+            causes.push(Cause::invalid(
+                "spec.versions",
+                &json!(null),
+                "must have exactly one version marked as storage version",
+            ));
+        }
+        let storage = versions
+            .iter()
+            .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+            .count();
+        if !versions.is_empty() && storage != 1 {
+            causes.push(Cause::invalid(
+                "spec.versions",
+                &json!(versions),
+                "must have exactly one version marked as storage version",
+            ));
+        }
+        if !versions.is_empty()
+            && !versions
+                .iter()
+                .any(|v| v.get("served").and_then(Value::as_bool) == Some(true))
+        {
+            causes.push(Cause::invalid(
+                "spec.versions",
+                &json!(versions),
+                "must have at least one version marked as served",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, v) in versions.iter().enumerate() {
+            let vn = s(v, "/name");
+            if !is_dns_label(vn) {
+                causes.push(Cause::invalid(
+                    format!("spec.versions[{i}].name"),
+                    &json!(vn),
+                    "a DNS-1035 label must consist of lower case alphanumeric characters or '-'",
+                ));
+            }
+            if !seen.insert(vn.to_string()) {
+                causes.push(Cause::duplicate(
+                    format!("spec.versions[{i}].name"),
+                    &json!(vn),
+                ));
+            }
+            if v.pointer("/schema/openAPIV3Schema").is_none() {
+                causes.push(Cause::required(
+                    format!("spec.versions[{i}].schema.openAPIV3Schema"),
+                    "schemas are required",
+                ));
+            }
+        }
+        match s(obj, "/spec/conversion/strategy") {
+            "" | "None" => {}
+            "Webhook" => causes.push(Cause::forbidden(
+                "spec.conversion.strategy",
+                "conversion webhooks are not supported by Canopy yet",
+            )),
+            other => causes.push(Cause::not_supported(
+                "spec.conversion.strategy",
+                &json!(other),
+                &["None", "Webhook"],
+            )),
+        }
+    }
+
+    fn validate_update(&self, new: &Value, old: &Value, causes: &mut Vec<Cause>) {
+        if new.pointer("/spec/scope") != old.pointer("/spec/scope") {
+            causes.push(Cause::invalid(
+                "spec.scope",
+                new.pointer("/spec/scope").unwrap_or(&Value::Null),
+                "field is immutable",
+            ));
+        }
+        if new.pointer("/spec/group") != old.pointer("/spec/group") {
+            causes.push(Cause::invalid(
+                "spec.group",
+                new.pointer("/spec/group").unwrap_or(&Value::Null),
+                "field is immutable",
+            ));
+        }
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        vec![created_at_column()]
+    }
+}
+
+/// Whether a CRD's condition `type` is True.
+pub fn condition_true(crd: &Value, type_: &str) -> bool {
+    crd.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == type_ && c["status"] == "True")
+        })
+}
+
+/// One served version of a CRD, as a strategy for its custom resources.
+pub struct CustomResourceStrategy {
+    /// With a status subresource, status is set only through it.
+    has_status: bool,
+    columns: Vec<(String, String, String, String, u32)>,
+    selectable: Vec<String>,
+}
+
+impl Strategy for CustomResourceStrategy {
+    fn canonicalize(&self, obj: Value) -> Result<(Value, Vec<String>), ApiError> {
+        if !obj.get("metadata").is_some_and(Value::is_object) {
+            return Err(ApiError::bad_request("metadata must be an object"));
+        }
+        Ok((obj, Vec::new()))
+    }
+
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+
+    fn prepare_for_create(&self, obj: &mut Value) {
+        if self.has_status {
+            if let Some(m) = obj.as_object_mut() {
+                m.remove("status");
+            }
+        }
+    }
+
+    fn selectable_fields(&self) -> Vec<String> {
+        self.selectable.clone()
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        if self.columns.is_empty() {
+            return vec![age_column()];
+        }
+        let mut cols = Vec::new();
+        let mut has_age = false;
+        for (name, type_, path, description, priority) in &self.columns {
+            let path = path.clone();
+            let is_date = type_ == "date";
+            has_age |= name == "Age";
+            let shown_type = if is_date {
+                "string".to_string()
+            } else {
+                type_.clone()
+            };
+            let mut c = Column::new(name.clone(), shown_type, description.clone(), move |o| {
+                let v = jsonpath::eval(o, &path);
+                if is_date {
+                    super::table::age_of(Some(&v))
+                } else {
+                    v
+                }
+            });
+            c.priority = *priority;
+            cols.push(c);
+        }
+        if !has_age {
+            cols.push(age_column());
+        }
+        cols
+    }
+}
+
+/// Served resources of one CRD (one per served version).
+pub fn resources_of(crd: &Value) -> Vec<Resource> {
+    let group = s(crd, "/spec/group").to_string();
+    let names = crd
+        .pointer("/status/acceptedNames")
+        .filter(|n| !s(n, "/plural").is_empty())
+        .or_else(|| crd.pointer("/spec/names"));
+    let Some(names) = names else {
+        return Vec::new();
+    };
+    let strings = |k: &str| -> Vec<String> {
+        names
+            .get(k)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let kind = s(names, "/kind").to_string();
+    let plural = s(names, "/plural").to_string();
+    let mut out = Vec::new();
+    for v in crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if v.get("served").and_then(Value::as_bool) != Some(true) {
+            continue;
+        }
+        let mut subresources = Vec::new();
+        if v.pointer("/subresources/status").is_some() {
+            subresources.push("status".to_string());
+        }
+        if v.pointer("/subresources/scale").is_some() {
+            subresources.push("scale".to_string());
+        }
+        let desc = ResourceDescriptor {
+            group: group.clone(),
+            version: s(v, "/name").to_string(),
+            kind: kind.clone(),
+            list_kind: names
+                .get("listKind")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{kind}List")),
+            plural: plural.clone(),
+            singular: names
+                .get("singular")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| kind.to_ascii_lowercase()),
+            namespaced: s(crd, "/spec/scope") != "Cluster",
+            short_names: strings("shortNames"),
+            categories: strings("categories"),
+            verbs: STORED_VERBS.iter().map(|x| x.to_string()).collect(),
+            subresources,
+            name_rule: NameRule::DnsSubdomain,
+            virtual_create_only: false,
+        };
+        let columns = v
+            .get("additionalPrinterColumns")
+            .and_then(Value::as_array)
+            .map(|cols| {
+                cols.iter()
+                    .map(|c| {
+                        (
+                            s(c, "/name").to_string(),
+                            s(c, "/type").to_string(),
+                            s(c, "/jsonPath").to_string(),
+                            s(c, "/description").to_string(),
+                            c.get("priority").and_then(Value::as_u64).unwrap_or(0) as u32,
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let selectable: Vec<String> = v
+            .get("selectableFields")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f.get("jsonPath").and_then(Value::as_str))
+                    .map(|p| p.trim_start_matches('.').to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let has_status = desc.has_subresource("status");
+        out.push(Resource {
+            desc: Arc::new(desc),
+            strategy: Arc::new(CustomResourceStrategy {
+                has_status,
+                columns,
+                selectable,
+            }),
+        });
+    }
+    out
+}
