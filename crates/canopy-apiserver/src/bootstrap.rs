@@ -169,8 +169,44 @@ pub fn default_cluster_role_bindings() -> Vec<Value> {
     ]
 }
 
-/// Creates what a new logical cluster needs; objects that already exist are kept.
+/// Creates what a new logical cluster needs; objects that already exist are kept. A
+/// logical cluster made this way (not through a Workspace) has its name as its path;
+/// `root` also gets the built-in workspace types and the `users` workspace.
 pub async fn ensure_logical_cluster(api: &ApiServer, name: &str) -> Result<(), ApiError> {
+    let ty = if name == "root" {
+        "root:root"
+    } else {
+        "root:universal"
+    };
+    ensure_logical_cluster_at(api, name, name, ty).await?;
+    if name == "root" {
+        let wt = resource(api, "tenancy.kcp.io", "v1alpha1", "workspacetypes")?;
+        for t in crate::registry::tenancy::builtin_workspace_types() {
+            rest::create_system(api, name, &wt, t).await?;
+        }
+        let ws = resource(api, "tenancy.kcp.io", "v1alpha1", "workspaces")?;
+        rest::create_system(
+            api,
+            name,
+            &ws,
+            json!({
+                "apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace",
+                "metadata": {"name": "users"},
+                "spec": {"type": {"name": "homeroot", "path": "root"}},
+            }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Creates logical cluster `name` at workspace `path` of workspace type `ty` (`path:name`).
+pub async fn ensure_logical_cluster_at(
+    api: &ApiServer,
+    name: &str,
+    path: &str,
+    ty: &str,
+) -> Result<(), ApiError> {
     let cr = resource(api, RBAC, "v1", "clusterroles")?;
     for role in default_cluster_roles() {
         rest::create_system(api, name, &cr, role).await?;
@@ -191,7 +227,7 @@ pub async fn ensure_logical_cluster(api: &ApiServer, name: &str) -> Result<(), A
     }
     // Last: the logical cluster becomes visible (and usable) once everything is in place.
     let lc = resource(api, "core.kcp.io", "v1alpha1", "logicalclusters")?;
-    let url = format!("{}/clusters/{name}", api.inner.config.external_url);
+    let url = format!("{}/clusters/{path}", api.inner.config.external_url);
     rest::create_system(
         api,
         name,
@@ -199,7 +235,7 @@ pub async fn ensure_logical_cluster(api: &ApiServer, name: &str) -> Result<(), A
         json!({
             "apiVersion": "core.kcp.io/v1alpha1",
             "kind": "LogicalCluster",
-            "metadata": {"name": "cluster", "annotations": {"kcp.io/path": name}},
+            "metadata": {"name": "cluster", "annotations": {"kcp.io/path": path, crate::workspaces::TYPE_ANNOTATION: ty}},
             "spec": {},
             "status": {"phase": "Ready", "URL": url},
         }),

@@ -216,6 +216,18 @@ impl Loop {
         if &*key.resource == CLUSTER_ROLES {
             self.aggregate(&key.cluster).await;
         }
+        if &*key.resource == crate::registry::tenancy::WORKSPACES {
+            if kind != EventType::Deleted {
+                crate::workspaces::reconcile(&self.api, o).await;
+            } else if let Some(parent) =
+                crate::workspaces::parent_workspace(&self.api.inner.store, &key.cluster)
+            {
+                // a child workspace went away: its deleting parent may continue
+                if meta::is_deleting(&parent.value) {
+                    crate::workspaces::reconcile(&self.api, &parent).await;
+                }
+            }
+        }
         if &*key.resource == crate::apis::CRD_RESOURCE {
             self.crd(o, kind).await;
         } else if kind == EventType::Deleted {

@@ -29,6 +29,7 @@ pub mod rest;
 pub mod reviews;
 pub mod server;
 pub mod watch;
+pub mod workspaces;
 
 use std::sync::Arc;
 

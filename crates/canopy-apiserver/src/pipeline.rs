@@ -126,11 +126,14 @@ where
         None => return Err(fail(ApiError::unauthorized())),
     };
 
-    // Logical cluster.
+    // Logical cluster: a path (`root:a:b`) or a logical cluster name.
     let (cluster, prefix) = match &info.cluster {
         ClusterSelector::None => (Some("root".to_string()), String::new()),
         ClusterSelector::Wildcard => (None, "/clusters/*".to_string()),
-        ClusterSelector::Named(n) => (Some(n.clone()), format!("/clusters/{n}")),
+        ClusterSelector::Named(n) => (
+            Some(crate::workspaces::resolve(&api.inner.store, n).unwrap_or_else(|| n.clone())),
+            format!("/clusters/{n}"),
+        ),
     };
 
     // Impersonation (checked in the target logical cluster).

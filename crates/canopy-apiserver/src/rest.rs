@@ -604,12 +604,40 @@ async fn create(
             "resourceVersion should not be set on objects to be created",
         ));
     }
+    admit(api, ctx, res, &mut obj)?;
     let stored = create_object(api, ctx, res, obj).await?;
     let resp = match stored {
         Created::Stored(o) => respond_object(ctx, res, 201, &o)?,
         Created::DryRun(v) => respond_value(ctx, res, 201, &v, None)?,
     };
     Ok(response::with_warnings(resp, &warnings))
+}
+
+/// Runs the resource's admission for a user's create request.
+fn admit(api: &ApiServer, ctx: &Ctx, res: &Resource, obj: &mut Value) -> Result<(), ApiError> {
+    let cluster = ctx.cluster.as_deref().unwrap_or("");
+    let store = &api.inner.store;
+    let parent_type = crate::workspaces::type_of(store, cluster);
+    let parent_type_object = parent_type.as_ref().and_then(|(p, n)| {
+        let c = crate::workspaces::resolve(store, p)?;
+        store
+            .get(&ObjectKey::new(
+                crate::registry::tenancy::WORKSPACE_TYPES,
+                &c,
+                "",
+                n,
+            ))
+            .map(|o| o.value.clone())
+    });
+    let actx = crate::registry::AdmissionContext {
+        user: &ctx.user,
+        store,
+        cluster,
+        cluster_path: crate::workspaces::path_of(store, cluster),
+        parent_type,
+        parent_type_object,
+    };
+    res.strategy.admit(obj, &actx)
 }
 
 pub enum Created {
@@ -994,6 +1022,7 @@ async fn patch(
             if res.desc.namespaced {
                 meta::set_meta(&mut obj, "namespace", json!(ctx.info.namespace));
             }
+            admit(api, ctx, res, &mut obj)?;
             return match create_object(api, ctx, res, obj).await? {
                 Created::Stored(o) => Ok(response::with_warnings(
                     respond_object(ctx, res, 201, &o)?,

@@ -126,6 +126,7 @@ fn review(group: &str, kind: &str, plural: &str, namespaced: bool) -> ResourceDe
 pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 pub const KCP_CORE_GROUP: &str = "core.kcp.io";
 pub const APIEXTENSIONS_GROUP: &str = "apiextensions.k8s.io";
+pub const TENANCY_GROUP: &str = "tenancy.kcp.io";
 
 /// Every built-in resource a logical cluster serves.
 pub fn builtin_resources() -> Vec<ResourceDescriptor> {
@@ -241,6 +242,26 @@ pub fn builtin_resources() -> Vec<ResourceDescriptor> {
             &[],
             &["status"],
             DnsSubdomain,
+        ),
+        stored(
+            TENANCY_GROUP,
+            "v1alpha1",
+            "Workspace",
+            "workspaces",
+            false,
+            &["ws"],
+            &["status"],
+            DnsLabel,
+        ),
+        stored(
+            TENANCY_GROUP,
+            "v1alpha1",
+            "WorkspaceType",
+            "workspacetypes",
+            false,
+            &[],
+            &["status"],
+            DnsLabel,
         ),
         stored(
             APIEXTENSIONS_GROUP,

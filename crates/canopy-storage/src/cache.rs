@@ -293,6 +293,24 @@ impl Cache {
         })
     }
 
+    /// Keys of every object of one logical cluster.
+    pub(crate) fn keys_of_cluster(&self, cluster: &str) -> Vec<ObjectKey> {
+        let st = self.inner.state.read();
+        let prefix = format!("{cluster}\0");
+        let mut out = Vec::new();
+        for map in st.resources.values() {
+            for (k, o) in
+                map.range::<String, _>((Bound::Included(prefix.clone()), Bound::Unbounded))
+            {
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                out.push(o.key.clone());
+            }
+        }
+        out
+    }
+
     pub(crate) fn subscribe_all(&self) -> (u64, broadcast::Receiver<Arc<WatchEvent>>) {
         let st = self.inner.state.read();
         (st.rv, self.inner.tx.subscribe())

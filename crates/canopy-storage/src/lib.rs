@@ -312,6 +312,11 @@ impl Store {
         self.inner.cache.watch(resource, start)
     }
 
+    /// Keys of every object of one logical cluster (to delete a logical cluster).
+    pub fn keys_of_cluster(&self, cluster: &str) -> Vec<ObjectKey> {
+        self.inner.cache.keys_of_cluster(cluster)
+    }
+
     /// The resourceVersion of the last committed change.
     pub fn current_rv(&self) -> u64 {
         self.inner.cache.current_rv()

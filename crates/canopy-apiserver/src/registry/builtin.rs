@@ -663,6 +663,12 @@ pub fn strategy_for(desc: &ResourceDescriptor) -> Arc<dyn Strategy> {
         (canopy_core::resource::RBAC_GROUP, "clusterrolebindings") => {
             Arc::new(BindingStrategy { cluster: true })
         }
+        (canopy_core::resource::TENANCY_GROUP, "workspaces") => {
+            Arc::new(super::tenancy::WorkspaceStrategy)
+        }
+        (canopy_core::resource::TENANCY_GROUP, "workspacetypes") => {
+            Arc::new(super::tenancy::WorkspaceTypeStrategy)
+        }
         (canopy_core::resource::APIEXTENSIONS_GROUP, "customresourcedefinitions") => {
             Arc::new(super::crd::CrdStrategy)
         }

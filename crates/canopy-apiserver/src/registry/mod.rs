@@ -9,6 +9,7 @@ pub mod builtin;
 pub mod crd;
 pub mod jsonpath;
 pub mod table;
+pub mod tenancy;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,8 +19,41 @@ use serde_json::Value;
 
 pub use table::Column;
 
+/// What admission of a create request may look at: who asks, and where.
+pub struct AdmissionContext<'a> {
+    pub user: &'a canopy_auth::UserInfo,
+    pub store: &'a canopy_storage::Store,
+    /// The logical cluster the object is created in, and its workspace path.
+    pub cluster: &'a str,
+    pub cluster_path: String,
+    /// (path, name) of the workspace type of this logical cluster.
+    pub parent_type: Option<(String, String)>,
+    pub parent_type_object: Option<Value>,
+}
+
+impl AdmissionContext<'_> {
+    /// The WorkspaceType `name` in the workspace at `path`.
+    pub fn workspace_type(&self, path: &str, name: &str) -> Option<Value> {
+        let cluster = crate::workspaces::resolve(self.store, path)?;
+        self.store
+            .get(&canopy_storage::ObjectKey::new(
+                tenancy::WORKSPACE_TYPES,
+                &cluster,
+                "",
+                name,
+            ))
+            .map(|o| o.value.clone())
+    }
+}
+
 /// Per-resource behaviour plugged into the generic store.
 pub trait Strategy: Send + Sync {
+    /// Admission of a create request made by a user (not by the system): defaults and
+    /// checks that depend on the caller or on other objects.
+    fn admit(&self, _obj: &mut Value, _ctx: &AdmissionContext<'_>) -> Result<(), ApiError> {
+        Ok(())
+    }
+
     /// Type-checks and canonicalizes a decoded object; returns it with the paths of
     /// fields that were dropped because the type has no such field (for
     /// `fieldValidation`).

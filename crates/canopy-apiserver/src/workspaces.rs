@@ -1,0 +1,284 @@
+//! Workspaces: paths to logical clusters, and the controller that turns a `Workspace`
+//! in a parent into a ready child logical cluster (and removes it again).
+//!
+//! A logical cluster's name is an opaque identifier; its path (`root:acme:team-a`) is
+//! for people. The `LogicalCluster/cluster` object inside each logical cluster carries
+//! its path and workspace type as annotations; a path resolves by following
+//! `Workspace.spec.cluster` from `root` one segment at a time.
+
+use canopy_core::meta;
+use canopy_storage::{ListOptions, Mutation, ObjectKey, Store, StoredObject};
+use serde_json::{json, Value};
+
+use crate::bootstrap::LOGICAL_CLUSTER_RESOURCE;
+use crate::registry::tenancy::{
+    CLUSTER_ANNOTATION, LOGICAL_CLUSTER_FINALIZER, OWNER_ANNOTATION, PATH_ANNOTATION, WORKSPACES,
+};
+use crate::{rest, ApiServer};
+
+pub const TYPE_ANNOTATION: &str = "internal.tenancy.kcp.io/type";
+
+fn logical_cluster(store: &Store, cluster: &str) -> Option<std::sync::Arc<StoredObject>> {
+    store.get(&ObjectKey::new(
+        LOGICAL_CLUSTER_RESOURCE,
+        cluster,
+        "",
+        "cluster",
+    ))
+}
+
+/// The path of a logical cluster (`root` for root).
+pub fn path_of(store: &Store, cluster: &str) -> String {
+    logical_cluster(store, cluster)
+        .and_then(|o| {
+            o.value
+                .pointer(&format!(
+                    "/metadata/annotations/{}",
+                    PATH_ANNOTATION.replace('/', "~1")
+                ))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| cluster.to_string())
+}
+
+/// (path, name) of a logical cluster's workspace type.
+pub fn type_of(store: &Store, cluster: &str) -> Option<(String, String)> {
+    let lc = logical_cluster(store, cluster)?;
+    let t = lc
+        .value
+        .pointer(&format!(
+            "/metadata/annotations/{}",
+            TYPE_ANNOTATION.replace('/', "~1")
+        ))?
+        .as_str()?;
+    let (p, n) = t.rsplit_once(':')?;
+    Some((p.to_string(), n.to_string()))
+}
+
+/// Resolves a path (`root:a:b`) or a logical cluster name to the logical cluster name.
+pub fn resolve(store: &Store, path_or_name: &str) -> Option<String> {
+    if !path_or_name.contains(':') {
+        return logical_cluster(store, path_or_name).map(|_| path_or_name.to_string());
+    }
+    let mut parts = path_or_name.split(':');
+    let mut cur = parts.next()?.to_string();
+    logical_cluster(store, &cur)?;
+    for seg in parts {
+        let ws = store.get(&ObjectKey::new(WORKSPACES, &cur, "", seg))?;
+        let next = ws.value.pointer("/spec/cluster")?.as_str()?.to_string();
+        if next.is_empty()
+            || ws.value.pointer("/status/phase").and_then(Value::as_str) != Some("Ready")
+        {
+            return None;
+        }
+        cur = next;
+    }
+    Some(cur)
+}
+
+/// A new logical cluster name: 16 characters of base36, like kcp's.
+fn new_cluster_name() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::rng();
+    (0..16)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+fn all(_: &StoredObject) -> bool {
+    true
+}
+
+/// Reconciles one Workspace.
+pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
+    let store = &api.inner.store;
+    let parent = ws.key.cluster.to_string();
+    let name = ws.key.name.clone();
+    if meta::is_deleting(&ws.value) {
+        delete_child(api, ws).await;
+        return;
+    }
+    if ws.value.pointer("/status/phase").and_then(Value::as_str) == Some("Ready") {
+        return;
+    }
+    // Scheduling: choose the logical cluster name (this shard is the only one for now).
+    let child = match ws
+        .value
+        .pointer("/spec/cluster")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+    {
+        Some(c) => c.to_string(),
+        None => {
+            let child = new_cluster_name();
+            let res = rest::update_system(api, &ws.key, |cur| {
+                if cur
+                    .pointer("/spec/cluster")
+                    .and_then(Value::as_str)
+                    .is_some_and(|c| !c.is_empty())
+                {
+                    return None;
+                }
+                let mut new = cur.clone();
+                new["spec"]["cluster"] = json!(child);
+                let ann = meta::metadata_mut(&mut new)
+                    .entry("annotations")
+                    .or_insert_with(|| json!({}));
+                ann[CLUSTER_ANNOTATION] = json!(child);
+                Some(new)
+            })
+            .await;
+            match res {
+                Ok(Some(o)) => o
+                    .value
+                    .pointer("/spec/cluster")
+                    .and_then(Value::as_str)
+                    .unwrap_or(&child)
+                    .to_string(),
+                _ => return,
+            }
+        }
+    };
+    let path = format!("{}:{}", path_of(store, &parent), name);
+    let ty = format!(
+        "{}:{}",
+        ws.value
+            .pointer("/spec/type/path")
+            .and_then(Value::as_str)
+            .unwrap_or("root"),
+        ws.value
+            .pointer("/spec/type/name")
+            .and_then(Value::as_str)
+            .unwrap_or("universal")
+    );
+    if let Err(e) = crate::bootstrap::ensure_logical_cluster_at(api, &child, &path, &ty).await {
+        tracing::warn!(error = %e, workspace = %path, "creating logical cluster");
+        return;
+    }
+    // The creator becomes admin inside the new workspace.
+    let owner: Value = ws
+        .value
+        .pointer(&format!(
+            "/metadata/annotations/{}",
+            OWNER_ANNOTATION.replace('/', "~1")
+        ))
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or(Value::Null);
+    if let Some(user) = owner.get("username").and_then(Value::as_str) {
+        if let Some(crb) =
+            api.inner
+                .registry
+                .get("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
+        {
+            let b = json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": "workspace-admin"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+            });
+            if let Err(e) = rest::create_system(api, &child, crb, b).await {
+                tracing::warn!(error = %e, "binding workspace owner");
+            }
+        }
+    }
+    let url = format!("{}/clusters/{path}", api.inner.config.external_url);
+    let _ = rest::update_system(api, &ws.key, |cur| {
+        let mut new = cur.clone();
+        new["spec"]["URL"] = json!(url);
+        new["status"]["phase"] = json!("Ready");
+        new["status"]["conditions"] = json!([{"type": "WorkspaceScheduled", "status": "True", "lastTransitionTime": meta::now()}]);
+        (new != *cur).then_some(new)
+    })
+    .await;
+}
+
+/// Deletes everything inside a workspace's logical cluster, then lets the Workspace go.
+/// Child workspaces inside it are Workspaces too: deleting them recurses.
+async fn delete_child(api: &ApiServer, ws: &StoredObject) {
+    let store = &api.inner.store;
+    let _ = rest::update_system(api, &ws.key, |cur| {
+        if cur.pointer("/status/phase").and_then(Value::as_str) == Some("Deleting") {
+            return None;
+        }
+        let mut new = cur.clone();
+        new["status"]["phase"] = json!("Deleting");
+        Some(new)
+    })
+    .await;
+    if let Some(child) = ws
+        .value
+        .pointer("/spec/cluster")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+    {
+        // first the child workspaces (their own finalizers clean their clusters)
+        let children = store
+            .list(&ListOptions {
+                resource: WORKSPACES,
+                cluster: Some(child),
+                namespace: None,
+                name: None,
+                continue_after: None,
+                limit: 0,
+                filter: &all,
+            })
+            .map(|l| l.items)
+            .unwrap_or_default();
+        if !children.is_empty() {
+            for c in children {
+                if !meta::is_deleting(&c.value) {
+                    let _ = rest::delete_system(api, &c.key, "Background").await;
+                }
+            }
+            return; // their deletion events bring us back
+        }
+        let keys = store.keys_of_cluster(child);
+        for chunk in keys.chunks(256) {
+            let muts: Vec<Mutation> = chunk
+                .iter()
+                .map(|k| Mutation::Delete {
+                    key: k.clone(),
+                    expected_rv: None,
+                })
+                .collect();
+            if let Err(e) = store.commit(muts).await {
+                tracing::warn!(error = %e, "deleting logical cluster content");
+                return;
+            }
+        }
+    }
+    let _ = rest::update_system(api, &ws.key, |cur| {
+        let fins = meta::finalizers(cur);
+        if !fins.iter().any(|f| f == LOGICAL_CLUSTER_FINALIZER) {
+            return None;
+        }
+        let mut new = cur.clone();
+        meta::set_meta(
+            &mut new,
+            "finalizers",
+            json!(fins
+                .into_iter()
+                .filter(|f| f != LOGICAL_CLUSTER_FINALIZER)
+                .collect::<Vec<_>>()),
+        );
+        Some(new)
+    })
+    .await;
+}
+
+/// The Workspace object (in the parent) of logical cluster `cluster`, whatever its phase.
+pub fn parent_workspace(store: &Store, cluster: &str) -> Option<std::sync::Arc<StoredObject>> {
+    let path = path_of(store, cluster);
+    let (parent_path, name) = path.rsplit_once(':')?;
+    // walk from root ignoring phases (the parent may itself be deleting)
+    let mut parts = parent_path.split(':');
+    let mut cur = parts.next()?.to_string();
+    for seg in parts {
+        let ws = store.get(&ObjectKey::new(WORKSPACES, &cur, "", seg))?;
+        cur = ws.value.pointer("/spec/cluster")?.as_str()?.to_string();
+    }
+    store.get(&ObjectKey::new(WORKSPACES, &cur, "", name))
+}
