@@ -123,16 +123,17 @@ impl KubeConfig {
             .unwrap_or("")
             .trim_end_matches('/')
             .to_string();
-        let (base, path) =
-            match server.find("/clusters/") {
-                Some(i) => (
-                    server[..i].to_string(),
-                    server[i + "/clusters/".len()..].to_string(),
-                ),
-                None => return Err(WsError::NotWorkspace(format!(
+        let (base, path) = match server.find("/clusters/") {
+            Some(i) => (
+                server[..i].to_string(),
+                server[i + "/clusters/".len()..].to_string(),
+            ),
+            None => {
+                return Err(WsError::NotWorkspace(format!(
                     "current config context {context:?} is not pointing to a workspace: {server}"
-                ))),
-            };
+                )))
+            }
+        };
         let ca_pem = match (
             s(&cluster, "certificate-authority-data"),
             s(&cluster, "certificate-authority"),

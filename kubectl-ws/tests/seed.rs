@@ -133,6 +133,17 @@ async fn kcp_101_transcript() {
         ".\n└── root\n    ├── blog-example\n    └── users\n"
     );
 
+    // home
+    assert_eq!(
+        s.ok(&["ws", "~"]).await,
+        "Current workspace is \"root:users:admin\" (type \"root:home\").\n"
+    );
+    assert_eq!(
+        s.ok(&["ws", "current"]).await,
+        "Current workspace is \"root:users:admin\" (type \"root:home\").\n"
+    );
+    s.ok(&["ws", ":root"]).await;
+
     // errors are one line
     let (ok, _, err) = s.run(&["ws", "use", "nope"]).await;
     assert!(!ok);

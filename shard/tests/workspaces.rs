@@ -200,3 +200,81 @@ async fn nested_workspaces_resolve_by_path_and_delete_in_cascade() {
         .iter()
         .all(|i| i["metadata"]["name"] != "deep"));
 }
+
+#[tokio::test]
+async fn home_workspaces_and_access() {
+    let env = TestShard::builder().start().await;
+    wait_ready(&env.admin(), "root", "users").await;
+    let alice = env.client(Some(&env.token("alice", &["devs"])));
+    let bob = env.client(Some(&env.token("bob", &[])));
+
+    let (code, home) = alice.get(&format!("/clusters/root/{WS}/~")).await;
+    assert_eq!(code, 200, "{home}");
+    assert_eq!(
+        home["spec"]["URL"],
+        format!("{}/clusters/root:users:alice", env.url())
+    );
+    assert_eq!(home["spec"]["type"]["name"], "home");
+    // the same workspace the second time
+    let (_, again) = alice.get(&format!("/clusters/root/{WS}/~")).await;
+    assert_eq!(again["spec"]["cluster"], home["spec"]["cluster"]);
+
+    // alice owns her home; bob cannot enter it, and cannot tell it from nothing
+    assert_eq!(
+        alice
+            .post(
+                "/clusters/root:users:alice/api/v1/namespaces/default/configmaps",
+                json!({"metadata": {"name": "mine"}})
+            )
+            .await
+            .0,
+        201
+    );
+    let (c1, e1) = bob
+        .get("/clusters/root:users:alice/api/v1/namespaces/default/configmaps")
+        .await;
+    let (c2, e2) = bob
+        .get("/clusters/root:users:nobody/api/v1/namespaces/default/configmaps")
+        .await;
+    assert_eq!((c1, c2), (403, 403));
+    assert_eq!(e1["message"], e2["message"]);
+    // both may enter root, where RBAC shows them nothing
+    assert_eq!(bob.get("/clusters/root/version").await.0, 200);
+    assert_eq!(bob.get(&format!("/clusters/root/{WS}")).await.0, 403);
+    assert_eq!(bob.get(&format!("/clusters/root/{WS}/users")).await.0, 403);
+    let (_, bob_home) = bob.get(&format!("/clusters/root/{WS}/~")).await;
+    assert_eq!(
+        bob_home["spec"]["URL"],
+        format!("{}/clusters/root:users:bob", env.url())
+    );
+
+    // access is RBAC inside the workspace: alice grants bob access and a role
+    let grant = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "bob-access"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:kcp:workspace:access"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"}]});
+    assert_eq!(
+        alice
+            .post(
+                "/clusters/root:users:alice/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+                grant
+            )
+            .await
+            .0,
+        201
+    );
+    let (code, _) = bob
+        .get("/clusters/root:users:alice/api/v1/namespaces/default/configmaps")
+        .await;
+    assert_eq!(code, 403, "access alone grants no resources");
+    let (code, err) = bob
+        .get("/clusters/root:users:alice/api/v1/namespaces/default/configmaps/mine")
+        .await;
+    assert_eq!(code, 403);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot get resource \"configmaps\""),
+        "{err}"
+    );
+}

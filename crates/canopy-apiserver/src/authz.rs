@@ -154,6 +154,27 @@ pub fn forbidden_for(user: &UserInfo, info: &RequestInfo) -> ApiError {
     )
 }
 
+/// Whether `user` may enter logical cluster `cluster` at all: kcp's model, the
+/// non-resource verb `access` on `/` granted by RBAC inside that logical cluster (so the
+/// check needs nothing from the parent, wherever it lives).
+pub fn has_access(store: &Store, cluster: &str, user: &UserInfo) -> bool {
+    if is_superuser(user) {
+        return true;
+    }
+    let attrs = Attributes {
+        user,
+        verb: "access",
+        is_resource_request: false,
+        namespace: "",
+        api_group: "",
+        resource: "",
+        subresource: "",
+        name: "",
+        path: "/",
+    };
+    rbac::authorize(&StoreRbac { store, cluster }, &attrs).is_some()
+}
+
 /// Authorizes a request that has passed authentication and cluster resolution.
 pub fn authorize(
     api: &ApiServer,

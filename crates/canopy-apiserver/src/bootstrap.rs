@@ -140,6 +140,10 @@ pub fn default_cluster_roles() -> Vec<Value> {
             ]),
         ),
         cluster_role(
+            "system:kcp:workspace:access",
+            json!([{"nonResourceURLs": ["/"], "verbs": ["access"]}]),
+        ),
+        cluster_role(
             "system:public-info-viewer",
             json!([
                 {"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]},
@@ -180,6 +184,20 @@ pub async fn ensure_logical_cluster(api: &ApiServer, name: &str) -> Result<(), A
     };
     ensure_logical_cluster_at(api, name, name, ty).await?;
     if name == "root" {
+        // every authenticated user may enter root (RBAC still decides what they see);
+        // other workspaces are entered only by those granted access inside them
+        let crb = resource(api, RBAC, "v1", "clusterrolebindings")?;
+        rest::create_system(
+            api,
+            name,
+            &crb,
+            binding(
+                "system:kcp:authenticated:access",
+                "system:kcp:workspace:access",
+                &["system:authenticated"],
+            ),
+        )
+        .await?;
         let wt = resource(api, "tenancy.kcp.io", "v1alpha1", "workspacetypes")?;
         for t in crate::registry::tenancy::builtin_workspace_types() {
             rest::create_system(api, name, &wt, t).await?;

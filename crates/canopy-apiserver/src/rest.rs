@@ -65,6 +65,10 @@ pub async fn dispatch(
     }
     check_dry_run(ctx)?;
     match verb {
+        "get" if res.desc.plural == "workspaces" && ctx.info.name == "~" => {
+            let ws = crate::workspaces::home(api, &ctx.user).await?;
+            respond_object(ctx, res, 200, &ws)
+        }
         "get" => get(api, ctx, res),
         "list" => list(api, ctx, res),
         "watch" => crate::watch::serve(api, ctx, res),

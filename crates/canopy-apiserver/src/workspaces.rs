@@ -282,3 +282,57 @@ pub fn parent_workspace(store: &Store, cluster: &str) -> Option<std::sync::Arc<S
     }
     store.get(&ObjectKey::new(WORKSPACES, &cur, "", name))
 }
+
+/// The caller's home workspace, `root:users:<user>`, created on first use.
+pub async fn home(
+    api: &ApiServer,
+    user: &canopy_auth::UserInfo,
+) -> Result<std::sync::Arc<StoredObject>, canopy_core::ApiError> {
+    use canopy_core::ApiError;
+    let store = &api.inner.store;
+    let users = resolve(store, "root:users")
+        .ok_or_else(|| ApiError::service_unavailable("the users workspace is not ready yet", 1))?;
+    let name: String = user
+        .name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .trim_matches('-')
+        .chars()
+        .take(63)
+        .collect();
+    if name.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "no home workspace for user {:?}",
+            user.name
+        )));
+    }
+    let key = ObjectKey::new(WORKSPACES, &users, "", &name);
+    if store.get(&key).is_none() {
+        let ws_res = api
+            .inner
+            .registry
+            .get("tenancy.kcp.io", "v1alpha1", "workspaces")
+            .ok_or_else(|| ApiError::internal("workspaces resource missing"))?;
+        let owner = json!({"username": user.name, "uid": user.uid, "groups": user.groups});
+        let ws = json!({
+            "apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace",
+            "metadata": {"name": name, "annotations": {OWNER_ANNOTATION: owner.to_string()}},
+            "spec": {"type": {"name": "home", "path": "root"}},
+        });
+        rest::create_system(api, &users, ws_res, ws).await?;
+    }
+    for _ in 0..200 {
+        if let Some(ws) = store.get(&key) {
+            if ws.value.pointer("/status/phase").and_then(Value::as_str) == Some("Ready") {
+                return Ok(ws);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Err(ApiError::service_unavailable(
+        "the home workspace is not ready yet",
+        1,
+    ))
+}
