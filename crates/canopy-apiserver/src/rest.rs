@@ -451,8 +451,16 @@ fn decode_object(ctx: &Ctx, res: &Resource, body: &[u8]) -> Result<(Value, Vec<S
         return Err(ApiError::bad_request("the request body must be an object"));
     }
     check_type(res, &mut obj)?;
+    let is_json = ctx
+        .header(header::CONTENT_TYPE)
+        .is_none_or(|c| c.trim_start().starts_with("application/json"));
+    let duplicates = if is_json {
+        codec::duplicate_fields(body)
+    } else {
+        Vec::new()
+    };
     let (obj, dropped) = res.strategy.canonicalize(obj)?;
-    let warnings = field_validation(ctx, &dropped)?;
+    let warnings = field_validation(ctx, &dropped, &duplicates)?;
     Ok((obj, warnings))
 }
 
@@ -493,26 +501,26 @@ fn check_type(res: &Resource, obj: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn field_validation(ctx: &Ctx, dropped: &[String]) -> Result<Vec<String>, ApiError> {
-    if dropped.is_empty() {
+fn field_validation(
+    ctx: &Ctx,
+    dropped: &[String],
+    duplicates: &[String],
+) -> Result<Vec<String>, ApiError> {
+    if dropped.is_empty() && duplicates.is_empty() {
         return Ok(Vec::new());
     }
+    let msgs: Vec<String> = duplicates
+        .iter()
+        .map(|f| format!("duplicate field {f:?}"))
+        .chain(dropped.iter().map(|f| format!("unknown field {f:?}")))
+        .collect();
     match ctx.q("fieldValidation").unwrap_or("Warn") {
-        "Strict" => {
-            let msgs: Vec<String> = dropped
-                .iter()
-                .map(|f| format!("unknown field {f:?}"))
-                .collect();
-            Err(ApiError::bad_request(format!(
-                "strict decoding error: {}",
-                msgs.join(", ")
-            )))
-        }
+        "Strict" => Err(ApiError::bad_request(format!(
+            "strict decoding error: {}",
+            msgs.join(", ")
+        ))),
         "Ignore" => Ok(Vec::new()),
-        "Warn" => Ok(dropped
-            .iter()
-            .map(|f| format!("unknown field {f:?}"))
-            .collect()),
+        "Warn" => Ok(msgs),
         other => Err(ApiError::bad_request(format!(
             "fieldValidation must be one of \"Ignore\", \"Warn\" or \"Strict\", got {other:?}"
         ))),
@@ -1019,7 +1027,7 @@ async fn patch(
             let mut obj = patch.clone();
             check_type(res, &mut obj)?;
             let (mut obj, dropped) = res.strategy.canonicalize(obj)?;
-            let warnings = field_validation(ctx, &dropped)?;
+            let warnings = field_validation(ctx, &dropped, &[])?;
             if meta::name(&obj).is_empty() {
                 meta::set_meta(&mut obj, "name", json!(ctx.info.name));
             }
