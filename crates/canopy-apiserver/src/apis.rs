@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use canopy_storage::{ListOptions, Store, StoredObject};
+use canopy_storage::{Store, StoredObject};
 use parking_lot::RwLock;
 
 use crate::discovery::OpenApi;
@@ -25,10 +25,6 @@ pub(crate) struct ApisCache {
     builtin: Arc<ClusterApis>,
     base: canopy_openapi::OpenApiBuilder,
     per_cluster: RwLock<HashMap<String, Arc<ClusterApis>>>,
-}
-
-fn all(_: &StoredObject) -> bool {
-    true
 }
 
 impl ApisCache {
@@ -51,18 +47,7 @@ impl ApisCache {
         let Some(cluster) = cluster else {
             return self.builtin.clone();
         };
-        let crds = store
-            .list(&ListOptions {
-                resource: CRD_RESOURCE,
-                cluster: Some(cluster),
-                namespace: None,
-                name: None,
-                continue_after: None,
-                limit: 0,
-                filter: &all,
-            })
-            .map(|l| l.items)
-            .unwrap_or_default();
+        let crds = store.list_all(CRD_RESOURCE, Some(cluster), None);
         let established: Vec<&std::sync::Arc<StoredObject>> = crds
             .iter()
             .filter(|c| crd::condition_true(&c.value, "Established"))
@@ -105,16 +90,7 @@ impl ApisCache {
                 .collect();
             for r in crd::resources_of(&c.value) {
                 let d = &r.desc;
-                let info = canopy_openapi::ResourceInfo {
-                    group: d.group.clone(),
-                    version: d.version.clone(),
-                    kind: d.kind.clone(),
-                    plural: d.plural.clone(),
-                    namespaced: d.namespaced,
-                    verbs: d.verbs.clone(),
-                    subresources: d.subresources.clone(),
-                    strategic_merge_patch: false,
-                };
+                let info = crate::discovery::openapi_info(d, false);
                 let schema = schemas
                     .get(&d.version)
                     .cloned()

@@ -4,7 +4,7 @@
 use canopy_auth::rbac::{self, Attributes, PolicyRule, RbacObjects};
 use canopy_auth::{UserInfo, SUPERUSER_GROUPS};
 use canopy_core::{ApiError, RequestInfo, Subject};
-use canopy_storage::{ListOptions, ObjectKey, Store};
+use canopy_storage::{ObjectKey, Store};
 use http::HeaderMap;
 use serde_json::Value;
 
@@ -22,20 +22,8 @@ pub struct StoreRbac<'a> {
 
 impl StoreRbac<'_> {
     fn each(&self, resource: &str, namespace: Option<&str>, f: &mut dyn FnMut(&Value)) {
-        let all = |_: &canopy_storage::StoredObject| true;
-        let opts = ListOptions {
-            resource,
-            cluster: Some(self.cluster),
-            namespace,
-            name: None,
-            continue_after: None,
-            limit: 0,
-            filter: &all,
-        };
-        if let Ok(list) = self.store.list(&opts) {
-            for o in &list.items {
-                f(&o.value);
-            }
+        for o in self.store.list_all(resource, Some(self.cluster), namespace) {
+            f(&o.value);
         }
     }
     fn one(&self, resource: &str, namespace: &str, name: &str, f: &mut dyn FnMut(&Value)) {

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use canopy_core::meta;
-use canopy_storage::{EventType, ListOptions, ObjectKey, StoredObject, WatchEvent};
+use canopy_storage::{EventType, ObjectKey, StoredObject, WatchEvent};
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -81,10 +81,6 @@ struct Loop {
     uids: HashMap<String, ObjectKey>,
 }
 
-fn all(_: &StoredObject) -> bool {
-    true
-}
-
 impl Loop {
     fn new(api: ApiServer) -> Loop {
         Loop {
@@ -111,20 +107,7 @@ impl Loop {
         cluster: Option<&str>,
         namespace: Option<&str>,
     ) -> Vec<Arc<StoredObject>> {
-        self.api
-            .inner
-            .store
-            .list(&ListOptions {
-                resource,
-                cluster,
-                namespace,
-                name: None,
-                continue_after: None,
-                limit: 0,
-                filter: &all,
-            })
-            .map(|l| l.items)
-            .unwrap_or_default()
+        self.api.inner.store.list_all(resource, cluster, namespace)
     }
 
     async fn run(&mut self) {

@@ -307,6 +307,23 @@ fn aggregated(version: &str, items: &[Value]) -> Response<Body> {
     r
 }
 
+/// How OpenAPI describes a served resource.
+pub fn openapi_info(
+    d: &canopy_core::ResourceDescriptor,
+    strategic_merge_patch: bool,
+) -> canopy_openapi::ResourceInfo {
+    canopy_openapi::ResourceInfo {
+        group: d.group.clone(),
+        version: d.version.clone(),
+        kind: d.kind.clone(),
+        plural: d.plural.clone(),
+        namespaced: d.namespaced,
+        verbs: d.verbs.clone(),
+        subresources: d.subresources.clone(),
+        strategic_merge_patch,
+    }
+}
+
 /// OpenAPI documents of the served resources.
 pub struct OpenApi {
     docs: canopy_openapi::OpenApiDocs,
@@ -318,19 +335,10 @@ impl OpenApi {
         let mut builder = canopy_openapi::OpenApiBuilder::new();
         for r in registry.all() {
             let d = &r.desc;
-            let info = canopy_openapi::ResourceInfo {
-                group: d.group.clone(),
-                version: d.version.clone(),
-                kind: d.kind.clone(),
-                plural: d.plural.clone(),
-                namespaced: d.namespaced,
-                verbs: d.verbs.clone(),
-                subresources: d.subresources.clone(),
-                strategic_merge_patch: canopy_patch::strategic::builtin_schema(
-                    &d.group, &d.version, &d.kind,
-                )
-                .is_some(),
-            };
+            let info = openapi_info(
+                d,
+                canopy_patch::strategic::builtin_schema(&d.group, &d.version, &d.kind).is_some(),
+            );
             let added = match builder.add_builtin(info.clone()) {
                 Ok(()) => Ok(()),
                 Err(_) => builder.add_resource(info, &kcp_schema(&d.kind)),

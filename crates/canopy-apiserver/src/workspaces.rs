@@ -7,7 +7,7 @@
 //! `Workspace.spec.cluster` from `root` one segment at a time.
 
 use canopy_core::meta;
-use canopy_storage::{ListOptions, Mutation, ObjectKey, Store, StoredObject};
+use canopy_storage::{Mutation, ObjectKey, Store, StoredObject};
 use serde_json::{json, Value};
 
 use crate::bootstrap::LOGICAL_CLUSTER_RESOURCE;
@@ -85,10 +85,6 @@ fn new_cluster_name() -> String {
     (0..16)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect()
-}
-
-fn all(_: &StoredObject) -> bool {
-    true
 }
 
 /// Reconciles one Workspace.
@@ -215,18 +211,7 @@ async fn delete_child(api: &ApiServer, ws: &StoredObject) {
         .filter(|c| !c.is_empty())
     {
         // first the child workspaces (their own finalizers clean their clusters)
-        let children = store
-            .list(&ListOptions {
-                resource: WORKSPACES,
-                cluster: Some(child),
-                namespace: None,
-                name: None,
-                continue_after: None,
-                limit: 0,
-                filter: &all,
-            })
-            .map(|l| l.items)
-            .unwrap_or_default();
+        let children = store.list_all(WORKSPACES, Some(child), None);
         if !children.is_empty() {
             for c in children {
                 if !meta::is_deleting(&c.value) {

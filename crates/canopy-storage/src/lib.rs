@@ -307,6 +307,30 @@ impl Store {
         self.inner.cache.list(opts)
     }
 
+    /// Every object of a resource in a scope (no paging, no filter).
+    pub fn list_all(
+        &self,
+        resource: &str,
+        cluster: Option<&str>,
+        namespace: Option<&str>,
+    ) -> Vec<Arc<StoredObject>> {
+        let all = |_: &StoredObject| true;
+        let opts = ListOptions {
+            resource,
+            cluster,
+            namespace,
+            name: None,
+            continue_after: None,
+            limit: 0,
+            filter: &all,
+        };
+        self.inner
+            .cache
+            .list(&opts)
+            .map(|l| l.items)
+            .unwrap_or_default()
+    }
+
     /// Starts a watch; see [`WatchStart`].
     pub fn watch(&self, resource: &str, start: WatchStart) -> Result<Watcher, StorageError> {
         self.inner.cache.watch(resource, start)

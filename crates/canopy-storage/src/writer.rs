@@ -278,6 +278,25 @@ impl Columns {
     }
 }
 
+/// `NotFound` when absent; `Conflict` when `expected` is set and differs.
+fn check_current(
+    key: &ObjectKey,
+    current: Option<Arc<StoredObject>>,
+    expected: Option<u64>,
+) -> Result<Arc<StoredObject>, StorageError> {
+    let Some(cur) = current else {
+        return Err(StorageError::NotFound(key.clone()));
+    };
+    match expected {
+        Some(exp) if exp != cur.rv => Err(StorageError::Conflict {
+            key: key.clone(),
+            expected: exp,
+            actual: cur.rv,
+        }),
+        _ => Ok(cur),
+    }
+}
+
 fn apply_one(
     m: Mutation,
     current: Option<Arc<StoredObject>>,
@@ -300,18 +319,7 @@ fn apply_one(
             expected_rv,
             value,
         } => {
-            let Some(cur) = current else {
-                return Err(StorageError::NotFound(key));
-            };
-            if let Some(exp) = expected_rv {
-                if exp != cur.rv {
-                    return Err(StorageError::Conflict {
-                        key,
-                        expected: exp,
-                        actual: cur.rv,
-                    });
-                }
-            }
+            let cur = check_current(&key, current, expected_rv)?;
             Ok(WatchEvent {
                 rv,
                 kind: EventType::Modified,
@@ -320,18 +328,7 @@ fn apply_one(
             })
         }
         Mutation::Delete { key, expected_rv } => {
-            let Some(cur) = current else {
-                return Err(StorageError::NotFound(key));
-            };
-            if let Some(exp) = expected_rv {
-                if exp != cur.rv {
-                    return Err(StorageError::Conflict {
-                        key,
-                        expected: exp,
-                        actual: cur.rv,
-                    });
-                }
-            }
+            let cur = check_current(&key, current, expected_rv)?;
             Ok(WatchEvent {
                 rv,
                 kind: EventType::Deleted,
