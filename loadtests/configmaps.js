@@ -6,6 +6,14 @@ import exec from 'k6/execution';
 
 export const options = {
   insecureSkipTLSVerify: true,
+  summaryTrendStats: ['avg', 'med', 'p(90)', 'p(99)', 'max'],
+  // per-operation figures in the summary (the limits are the SIG Scalability SLOs)
+  thresholds: {
+    'http_req_duration{op:create}': ['p(99)<1000'],
+    'http_req_duration{op:get}': ['p(99)<1000'],
+    'http_reqs{op:create}': ['count>0'],
+    'http_reqs{op:get}': ['count>0'],
+  },
   scenarios: {
     create: { executor: 'constant-vus', vus: 8, duration: __ENV.DURATION || '20s', exec: 'create' },
     get: { executor: 'constant-vus', vus: 8, duration: __ENV.DURATION || '20s', exec: 'get', startTime: __ENV.DURATION || '20s' },
