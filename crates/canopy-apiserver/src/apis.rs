@@ -23,7 +23,7 @@ pub struct ClusterApis {
 
 pub(crate) struct ApisCache {
     builtin: Arc<ClusterApis>,
-    base: canopy_apidocs::OpenApiBuilder,
+    base: canopy_openapi::OpenApiBuilder,
     per_cluster: RwLock<HashMap<String, Arc<ClusterApis>>>,
 }
 

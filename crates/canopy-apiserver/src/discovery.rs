@@ -311,8 +311,8 @@ fn aggregated(version: &str, items: &[Value]) -> Response<Body> {
 pub fn openapi_info(
     d: &canopy_core::ResourceDescriptor,
     strategic_merge_patch: bool,
-) -> canopy_apidocs::ResourceInfo {
-    canopy_apidocs::ResourceInfo {
+) -> canopy_openapi::ResourceInfo {
+    canopy_openapi::ResourceInfo {
         group: d.group.clone(),
         version: d.version.clone(),
         kind: d.kind.clone(),
@@ -326,13 +326,13 @@ pub fn openapi_info(
 
 /// OpenAPI documents of the served resources.
 pub struct OpenApi {
-    docs: canopy_apidocs::OpenApiDocs,
+    docs: canopy_openapi::OpenApiDocs,
 }
 
 impl OpenApi {
     /// A builder holding every resource of `registry`.
-    pub fn builder(registry: &Registry) -> canopy_apidocs::OpenApiBuilder {
-        let mut builder = canopy_apidocs::OpenApiBuilder::new();
+    pub fn builder(registry: &Registry) -> canopy_openapi::OpenApiBuilder {
+        let mut builder = canopy_openapi::OpenApiBuilder::new();
         for r in registry.all() {
             let d = &r.desc;
             let info = openapi_info(
@@ -350,7 +350,7 @@ impl OpenApi {
         builder
     }
 
-    pub fn from_builder(builder: canopy_apidocs::OpenApiBuilder) -> OpenApi {
+    pub fn from_builder(builder: canopy_openapi::OpenApiBuilder) -> OpenApi {
         OpenApi {
             docs: builder.build(),
         }
