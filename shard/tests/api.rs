@@ -560,3 +560,52 @@ async fn restart_keeps_everything() {
         .unwrap();
     assert!(rv2 > rv);
 }
+
+#[tokio::test]
+async fn events_are_one_resource_in_two_versions() {
+    let env = TestShard::builder().start().await;
+    let c = env.admin();
+    let v1_path = "/clusters/root/apis/events.k8s.io/v1/namespaces/default/events";
+    let core_path = "/clusters/root/api/v1/namespaces/default/events";
+    let (code, created) = c
+        .post(v1_path, json!({"metadata": {"name": "e1"}, "eventTime": "2024-01-01T00:00:00.000000Z", "reportingController": "ctl", "reportingInstance": "ctl-1", "action": "Sync", "reason": "Synced", "regarding": {"kind": "ConfigMap", "name": "x", "namespace": "default"}, "note": "all good", "type": "Normal"}))
+        .await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(created["note"], "all good");
+    // the same event through core/v1, fields converted
+    let (code, core) = c.get(&format!("{core_path}/e1")).await;
+    assert_eq!(code, 200);
+    assert_eq!(core["apiVersion"], "v1");
+    assert_eq!(core["message"], "all good");
+    assert_eq!(core["involvedObject"]["name"], "x");
+    assert_eq!(core["reportingComponent"], "ctl");
+    // and the other way round, with lists and field selectors on each version's fields
+    c.post(core_path, json!({"metadata": {"name": "e2"}, "involvedObject": {"kind": "Secret", "name": "s"}, "reason": "Made", "message": "core", "type": "Warning"})).await;
+    let (_, list) = c
+        .get(&format!("{v1_path}?fieldSelector=regarding.kind%3DSecret"))
+        .await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["note"], "core");
+    let (_, list) = c
+        .get(&format!(
+            "{core_path}?fieldSelector=involvedObject.kind%3DConfigMap"
+        ))
+        .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    // updates through events.k8s.io keep the stored form consistent
+    let (code, patched) = c
+        .patch(
+            &format!("{v1_path}/e1"),
+            "application/merge-patch+json",
+            r#"{"note":"changed"}"#,
+        )
+        .await;
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(patched["note"], "changed");
+    assert_eq!(
+        c.get(&format!("{core_path}/e1")).await.1["message"],
+        "changed"
+    );
+}

@@ -162,7 +162,10 @@ pub fn respond_object(
     code: u16,
     obj: &StoredObject,
 ) -> Result<Response<Body>, ApiError> {
-    respond_value(ctx, res, code, &obj.value, Some(&obj.json))
+    match res.strategy.from_storage(&obj.value) {
+        Some(v) => respond_value(ctx, res, code, &v, None),
+        None => respond_value(ctx, res, code, &obj.value, Some(&obj.json)),
+    }
 }
 
 fn respond_value(
@@ -245,6 +248,13 @@ impl Selectors {
     }
 
     pub fn matches(&self, res: &Resource, obj: &Value) -> bool {
+        if let Some(v) = res.strategy.from_storage(obj) {
+            return self.matches_served(res, &v);
+        }
+        self.matches_served(res, obj)
+    }
+
+    fn matches_served(&self, res: &Resource, obj: &Value) -> bool {
         if !self.labels.is_empty() && !self.labels.matches(meta::labels(obj)) {
             return false;
         }
@@ -328,6 +338,34 @@ fn list(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, Ap
     if let Some(c) = &cont {
         list_meta["continue"] = json!(c);
     }
+    let converted: Option<Vec<Value>> = result
+        .items
+        .first()
+        .and_then(|o| res.strategy.from_storage(&o.value))
+        .map(|_| {
+            result
+                .items
+                .iter()
+                .filter_map(|o| res.strategy.from_storage(&o.value))
+                .collect()
+        });
+    if let Some(items) = &converted {
+        if codec::negotiate(ctx.header(header::ACCEPT))? == Form::Json {
+            return Ok(response::json(
+                200,
+                &json!({
+                    "kind": res.desc.list_kind,
+                    "apiVersion": res.desc.api_version(),
+                    "metadata": list_meta,
+                    "items": items,
+                }),
+            ));
+        }
+    }
+    let views: Vec<&Value> = match &converted {
+        Some(items) => items.iter().collect(),
+        None => result.items.iter().map(|o| &o.value).collect(),
+    };
     match codec::negotiate(ctx.header(header::ACCEPT))? {
         Form::Json => {
             // Assemble from the stored bytes: no per-object re-serialization.
@@ -352,18 +390,14 @@ fn list(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, Ap
         }
         Form::Table => {
             let cols = res.strategy.columns();
-            let values: Vec<&Value> = result.items.iter().map(|o| &o.value).collect();
+            let values: Vec<&Value> = views.clone();
             Ok(response::json(
                 200,
                 &table::table(&values, &cols, list_meta, include_object(ctx), true),
             ))
         }
         Form::PartialObjectMetadata | Form::PartialObjectMetadataList => {
-            let items: Vec<Value> = result
-                .items
-                .iter()
-                .map(|o| table::partial_metadata(&o.value))
-                .collect();
+            let items: Vec<Value> = views.iter().map(|v| table::partial_metadata(v)).collect();
             Ok(response::json(
                 200,
                 &json!({
@@ -688,7 +722,7 @@ pub async fn create_object(
             .store
             .apply(Mutation::Create {
                 key,
-                value: obj.clone(),
+                value: res.strategy.to_storage(obj.clone()),
             })
             .await
         {
@@ -784,13 +818,18 @@ pub async fn update_object(
         let Some(cur) = store.get(&key) else {
             return Err(ApiError::not_found(subject(res, name)));
         };
+        // the current object as this resource's version sees it
+        let cur_view: std::borrow::Cow<'_, Value> = match res.strategy.from_storage(&cur.value) {
+            Some(v) => std::borrow::Cow::Owned(v),
+            None => std::borrow::Cow::Borrowed(&cur.value),
+        };
         let mut new = match &change {
             Change::Replace(v) => v.clone(),
             Change::Patch {
                 content_type,
                 patch,
             } => {
-                let mut patched = apply_patch(res, content_type, &cur.value, patch)?;
+                let mut patched = apply_patch(res, content_type, &*cur_view, patch)?;
                 check_type(res, &mut patched)?;
                 let (canon, _) = res.strategy.canonicalize(patched)?;
                 canon
@@ -820,10 +859,10 @@ pub async fn update_object(
                 )],
             ));
         }
-        carry_system_metadata(res, &mut new, &cur.value);
+        carry_system_metadata(res, &mut new, &*cur_view);
         match ctx.info.subresource.as_str() {
             "status" => {
-                let mut merged = cur.value.clone();
+                let mut merged = cur_view.clone().into_owned();
                 merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
                 if let Some(m) = merged.as_object_mut() {
                     if m.get("status").is_some_and(Value::is_null) {
@@ -833,7 +872,7 @@ pub async fn update_object(
                 new = merged;
             }
             "finalize" => {
-                let mut merged = cur.value.clone();
+                let mut merged = cur_view.clone().into_owned();
                 let fins = new
                     .pointer("/spec/finalizers")
                     .cloned()
@@ -842,9 +881,9 @@ pub async fn update_object(
                 new = merged;
             }
             _ => {
-                res.strategy.prepare_for_update(&mut new, &cur.value);
+                res.strategy.prepare_for_update(&mut new, &*cur_view);
                 if res.desc.has_subresource("status") {
-                    match cur.value.get("status") {
+                    match cur_view.get("status") {
                         Some(s) => new["status"] = s.clone(),
                         None => {
                             new.as_object_mut().map(|m| m.remove("status"));
@@ -853,19 +892,18 @@ pub async fn update_object(
                 }
             }
         }
-        if res.strategy.tracks_generation() && spec_changed(&new, &cur.value) {
-            let g = cur
-                .value
+        if res.strategy.tracks_generation() && spec_changed(&new, &*cur_view) {
+            let g = cur_view
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
             meta::set_meta(&mut new, "generation", json!(g + 1));
         }
-        validate_all(res, &new, Some(&cur.value))?;
+        validate_all(res, &new, Some(&*cur_view))?;
         // An update that changes nothing is not written (no new resourceVersion).
         let mut cmp = new.clone();
         meta::set_meta(&mut cmp, "resourceVersion", json!(cur.rv.to_string()));
-        if cmp == cur.value {
+        if cmp == *cur_view {
             return Ok(Updated::Stored(cur, 200));
         }
         let finalize_now = meta::is_deleting(&new)
@@ -883,7 +921,7 @@ pub async fn update_object(
             Mutation::Update {
                 key: key.clone(),
                 expected_rv: Some(cur.rv),
-                value: new,
+                value: res.strategy.to_storage(new),
             }
         };
         match store.apply(mutation).await {
@@ -1302,7 +1340,11 @@ async fn delete_collection(
     let mut deleted = Vec::new();
     for o in &list.items {
         match delete_object(api, ctx, res, &o.key.namespace, &o.key.name, &opts, dry).await {
-            Ok((_, obj, _)) => deleted.push(obj.value.clone()),
+            Ok((_, obj, _)) => deleted.push(
+                res.strategy
+                    .from_storage(&obj.value)
+                    .unwrap_or_else(|| obj.value.clone()),
+            ),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),
         }

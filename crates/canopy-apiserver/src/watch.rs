@@ -164,24 +164,21 @@ struct Encoder {
 
 impl Encoder {
     fn object(&mut self, ev_obj: &canopy_storage::StoredObject) -> Bytes {
+        let converted = self.res.strategy.from_storage(&ev_obj.value);
+        let value = converted.as_ref().unwrap_or(&ev_obj.value);
         match self.form {
-            Form::Json => ev_obj.json.clone(),
+            Form::Json if converted.is_none() => ev_obj.json.clone(),
+            Form::Json => Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
             Form::Table => {
                 let cols = self.res.strategy.columns();
                 let meta = json!({"resourceVersion": ev_obj.rv.to_string()});
-                let t = table::table(
-                    &[&ev_obj.value],
-                    &cols,
-                    meta,
-                    &self.include_object,
-                    self.first,
-                );
+                let t = table::table(&[value], &cols, meta, &self.include_object, self.first);
                 self.first = false;
                 Bytes::from(serde_json::to_vec(&t).unwrap_or_default())
             }
-            Form::PartialObjectMetadata | Form::PartialObjectMetadataList => Bytes::from(
-                serde_json::to_vec(&table::partial_metadata(&ev_obj.value)).unwrap_or_default(),
-            ),
+            Form::PartialObjectMetadata | Form::PartialObjectMetadataList => {
+                Bytes::from(serde_json::to_vec(&table::partial_metadata(value)).unwrap_or_default())
+            }
         }
     }
 

@@ -30,6 +30,9 @@ pub struct ResourceDescriptor {
     pub name_rule: NameRule,
     /// Create-only virtual resources (reviews): never stored.
     pub virtual_create_only: bool,
+    /// Another resource's storage this one shares (events.k8s.io/v1 Events are stored as
+    /// core/v1 Events and converted by the strategy).
+    pub shared_storage: Option<String>,
 }
 
 impl ResourceDescriptor {
@@ -44,7 +47,10 @@ impl ResourceDescriptor {
 
     /// The storage key of the resource: `<group>/<plural>` (core group empty).
     pub fn storage_key(&self) -> String {
-        format!("{}/{}", self.group, self.plural)
+        match &self.shared_storage {
+            Some(k) => k.clone(),
+            None => format!("{}/{}", self.group, self.plural),
+        }
     }
 
     pub fn has_subresource(&self, s: &str) -> bool {
@@ -102,6 +108,7 @@ fn stored(
         subresources: subresources.iter().map(|s| s.to_string()).collect(),
         name_rule,
         virtual_create_only: false,
+        shared_storage: None,
     }
 }
 
@@ -120,6 +127,7 @@ fn review(group: &str, kind: &str, plural: &str, namespaced: bool) -> ResourceDe
         subresources: Vec::new(),
         name_rule: NameRule::DnsSubdomain,
         virtual_create_only: true,
+        shared_storage: None,
     }
 }
 
@@ -313,6 +321,9 @@ pub fn builtin_resources() -> Vec<ResourceDescriptor> {
     // Events are not in the "all" category; nothing else here is either (kube puts
     // only workload kinds there).
     for d in v.iter_mut() {
+        if d.group == "events.k8s.io" {
+            d.shared_storage = Some("/events".into());
+        }
         if d.kind == "CustomResourceDefinition" {
             d.categories = vec!["api-extensions".into()];
         }

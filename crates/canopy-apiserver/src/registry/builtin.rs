@@ -384,8 +384,52 @@ impl Strategy for CoreEventStrategy {
     }
 }
 
+/// core/v1 Event field ↔ events.k8s.io/v1 Event field, as kube converts them.
+const EVENT_FIELDS: [(&str, &str); 13] = [
+    ("involvedObject", "regarding"),
+    ("related", "related"),
+    ("message", "note"),
+    ("reportingComponent", "reportingController"),
+    ("reportingInstance", "reportingInstance"),
+    ("action", "action"),
+    ("reason", "reason"),
+    ("type", "type"),
+    ("eventTime", "eventTime"),
+    ("series", "series"),
+    ("source", "deprecatedSource"),
+    ("firstTimestamp", "deprecatedFirstTimestamp"),
+    ("lastTimestamp", "deprecatedLastTimestamp"),
+];
+
+fn convert_event(obj: &Value, to_core: bool) -> Value {
+    let mut out = serde_json::Map::new();
+    out.insert("kind".into(), json!("Event"));
+    out.insert(
+        "apiVersion".into(),
+        json!(if to_core { "v1" } else { "events.k8s.io/v1" }),
+    );
+    if let Some(m) = obj.get("metadata") {
+        out.insert("metadata".into(), m.clone());
+    }
+    let mut fields: Vec<(&str, &str)> = EVENT_FIELDS.to_vec();
+    fields.push(("count", "deprecatedCount"));
+    for (core, v1) in fields {
+        let (from, to) = if to_core { (v1, core) } else { (core, v1) };
+        if let Some(v) = obj.get(from).filter(|v| !v.is_null()) {
+            out.insert(to.to_string(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
 struct EventsV1Strategy;
 impl Strategy for EventsV1Strategy {
+    fn to_storage(&self, obj: Value) -> Value {
+        convert_event(&obj, true)
+    }
+    fn from_storage(&self, obj: &Value) -> Option<Value> {
+        Some(convert_event(obj, false))
+    }
     fn canonicalize(&self, obj: Value) -> Result<(Value, Vec<String>), ApiError> {
         typed::<k8s_openapi::api::events::v1::Event>(obj)
     }
@@ -683,6 +727,20 @@ pub fn strategy_for(desc: &ResourceDescriptor) -> Arc<dyn Strategy> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_convert_both_ways() {
+        let v1 = json!({"kind": "Event", "apiVersion": "events.k8s.io/v1", "metadata": {"name": "e", "namespace": "d"},
+            "regarding": {"kind": "Pod", "name": "p"}, "note": "hi", "reason": "R", "type": "Normal",
+            "reportingController": "c", "reportingInstance": "i", "action": "A", "eventTime": "2024-01-01T00:00:00.000000Z", "deprecatedCount": 3});
+        let core = EventsV1Strategy.to_storage(v1.clone());
+        assert_eq!(core["apiVersion"], "v1");
+        assert_eq!(core["involvedObject"]["name"], "p");
+        assert_eq!(core["message"], "hi");
+        assert_eq!(core["reportingComponent"], "c");
+        assert_eq!(core["count"], 3);
+        assert_eq!(EventsV1Strategy.from_storage(&core).unwrap(), v1);
+    }
 
     #[test]
     fn typed_round_trip_drops_unknown_fields() {

@@ -316,6 +316,7 @@ pub fn resources_of(crd: &Value) -> Vec<Resource> {
             subresources,
             name_rule: NameRule::DnsSubdomain,
             virtual_create_only: false,
+            shared_storage: None,
         };
         let columns = v
             .get("additionalPrinterColumns")

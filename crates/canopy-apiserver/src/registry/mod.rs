@@ -61,6 +61,18 @@ pub trait Strategy: Send + Sync {
         Ok((obj, Vec::new()))
     }
 
+    /// Converts an object of this resource's version into the form it is stored in (for
+    /// resources that share another's storage). Identity by default.
+    fn to_storage(&self, obj: Value) -> Value {
+        obj
+    }
+
+    /// Converts a stored object into this resource's version; `None` when it is stored
+    /// as served.
+    fn from_storage(&self, _obj: &Value) -> Option<Value> {
+        None
+    }
+
     /// Resets what a client may not set on create (e.g. status defaults).
     fn prepare_for_create(&self, _obj: &mut Value) {}
 
