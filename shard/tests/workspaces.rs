@@ -100,31 +100,33 @@ async fn nested_workspaces_resolve_by_path_and_delete_in_cascade() {
     );
 
     // types: team under an organization, not under root
-    assert_eq!(
-        c.post(
+    let (code, team) = c
+        .post(
             &format!("/clusters/root:acme/{WS}"),
-            ws("team-a", Some("team"))
+            ws("team-a", Some("team")),
         )
-        .await
-        .0,
-        201
-    );
+        .await;
+    assert_eq!(code, 201, "{team}");
     wait_ready(&c, "root:acme", "team-a").await;
     let (code, bad) = c
         .post(&format!("/clusters/root/{WS}"), ws("t", Some("team")))
         .await;
-    assert_eq!(code, 422, "{bad}");
-    assert!(
-        bad["message"]
-            .as_str()
-            .unwrap()
-            .contains("only allows parents of types"),
-        "{bad}"
+    assert_eq!(code, 403, "{bad}");
+    assert_eq!(
+        bad["message"],
+        "workspaces.tenancy.kcp.io \"t\" is forbidden: workspace type root:team only allows [root:organization root:team] parent workspaces, but parent type root:root only implements [root:root root:universal]",
     );
     let (code, bad) = c
         .post(&format!("/clusters/root/{WS}"), ws("t", Some("nope")))
         .await;
-    assert_eq!(code, 422, "{bad}");
+    assert_eq!(code, 403, "{bad}");
+    assert!(
+        bad["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("workspace type root:nope does not exist"),
+        "{bad}"
+    );
 
     // four levels deep
     assert_eq!(
@@ -238,6 +240,27 @@ async fn home_workspaces_and_access() {
         .await;
     assert_eq!((c1, c2), (403, 403));
     assert_eq!(e1["message"], e2["message"]);
+    // the same for watch, discovery and OpenAPI, and for wildcard requests
+    for path in [
+        "/api/v1/namespaces/default/configmaps?watch=1",
+        "/api",
+        "/apis",
+        "/api/v1",
+        "/apis/rbac.authorization.k8s.io/v1",
+        "/openapi/v3",
+        "/openapi/v2",
+    ] {
+        let (a, ea) = bob.get(&format!("/clusters/root:users:alice{path}")).await;
+        let (b, eb) = bob.get(&format!("/clusters/root:users:nobody{path}")).await;
+        assert_eq!((a, b), (403, 403), "{path}: {ea} {eb}");
+        assert_eq!(ea["message"], eb["message"], "{path}");
+    }
+    for path in [
+        "/clusters/*/api/v1/configmaps",
+        "/clusters/*/apis/tenancy.kcp.io/v1alpha1/workspaces",
+    ] {
+        assert_eq!(alice.get(path).await.0, 403, "{path}");
+    }
     // both may enter root, where RBAC shows them nothing
     assert_eq!(bob.get("/clusters/root/version").await.0, 200);
     assert_eq!(bob.get(&format!("/clusters/root/{WS}")).await.0, 403);
@@ -275,6 +298,260 @@ async fn home_workspaces_and_access() {
             .as_str()
             .unwrap()
             .contains("cannot get resource \"configmaps\""),
+        "{err}"
+    );
+}
+
+async fn wait_phase(c: &Client, parent: &str, name: &str, phase: &str) -> Value {
+    for _ in 0..100 {
+        let (code, ws) = c.get(&format!("/clusters/{parent}/{WS}/{name}")).await;
+        if code == 200 && ws["status"]["phase"] == phase {
+            return ws;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("workspace {parent}:{name} never reached phase {phase}");
+}
+
+fn wst(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "WorkspaceType", "metadata": {"name": name}, "spec": spec})
+}
+
+fn forbidden_reason(v: &Value) -> String {
+    let m = v["message"].as_str().unwrap_or_default();
+    m.split_once(" is forbidden: ")
+        .map(|(_, r)| r.to_string())
+        .unwrap_or_else(|| panic!("not a forbidden message: {v}"))
+}
+
+#[tokio::test]
+async fn workspace_types_need_use_extend_and_initialize() {
+    let env = TestShard::builder().start().await;
+    let admin = env.admin();
+    wait_ready(&admin, "root", "users").await;
+    assert_eq!(
+        admin
+            .post(&format!("/clusters/root/{WS}"), ws("acme", None))
+            .await
+            .0,
+        201
+    );
+    let acme = wait_ready(&admin, "root", "acme").await;
+    let acme_cluster = acme["spec"]["cluster"].as_str().unwrap().to_string();
+    let wt = "apis/tenancy.kcp.io/v1alpha1/workspacetypes";
+    // a type of acme's own, with an initializer, extending root:universal
+    assert_eq!(
+        admin
+            .post(
+                &format!("/clusters/root:acme/{wt}"),
+                wst("custom", json!({"initializer": true, "extend": {"with": [{"name": "universal", "path": "root"}]},
+                    "defaultChildWorkspaceType": {"name": "universal", "path": "root"}}))
+            )
+            .await
+            .0,
+        201
+    );
+    // alice may create workspaces in acme, but may not use acme's type yet
+    for (kind, body) in [
+        (
+            "clusterroles",
+            json!({"metadata": {"name": "ws-creator"}, "rules": [{"apiGroups": ["tenancy.kcp.io"], "resources": ["workspaces"], "verbs": ["create", "get", "list"]}]}),
+        ),
+        (
+            "clusterrolebindings",
+            json!({"metadata": {"name": "alice-ws"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ws-creator"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]}),
+        ),
+        (
+            "clusterrolebindings",
+            json!({"metadata": {"name": "alice-access"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:kcp:workspace:access"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]}),
+        ),
+    ] {
+        let (code, b) = admin
+            .post(
+                &format!("/clusters/root:acme/apis/rbac.authorization.k8s.io/v1/{kind}"),
+                body,
+            )
+            .await;
+        assert_eq!(code, 201, "{b}");
+    }
+    let alice = env.client(Some(&env.token("alice", &[])));
+    let mut custom = wst("w1", json!({"type": {"name": "custom"}}));
+    custom["kind"] = json!("Workspace");
+    let (code, err) = alice
+        .post(&format!("/clusters/root:acme/{WS}"), custom.clone())
+        .await;
+    assert_eq!(code, 403, "{err}");
+    assert_eq!(
+        forbidden_reason(&err),
+        "unable to use cluster workspace type root:acme:custom: missing verb='use' permission on workspacetype"
+    );
+    assert_eq!(err["details"]["kind"], "workspaces");
+    // without a type, acme's type (organization) picks its defaultChildWorkspaceType
+    let (code, w2) = alice
+        .post(&format!("/clusters/root:acme/{WS}"), ws("w2", None))
+        .await;
+    assert_eq!(code, 201, "{w2}");
+    assert_eq!(
+        w2["spec"]["type"],
+        json!({"name": "universal", "path": "root"})
+    );
+    // granted `use` in the type's workspace, alice may; the type's path is filled in
+    for (kind, body) in [
+        (
+            "clusterroles",
+            json!({"metadata": {"name": "use-custom"}, "rules": [{"apiGroups": ["tenancy.kcp.io"], "resources": ["workspacetypes"], "resourceNames": ["custom"], "verbs": ["use"]}]}),
+        ),
+        (
+            "clusterrolebindings",
+            json!({"metadata": {"name": "alice-use"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "use-custom"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]}),
+        ),
+    ] {
+        assert_eq!(
+            admin
+                .post(
+                    &format!("/clusters/root:acme/apis/rbac.authorization.k8s.io/v1/{kind}"),
+                    body
+                )
+                .await
+                .0,
+            201
+        );
+    }
+    let (code, w1) = alice
+        .post(&format!("/clusters/root:acme/{WS}"), custom)
+        .await;
+    assert_eq!(code, 201, "{w1}");
+    assert_eq!(
+        w1["spec"]["type"],
+        json!({"name": "custom", "path": "root:acme"})
+    );
+
+    // the type's initializer holds the workspace in Initializing until it is removed
+    let initializer = format!("{acme_cluster}:custom");
+    let w1 = wait_phase(&alice, "root:acme", "w1", "Initializing").await;
+    assert_eq!(w1["status"]["initializers"], json!([initializer]));
+    let id = w1["spec"]["cluster"].as_str().unwrap().to_string();
+    assert_eq!(
+        alice
+            .get("/clusters/root:acme:w1/api/v1/namespaces")
+            .await
+            .0,
+        403,
+        "not enterable by path before it is Ready"
+    );
+    let lc_path = format!("/clusters/{id}/apis/core.kcp.io/v1alpha1/logicalclusters/cluster");
+    let (code, mut lc) = admin.get(&lc_path).await;
+    assert_eq!(code, 200, "{lc}");
+    assert_eq!(lc["status"]["phase"], "Initializing");
+    assert_eq!(lc["spec"]["initializers"], json!([initializer]));
+    assert_eq!(lc["spec"]["owner"]["name"], "w1");
+    assert_eq!(lc["spec"]["owner"]["cluster"], acme_cluster);
+    // adding an initializer is refused; removing the last one makes the workspace Ready
+    lc["status"]["initializers"] = json!([initializer, "x:y"]);
+    let (code, bad) = admin.put(&format!("{lc_path}/status"), lc.clone()).await;
+    assert_eq!(code, 422, "{bad}");
+    lc["status"]["initializers"] = json!([]);
+    let (code, done) = admin.put(&format!("{lc_path}/status"), lc).await;
+    assert_eq!(code, 200, "{done}");
+    let w1 = wait_ready(&alice, "root:acme", "w1").await;
+    assert!(w1["status"].get("initializers").is_none(), "{w1}");
+    assert_eq!(
+        alice
+            .get("/clusters/root:acme:w1/api/v1/namespaces")
+            .await
+            .0,
+        200
+    );
+    let (_, lc) = admin.get(&lc_path).await;
+    assert_eq!(lc["status"]["phase"], "Ready");
+
+    // limits see through extension: leaf only allows custom parents; custom extends universal
+    assert_eq!(
+        admin
+            .post(
+                &format!("/clusters/root:acme/{wt}"),
+                wst("leaf", json!({"limitAllowedParents": {"types": [{"name": "custom", "path": "root:acme"}]}}))
+            )
+            .await
+            .0,
+        201
+    );
+    let mut leaf = wst("l1", json!({"type": {"name": "leaf", "path": "root:acme"}}));
+    leaf["kind"] = json!("Workspace");
+    let (code, err) = admin
+        .post(&format!("/clusters/root:acme/{WS}"), leaf.clone())
+        .await;
+    assert_eq!(code, 403, "{err}");
+    assert_eq!(
+        forbidden_reason(&err),
+        "workspace type root:acme:leaf only allows [root:acme:custom] parent workspaces, but parent type root:organization only implements [root:organization root:universal]"
+    );
+    let (code, err) = admin
+        .post(&format!("/clusters/root:acme:w1/{WS}"), leaf)
+        .await;
+    assert_eq!(code, 201, "{err}");
+    wait_ready(&admin, "root:acme:w1", "l1").await;
+
+    // a type that allows no children of a kind it does not know
+    assert_eq!(
+        admin
+            .post(
+                &format!("/clusters/root:acme/{wt}"),
+                wst("closed", json!({"extend": {"with": [{"name": "universal", "path": "root"}]}, "limitAllowedChildren": {"types": [{"name": "leaf", "path": "root:acme"}]},
+                    "defaultChildWorkspaceType": {"name": "universal", "path": "root"}}))
+            )
+            .await
+            .0,
+        201
+    );
+    let mut closed = wst(
+        "c1",
+        json!({"type": {"name": "closed", "path": "root:acme"}}),
+    );
+    closed["kind"] = json!("Workspace");
+    assert_eq!(
+        admin
+            .post(&format!("/clusters/root:acme/{WS}"), closed)
+            .await
+            .0,
+        201
+    );
+    wait_ready(&admin, "root:acme", "c1").await;
+    let (code, err) = admin
+        .post(&format!("/clusters/root:acme:c1/{WS}"), ws("u", None))
+        .await;
+    assert_eq!(code, 403, "{err}");
+    assert_eq!(
+        forbidden_reason(&err),
+        "workspace type root:acme:closed only allows [root:acme:leaf] child workspaces, but child type root:universal only implements [root:universal]"
+    );
+
+    // extension cycles are refused
+    for (a, b) in [("a", "b"), ("b", "a")] {
+        assert_eq!(
+            admin
+                .post(
+                    &format!("/clusters/root:acme/{wt}"),
+                    wst(
+                        a,
+                        json!({"extend": {"with": [{"name": b, "path": "root:acme"}]}})
+                    )
+                )
+                .await
+                .0,
+            201
+        );
+    }
+    let mut cyc = wst("cy", json!({"type": {"name": "a", "path": "root:acme"}}));
+    cyc["kind"] = json!("Workspace");
+    let (code, err) = admin.post(&format!("/clusters/root:acme/{WS}"), cyc).await;
+    assert_eq!(code, 403, "{err}");
+    assert!(
+        forbidden_reason(&err)
+            .starts_with("circular dependency detected in workspace type root:acme:"),
         "{err}"
     );
 }

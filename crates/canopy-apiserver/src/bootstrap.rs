@@ -182,7 +182,7 @@ pub async fn ensure_logical_cluster(api: &ApiServer, name: &str) -> Result<(), A
     } else {
         "root:universal"
     };
-    ensure_logical_cluster_at(api, name, name, ty).await?;
+    ensure_logical_cluster_at(api, name, name, ty, &[], None).await?;
     if name == "root" {
         // every authenticated user may enter root (RBAC still decides what they see);
         // other workspaces are entered only by those granted access inside them
@@ -194,6 +194,25 @@ pub async fn ensure_logical_cluster(api: &ApiServer, name: &str) -> Result<(), A
             binding(
                 "system:kcp:authenticated:access",
                 "system:kcp:workspace:access",
+                &["system:authenticated"],
+            ),
+        )
+        .await?;
+        let cr = resource(api, RBAC, "v1", "clusterroles")?;
+        rest::create_system(
+            api,
+            name,
+            &cr,
+            crate::registry::tenancy::workspace_type_use_role(),
+        )
+        .await?;
+        rest::create_system(
+            api,
+            name,
+            &crb,
+            binding(
+                "system:kcp:authenticated:universal-workspacetype-use",
+                "system:kcp:universal-workspacetype-use",
                 &["system:authenticated"],
             ),
         )
@@ -224,6 +243,8 @@ pub async fn ensure_logical_cluster_at(
     name: &str,
     path: &str,
     ty: &str,
+    initializers: &[String],
+    owner: Option<Value>,
 ) -> Result<(), ApiError> {
     let cr = resource(api, RBAC, "v1", "clusterroles")?;
     for role in default_cluster_roles() {
@@ -246,6 +267,15 @@ pub async fn ensure_logical_cluster_at(
     // Last: the logical cluster becomes visible (and usable) once everything is in place.
     let lc = resource(api, "core.kcp.io", "v1alpha1", "logicalclusters")?;
     let url = format!("{}/clusters/{path}", api.inner.config.external_url);
+    let mut spec = json!({"initializers": initializers});
+    if let Some(o) = owner {
+        spec["owner"] = o;
+    }
+    let phase = if initializers.is_empty() {
+        "Ready"
+    } else {
+        "Initializing"
+    };
     rest::create_system(
         api,
         name,
@@ -254,8 +284,8 @@ pub async fn ensure_logical_cluster_at(
             "apiVersion": "core.kcp.io/v1alpha1",
             "kind": "LogicalCluster",
             "metadata": {"name": "cluster", "annotations": {"kcp.io/path": path, crate::workspaces::TYPE_ANNOTATION: ty}},
-            "spec": {},
-            "status": {"phase": "Ready", "URL": url},
+            "spec": spec,
+            "status": {"phase": phase, "URL": url, "initializers": initializers},
         }),
     )
     .await?;

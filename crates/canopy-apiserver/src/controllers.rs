@@ -211,6 +211,11 @@ impl Loop {
                 }
             }
         }
+        if &*key.resource == crate::bootstrap::LOGICAL_CLUSTER_RESOURCE
+            && kind == EventType::Modified
+        {
+            crate::workspaces::logical_cluster_changed(&self.api, o).await;
+        }
         if &*key.resource == crate::apis::CRD_RESOURCE {
             self.crd(o, kind).await;
         } else if kind == EventType::Deleted {

@@ -664,24 +664,12 @@ fn admit(api: &ApiServer, ctx: &Ctx, res: &Resource, obj: &mut Value) -> Result<
     let cluster = ctx.cluster.as_deref().unwrap_or("");
     let store = &api.inner.store;
     let parent_type = crate::workspaces::type_of(store, cluster);
-    let parent_type_object = parent_type.as_ref().and_then(|(p, n)| {
-        let c = crate::workspaces::resolve(store, p)?;
-        store
-            .get(&ObjectKey::new(
-                crate::registry::tenancy::WORKSPACE_TYPES,
-                &c,
-                "",
-                n,
-            ))
-            .map(|o| o.value.clone())
-    });
     let actx = crate::registry::AdmissionContext {
         user: &ctx.user,
         store,
         cluster,
         cluster_path: crate::workspaces::path_of(store, cluster),
         parent_type,
-        parent_type_object,
     };
     res.strategy.admit(obj, &actx)
 }

@@ -90,14 +90,24 @@ fn new_cluster_name() -> String {
 /// Reconciles one Workspace.
 pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
     let store = &api.inner.store;
+    // work from the current state, not from a (possibly stale) event's
+    let Some(current) = store.get(&ws.key) else {
+        return;
+    };
+    let ws: &StoredObject = &current;
     let parent = ws.key.cluster.to_string();
     let name = ws.key.name.clone();
     if meta::is_deleting(&ws.value) {
         delete_child(api, ws).await;
         return;
     }
-    if ws.value.pointer("/status/phase").and_then(Value::as_str) == Some("Ready") {
-        return;
+    match ws.value.pointer("/status/phase").and_then(Value::as_str) {
+        Some("Ready") => return,
+        Some("Initializing") => {
+            sync_phase(api, ws).await;
+            return;
+        }
+        _ => {}
     }
     // Scheduling: choose the logical cluster name (this shard is the only one for now).
     let child = match ws
@@ -149,7 +159,29 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
             .and_then(Value::as_str)
             .unwrap_or("universal")
     );
-    if let Err(e) = crate::bootstrap::ensure_logical_cluster_at(api, &child, &path, &ty).await {
+    // Initializing: the type and every type it extends may name an initializer.
+    let inits = crate::registry::tenancy::get_type(
+        store,
+        ws.value
+            .pointer("/spec/type/path")
+            .and_then(Value::as_str)
+            .unwrap_or("root"),
+        ws.value
+            .pointer("/spec/type/name")
+            .and_then(Value::as_str)
+            .unwrap_or("universal"),
+    )
+    .and_then(|t| crate::registry::tenancy::aliases(store, &t).ok())
+    .map(|a| crate::registry::tenancy::initializers(&a))
+    .unwrap_or_default();
+    let owner = json!({
+        "apiVersion": "tenancy.kcp.io/v1alpha1", "resource": "workspaces",
+        "name": name, "cluster": parent, "uid": ws.value.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
+    });
+    if let Err(e) =
+        crate::bootstrap::ensure_logical_cluster_at(api, &child, &path, &ty, &inits, Some(owner))
+            .await
+    {
         tracing::warn!(error = %e, workspace = %path, "creating logical cluster");
         return;
     }
@@ -182,13 +214,77 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
     }
     let url = format!("{}/clusters/{path}", api.inner.config.external_url);
     let _ = rest::update_system(api, &ws.key, |cur| {
+        // phases only move forward: a stale event must not take a workspace back
+        if cur.pointer("/status/phase").and_then(Value::as_str) != Some("Scheduling") {
+            return None;
+        }
         let mut new = cur.clone();
         new["spec"]["URL"] = json!(url);
-        new["status"]["phase"] = json!("Ready");
+        new["status"]["phase"] = json!("Initializing");
+        new["status"]["initializers"] = json!(inits);
         new["status"]["conditions"] = json!([{"type": "WorkspaceScheduled", "status": "True", "lastTransitionTime": meta::now()}]);
         (new != *cur).then_some(new)
     })
     .await;
+    if let Some(cur) = store.get(&ws.key) {
+        sync_phase(api, &cur).await;
+    }
+}
+
+/// Carries an Initializing workspace's logical cluster state over to the Workspace: its
+/// remaining initializers, and Ready once none is left.
+async fn sync_phase(api: &ApiServer, ws: &StoredObject) {
+    let store = &api.inner.store;
+    let Some(child) = ws
+        .value
+        .pointer("/spec/cluster")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+    else {
+        return;
+    };
+    let Some(lc) = logical_cluster(store, child) else {
+        return;
+    };
+    let inits = lc
+        .value
+        .pointer("/status/initializers")
+        .cloned()
+        .unwrap_or_else(|| json!([]));
+    let done = inits.as_array().is_none_or(Vec::is_empty);
+    if done && lc.value.pointer("/status/phase").and_then(Value::as_str) != Some("Ready") {
+        let _ = rest::update_system(api, &lc.key, |cur| {
+            let mut new = cur.clone();
+            new["status"]["phase"] = json!("Ready");
+            (new != *cur).then_some(new)
+        })
+        .await;
+    }
+    let _ = rest::update_system(api, &ws.key, |cur| {
+        if cur.pointer("/status/phase").and_then(Value::as_str) != Some("Initializing") {
+            return None;
+        }
+        let mut new = cur.clone();
+        new["status"]["initializers"] = inits.clone();
+        if done {
+            new["status"]["phase"] = json!("Ready");
+            if let Some(st) = new["status"].as_object_mut() {
+                st.remove("initializers");
+            }
+        }
+        (new != *cur).then_some(new)
+    })
+    .await;
+}
+
+/// A logical cluster's `LogicalCluster` changed: an initializer may have finished.
+pub async fn logical_cluster_changed(api: &ApiServer, lc: &StoredObject) {
+    if lc.value.pointer("/status/phase").and_then(Value::as_str) != Some("Initializing") {
+        return;
+    }
+    if let Some(ws) = parent_workspace(&api.inner.store, &lc.key.cluster) {
+        sync_phase(api, &ws).await;
+    }
 }
 
 /// Deletes everything inside a workspace's logical cluster, then lets the Workspace go.

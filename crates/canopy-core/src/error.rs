@@ -285,6 +285,12 @@ impl ApiError {
         e
     }
 
+    /// 403 from an admission plugin: `<resource>.<group> "<name>" is forbidden: <reason>`.
+    pub fn admission_forbidden(s: Subject<'_>, reason: &str) -> Self {
+        let msg = format!("{} {:?} is forbidden: {reason}", s.qualified(), s.name);
+        ApiError::new(403, "Forbidden", msg).about(s)
+    }
+
     pub fn forbidden_message(message: impl Into<String>) -> Self {
         ApiError::new(403, "Forbidden", message)
     }

@@ -655,6 +655,35 @@ impl Strategy for BindingStrategy {
 
 struct LogicalClusterStrategy;
 impl Strategy for LogicalClusterStrategy {
+    /// Initializers are only ever removed (by the controllers that did their part), as in
+    /// kcp; the workspace controller turns an Initializing cluster without initializers
+    /// Ready.
+    fn validate_update(&self, new: &Value, old: &Value, causes: &mut Vec<Cause>) {
+        let list = |v: &Value| -> Vec<Value> {
+            v.pointer("/status/initializers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let old_inits = list(old);
+        for (i, init) in list(new).iter().enumerate() {
+            if !old_inits.contains(init) {
+                causes.push(Cause::invalid(
+                    format!("status.initializers[{i}]"),
+                    init,
+                    "initializers may only be removed",
+                ));
+            }
+        }
+        if new.pointer("/spec/initializers") != old.pointer("/spec/initializers") {
+            causes.push(Cause::invalid(
+                "spec.initializers",
+                new.pointer("/spec/initializers").unwrap_or(&Value::Null),
+                "field is immutable",
+            ));
+        }
+    }
+
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {
         if let Some(s) = old.get("status") {
             new["status"] = s.clone();

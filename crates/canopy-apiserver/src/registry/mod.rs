@@ -28,22 +28,6 @@ pub struct AdmissionContext<'a> {
     pub cluster_path: String,
     /// (path, name) of the workspace type of this logical cluster.
     pub parent_type: Option<(String, String)>,
-    pub parent_type_object: Option<Value>,
-}
-
-impl AdmissionContext<'_> {
-    /// The WorkspaceType `name` in the workspace at `path`.
-    pub fn workspace_type(&self, path: &str, name: &str) -> Option<Value> {
-        let cluster = crate::workspaces::resolve(self.store, path)?;
-        self.store
-            .get(&canopy_storage::ObjectKey::new(
-                tenancy::WORKSPACE_TYPES,
-                &cluster,
-                "",
-                name,
-            ))
-            .map(|o| o.value.clone())
-    }
 }
 
 /// Per-resource behaviour plugged into the generic store.

@@ -19,83 +19,322 @@ fn s<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or("")
 }
 
+/// A workspace type, with the workspace it lives in.
+#[derive(Clone, Debug)]
+pub struct ResolvedType {
+    /// Path of the workspace holding the type (`root`).
+    pub path: String,
+    /// Logical cluster name of that workspace.
+    pub cluster: String,
+    pub name: String,
+    pub object: Value,
+}
+
+impl ResolvedType {
+    /// `root:organization`.
+    pub fn qualified(&self) -> String {
+        format!("{}:{}", self.path, self.name)
+    }
+
+    /// The initializer this type adds to new workspaces when `spec.initializer` is set:
+    /// kcp's `<logical cluster>:<type name>`.
+    pub fn initializer(&self) -> Option<String> {
+        (self.object.pointer("/spec/initializer") == Some(&Value::Bool(true)))
+            .then(|| format!("{}:{}", self.cluster, self.name))
+    }
+}
+
+/// The WorkspaceType `name` in the workspace at `path` (a path or a logical cluster name).
+pub fn get_type(store: &canopy_storage::Store, path: &str, name: &str) -> Option<ResolvedType> {
+    let cluster = crate::workspaces::resolve(store, path)?;
+    let o = store.get(&canopy_storage::ObjectKey::new(
+        WORKSPACE_TYPES,
+        &cluster,
+        "",
+        name,
+    ))?;
+    Some(ResolvedType {
+        path: crate::workspaces::path_of(store, &cluster),
+        cluster,
+        name: name.to_string(),
+        object: o.value.clone(),
+    })
+}
+
+/// Resolves a type reference made in workspace `workspace_path`: an explicit path, or else
+/// the nearest workspace up the hierarchy holding a type of that name, then `root`.
+pub fn resolve_type_ref(
+    store: &canopy_storage::Store,
+    workspace_path: &str,
+    path: &str,
+    name: &str,
+) -> Result<ResolvedType, String> {
+    if !path.is_empty() {
+        return get_type(store, path, name)
+            .ok_or_else(|| format!("workspace type {path}:{name} does not exist"));
+    }
+    let mut cur = workspace_path.to_string();
+    loop {
+        if let Some(t) = get_type(store, &cur, name) {
+            return Ok(t);
+        }
+        match cur.rsplit_once(':') {
+            Some((parent, _)) => cur = parent.to_string(),
+            None if cur != "root" => cur = "root".to_string(),
+            None => return Err(format!("workspace type {name:?} cannot be resolved")),
+        }
+    }
+}
+
+/// The types `t` extends (`spec.extend.with`, transitively), then `t` itself: kcp's
+/// "aliases" of a type. A cycle is an error.
+pub fn aliases(
+    store: &canopy_storage::Store,
+    t: &ResolvedType,
+) -> Result<Vec<ResolvedType>, String> {
+    fn walk(
+        store: &canopy_storage::Store,
+        t: &ResolvedType,
+        seen: &mut Vec<String>,
+        stack: &mut Vec<String>,
+        out: &mut Vec<ResolvedType>,
+    ) -> Result<(), String> {
+        let q = t.qualified();
+        seen.push(q.clone());
+        stack.push(q);
+        for base in t
+            .object
+            .pointer("/spec/extend/with")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let (bp, bn) = (s(base, "/path"), s(base, "/name"));
+            let bq = format!("{bp}:{bn}");
+            if let Some(i) = stack.iter().position(|x| *x == bq) {
+                return Err(format!(
+                    "circular dependency detected in workspace type {bq}: {}",
+                    stack[i..].join(" -> ")
+                ));
+            }
+            if seen.contains(&bq) {
+                continue;
+            }
+            let b = get_type(store, bp, bn)
+                .ok_or_else(|| format!("unable to find inherited workspace type {bq}"))?;
+            out.push(b.clone());
+            walk(store, &b, seen, stack, out)?;
+        }
+        stack.pop();
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(store, t, &mut Vec::new(), &mut Vec::new(), &mut out)?;
+    out.push(t.clone());
+    Ok(out)
+}
+
+/// The initializers a workspace of a type with these aliases starts with.
+pub fn initializers(aliases: &[ResolvedType]) -> Vec<String> {
+    let mut out: Vec<String> = aliases
+        .iter()
+        .filter_map(ResolvedType::initializer)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn sorted_names(it: impl Iterator<Item = String>) -> String {
+    let mut v: Vec<String> = it.collect();
+    v.sort();
+    v.dedup();
+    format!("[{}]", v.join(" "))
+}
+
+fn ref_names(types: &[Value]) -> impl Iterator<Item = String> + '_ {
+    types
+        .iter()
+        .map(|t| format!("{}:{}", s(t, "/path"), s(t, "/name")))
+}
+
+/// kcp's `limitAllowedParents` / `limitAllowedChildren` checks over both sides' aliases.
+fn check_limits(
+    parent: &[ResolvedType],
+    child: &[ResolvedType],
+    parent_type: &str,
+    child_type: &str,
+) -> Result<(), String> {
+    let mut errs = Vec::new();
+    let implements = |aliases: &[ResolvedType], allowed: &[Value]| {
+        let allowed: Vec<String> = ref_names(allowed).collect();
+        aliases.iter().any(|a| allowed.contains(&a.qualified()))
+    };
+    for c in child {
+        if c.object.pointer("/spec/limitAllowedParents/none") == Some(&Value::Bool(true)) {
+            errs.push(format!(
+                "workspace type {child_type} cannot be created as a child of any workspace"
+            ));
+            continue;
+        }
+        let Some(allowed) = c
+            .object
+            .pointer("/spec/limitAllowedParents/types")
+            .and_then(Value::as_array)
+            .filter(|a| !a.is_empty())
+        else {
+            continue;
+        };
+        if !implements(parent, allowed) {
+            let extending = if c.qualified() != child_type {
+                format!(" extends {}, which", c.qualified())
+            } else {
+                String::new()
+            };
+            errs.push(format!(
+                "workspace type {child_type}{extending} only allows {} parent workspaces, but parent type {parent_type} only implements {}",
+                sorted_names(ref_names(allowed)),
+                sorted_names(parent.iter().map(ResolvedType::qualified))
+            ));
+        }
+    }
+    // kcp reports the parent limits first, and the child limits only when those pass
+    if !errs.is_empty() {
+        return Err(aggregate(errs));
+    }
+    for p in parent {
+        if p.object.pointer("/spec/limitAllowedChildren/none") == Some(&Value::Bool(true)) {
+            errs.push(format!(
+                "workspace type {parent_type} cannot have any children"
+            ));
+            continue;
+        }
+        let Some(allowed) = p
+            .object
+            .pointer("/spec/limitAllowedChildren/types")
+            .and_then(Value::as_array)
+            .filter(|a| !a.is_empty())
+        else {
+            continue;
+        };
+        if !implements(child, allowed) {
+            let extending = if p.qualified() != parent_type {
+                format!(" extends {}, which", p.qualified())
+            } else {
+                String::new()
+            };
+            errs.push(format!(
+                "workspace type {parent_type}{extending} only allows {} child workspaces, but child type {child_type} only implements {}",
+                sorted_names(ref_names(allowed)),
+                sorted_names(child.iter().map(ResolvedType::qualified))
+            ));
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(aggregate(errs))
+    }
+}
+
+/// One error as itself, several as k8s.io/apimachinery's aggregate prints them.
+fn aggregate(mut errs: Vec<String>) -> String {
+    if errs.len() == 1 {
+        errs.remove(0)
+    } else {
+        format!("[{}]", errs.join(", "))
+    }
+}
+
 pub struct WorkspaceStrategy;
 
 impl Strategy for WorkspaceStrategy {
+    /// kcp's `WorkspaceTypeExists` admission: defaults the type from the parent's
+    /// `defaultChildWorkspaceType`, resolves it, requires `use` on the type and every type
+    /// it extends, and checks both sides' parent/child limits.
     fn admit(&self, obj: &mut Value, ctx: &AdmissionContext<'_>) -> Result<(), ApiError> {
-        // the type defaults to the parent's default child type
-        if s(obj, "/spec/type/name").is_empty() {
-            let default = if ctx.cluster_path == "root" {
-                "organization"
-            } else {
-                "universal"
-            };
-            obj["spec"]["type"] = json!({"name": default, "path": "root"});
-        }
-        if s(obj, "/spec/type/path").is_empty() {
-            obj["spec"]["type"]["path"] = json!("root");
-        }
-        let type_name = s(obj, "/spec/type/name").to_string();
-        let type_path = s(obj, "/spec/type/path").to_string();
-        let Some(wt) = ctx.workspace_type(&type_path, &type_name) else {
-            return Err(ApiError::invalid(
-                "Workspace",
-                "tenancy.kcp.io",
-                canopy_core::meta::name(obj),
-                vec![Cause::invalid(
-                    "spec.type",
-                    &json!(format!("{type_path}:{type_name}")),
-                    "workspace type does not exist",
-                )],
-            ));
+        let ws_name = canopy_core::meta::name(obj).to_string();
+        let forbidden = |reason: &str| {
+            ApiError::admission_forbidden(
+                canopy_core::Subject {
+                    group: canopy_core::resource::TENANCY_GROUP,
+                    resource: "workspaces",
+                    name: &ws_name,
+                },
+                reason,
+            )
         };
-        // limitAllowedParents of the child's type, limitAllowedChildren of the parent's
-        if let Some(parents) = wt
-            .pointer("/spec/limitAllowedParents/types")
-            .and_then(Value::as_array)
-        {
-            let parent = ctx
-                .parent_type
-                .clone()
-                .unwrap_or_else(|| ("root".into(), "root".into()));
-            if !parents.iter().any(|p| {
-                s(p, "/name") == parent.1 && (s(p, "/path").is_empty() || s(p, "/path") == parent.0)
-            }) {
-                return Err(ApiError::invalid(
-                    "Workspace",
-                    "tenancy.kcp.io",
-                    canopy_core::meta::name(obj),
-                    vec![Cause::invalid(
-                        "spec.type",
-                        &json!(format!("{type_path}:{type_name}")),
-                        &format!("workspace type {type_path}:{type_name} only allows parents of types {}", type_list(parents)),
-                    )],
-                ));
+        let store = ctx.store;
+        let (parent_path, parent_name) = ctx
+            .parent_type
+            .clone()
+            .unwrap_or_else(|| ("root".into(), "universal".into()));
+        let parent_type = get_type(store, &parent_path, &parent_name).ok_or_else(|| {
+            forbidden(&format!(
+                "workspace type cannot be resolved: workspace type {parent_path}:{parent_name} does not exist"
+            ))
+        })?;
+        if s(obj, "/spec/type/name").is_empty() {
+            let Some(d) = parent_type
+                .object
+                .pointer("/spec/defaultChildWorkspaceType")
+                .filter(|d| !s(d, "/name").is_empty())
+            else {
+                return Err(forbidden(&format!(
+                    "spec.defaultChildWorkspaceType of workspace type {} must be set",
+                    parent_type.qualified()
+                )));
+            };
+            obj["spec"]["type"] = json!({"name": s(d, "/name"), "path": s(d, "/path")});
+        }
+        let t = resolve_type_ref(
+            store,
+            &ctx.cluster_path,
+            s(obj, "/spec/type/path"),
+            s(obj, "/spec/type/name"),
+        )
+        .map_err(|e| forbidden(&e))?;
+        obj["spec"]["type"]["path"] = json!(t.path);
+        let child_aliases = aliases(store, &t).map_err(|e| forbidden(&e))?;
+        for alias in &child_aliases {
+            let attrs = canopy_auth::rbac::Attributes {
+                user: ctx.user,
+                verb: "use",
+                is_resource_request: true,
+                namespace: "",
+                api_group: canopy_core::resource::TENANCY_GROUP,
+                resource: "workspacetypes",
+                subresource: "",
+                name: &alias.name,
+                path: "",
+            };
+            if crate::authz::allowed(store, &alias.cluster, &attrs).is_none() {
+                return Err(forbidden(&format!(
+                    "unable to use cluster workspace type {}: missing verb='use' permission on workspacetype",
+                    alias.qualified()
+                )));
             }
         }
-        if let Some(children) = ctx
-            .parent_type_object
-            .as_ref()
-            .and_then(|p| p.pointer("/spec/limitAllowedChildren/types"))
-            .and_then(Value::as_array)
+        let parent_aliases = aliases(store, &parent_type).map_err(|e| forbidden(&e))?;
+        check_limits(
+            &parent_aliases,
+            &child_aliases,
+            &parent_type.qualified(),
+            &t.qualified(),
+        )
+        .map_err(|e| forbidden(&e))?;
+        // additionalWorkspaceLabels of the type, without overriding the user's
+        if let Some(extra) = t
+            .object
+            .pointer("/spec/additionalWorkspaceLabels")
+            .and_then(Value::as_object)
         {
-            if !children.iter().any(|c| {
-                s(c, "/name") == type_name
-                    && (s(c, "/path").is_empty() || s(c, "/path") == type_path)
-            }) {
-                return Err(ApiError::invalid(
-                    "Workspace",
-                    "tenancy.kcp.io",
-                    canopy_core::meta::name(obj),
-                    vec![Cause::invalid(
-                        "spec.type",
-                        &json!(format!("{type_path}:{type_name}")),
-                        &format!(
-                            "parent workspace only allows children of types {}",
-                            type_list(children)
-                        ),
-                    )],
-                ));
+            let meta = canopy_core::meta::metadata_mut(obj);
+            let labels = meta.entry("labels").or_insert_with(|| json!({}));
+            if let Some(l) = labels.as_object_mut() {
+                for (k, v) in extra {
+                    l.entry(k.clone()).or_insert_with(|| v.clone());
+                }
             }
         }
         let owner =
@@ -172,24 +411,6 @@ impl Strategy for WorkspaceStrategy {
     }
 }
 
-fn type_list(types: &[Value]) -> String {
-    types
-        .iter()
-        .map(|t| {
-            format!(
-                "{}:{}",
-                if s(t, "/path").is_empty() {
-                    "root"
-                } else {
-                    s(t, "/path")
-                },
-                s(t, "/name")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 pub struct WorkspaceTypeStrategy;
 
 impl Strategy for WorkspaceTypeStrategy {
@@ -198,14 +419,15 @@ impl Strategy for WorkspaceTypeStrategy {
     }
 }
 
-/// The built-in workspace types, created in `root`.
+/// The built-in workspace types, created in `root` (kcp's, plus Canopy's `homeroot` and
+/// `homebucket` for the `users` workspace).
 pub fn builtin_workspace_types() -> Vec<Value> {
-    let t = |name: &str, spec: Value| json!({"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "WorkspaceType", "metadata": {"name": name}, "spec": spec});
+    let t = |name: &str, spec: Value| json!({"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "WorkspaceType", "metadata": {"name": name, "annotations": {PATH_ANNOTATION: "root"}}, "spec": spec});
     let r = |name: &str| json!({"name": name, "path": "root"});
     vec![
         t(
             "root",
-            json!({"defaultChildWorkspaceType": r("organization")}),
+            json!({"defaultChildWorkspaceType": r("organization"), "limitAllowedParents": {"none": true}, "extend": {"with": [r("universal")]}}),
         ),
         t(
             "universal",
@@ -213,11 +435,13 @@ pub fn builtin_workspace_types() -> Vec<Value> {
         ),
         t(
             "organization",
-            json!({"defaultChildWorkspaceType": r("universal"), "limitAllowedParents": {"types": [r("root")]}}),
+            json!({"extend": {"with": [r("universal")]}, "defaultChildWorkspaceType": r("universal"),
+                "limitAllowedChildren": {"types": [r("universal")]}, "limitAllowedParents": {"types": [r("root")]}}),
         ),
         t(
             "team",
-            json!({"defaultChildWorkspaceType": r("universal"), "limitAllowedParents": {"types": [r("organization"), r("team")]}}),
+            json!({"extend": {"with": [r("universal")]}, "defaultChildWorkspaceType": r("universal"),
+                "limitAllowedParents": {"types": [r("organization"), r("team")]}}),
         ),
         t(
             "homeroot",
@@ -227,6 +451,18 @@ pub fn builtin_workspace_types() -> Vec<Value> {
             "homebucket",
             json!({"limitAllowedParents": {"types": [r("homeroot"), r("homebucket")]}}),
         ),
-        t("home", json!({"defaultChildWorkspaceType": r("universal")})),
+        t(
+            "home",
+            json!({"extend": {"with": [r("universal")]}, "defaultChildWorkspaceType": r("universal"), "limitAllowedParents": {"none": true}}),
+        ),
     ]
+}
+
+/// `use` of the general-purpose workspace types, granted to every authenticated user in
+/// `root` (kcp's `system:kcp:universal-workspacetype-use`).
+pub fn workspace_type_use_role() -> Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "system:kcp:universal-workspacetype-use"},
+        "rules": [{"apiGroups": ["tenancy.kcp.io"], "resources": ["workspacetypes"],
+            "resourceNames": ["universal", "organization", "team"], "verbs": ["use"]}]})
 }
