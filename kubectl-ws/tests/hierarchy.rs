@@ -70,11 +70,9 @@ async fn four_levels_tree_and_middle_deletion() {
         s.ok(&["ws", "app"]).await,
         "Current workspace is \"root:acme:team-a:app\" (type \"root:universal\").\n"
     );
-    s.ok(&["create", "configmap", "deep", "--from-literal=k=v"]).await;
-    assert_eq!(
-        s.ok(&["ws", "tree"]).await,
-        ".\n└── root:acme:team-a:app\n"
-    );
+    s.ok(&["create", "configmap", "deep", "--from-literal=k=v"])
+        .await;
+    assert_eq!(s.ok(&["ws", "tree"]).await, ".\n└── root:acme:team-a:app\n");
     assert_eq!(
         s.ok(&["ws", ".."]).await,
         "Current workspace is \"root:acme:team-a\" (type \"root:team\").\n"
@@ -94,7 +92,16 @@ async fn four_levels_tree_and_middle_deletion() {
         ".\n└── root\n    ├── acme\n    │   └── team-a\n    │       ├── app\n    │       └── db\n    └── users\n"
     );
     assert_eq!(
-        s.ok(&["get", "configmap", "deep", "-o", "jsonpath={.data.k}", "--server", &format!("{}/clusters/root:acme:team-a:app", env.url())]).await,
+        s.ok(&[
+            "get",
+            "configmap",
+            "deep",
+            "-o",
+            "jsonpath={.data.k}",
+            "--server",
+            &format!("{}/clusters/root:acme:team-a:app", env.url())
+        ])
+        .await,
         "v"
     );
 
@@ -117,7 +124,14 @@ async fn four_levels_tree_and_middle_deletion() {
     );
 
     // deleting the middle level removes what is below it
-    s.ok(&["delete", "workspace", "team-a", "--server", &format!("{}/clusters/root:acme", env.url())]).await;
+    s.ok(&[
+        "delete",
+        "workspace",
+        "team-a",
+        "--server",
+        &format!("{}/clusters/root:acme", env.url()),
+    ])
+    .await;
     let mut tree = String::new();
     for _ in 0..100 {
         tree = s.ok(&["ws", "tree"]).await;
@@ -128,7 +142,13 @@ async fn four_levels_tree_and_middle_deletion() {
     }
     assert_eq!(tree, ".\n└── root\n    ├── acme\n    └── users\n");
     let (ok, _, _) = s
-        .run(&["get", "configmap", "deep", "--server", &format!("{}/clusters/root:acme:team-a:app", env.url())])
+        .run(&[
+            "get",
+            "configmap",
+            "deep",
+            "--server",
+            &format!("{}/clusters/root:acme:team-a:app", env.url()),
+        ])
         .await;
     assert!(!ok);
 }

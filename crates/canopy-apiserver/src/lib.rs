@@ -27,6 +27,7 @@ pub mod registry;
 pub mod response;
 pub mod rest;
 pub mod reviews;
+pub mod scale;
 pub mod server;
 pub mod watch;
 pub mod workspaces;

@@ -44,7 +44,7 @@ pub async fn dispatch(
     };
     let allowed = match sub {
         "" => res.desc.supports(verb),
-        "status" => matches!(verb, "get" | "update" | "patch"),
+        "status" | "scale" => matches!(verb, "get" | "update" | "patch"),
         "finalize" => verb == "update",
         _ => false,
     };
@@ -64,6 +64,9 @@ pub async fn dispatch(
         ));
     }
     check_dry_run(ctx)?;
+    if sub == "scale" {
+        return crate::scale::serve(api, ctx, res, &body).await;
+    }
     match verb {
         "get" if res.desc.plural == "workspaces" && ctx.info.name == "~" => {
             let ws = crate::workspaces::home(api, &ctx.user).await?;
@@ -144,6 +147,24 @@ pub fn storage_error(res: &Resource, name: &str, e: StorageError) -> ApiError {
 
 // ---------------------------------------------------------------------------------------
 // Reads
+
+/// The current object `name` as this resource's version sees it.
+pub fn current_view(
+    api: &ApiServer,
+    ctx: &Ctx,
+    res: &Resource,
+    name: &str,
+) -> Result<Value, ApiError> {
+    let obj = api
+        .inner
+        .store
+        .get(&ctx_key_named(ctx, res, name))
+        .ok_or_else(|| ApiError::not_found(subject(res, name)))?;
+    Ok(res
+        .strategy
+        .from_storage(&obj.value)
+        .unwrap_or_else(|| obj.value.clone()))
+}
 
 fn get(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, ApiError> {
     let key = ctx_key(ctx, res);
@@ -338,15 +359,21 @@ fn list(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, Ap
     if let Some(c) = &cont {
         list_meta["continue"] = json!(c);
     }
+    // Items stored in another version than the one served (shared storage) are
+    // converted; the raw stored JSON is used only when none needs it.
     let converted: Option<Vec<Value>> = result
         .items
-        .first()
-        .and_then(|o| res.strategy.from_storage(&o.value))
-        .map(|_| {
+        .iter()
+        .any(|o| res.strategy.from_storage(&o.value).is_some())
+        .then(|| {
             result
                 .items
                 .iter()
-                .filter_map(|o| res.strategy.from_storage(&o.value))
+                .map(|o| {
+                    res.strategy
+                        .from_storage(&o.value)
+                        .unwrap_or_else(|| o.value.clone())
+                })
                 .collect()
         });
     if let Some(items) = &converted {

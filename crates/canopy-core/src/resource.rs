@@ -355,3 +355,82 @@ mod tests {
         assert_eq!(role.storage_key(), "rbac.authorization.k8s.io/roles");
     }
 }
+
+/// Parses a Kubernetes-like version (`v1`, `v2beta1`, `v1alpha3`) into a sort key:
+/// (stability: GA 2, beta 1, alpha 0; major; minor).
+fn kube_version_key(v: &str) -> Option<(u8, u64, u64)> {
+    let rest = v.strip_prefix('v')?;
+    let digits = rest.chars().take_while(char::is_ascii_digit).count();
+    if digits == 0 || rest.starts_with('0') {
+        return None;
+    }
+    let major: u64 = rest[..digits].parse().ok()?;
+    let tail = &rest[digits..];
+    if tail.is_empty() {
+        return Some((2, major, 0));
+    }
+    let (stability, num) = if let Some(n) = tail.strip_prefix("beta") {
+        (1, n)
+    } else if let Some(n) = tail.strip_prefix("alpha") {
+        (0, n)
+    } else {
+        return None;
+    };
+    if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit()) || num.starts_with('0') {
+        return None;
+    }
+    Some((stability, major, num.parse().ok()?))
+}
+
+/// kube's `CompareKubeAwareVersionStrings`, as an ordering where the preferred version
+/// comes first: GA before beta before alpha, higher numbers first, then versions that
+/// are not Kubernetes-like, alphabetically.
+pub fn kube_version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    match (kube_version_key(a), kube_version_key(b)) {
+        (Some(x), Some(y)) => y.cmp(&x),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.cmp(b),
+    }
+}
+
+#[cfg(test)]
+mod version_order_tests {
+    use super::kube_version_order;
+
+    #[test]
+    fn kube_aware_order() {
+        let mut v = vec![
+            "foo1",
+            "v1alpha1",
+            "v10",
+            "v2beta1",
+            "v1",
+            "v11alpha2",
+            "v12alpha1",
+            "v2",
+            "v10beta3",
+            "v3beta1",
+            "foo10",
+            "v1beta2",
+        ];
+        v.sort_by(|a, b| kube_version_order(a, b));
+        assert_eq!(
+            v,
+            vec![
+                "v10",
+                "v2",
+                "v1",
+                "v10beta3",
+                "v3beta1",
+                "v2beta1",
+                "v1beta2",
+                "v12alpha1",
+                "v11alpha2",
+                "v1alpha1",
+                "foo1",
+                "foo10"
+            ]
+        );
+    }
+}

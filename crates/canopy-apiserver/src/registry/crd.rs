@@ -195,6 +195,10 @@ pub struct CustomResourceStrategy {
     has_status: bool,
     columns: Vec<(String, String, String, String, u32)>,
     selectable: Vec<String>,
+    scale: Option<crate::scale::ScalePaths>,
+    /// `group/version` this strategy serves, and the storage version's.
+    api_version: String,
+    storage_api_version: String,
 }
 
 impl Strategy for CustomResourceStrategy {
@@ -219,6 +223,28 @@ impl Strategy for CustomResourceStrategy {
 
     fn selectable_fields(&self) -> Vec<String> {
         self.selectable.clone()
+    }
+
+    fn scale_paths(&self) -> Option<crate::scale::ScalePaths> {
+        self.scale.clone()
+    }
+
+    /// Every version of a CRD shares one storage (conversion `None`): objects are stored
+    /// with the storage version's apiVersion and served with the requested one.
+    fn to_storage(&self, mut obj: Value) -> Value {
+        if obj.get("apiVersion").and_then(Value::as_str) != Some(&self.storage_api_version) {
+            obj["apiVersion"] = json!(self.storage_api_version);
+        }
+        obj
+    }
+
+    fn from_storage(&self, obj: &Value) -> Option<Value> {
+        if obj.get("apiVersion").and_then(Value::as_str) == Some(&self.api_version) {
+            return None;
+        }
+        let mut v = obj.clone();
+        v["apiVersion"] = json!(self.api_version);
+        Some(v)
     }
 
     fn columns(&self) -> Vec<Column> {
@@ -277,6 +303,14 @@ pub fn resources_of(crd: &Value) -> Vec<Resource> {
     };
     let kind = s(names, "/kind").to_string();
     let plural = s(names, "/plural").to_string();
+    let storage_api_version = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        .map(|v| format!("{group}/{}", s(v, "/name")))
+        .unwrap_or_default();
     let mut out = Vec::new();
     for v in crd
         .pointer("/spec/versions")
@@ -352,6 +386,9 @@ pub fn resources_of(crd: &Value) -> Vec<Resource> {
                 has_status,
                 columns,
                 selectable,
+                scale: crate::scale::ScalePaths::from_crd_version(v),
+                api_version: format!("{group}/{}", s(v, "/name")),
+                storage_api_version: storage_api_version.clone(),
             }),
         });
     }

@@ -75,6 +75,11 @@ pub trait Strategy: Send + Sync {
         false
     }
 
+    /// The paths of the `scale` subresource, for resources that have one.
+    fn scale_paths(&self) -> Option<crate::scale::ScalePaths> {
+        None
+    }
+
     /// Field selector fields beyond `metadata.name` and `metadata.namespace`.
     fn selectable_fields(&self) -> Vec<String> {
         Vec::new()
@@ -161,7 +166,21 @@ impl Registry {
                 out.push(gv);
             }
         }
-        out
+        // within a group, the preferred (kube-aware highest) version first
+        let groups: Vec<String> = out.iter().fold(Vec::new(), |mut acc, (g, _)| {
+            if !acc.contains(g) {
+                acc.push(g.clone());
+            }
+            acc
+        });
+        let mut sorted = Vec::with_capacity(out.len());
+        for g in groups {
+            let mut vs: Vec<(String, String)> =
+                out.iter().filter(|(x, _)| *x == g).cloned().collect();
+            vs.sort_by(|a, b| canopy_core::resource::kube_version_order(&a.1, &b.1));
+            sorted.extend(vs);
+        }
+        sorted
     }
 }
 

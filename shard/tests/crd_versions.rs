@@ -1,0 +1,203 @@
+//! A CRD of our own with two versions (conversion `None`), status and scale
+//! subresources: objects are stored once and served in either version, `kubectl scale`
+//! works through `/scale`, and generation follows spec changes only.
+
+use std::time::Duration;
+
+use canopy_test_harness::TestShard;
+use serde_json::{json, Value};
+
+const DB_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: databases.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: databases, singular: database, kind: Database, shortNames: [db]}
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: false
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+          status:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas, labelSelectorPath: .status.selector}
+  - name: v1
+    served: true
+    storage: true
+    additionalPrinterColumns:
+    - {name: Replicas, type: integer, jsonPath: .spec.replicas}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+          status:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas, labelSelectorPath: .status.selector}
+"#;
+
+const BASE: &str = "/clusters/root/apis/example.com";
+
+async fn wait_served(c: &canopy_test_harness::Client) {
+    for _ in 0..100 {
+        if c.get(&format!("{BASE}/v1/namespaces/default/databases"))
+            .await
+            .0
+            == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("databases never served");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_versions_status_and_scale() {
+    let env = TestShard::builder().start().await;
+    let k = env.kubectl();
+    k.apply_stdin(&["apply", "-f", "-"], DB_CRD).await;
+    let c = env.admin();
+    wait_served(&c).await;
+
+    // written as v1alpha1, read as either version
+    let (code, created) = c
+        .post(
+            &format!("{BASE}/v1alpha1/namespaces/default/databases"),
+            json!({"apiVersion": "example.com/v1alpha1", "kind": "Database", "metadata": {"name": "orders"}, "spec": {"replicas": 1, "engine": "pg"}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["apiVersion"], "example.com/v1alpha1");
+    let (_, v1) = c
+        .get(&format!("{BASE}/v1/namespaces/default/databases/orders"))
+        .await;
+    assert_eq!(v1["apiVersion"], "example.com/v1");
+    assert_eq!(v1["spec"]["engine"], "pg");
+    let (_, old) = c
+        .get(&format!(
+            "{BASE}/v1alpha1/namespaces/default/databases/orders"
+        ))
+        .await;
+    assert_eq!(old["apiVersion"], "example.com/v1alpha1");
+    assert_eq!(
+        old["metadata"]["resourceVersion"],
+        v1["metadata"]["resourceVersion"]
+    );
+    c.post(
+        &format!("{BASE}/v1/namespaces/default/databases"),
+        json!({"apiVersion": "example.com/v1", "kind": "Database", "metadata": {"name": "users"}, "spec": {"replicas": 2}}),
+    )
+    .await;
+    for v in ["v1", "v1alpha1"] {
+        let (_, list) = c
+            .get(&format!("{BASE}/{v}/namespaces/default/databases"))
+            .await;
+        let items = list["items"].as_array().unwrap();
+        assert_eq!(items.len(), 2, "{list}");
+        assert!(
+            items
+                .iter()
+                .all(|i| i["apiVersion"] == format!("example.com/{v}")),
+            "{list}"
+        );
+    }
+    let gen1 = v1["metadata"]["generation"].as_i64().unwrap();
+
+    // kubectl scale goes through /scale; generation moves with spec.replicas
+    let out = k.ok(&["scale", "database/orders", "--replicas=4"]).await;
+    assert!(out.contains("scaled"), "{out}");
+    let (code, scale) = c
+        .get(&format!(
+            "{BASE}/v1/namespaces/default/databases/orders/scale"
+        ))
+        .await;
+    assert_eq!(code, 200, "{scale}");
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["apiVersion"], "autoscaling/v1");
+    assert_eq!(scale["spec"]["replicas"], 4);
+    assert_eq!(scale["status"]["replicas"], 0);
+    let (_, v1) = c
+        .get(&format!("{BASE}/v1/namespaces/default/databases/orders"))
+        .await;
+    assert_eq!(v1["spec"]["replicas"], 4);
+    assert_eq!(v1["metadata"]["generation"].as_i64().unwrap(), gen1 + 1);
+
+    // status (through its subresource) shows in the Scale; it does not bump generation
+    let mut st = v1.clone();
+    st["status"] = json!({"replicas": 3, "selector": "app=orders"});
+    let (code, body) = c
+        .put(
+            &format!("{BASE}/v1/namespaces/default/databases/orders/status"),
+            st,
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["metadata"]["generation"].as_i64().unwrap(), gen1 + 1);
+    let (_, scale) = c
+        .get(&format!(
+            "{BASE}/v1alpha1/namespaces/default/databases/orders/scale"
+        ))
+        .await;
+    assert_eq!(
+        scale["status"],
+        json!({"replicas": 3, "selector": "app=orders"})
+    );
+
+    // PUT /scale with a stale resourceVersion is a conflict; a negative count is invalid
+    let mut stale = scale.clone();
+    stale["metadata"]["resourceVersion"] = json!("1");
+    stale["spec"]["replicas"] = json!(9);
+    let (code, err) = c
+        .put(
+            &format!("{BASE}/v1/namespaces/default/databases/orders/scale"),
+            stale,
+        )
+        .await;
+    assert_eq!(code, 409, "{err}");
+    let mut neg = scale.clone();
+    neg["spec"]["replicas"] = json!(-1);
+    let (code, err) = c
+        .put(
+            &format!("{BASE}/v1/namespaces/default/databases/orders/scale"),
+            neg,
+        )
+        .await;
+    assert_eq!(code, 422, "{err}");
+    assert_eq!(err["details"]["causes"][0]["field"], "spec.replicas");
+    let (code, patched) = c
+        .patch(
+            &format!("{BASE}/v1/namespaces/default/databases/orders/scale"),
+            "application/merge-patch+json",
+            r#"{"spec":{"replicas":2}}"#,
+        )
+        .await;
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(patched["spec"]["replicas"], 2);
+    let table = k.ok(&["get", "databases"]).await;
+    let row: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("orders"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[1], "2", "{table}");
+    let _: Value = patched;
+}
