@@ -1029,14 +1029,15 @@ fn openapi_schema_checks(
                         ));
                     }
                 }
-                "object" => {
-                    if is.get("x-kubernetes-map-type").and_then(Value::as_str) != Some("atomic") {
-                        out.push(FieldError::invalid(
-                            fld.child("items").child("x-kubernetes-map-type").string(),
-                            &item_list_type.map(str_value).unwrap_or(Value::Null),
-                            "must be atomic as item of a list with x-kubernetes-list-type=set",
-                        ));
-                    }
+                "object"
+                    if is.get("x-kubernetes-map-type").and_then(Value::as_str)
+                        != Some("atomic") =>
+                {
+                    out.push(FieldError::invalid(
+                        fld.child("items").child("x-kubernetes-map-type").string(),
+                        &item_list_type.map(str_value).unwrap_or(Value::Null),
+                        "must be atomic as item of a list with x-kubernetes-list-type=set",
+                    ));
                 }
                 _ => {}
             }

@@ -426,7 +426,7 @@ fn go_parse_duration(s: &str) -> bool {
         };
         let v: f64 = int_part.parse::<f64>().unwrap_or(0.0);
         total += v * mult;
-        if total > 9.223372036854775807e18 {
+        if total > 9.223_372_036_854_776e18 {
             return false;
         }
     }
@@ -484,11 +484,7 @@ fn is_quoted_string(s: &str) -> bool {
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => {
-                if chars.next().is_none() {
-                    return false;
-                }
-            }
+            '\\' if chars.next().is_none() => return false,
             '"' => return false,
             c if (c as u32) < 0x20 && c != '\t' => return false,
             _ => {}

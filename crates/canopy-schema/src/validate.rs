@@ -210,7 +210,7 @@ fn type_validate(cx: &Cx, n: &Node, data: &Value, path: &Seg) -> Res {
         && n.has_type("integer");
     let is_int_float = sch_type == "integer" && n.has_type("number");
     if let Some(f) = &n.format {
-        if !is_str_or_slice && !(n.has_type(sch_type) || fmt == f || is_float_int || is_int_float) {
+        if !(is_str_or_slice || n.has_type(sch_type) || fmt == f || is_float_int || is_int_float) {
             return Res::err(cx.invalid_type(&path.render(), f, fmt));
         }
         if !(n.has_type("number") || n.has_type("integer")) && is_str_or_slice {
