@@ -109,6 +109,12 @@ pub(crate) fn prune_value(
             let embedded = embedded || s.embedded_resource;
             let mut remove: Vec<String> = Vec::new();
             for (k, v) in m.iter_mut() {
+                if s.embedded_resource && k == "metadata" {
+                    append_key(t, k);
+                    coerce_object_meta(v, t);
+                    truncate(t, orig);
+                    continue;
+                }
                 if embedded && is_meta(k) {
                     continue;
                 }
@@ -149,6 +155,12 @@ fn skip_prune(x: &mut Value, s: &Node, embedded: bool, t: &mut Option<Tracker>) 
         Value::Object(m) => {
             let embedded = embedded || s.embedded_resource;
             for (k, v) in m.iter_mut() {
+                if s.embedded_resource && k == "metadata" {
+                    append_key(t, k);
+                    coerce_object_meta(v, t);
+                    truncate(t, orig);
+                    continue;
+                }
                 if embedded && is_meta(k) {
                     continue;
                 }
@@ -174,6 +186,52 @@ fn skip_prune(x: &mut Value, s: &Node, embedded: bool, t: &mut Option<Tracker>) 
         }
         _ => {}
     }
+}
+
+/// The JSON fields of `metav1.ObjectMeta` (all `omitempty`).
+const OBJECT_META_FIELDS: [&str; 15] = [
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
+/// What kube's `objectmeta.Coerce` does to the `metadata` of an embedded
+/// resource: a round trip through `metav1.ObjectMeta`, which drops unknown
+/// fields (reported like pruned fields) and empty values.
+fn coerce_object_meta(v: &mut Value, t: &mut Option<Tracker>) {
+    let Value::Object(m) = v else { return };
+    let unknown: Vec<String> = m
+        .keys()
+        .filter(|k| !OBJECT_META_FIELDS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    for k in unknown {
+        record(t, &k);
+        m.shift_remove(&k);
+    }
+    m.retain(|k, v| {
+        let empty = match v {
+            Value::Null => true,
+            Value::String(s) => s.is_empty(),
+            Value::Object(o) => o.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            Value::Number(n) => k == "generation" && n.as_i64() == Some(0),
+            Value::Bool(_) => false,
+        };
+        !empty
+    });
 }
 
 fn schema_for_field<'a>(s: Option<&'a Node>, k: &str) -> Option<&'a Node> {
@@ -293,10 +351,14 @@ mod tests {
                 }}
             }}
         }}));
-        let mut obj = json!({"spec": {"template": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": {"a": 1}, "extra": 1}}});
+        let mut obj = json!({"spec": {"template": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x", "labels": {}, "bogus": 1}, "spec": {"a": 1}, "extra": 1}}});
         assert_eq!(
             s.prune(&mut obj),
-            vec!["spec.template.extra", "spec.template.spec.a"]
+            vec![
+                "spec.template.extra",
+                "spec.template.metadata.bogus",
+                "spec.template.spec.a"
+            ]
         );
         assert_eq!(
             obj,
