@@ -1252,7 +1252,7 @@ pub(crate) fn embedded_errors(
     is_resource_root: bool,
 ) -> Vec<FieldError> {
     let mut out = Vec::new();
-    if is_resource_root {
+    if is_resource_root && !node.embedded_resource {
         if let Value::Object(m) = obj {
             validate_embedded_resource(base, m, &mut out);
         }

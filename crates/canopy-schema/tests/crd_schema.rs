@@ -429,3 +429,17 @@ fn status_subresource_root() {
     )
     .is_empty());
 }
+
+#[test]
+fn embedded_resource_defaults_are_checked_once() {
+    let e = check(with_spec(json!({"type": "object", "properties": {"t": {
+        "type": "object", "x-kubernetes-embedded-resource": true, "x-kubernetes-preserve-unknown-fields": true,
+        "default": {"kind": "Pod"}
+    }}})));
+    assert_eq!(
+        e,
+        vec![format!(
+            "{P}.properties[spec].properties[t].default.apiVersion: Required value"
+        )]
+    );
+}
