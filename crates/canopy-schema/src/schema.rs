@@ -12,6 +12,7 @@
 //! is `Send + Sync`).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use regex::Regex;
@@ -19,6 +20,28 @@ use serde_json::{Map, Value};
 
 use crate::error::CompileError;
 use crate::formats::StringFormat;
+
+/// A small, fast, non-cryptographic hasher (the "Fx" hash of rustc) for
+/// property lookups: keys come from the CRD author, not from requests.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// `additionalProperties` of a node.
 #[derive(Debug, Clone)]
@@ -67,7 +90,7 @@ pub(crate) struct Node {
     pub any_of: Vec<Node>,
     pub not: Option<Box<Node>>,
     pub properties: Vec<(String, Node)>,
-    pub prop_index: HashMap<String, usize>,
+    pub prop_index: HashMap<String, usize, BuildHasherDefault<FxHasher>>,
     pub additional: Option<Additional>,
     pub items: Option<Box<Node>>,
     pub default: Option<Value>,
