@@ -63,7 +63,7 @@ async fn kcp_101_transcript() {
     };
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/cert-manager.crds.yaml"
+        "/../testdata/crds/cert-manager.crds.yaml"
     );
 
     assert_eq!(

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 /// Every CRD document of a fixture file.
 pub fn crds(file: &str) -> Vec<Value> {
-    let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../testdata/crds/{file}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_yaml::Deserializer::from_str(&text)
         .filter_map(|doc| {
