@@ -135,9 +135,15 @@ fn compile_expr(
     env: &Env,
     src: &str,
     self_ty: &Ty,
+    optional_old_self: bool,
 ) -> Result<(IdedExpr, crate::check::Checked), String> {
     let program = env.compile(src).map_err(|e| render_parse_errors(&e))?;
-    let checked = Checker::new(self_ty.clone(), Some(self_ty.clone()))
+    let old_ty = if optional_old_self {
+        Ty::Optional(Box::new(self_ty.clone()))
+    } else {
+        self_ty.clone()
+    };
+    let checked = Checker::new(self_ty.clone(), Some(old_ty))
         .check_expr(program.expression())
         .map_err(|CheckError { expr_id, msg }| {
             let off = program.source_info().offset_for(expr_id).map(|(s, _)| s);
@@ -456,7 +462,12 @@ impl Compiler {
         }
 
         // the rule itself
-        let (expr, checked) = match compile_expr(&self.env, trimmed_rule, self_ty) {
+        let (expr, checked) = match compile_expr(
+            &self.env,
+            trimmed_rule,
+            self_ty,
+            raw.optional_old_self == Some(true),
+        ) {
             Ok(x) => x,
             Err(e) => {
                 self.errors.push(FieldError::invalid(
@@ -508,7 +519,7 @@ impl Compiler {
             .map(str::trim)
             .filter(|m| !m.is_empty())
         {
-            match compile_expr(&self.env, me, self_ty) {
+            match compile_expr(&self.env, me, self_ty, false) {
                 Err(e) => self.errors.push(FieldError::invalid(
                     rpath.child("messageExpression"),
                     BadValue::raw(raw.go_repr()),

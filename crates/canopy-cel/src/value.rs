@@ -288,6 +288,9 @@ mod tests {
         );
         let CelValue::Map(m) = v else { panic!() };
         assert_eq!(m.map.len(), 1);
-        assert!(m.map.keys().any(|k| format!("{k:?}").contains("a__dash__b")));
+        assert!(m
+            .map
+            .keys()
+            .any(|k| format!("{k:?}").contains("a__dash__b")));
     }
 }
