@@ -374,9 +374,7 @@ impl Checker {
                 let (b, bc) = self.check(&call.args[2])?;
                 let t = if same_kind(&a, &b) {
                     max_ty(a, b)
-                } else if a.is_dyn() {
-                    a
-                } else if matches!(b, Ty::Null) {
+                } else if a.is_dyn() || matches!(b, Ty::Null) {
                     a
                 } else if matches!(a, Ty::Null) {
                     b

@@ -573,7 +573,7 @@ impl Compiler {
     pub fn check_total(&mut self, base: &FieldPath) {
         if self.total_cost > STATIC_ESTIMATED_CRD_COST_LIMIT {
             let mut exp = self.expensive.clone();
-            exp.sort_by(|a, b| b.1.cmp(&a.1));
+            exp.sort_by_key(|e| std::cmp::Reverse(e.1));
             for (p, _) in exp.into_iter().take(4) {
                 self.errors.push(FieldError::forbidden(
                     p,
