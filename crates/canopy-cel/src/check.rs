@@ -210,7 +210,7 @@ impl Checker {
                 let mut elem: Option<Ty> = None;
                 for x in &l.elements {
                     let (t, c) = self.check(x)?;
-                    cost = cost.saturating_add(c);
+                    cost = cost.saturating_add(c).saturating_add(copy_cost(&t));
                     elem = Some(match elem {
                         None => t,
                         Some(prev) if same_kind(&prev, &t) => max_ty(prev, t),
@@ -268,7 +268,7 @@ impl Checker {
                     }
                     Ty::Map { key, val, .. } => ((**key).clone(), (**val).clone()),
                     Ty::Object(_) => (Ty::any_string(), Ty::dyn_()),
-                    Ty::Dyn { .. } => (Ty::dyn_(), Ty::dyn_()),
+                    Ty::Dyn { max } => (Ty::Dyn { max: *max }, Ty::Dyn { max: *max }),
                     other => {
                         return Err(err(
                             c.iter_range.id,
@@ -317,11 +317,11 @@ impl Checker {
         match ot {
             Ty::Object(o) => match o.field(field) {
                 Some(t) => Ok(t.clone()),
-                None if o.open => Ok(Ty::dyn_()),
+                None if o.open => Ok(o.field("@unknown").cloned().unwrap_or_else(Ty::dyn_)),
                 None => Err(err(id, format!("undefined field '{field}'"))),
             },
             Ty::Map { val, .. } => Ok((**val).clone()),
-            Ty::Dyn { .. } => Ok(Ty::dyn_()),
+            Ty::Dyn { max } => Ok(Ty::Dyn { max: *max }),
             other => Err(err(
                 id,
                 format!("type '{}' does not support field selection", other.name()),
@@ -405,6 +405,16 @@ impl Checker {
             None => global_fn(id, name, &args)?,
         };
         Ok((t, cost.saturating_add(c)))
+    }
+}
+
+/// Cost of copying a value of type `t` into a new list (the `cel` crate
+/// copies containers).
+fn copy_cost(t: &Ty) -> u64 {
+    match t {
+        Ty::List { .. } | Ty::Map { .. } | Ty::Object(_) | Ty::Dyn { .. } => t.size(),
+        Ty::String { max } | Ty::Bytes { max } => factor(*max, 0.1),
+        _ => 0,
     }
 }
 
@@ -569,8 +579,8 @@ fn global_fn(id: u64, name: &str, args: &[Ty]) -> R {
                     Ok(((*elem).clone(), 1))
                 }
                 Ty::Map { val, .. } => Ok(((*val).clone(), 1)),
-                Ty::Object(o) => Ok((Ty::Object(o), 1)).map(|_| (Ty::dyn_(), 1)),
-                Ty::Dyn { .. } => Ok((Ty::dyn_(), 1)),
+                Ty::Object(_) => Ok((Ty::dyn_(), 1)),
+                Ty::Dyn { max } => Ok((Ty::Dyn { max }, 1)),
                 _ => Err(overload_err(id, name, &refs)),
             }
         }

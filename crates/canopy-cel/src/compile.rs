@@ -38,6 +38,9 @@ pub struct CompiledRule {
     pub raw: RawRule,
     /// The instrumented expression.
     pub expr: IdedExpr,
+    /// The expression as written, re-estimated with the sizes of each
+    /// evaluated value before it is evaluated.
+    pub source_expr: IdedExpr,
     /// Nodes in the original expression (its base runtime cost).
     pub base_cost: u64,
     /// The instrumented `messageExpression`, with its base cost.
@@ -62,6 +65,8 @@ pub struct Node {
     pub schema: Arc<Schema>,
     /// Whether the node is a resource root (root or embedded resource).
     pub resource_root: bool,
+    /// The CEL type of `self`, when the node has rules.
+    pub self_ty: Option<Ty>,
     /// Rules of this node (including those of its `allOf` branches).
     pub rules: Vec<CompiledRule>,
     /// Children reached through `properties`.
@@ -271,6 +276,7 @@ impl Compiler {
             return None;
         }
         let mut rules = Vec::new();
+        let mut self_ty = None;
         let lists: Vec<(FieldPath, &Vec<RawRule>)> = std::iter::once((path.clone(), &schema.rules))
             .chain(
                 schema
@@ -296,6 +302,7 @@ impl Compiler {
                 continue;
             };
             let cardinality = card.unwrap_or_else(|| max_cardinality(decl.min_size));
+            self_ty = Some(decl.ty.clone());
             for (i, raw) in list.iter().enumerate() {
                 if let Some(r) = self.rule(
                     schema,
@@ -366,6 +373,7 @@ impl Compiler {
         Some(Node {
             schema: schema.clone(),
             resource_root,
+            self_ty,
             rules,
             properties,
             additional,
@@ -560,6 +568,7 @@ impl Compiler {
             raw: raw.clone(),
             base_cost: node_count(&expr),
             expr: instrument(&expr),
+            source_expr: expr,
             message_expr,
             transition: checked.uses_old_self,
             optional_old_self: raw.optional_old_self.unwrap_or(false),

@@ -18,6 +18,7 @@
 //! limit is exceeded, so that no object can keep the evaluator busy.
 
 use crate::quantity::Quantity;
+use cel::common::ast::{ComprehensionExpr, Expr, IdedExpr, ListExpr, LiteralValue};
 use cel::common::types::{Type, BOOL_TYPE, DYN_TYPE, INT_TYPE, LIST_TYPE, STRING_TYPE};
 use cel::common::value::{CowVal, Val};
 use cel::objects::{Opaque, Value};
@@ -45,8 +46,49 @@ fn build_env() -> Env {
     let mut env = Env::stdlib();
     env.add_extension(cel::extensions::strings)
         .expect("strings extension");
+    env.add_macro(cel::parser::Macro::receiver("bind", 3, bind_macro))
+        .expect("cel.bind macro");
     register(&mut env).expect("kubernetes library");
     env
+}
+
+/// `cel.bind(v, init, expr)`: `expr` with `v` bound to `init`, expanded as
+/// cel-go expands it, into a comprehension over an empty list whose
+/// accumulator is `v`.
+fn bind_macro(
+    helper: &mut cel::parser::MacroExprHelper<'_>,
+    target: &mut Option<IdedExpr>,
+    args: &mut Vec<IdedExpr>,
+) -> Result<Option<IdedExpr>, cel::ParseError> {
+    if !matches!(target.as_ref().map(|t| &t.expr), Some(Expr::Ident(n)) if n == "cel") {
+        return Ok(None);
+    }
+    let var = match &args[0].expr {
+        Expr::Ident(n) => n.clone(),
+        _ => {
+            return Err(helper.new_error(
+                args[0].id,
+                "cel.bind() variable name must be a simple identifier",
+            ))
+        }
+    };
+    let result = args.pop().unwrap_or_default();
+    let init = args.pop().unwrap_or_default();
+    let range = helper.next_expr(Expr::List(ListExpr::new(Vec::new())));
+    let cond = helper.next_expr(Expr::Literal(LiteralValue::Boolean(false.into())));
+    let step = helper.next_expr(Expr::Ident(var.clone()));
+    Ok(Some(helper.next_expr(Expr::Comprehension(Box::new(
+        ComprehensionExpr {
+            iter_range: range,
+            iter_var: "#unused".to_string(),
+            iter_var2: None,
+            accu_var: var,
+            accu_init: init,
+            loop_cond: cond,
+            loop_step: step,
+            result,
+        },
+    )))))
 }
 
 fn url_type() -> Type {
@@ -900,6 +942,15 @@ mod tests {
         assert_eq!(eval("isQuantity('10Mi')"), Ok(Value::Bool(true)));
         assert_eq!(eval("isQuantity('ten')"), Ok(Value::Bool(false)));
         assert!(eval("quantity('x')").is_err());
+    }
+
+    #[test]
+    fn bind() {
+        assert_eq!(eval("cel.bind(x, 2, x * x + x)"), Ok(Value::Int(6)));
+        assert_eq!(
+            eval("cel.bind(a, [1, 2], cel.bind(b, a.map(v, v * 2), b.sum()))"),
+            Ok(Value::Int(6))
+        );
     }
 
     #[test]

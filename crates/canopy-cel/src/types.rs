@@ -315,6 +315,165 @@ pub fn decl_type(s: &Schema, resource_root: bool) -> Option<Decl> {
     }
 }
 
+/// The type `t` with every size bound set to zero (for absent values).
+pub fn zero_sized(t: &Ty) -> Ty {
+    match t {
+        Ty::Dyn { .. } => Ty::Dyn { max: 0 },
+        Ty::String { .. } => Ty::String { max: 0 },
+        Ty::Bytes { .. } => Ty::Bytes { max: 0 },
+        Ty::List { elem, .. } => Ty::List {
+            elem: Box::new(zero_sized(elem)),
+            max: 0,
+        },
+        Ty::Map { key, val, .. } => Ty::Map {
+            key: Box::new(zero_sized(key)),
+            val: Box::new(zero_sized(val)),
+            max: 0,
+        },
+        Ty::Object(o) => Ty::Object(Arc::new(ObjectType {
+            fields: o
+                .fields
+                .iter()
+                .map(|(k, t)| (k.clone(), zero_sized(t)))
+                .collect(),
+            open: o.open,
+        })),
+        other => other.clone(),
+    }
+}
+
+/// The larger bounds of two types of the same shape.
+pub fn merge(a: &Ty, b: &Ty) -> Ty {
+    match (a, b) {
+        (Ty::Dyn { max: x }, Ty::Dyn { max: y }) => Ty::Dyn { max: (*x).max(*y) },
+        (Ty::String { max: x }, Ty::String { max: y }) => Ty::String { max: (*x).max(*y) },
+        (Ty::Bytes { max: x }, Ty::Bytes { max: y }) => Ty::Bytes { max: (*x).max(*y) },
+        (Ty::List { elem: e1, max: x }, Ty::List { elem: e2, max: y }) => Ty::List {
+            elem: Box::new(merge(e1, e2)),
+            max: (*x).max(*y),
+        },
+        (
+            Ty::Map {
+                key: k1,
+                val: v1,
+                max: x,
+            },
+            Ty::Map {
+                key: k2,
+                val: v2,
+                max: y,
+            },
+        ) => Ty::Map {
+            key: Box::new(merge(k1, k2)),
+            val: Box::new(merge(v1, v2)),
+            max: (*x).max(*y),
+        },
+        (Ty::Object(o1), Ty::Object(o2)) => Ty::Object(Arc::new(ObjectType {
+            fields: o1
+                .fields
+                .iter()
+                .map(|(k, t)| match o2.field(k) {
+                    Some(t2) => (k.clone(), merge(t, t2)),
+                    None => (k.clone(), t.clone()),
+                })
+                .collect(),
+            open: o1.open,
+        })),
+        (a, _) => a.clone(),
+    }
+}
+
+/// The largest string length, list length or map size anywhere in `v`.
+fn largest(v: &serde_json::Value) -> u64 {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.len() as u64,
+        Value::Array(a) => a.iter().map(largest).fold(a.len() as u64, u64::max),
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, x)| largest(x).max(k.len() as u64))
+            .fold(o.len() as u64, u64::max),
+        _ => 1,
+    }
+}
+
+/// The declared type `t` with its size bounds replaced by the sizes of the
+/// actual value `v`: the cost estimator then bounds the work of evaluating a
+/// rule on this very value.
+pub fn actual(t: &Ty, v: &serde_json::Value) -> Ty {
+    use serde_json::Value;
+    match (t, v) {
+        (Ty::Dyn { .. }, v) => Ty::Dyn { max: largest(v) },
+        (Ty::String { .. }, Value::String(s)) => Ty::String {
+            max: s.len() as u64,
+        },
+        (Ty::Bytes { .. }, Value::String(s)) => Ty::Bytes {
+            max: s.len() as u64,
+        },
+        (Ty::List { elem, .. }, Value::Array(a)) => Ty::List {
+            elem: Box::new(
+                a.iter()
+                    .map(|x| actual(elem, x))
+                    .reduce(|x, y| merge(&x, &y))
+                    .unwrap_or_else(|| zero_sized(elem)),
+            ),
+            max: a.len() as u64,
+        },
+        (Ty::Map { key, val, .. }, Value::Object(o)) => Ty::Map {
+            key: Box::new(match **key {
+                Ty::String { .. } => Ty::String {
+                    max: o.keys().map(|k| k.len() as u64).max().unwrap_or(0),
+                },
+                ref k => k.clone(),
+            }),
+            val: Box::new(
+                o.values()
+                    .map(|x| actual(val, x))
+                    .reduce(|x, y| merge(&x, &y))
+                    .unwrap_or_else(|| zero_sized(val)),
+            ),
+            max: o.len() as u64,
+        },
+        (Ty::Object(ot), Value::Object(o)) => {
+            let unknown = if ot.open {
+                o.iter()
+                    .filter(|(k, _)| ot.field(k).is_none())
+                    .map(|(_, x)| largest(x))
+                    .max()
+                    .unwrap_or(0)
+            } else {
+                0
+            };
+            let mut fields: Vec<(String, Ty)> = Vec::with_capacity(ot.fields.len());
+            for (k, ft) in &ot.fields {
+                // fields are declared by escaped name; look the value up by the
+                // raw name it escapes
+                let value = o
+                    .iter()
+                    .find(|(raw, _)| {
+                        crate::schema::escape_property(raw).as_deref() == Some(k.as_str())
+                    })
+                    .map(|(_, x)| x);
+                fields.push((
+                    k.clone(),
+                    match value {
+                        Some(x) => actual(ft, x),
+                        None => zero_sized(ft),
+                    },
+                ));
+            }
+            if ot.open {
+                fields.push(("@unknown".into(), Ty::Dyn { max: unknown }));
+            }
+            Ty::Object(Arc::new(ObjectType {
+                fields,
+                open: ot.open,
+            }))
+        }
+        (t, _) => zero_sized(t),
+    }
+}
+
 /// How many times data of `min_size` bytes can repeat in one request: kube's
 /// `MaxCardinality`.
 pub fn max_cardinality(min_size: i64) -> u64 {

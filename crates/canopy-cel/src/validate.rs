@@ -4,16 +4,25 @@
 //! skipped without one, kube's error wording, ratcheting of unchanged values,
 //! and the runtime cost budget.
 
+use crate::check::Checker;
 use crate::compile::{CompiledRule, Node, Reason};
 use crate::errors::{BadValue, FieldError, FieldPath};
 use crate::library::{self, COST_LIMIT_EXCEEDED};
 use crate::schema::Schema;
+use crate::types;
 use crate::value::to_val;
 use crate::PER_CALL_LIMIT;
 use cel::common::types::CelOptional;
 use cel::{Context, Env, ExecutionError, Value as CelValue};
 use serde_json::Value;
 use std::sync::Arc;
+
+/// The largest cost, estimated with the sizes of the actual value, of a rule
+/// evaluation that is attempted at all. The estimate is an upper bound of the
+/// work (the metered cost is what kube's limits apply to); it only stops
+/// evaluations that the `cel` crate could not finish quickly, such as ones
+/// copying large lists on every iteration.
+pub const RUNTIME_ESTIMATE_LIMIT: u64 = 10 * PER_CALL_LIMIT;
 
 /// Longest message a `messageExpression` may produce.
 const MAX_MESSAGE_EXPRESSION_BYTES: usize = 5 * 1024;
@@ -208,6 +217,12 @@ impl Run<'_> {
         let schema: &Schema = &node.schema;
         let self_val = to_val(obj, Some(schema), node.resource_root);
         let old_val = old.map(|o| to_val(o, Some(schema), node.resource_root));
+        // sizes of this very value, for re-estimating each rule's cost
+        let sized = node.self_ty.as_ref().map(|t| {
+            let new = types::actual(t, obj);
+            let old = old.map(|o| types::actual(t, o));
+            (new, old)
+        });
         let mut ctx = Context::with_env(self.env.clone());
         ctx.add_variable_as_val("self", self_val.clone_as_boxed());
         if let Some(o) = &old_val {
@@ -230,6 +245,29 @@ impl Run<'_> {
         for rule in &node.rules {
             if rule.transition && old.is_none() && !rule.optional_old_self {
                 continue;
+            }
+            if let Some((new_ty, old_ty)) = &sized {
+                let old_ty = old_ty.clone().unwrap_or_else(|| types::zero_sized(new_ty));
+                let old_ty = if rule.optional_old_self {
+                    types::Ty::Optional(Box::new(old_ty))
+                } else {
+                    old_ty
+                };
+                let estimate = Checker::new(new_ty.clone(), Some(old_ty))
+                    .check_expr(&rule.source_expr)
+                    .map(|c| c.cost)
+                    .unwrap_or(0);
+                if estimate > RUNTIME_ESTIMATE_LIMIT {
+                    self.stop(FieldError::invalid(
+                        path.clone(),
+                        ty.clone(),
+                        format!(
+                            "'{COST_LIMIT_EXCEEDED}': no further validation rules will be run due to call cost exceeds limit for rule: {}",
+                            rule_error_string(rule)
+                        ),
+                    ));
+                    return;
+                }
             }
             let rctx = match (&opt_ctx, rule.optional_old_self) {
                 (Some(c), true) => c,

@@ -664,3 +664,45 @@ fn schemas_without_rules_compile_empty() {
     assert!(r.validate(&json!({"spec": {}}), None).is_empty());
     assert!(r.validate(&json!(null), None).is_empty());
 }
+
+#[test]
+fn oversized_values_are_not_evaluated() {
+    // the schema bounds the list, but the object (which schema validation
+    // would refuse) is far larger: copying it on every iteration is refused
+    // up front instead of keeping the evaluator busy
+    let s = spec_schema(
+        json!({"l": {"type": "array", "maxItems": 100, "items": {"type": "integer"}}}),
+        json!([{"rule": "self.l.map(x, self.l).size() >= 0"}]),
+    );
+    let r = compile(&s);
+    let big: Vec<i64> = (0..20_000).collect();
+    let start = std::time::Instant::now();
+    let e = errs(&r, json!({"spec": {"l": big}}), None);
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].contains("call cost exceeds limit for rule: self.l.map(x, self.l).size() >= 0"),
+        "{e:?}"
+    );
+    assert!(errs(&r, json!({"spec": {"l": [1, 2, 3]}}), None).is_empty());
+}
+
+#[test]
+fn bind_in_rules() {
+    let s = spec_schema(
+        json!({"name": {"type": "string", "maxLength": 20}}),
+        json!([{"rule": "cel.bind(n, self.name.lowerAscii(), n == self.name && n.size() > 2)", "message": "lower"}]),
+    );
+    let r = compile(&s);
+    assert!(errs(&r, json!({"spec": {"name": "abc"}}), None).is_empty());
+    assert_eq!(
+        errs(&r, json!({"spec": {"name": "Abc"}}), None),
+        vec!["spec: Invalid value: \"object\": lower"]
+    );
+}
+
+#[test]
+fn compiled_rules_are_shareable() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<CompiledRules>();
+}
