@@ -651,6 +651,16 @@ fn global_fn(id: u64, name: &str, args: &[Ty]) -> R {
             let s = a(0).size();
             Ok((Ty::Bytes { max: s }, traverse(s)))
         }
+        crate::library::KEYS_FN => match a(0) {
+            Ty::List { max, .. } => Ok((list_of(Ty::Int, max), 1)),
+            Ty::Map { key, max, .. } => Ok((list_of(*key, max), 1)),
+            Ty::Object(o) => Ok((list_of(Ty::any_string(), o.fields.len() as u64), 1)),
+            Ty::Dyn { max } => Ok((list_of(Ty::Dyn { max }, max), 1)),
+            _ => Err(err(
+                id,
+                "expression cannot be range of a comprehension (must be list, map, or dynamic)",
+            )),
+        },
         "type" => Ok((Ty::Type, 1)),
         "dyn" => {
             arity(1)?;

@@ -18,7 +18,9 @@
 //! limit is exceeded, so that no object can keep the evaluator busy.
 
 use crate::quantity::Quantity;
-use cel::common::ast::{ComprehensionExpr, Expr, IdedExpr, ListExpr, LiteralValue};
+use cel::common::ast::{
+    operators, CallExpr, ComprehensionExpr, Expr, IdedExpr, ListExpr, LiteralValue,
+};
 use cel::common::types::{Type, BOOL_TYPE, DYN_TYPE, INT_TYPE, LIST_TYPE, STRING_TYPE};
 use cel::common::value::{CowVal, Val};
 use cel::objects::{Opaque, Value};
@@ -48,6 +50,12 @@ fn build_env() -> Env {
         .expect("strings extension");
     env.add_macro(cel::parser::Macro::receiver("bind", 3, bind_macro))
         .expect("cel.bind macro");
+    for name in ["all", "exists", "exists_one", "existsOne"] {
+        env.add_macro(cel::parser::Macro::receiver(name, 3, move |h, t, a| {
+            two_var_macro(name, h, t, a)
+        }))
+        .expect("two-variable comprehension macros");
+    }
     register(&mut env).expect("kubernetes library");
     env
 }
@@ -91,6 +99,135 @@ fn bind_macro(
     )))))
 }
 
+/// Internal function listing the indices of a list or the keys of a map.
+pub const KEYS_FN: &str = "@canopy_keys";
+
+static TWO_VAR_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn bind_expr(
+    helper: &mut cel::parser::MacroExprHelper<'_>,
+    var: String,
+    init: IdedExpr,
+    result: IdedExpr,
+) -> IdedExpr {
+    let range = helper.next_expr(Expr::List(ListExpr::new(Vec::new())));
+    let cond = helper.next_expr(Expr::Literal(LiteralValue::Boolean(false.into())));
+    let step = helper.next_expr(Expr::Ident(var.clone()));
+    helper.next_expr(Expr::Comprehension(Box::new(ComprehensionExpr {
+        iter_range: range,
+        iter_var: "#unused".to_string(),
+        iter_var2: None,
+        accu_var: var,
+        accu_init: init,
+        loop_cond: cond,
+        loop_step: step,
+        result,
+    })))
+}
+
+fn call(helper: &mut cel::parser::MacroExprHelper<'_>, f: &str, args: Vec<IdedExpr>) -> IdedExpr {
+    helper.next_expr(Expr::Call(CallExpr {
+        func_name: f.to_string(),
+        target: None,
+        args,
+    }))
+}
+
+/// The two-variable comprehensions `all(k, v, p)`, `exists(k, v, p)` and
+/// `exists_one(k, v, p)` (index and element of a list, key and value of a
+/// map), expanded into one-variable comprehensions over the indices or keys,
+/// with the element bound by `cel.bind`.
+fn two_var_macro(
+    name: &str,
+    helper: &mut cel::parser::MacroExprHelper<'_>,
+    target: &mut Option<IdedExpr>,
+    args: &mut Vec<IdedExpr>,
+) -> Result<Option<IdedExpr>, cel::ParseError> {
+    let (Expr::Ident(k), Expr::Ident(v)) = (&args[0].expr, &args[1].expr) else {
+        return Err(helper.new_error(
+            args[0].id,
+            format!("{name}() variable names must be simple identifiers"),
+        ));
+    };
+    let (k, v) = (k.clone(), v.clone());
+    let Some(range) = target.take() else {
+        return Ok(None);
+    };
+    let pred = args.pop().unwrap_or_default();
+    let n = TWO_VAR_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let x = format!("@tv_range{n}");
+    let accu = "@result".to_string();
+    // cel.bind(v, @x[k], pred)
+    let x_ident = helper.next_expr(Expr::Ident(x.clone()));
+    let k_ident = helper.next_expr(Expr::Ident(k.clone()));
+    let elem = call(helper, operators::INDEX, vec![x_ident, k_ident]);
+    let pred = bind_expr(helper, v, elem, pred);
+    let accu_ident =
+        |h: &mut cel::parser::MacroExprHelper<'_>| h.next_expr(Expr::Ident(accu.clone()));
+    let (init, cond, step, result) = match name {
+        "all" | "exists" => {
+            let and = name == "all";
+            let init = helper.next_expr(Expr::Literal(LiteralValue::Boolean(and.into())));
+            let a = accu_ident(helper);
+            let cond_arg = if and {
+                a
+            } else {
+                call(helper, operators::LOGICAL_NOT, vec![a])
+            };
+            let cond = call(helper, operators::NOT_STRICTLY_FALSE, vec![cond_arg]);
+            let a = accu_ident(helper);
+            let op = if and {
+                operators::LOGICAL_AND
+            } else {
+                operators::LOGICAL_OR
+            };
+            let step = call(helper, op, vec![a, pred]);
+            (init, cond, step, accu_ident(helper))
+        }
+        _ => {
+            let init = helper.next_expr(Expr::Literal(LiteralValue::Int(0.into())));
+            let cond = helper.next_expr(Expr::Literal(LiteralValue::Boolean(true.into())));
+            let one = helper.next_expr(Expr::Literal(LiteralValue::Int(1.into())));
+            let a = accu_ident(helper);
+            let inc = call(helper, operators::ADD, vec![a, one]);
+            let a = accu_ident(helper);
+            let step = call(helper, operators::CONDITIONAL, vec![pred, inc, a]);
+            let one = helper.next_expr(Expr::Literal(LiteralValue::Int(1.into())));
+            let a = accu_ident(helper);
+            let result = call(helper, operators::EQUALS, vec![a, one]);
+            (init, cond, step, result)
+        }
+    };
+    let x_ident = helper.next_expr(Expr::Ident(x.clone()));
+    let keys = call(helper, KEYS_FN, vec![x_ident]);
+    let loop_expr = helper.next_expr(Expr::Comprehension(Box::new(ComprehensionExpr {
+        iter_range: keys,
+        iter_var: k,
+        iter_var2: None,
+        accu_var: accu,
+        accu_init: init,
+        loop_cond: cond,
+        loop_step: step,
+        result,
+    })));
+    Ok(Some(bind_expr(helper, x, range, loop_expr)))
+}
+
+fn keys<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    match val(&args[0])? {
+        Value::List(l) => Ok(owned(Value::List(Arc::new(
+            (0..l.len() as i64).map(Value::Int).collect(),
+        )))),
+        Value::Map(m) => Ok(owned(Value::List(Arc::new(
+            m.map.keys().map(|k| Value::from(k.clone())).collect(),
+        )))),
+        other => Err(ExecutionError::no_such_overload(
+            KEYS_FN,
+            vec![other.type_of().to_string()],
+        )),
+    }
+}
+
 fn url_type() -> Type {
     Type::new_opaque_type(URL_TYPE)
 }
@@ -101,6 +238,7 @@ fn quantity_type() -> Type {
 
 fn register(env: &mut Env) -> Result<(), cel::DeclarationError> {
     env.add_overload(TICK_FN, "canopy_tick_int", vec![INT_TYPE], tick)?;
+    env.add_overload(KEYS_FN, "canopy_keys", vec![DYN_TYPE], keys)?;
     // lists
     env.add_member_overload("isSorted", "list_is_sorted", LIST_TYPE, vec![], is_sorted)?;
     env.add_member_overload("sum", "list_sum", LIST_TYPE, vec![], sum)?;
@@ -942,6 +1080,26 @@ mod tests {
         assert_eq!(eval("isQuantity('10Mi')"), Ok(Value::Bool(true)));
         assert_eq!(eval("isQuantity('ten')"), Ok(Value::Bool(false)));
         assert!(eval("quantity('x')").is_err());
+    }
+
+    #[test]
+    fn two_variable_comprehensions() {
+        assert_eq!(
+            eval("{'a': 1, 'b': 2}.all(k, v, v > 0 && k != '')"),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            eval("[5, 6].exists(i, v, i == 1 && v == 6)"),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            eval("[5, 6].exists_one(i, v, v > i)"),
+            Ok(Value::Bool(false))
+        );
+        assert_eq!(
+            eval("[5, 6].all(i, v, [1].all(j, w, v > w + j + i))"),
+            Ok(Value::Bool(true))
+        );
     }
 
     #[test]

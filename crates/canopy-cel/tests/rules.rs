@@ -706,3 +706,89 @@ fn compiled_rules_are_shareable() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<CompiledRules>();
 }
+
+#[test]
+fn common_idioms() {
+    let s = spec_schema(
+        json!({
+            "mode": {"type": "string", "enum": ["a", "b"]},
+            "timeout": {"type": "string", "maxLength": 10},
+            "labels": {"type": "object", "maxProperties": 10,
+                "additionalProperties": {"type": "string", "maxLength": 20}},
+            "opt": {"type": "object", "properties": {"x": {"type": "integer"}}},
+            "count": {"type": "integer"},
+            "items": {"type": "array", "maxItems": 10, "items": {"type": "object",
+                "properties": {"name": {"type": "string", "maxLength": 20}, "port": {"type": "integer"}}}}
+        }),
+        json!([
+            {"rule": "self.mode in ['a', 'b']", "message": "mode"},
+            {"rule": "duration(self.timeout) <= duration('1h')", "message": "timeout"},
+            {"rule": "self.labels.all(k, k.size() < 10 && self.labels[k] != '')", "message": "labels"},
+            {"rule": "!has(self.opt) || !has(self.opt.x) || self.opt.x > 0", "message": "opt"},
+            {"rule": "self.?opt.?x.orValue(1) > 0", "message": "optional"},
+            {"rule": "has(self.count) ? self.count == self.items.size() : true", "message": "count"},
+            {"rule": "self.items.all(i, self.items.exists_one(j, j.name == i.name))", "message": "unique names"},
+            {"rule": "self.items.map(i, i.port).all(p, p > 0 && p < 65536)", "message": "ports"},
+            {"rule": "int(string(self.count)) == self.count && string(self.count).size() >= 1", "message": "conv"}
+        ]),
+    );
+    let r = compile(&s);
+    let good = json!({"spec": {"mode": "a", "timeout": "30m", "labels": {"app": "x"}, "opt": {"x": 1}, "count": 2,
+        "items": [{"name": "a", "port": 80}, {"name": "b", "port": 443}]}});
+    assert_eq!(errs(&r, good, None), Vec::<String>::new());
+    let bad = json!({"spec": {"mode": "c", "timeout": "2h", "labels": {"averyverylongkey": "x"}, "opt": {"x": 0}, "count": 3,
+        "items": [{"name": "a", "port": 80}, {"name": "a", "port": 0}]}});
+    assert_eq!(
+        errs(&r, bad, None),
+        [
+            "mode",
+            "timeout",
+            "labels",
+            "opt",
+            "optional",
+            "count",
+            "unique names",
+            "ports"
+        ]
+        .iter()
+        .map(|m| format!("spec: Invalid value: \"object\": {m}"))
+        .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn two_variable_comprehensions() {
+    let s = spec_schema(
+        json!({"labels": {"type": "object", "maxProperties": 10,
+                "additionalProperties": {"type": "string", "maxLength": 20}},
+               "ports": {"type": "array", "maxItems": 10, "items": {"type": "integer"}}}),
+        json!([
+            {"rule": "self.labels.all(k, v, v.size() <= 5 && k != v)", "message": "labels"},
+            {"rule": "self.ports.all(i, p, i == 0 || p > self.ports[i - 1])", "message": "ports ascending"}
+        ]),
+    );
+    let r = compile(&s);
+    assert!(errs(
+        &r,
+        json!({"spec": {"labels": {"a": "b"}, "ports": [1, 2, 3]}}),
+        None
+    )
+    .is_empty());
+    assert_eq!(
+        errs(
+            &r,
+            json!({"spec": {"labels": {"a": "a"}, "ports": [1, 3, 2]}}),
+            None
+        ),
+        vec![
+            "spec: Invalid value: \"object\": labels",
+            "spec: Invalid value: \"object\": ports ascending"
+        ]
+    );
+    let bad = spec_schema(
+        json!({"ports": {"type": "array", "maxItems": 10, "items": {"type": "integer"}}}),
+        json!([{"rule": "self.ports.all(i, p, p.startsWith('x'))"}]),
+    );
+    assert!(compile_err(&bad)[0]
+        .contains("found no matching overload for 'startsWith' applied to 'int.(string)'"));
+}
