@@ -348,6 +348,17 @@ impl Checker {
                 }
             }
         }
+        let arity_ok = match name {
+            operators::LOGICAL_AND | operators::LOGICAL_OR => call.args.len() == 2,
+            operators::CONDITIONAL => call.args.len() == 3,
+            _ => true,
+        };
+        if !arity_ok || (call.target.is_some() && name.starts_with('_')) {
+            return Err(err(
+                id,
+                format!("undeclared reference to '{name}' (in container '')"),
+            ));
+        }
         match name {
             operators::LOGICAL_AND | operators::LOGICAL_OR => {
                 let (a, ac) = self.check(&call.args[0])?;

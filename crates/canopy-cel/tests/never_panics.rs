@@ -85,6 +85,63 @@ fn schema() -> Value {
     })
 }
 
+fn arb_rule() -> impl Strategy<Value = String> {
+    let tokens = prop::sample::select(vec![
+        "self.a",
+        "self.b",
+        "self.l",
+        "self.m",
+        "oldSelf.a",
+        "1",
+        "2.5",
+        "'x'",
+        "true",
+        "null",
+        "+",
+        "-",
+        "*",
+        "/",
+        "%",
+        "==",
+        "!=",
+        "<",
+        ">=",
+        "&&",
+        "||",
+        "!",
+        "(",
+        ")",
+        "[",
+        "]",
+        ",",
+        "?",
+        ":",
+        ".size()",
+        ".all(x, x > 0)",
+        ".exists(x, x == 'x')",
+        ".map(x, x)",
+        ".filter(x, true)",
+        "has(self.a)",
+        "size(self.l)",
+        ".startsWith('a')",
+        ".matches('^a')",
+        "int(",
+        "string(",
+        "in",
+        "self.l[0]",
+        "self.m['k']",
+        ".lowerAscii()",
+        ".sum()",
+        "cel.bind(v, self.a, v)",
+        "self.?a.orValue(1)",
+        "quantity('1')",
+        ".isGreaterThan(quantity('2'))",
+        "url('https://x')",
+        ".getHost()",
+    ]);
+    prop::collection::vec(tokens, 1..10).prop_map(|t| t.join(" "))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -97,6 +154,19 @@ proptest! {
         let v = rules.validate_with(&wrapped, old_wrapped.as_ref(), &ValidateOptions { budget: 200, ..Default::default() });
         for e in &v.errors {
             prop_assert!(!e.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn random_rules_never_panic(rule in arb_rule(), obj in arb_json(), old in proptest::option::of(arb_json())) {
+        let s = json!({"type": "object", "properties": {
+                "a": {"type": "integer"}, "b": {"type": "string", "maxLength": 10},
+                "l": {"type": "array", "maxItems": 10, "items": {"type": "string", "maxLength": 10}},
+                "m": {"type": "object", "maxProperties": 5, "additionalProperties": {"type": "integer"}}},
+            "x-kubernetes-validations": [{"rule": rule.clone(), "messageExpression": rule}]});
+        if let Ok(r) = CompiledRules::compile(&s) {
+            let _ = r.validate(&obj, old.as_ref());
+            let _ = r.validate(&json!({"a": 1, "b": "x", "l": ["a"], "m": {"k": 1}}), Some(&json!({"a": 2})));
         }
     }
 
