@@ -86,7 +86,7 @@ const TYPE_NAMES: &[&str] = &[
 ];
 
 /// Namespaces of global functions called as `ns.f(...)`.
-const NAMESPACES: &[&str] = &["optional", "sets", "strings", "math"];
+const NAMESPACES: &[&str] = &["optional", "sets", "strings", "math", "ip", "format"];
 
 fn known(t: &Ty) -> bool {
     !t.is_dyn()
@@ -688,9 +688,7 @@ fn global_fn(id: u64, name: &str, args: &[Ty]) -> R {
             ))
         }
         "url" => Ok((Ty::Opaque(crate::library::URL_TYPE), traverse(a(0).size()))),
-        "isURL" | "isQuantity" | "isIP" | "isCIDR" | "isSemver" => {
-            Ok((Ty::Bool, traverse(a(0).size())))
-        }
+        "isURL" | "isQuantity" | "isIP" | "isCIDR" => Ok((Ty::Bool, traverse(a(0).size()))),
         "quantity" => Ok((
             Ty::Opaque(crate::library::QUANTITY_TYPE),
             traverse(a(0).size()),
@@ -759,6 +757,14 @@ fn member_targets(name: &str) -> Option<&'static [&'static str]> {
         }
         "sign" | "isGreaterThan" | "isLessThan" | "compareTo" | "add" | "sub" | "asInteger"
         | "isInteger" | "asApproximateFloat" => &["quantity"],
+        "family"
+        | "isUnspecified"
+        | "isLoopback"
+        | "isLinkLocalMulticast"
+        | "isLinkLocalUnicast"
+        | "isGlobalUnicast" => &["ip"],
+        "containsIP" | "containsCIDR" | "ip" | "masked" | "prefixLength" => &["cidr"],
+        "validate" => &["format"],
         _ => return None,
     })
 }
@@ -774,6 +780,9 @@ fn kind_name(t: &Ty) -> &'static str {
         Ty::Optional(_) => "optional",
         Ty::Opaque(n) if *n == crate::library::URL_TYPE => "url",
         Ty::Opaque(n) if *n == crate::library::QUANTITY_TYPE => "quantity",
+        Ty::Opaque(n) if *n == crate::netfmt::IP_TYPE => "ip",
+        Ty::Opaque(n) if *n == crate::netfmt::CIDR_TYPE => "cidr",
+        Ty::Opaque(n) if *n == crate::netfmt::FORMAT_TYPE => "format",
         _ => "other",
     }
 }
@@ -903,6 +912,20 @@ fn member_fn(id: u64, name: &str, target: &Ty, args: &[Ty]) -> R {
         "isGreaterThan" | "isLessThan" | "isInteger" => (Ty::Bool, 1),
         "add" | "sub" => (Ty::Opaque(crate::library::QUANTITY_TYPE), 1),
         "asApproximateFloat" => (Ty::Double, 1),
+        "family" | "prefixLength" => (Ty::Int, 1),
+        "isUnspecified"
+        | "isLoopback"
+        | "isLinkLocalMulticast"
+        | "isLinkLocalUnicast"
+        | "isGlobalUnicast"
+        | "containsIP"
+        | "containsCIDR" => (Ty::Bool, 1),
+        "ip" => (Ty::Opaque(crate::netfmt::IP_TYPE), 1),
+        "masked" => (Ty::Opaque(crate::netfmt::CIDR_TYPE), 1),
+        "validate" => (
+            Ty::Optional(Box::new(list_of(string_of(1024), 4))),
+            traverse(a(0).size()),
+        ),
         _ => (Ty::dyn_(), 1),
     };
     Ok(res)

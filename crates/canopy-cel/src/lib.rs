@@ -33,7 +33,7 @@
 //! Modules: [`errors`] (paths and errors), [`schema`] (the schema model),
 //! [`types`] (CEL types of schemas), [`check`] (type checker and cost
 //! estimator), [`value`] (JSON to CEL values), [`library`] (the Kubernetes
-//! CEL library and the cost meter), [`quantity`] (resource quantities),
+//! CEL library and the cost meter), [`netfmt`] (IPs, CIDRs and named formats), [`quantity`] (resource quantities),
 //! [`instrument`] (runtime cost metering), [`compile`] and [`validate`].
 
 pub mod check;
@@ -41,6 +41,7 @@ pub mod compile;
 pub mod errors;
 pub mod instrument;
 pub mod library;
+pub mod netfmt;
 pub mod quantity;
 pub mod schema;
 pub mod types;

@@ -17,13 +17,14 @@
 //! iteration, which charges a thread-local meter and fails once the per-call
 //! limit is exceeded, so that no object can keep the evaluator busy.
 
+use crate::netfmt;
 use crate::quantity::Quantity;
 use cel::common::ast::{
     operators, CallExpr, ComprehensionExpr, Expr, IdedExpr, ListExpr, LiteralValue,
 };
 use cel::common::types::{Type, BOOL_TYPE, DYN_TYPE, INT_TYPE, LIST_TYPE, STRING_TYPE};
 use cel::common::value::{CowVal, Val};
-use cel::objects::{Opaque, Value};
+use cel::objects::{Opaque, OptionalValue, Value};
 use cel::{Env, ExecutionError};
 use std::cell::Cell;
 use std::cmp::Ordering;
@@ -393,6 +394,85 @@ fn register(env: &mut Env) -> Result<(), cel::DeclarationError> {
     // ip / cidr
     env.add_overload("isIP", "is_ip", vec![STRING_TYPE], is_ip)?;
     env.add_overload("isCIDR", "is_cidr", vec![STRING_TYPE], is_cidr)?;
+    env.add_overload("ip", "string_to_ip", vec![STRING_TYPE], ip)?;
+    env.add_overload(
+        "ip.isCanonical",
+        "ip_is_canonical",
+        vec![STRING_TYPE],
+        ip_is_canonical,
+    )?;
+    env.add_overload("cidr", "string_to_cidr", vec![STRING_TYPE], cidr)?;
+    env.add_overload("string", "ip_to_string", vec![ip_type()], to_string)?;
+    env.add_overload("string", "cidr_to_string", vec![cidr_type()], to_string)?;
+    for (name, f) in [
+        ("family", ip_family as cel::common::functions::Function),
+        ("isUnspecified", ip_is_unspecified),
+        ("isLoopback", ip_is_loopback),
+        ("isLinkLocalMulticast", ip_is_link_local_multicast),
+        ("isLinkLocalUnicast", ip_is_link_local_unicast),
+        ("isGlobalUnicast", ip_is_global_unicast),
+    ] {
+        env.add_member_overload(name, &format!("ip_{name}"), ip_type(), vec![], f)?;
+    }
+    env.add_member_overload(
+        "containsIP",
+        "cidr_contains_ip",
+        cidr_type(),
+        vec![ip_type()],
+        cidr_contains_ip,
+    )?;
+    env.add_member_overload(
+        "containsIP",
+        "cidr_contains_ip_string",
+        cidr_type(),
+        vec![STRING_TYPE],
+        cidr_contains_ip,
+    )?;
+    env.add_member_overload(
+        "containsCIDR",
+        "cidr_contains_cidr",
+        cidr_type(),
+        vec![cidr_type()],
+        cidr_contains_cidr,
+    )?;
+    env.add_member_overload(
+        "containsCIDR",
+        "cidr_contains_cidr_string",
+        cidr_type(),
+        vec![STRING_TYPE],
+        cidr_contains_cidr,
+    )?;
+    env.add_member_overload("ip", "cidr_ip", cidr_type(), vec![], cidr_ip)?;
+    env.add_member_overload("masked", "cidr_masked", cidr_type(), vec![], cidr_masked)?;
+    env.add_member_overload(
+        "prefixLength",
+        "cidr_prefix_length",
+        cidr_type(),
+        vec![],
+        cidr_prefix_length,
+    )?;
+    // named formats
+    env.add_overload(
+        "format.named",
+        "format_named",
+        vec![STRING_TYPE],
+        format_named,
+    )?;
+    for (name, f) in FORMAT_FNS {
+        env.add_overload(
+            &format!("format.{name}"),
+            &format!("format_{name}"),
+            vec![],
+            *f,
+        )?;
+    }
+    env.add_member_overload(
+        "validate",
+        "format_validate",
+        format_type(),
+        vec![STRING_TYPE],
+        format_validate,
+    )?;
     let _ = BOOL_TYPE;
     Ok(())
 }
@@ -923,33 +1003,203 @@ fn sets_equivalent<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, 
 
 // ---------------------------------------------------------------- ip / cidr
 
-fn is_ip<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
-    let s = str_arg(&args[0], "isIP")?;
-    Ok(owned(Value::Bool(valid_ip(&s))))
+fn ip_type() -> Type {
+    Type::new_opaque_type(netfmt::IP_TYPE)
 }
 
-fn valid_ip(s: &str) -> bool {
-    // kube rejects IPv4-mapped IPv6 addresses and zones
-    match s.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().is_none(),
-        Ok(_) => true,
-        Err(_) => false,
-    }
+fn cidr_type() -> Type {
+    Type::new_opaque_type(netfmt::CIDR_TYPE)
+}
+
+fn format_type() -> Type {
+    Type::new_opaque_type(netfmt::FORMAT_TYPE)
+}
+
+fn is_ip<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let s = str_arg(&args[0], "isIP")?;
+    Ok(owned(Value::Bool(netfmt::parse_ip(&s).is_ok())))
 }
 
 fn is_cidr<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
     let s = str_arg(&args[0], "isCIDR")?;
-    let ok = match s.split_once('/') {
-        Some((ip, bits)) => {
-            let max = if ip.contains(':') { 128 } else { 32 };
-            valid_ip(ip)
-                && !bits.is_empty()
-                && bits.chars().all(|c| c.is_ascii_digit())
-                && bits.parse::<u32>().is_ok_and(|b| b <= max)
+    Ok(owned(Value::Bool(netfmt::parse_cidr(&s).is_ok())))
+}
+
+fn ip<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let s = str_arg(&args[0], "ip")?;
+    let ip = netfmt::parse_ip(&s).map_err(|e| fn_err("ip", e))?;
+    Ok(owned(Value::Opaque(Arc::new(netfmt::Ip(ip)))))
+}
+
+fn ip_is_canonical<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let s = str_arg(&args[0], "ip.isCanonical")?;
+    let ip = netfmt::parse_ip(&s).map_err(|e| fn_err("ip.isCanonical", e))?;
+    Ok(owned(Value::Bool(ip.to_string() == *s)))
+}
+
+fn cidr<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let s = str_arg(&args[0], "cidr")?;
+    let c = netfmt::parse_cidr(&s).map_err(|e| fn_err("cidr", e))?;
+    Ok(owned(Value::Opaque(Arc::new(c))))
+}
+
+fn ip_arg(a: &CowVal<'_, '_>, f: &str) -> Result<std::net::IpAddr, ExecutionError> {
+    match val(a)? {
+        Value::Opaque(o) => o
+            .downcast_ref::<netfmt::Ip>()
+            .map(|i| i.0)
+            .ok_or_else(|| fn_err(f, "expected IP")),
+        Value::String(s) => netfmt::parse_ip(&s).map_err(|e| fn_err(f, e)),
+        other => Err(fn_err(f, format!("expected IP, got {}", other.type_of()))),
+    }
+}
+
+fn cidr_arg(a: &CowVal<'_, '_>, f: &str) -> Result<netfmt::Cidr, ExecutionError> {
+    match val(a)? {
+        Value::Opaque(o) => o
+            .downcast_ref::<netfmt::Cidr>()
+            .cloned()
+            .ok_or_else(|| fn_err(f, "expected CIDR")),
+        Value::String(s) => netfmt::parse_cidr(&s).map_err(|e| fn_err(f, e)),
+        other => Err(fn_err(f, format!("expected CIDR, got {}", other.type_of()))),
+    }
+}
+
+fn to_string<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let s = match val(&args[0])? {
+        Value::Opaque(o) => {
+            if let Some(i) = o.downcast_ref::<netfmt::Ip>() {
+                i.0.to_string()
+            } else if let Some(c) = o.downcast_ref::<netfmt::Cidr>() {
+                c.to_string()
+            } else {
+                return Err(fn_err("string", "unsupported type"));
+            }
         }
-        None => false,
+        other => {
+            return Err(fn_err(
+                "string",
+                format!("unsupported type {}", other.type_of()),
+            ))
+        }
     };
-    Ok(owned(Value::Bool(ok)))
+    Ok(owned(Value::String(Arc::new(s))))
+}
+
+macro_rules! ip_pred {
+    ($name:ident, $f:literal, |$ip:ident| $body:expr) => {
+        fn $name<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+            let $ip = ip_arg(&args[0], $f)?;
+            Ok(owned($body))
+        }
+    };
+}
+
+ip_pred!(ip_family, "family", |ip| Value::Int(if ip.is_ipv4() {
+    4
+} else {
+    6
+}));
+ip_pred!(ip_is_unspecified, "isUnspecified", |ip| Value::Bool(
+    ip.is_unspecified()
+));
+ip_pred!(ip_is_loopback, "isLoopback", |ip| Value::Bool(
+    ip.is_loopback()
+));
+ip_pred!(ip_is_link_local_multicast, "isLinkLocalMulticast", |ip| {
+    Value::Bool(netfmt::is_link_local_multicast(&ip))
+});
+ip_pred!(ip_is_link_local_unicast, "isLinkLocalUnicast", |ip| {
+    Value::Bool(netfmt::is_link_local_unicast(&ip))
+});
+ip_pred!(ip_is_global_unicast, "isGlobalUnicast", |ip| Value::Bool(
+    netfmt::is_global_unicast(&ip)
+));
+
+fn cidr_contains_ip<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let c = cidr_arg(&args[0], "containsIP")?;
+    let ip = ip_arg(&args[1], "containsIP")?;
+    Ok(owned(Value::Bool(c.contains_ip(&ip))))
+}
+
+fn cidr_contains_cidr<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let c = cidr_arg(&args[0], "containsCIDR")?;
+    let other = cidr_arg(&args[1], "containsCIDR")?;
+    Ok(owned(Value::Bool(c.contains_cidr(&other))))
+}
+
+fn cidr_ip<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let c = cidr_arg(&args[0], "ip")?;
+    Ok(owned(Value::Opaque(Arc::new(netfmt::Ip(c.addr)))))
+}
+
+fn cidr_masked<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let c = cidr_arg(&args[0], "masked")?;
+    Ok(owned(Value::Opaque(Arc::new(c.masked()))))
+}
+
+fn cidr_prefix_length<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let c = cidr_arg(&args[0], "prefixLength")?;
+    Ok(owned(Value::Int(c.prefix as i64)))
+}
+
+fn format_named<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let s = str_arg(&args[0], "format.named")?;
+    let v = match netfmt::FORMATS.iter().find(|f| **f == s.as_str()) {
+        Some(f) => OptionalValue::of(Value::Opaque(Arc::new(netfmt::NamedFormat(f)))),
+        None => OptionalValue::none(),
+    };
+    Ok(owned(Value::Opaque(Arc::new(v))))
+}
+
+macro_rules! named_formats {
+    ($($f:ident => $name:literal),* $(,)?) => {
+        $(
+            fn $f<'b, 'v>(_args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+                Ok(owned(Value::Opaque(Arc::new(netfmt::NamedFormat($name)))))
+            }
+        )*
+        /// `format.<name>()` functions.
+        const FORMAT_FNS: &[(&str, cel::common::functions::Function)] = &[$(($name, $f)),*];
+    };
+}
+
+named_formats! {
+    format_dns1123_label => "dns1123Label",
+    format_dns1123_subdomain => "dns1123Subdomain",
+    format_dns1035_label => "dns1035Label",
+    format_qualified_name => "qualifiedName",
+    format_dns1123_label_prefix => "dns1123LabelPrefix",
+    format_dns1123_subdomain_prefix => "dns1123SubdomainPrefix",
+    format_dns1035_label_prefix => "dns1035LabelPrefix",
+    format_label_value => "labelValue",
+    format_uri => "uri",
+    format_uuid => "uuid",
+    format_byte => "byte",
+    format_date => "date",
+    format_datetime => "datetime",
+}
+
+fn format_validate<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let name = match val(&args[0])? {
+        Value::Opaque(o) => o
+            .downcast_ref::<netfmt::NamedFormat>()
+            .map(|f| f.0)
+            .ok_or_else(|| fn_err("validate", "expected format"))?,
+        _ => return Err(fn_err("validate", "expected format")),
+    };
+    let s = str_arg(&args[1], "validate")?;
+    let errs = netfmt::validate_format(name, &s);
+    let v = if errs.is_empty() {
+        OptionalValue::none()
+    } else {
+        OptionalValue::of(Value::List(Arc::new(
+            errs.into_iter()
+                .map(|e| Value::String(Arc::new(e)))
+                .collect(),
+        )))
+    };
+    Ok(owned(Value::Opaque(Arc::new(v))))
 }
 
 #[cfg(test)]
@@ -1100,6 +1350,41 @@ mod tests {
             eval("[5, 6].all(i, v, [1].all(j, w, v > w + j + i))"),
             Ok(Value::Bool(true))
         );
+    }
+
+    #[test]
+    fn ip_cidr_format_library() {
+        assert_eq!(
+            eval("ip('10.0.0.1').family() == 4 && ip('::1').isLoopback()"),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            eval("ip.isCanonical('2001:db8::1') && !ip.isCanonical('2001:DB8::1')"),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(eval("cidr('10.0.0.0/8').containsIP(ip('10.1.1.1')) && cidr('10.0.0.0/8').containsIP('10.2.2.2')"), Ok(Value::Bool(true)));
+        assert_eq!(eval("cidr('10.0.0.0/8').containsCIDR('10.1.0.0/16') && !cidr('10.0.0.0/8').containsCIDR('11.0.0.0/16')"), Ok(Value::Bool(true)));
+        assert_eq!(eval("string(cidr('10.1.2.3/8').masked()) == '10.0.0.0/8' && cidr('10.1.2.3/8').prefixLength() == 8"), Ok(Value::Bool(true)));
+        assert_eq!(
+            eval(
+                "string(cidr('10.1.2.3/8').ip()) == '10.1.2.3' && ip('8.8.8.8').isGlobalUnicast()"
+            ),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            eval("!format.dns1123Label().validate('my-name').hasValue()"),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            eval("format.dns1123Label().validate('My_Name').value().size() == 1"),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(
+            eval("format.named('labelValue').hasValue() && !format.named('nope').hasValue()"),
+            Ok(Value::Bool(true))
+        );
+        assert_eq!(eval("!format.named('uuid').value().validate('123e4567-e89b-12d3-a456-426614174000').hasValue()"), Ok(Value::Bool(true)));
+        assert!(eval("ip('nope')").is_err());
     }
 
     #[test]

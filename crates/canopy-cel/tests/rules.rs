@@ -792,3 +792,40 @@ fn two_variable_comprehensions() {
     assert!(compile_err(&bad)[0]
         .contains("found no matching overload for 'startsWith' applied to 'int.(string)'"));
 }
+
+#[test]
+fn network_and_format_libraries_in_rules() {
+    let s = spec_schema(
+        json!({"address": {"type": "string", "maxLength": 64}, "network": {"type": "string", "maxLength": 64},
+               "name": {"type": "string", "maxLength": 253}}),
+        json!([
+            {"rule": "isIP(self.address) && ip(self.address).family() == 4", "message": "ipv4 address"},
+            {"rule": "cidr(self.network).containsIP(self.address)", "message": "address outside network"},
+            {"rule": "!format.dns1123Subdomain().validate(self.name).hasValue()",
+             "messageExpression": "format.dns1123Subdomain().validate(self.name).value().join(', ')"}
+        ]),
+    );
+    let r = compile(&s);
+    assert!(errs(
+        &r,
+        json!({"spec": {"address": "10.0.0.5", "network": "10.0.0.0/24", "name": "a.b"}}),
+        None
+    )
+    .is_empty());
+    let e = errs(
+        &r,
+        json!({"spec": {"address": "10.0.1.5", "network": "10.0.0.0/24", "name": "A_b"}}),
+        None,
+    );
+    assert_eq!(
+        e[0],
+        "spec: Invalid value: \"object\": address outside network"
+    );
+    assert!(
+        e[1].starts_with(
+            "spec: Invalid value: \"object\": a lowercase RFC 1123 subdomain must consist of"
+        ),
+        "{}",
+        e[1]
+    );
+}
