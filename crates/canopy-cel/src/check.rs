@@ -693,6 +693,20 @@ fn global_fn(id: u64, name: &str, args: &[Ty]) -> R {
             Ty::Opaque(crate::library::QUANTITY_TYPE),
             traverse(a(0).size()),
         )),
+        "ip" => Ok((Ty::Opaque(crate::netfmt::IP_TYPE), traverse(a(0).size()))),
+        "cidr" => Ok((Ty::Opaque(crate::netfmt::CIDR_TYPE), traverse(a(0).size()))),
+        "ip.isCanonical" => Ok((Ty::Bool, traverse(a(0).size()))),
+        "format.named" => Ok((
+            Ty::Optional(Box::new(Ty::Opaque(crate::netfmt::FORMAT_TYPE))),
+            1,
+        )),
+        f if f
+            .strip_prefix("format.")
+            .is_some_and(|n| crate::netfmt::FORMATS.contains(&n)) =>
+        {
+            arity(0)?;
+            Ok((Ty::Opaque(crate::netfmt::FORMAT_TYPE), 1))
+        }
         "optional.of" | "optional.ofNonZeroValue" => {
             arity(1)?;
             Ok((Ty::Optional(Box::new(a(0))), 1))
