@@ -368,7 +368,7 @@ impl FieldManager {
         })?;
         let last = managers.get(manager).cloned();
         let set = t
-            .to_field_set(config, root)
+            .field_set_of(config, root)
             .recursive_difference(&self.ignored);
         managers.insert(
             manager.clone(),
@@ -410,14 +410,14 @@ impl FieldManager {
         for vs in managers.values() {
             managed.union_in_place(&vs.set);
         }
-        let merged_set = named(&t.to_field_set(&merged, root));
-        let pruned_set = named(&t.to_field_set(&pruned, root));
+        let merged_set = named(&t.field_set_of(&merged, root));
+        let pruned_set = named(&t.field_set_of(&pruned, root));
         let pruned = self.remove(
             &merged,
             &merged_set.difference(&pruned_set.union(&named(&managed))),
         );
         // addBackDanglingItems
-        let pruned_set = named(&t.to_field_set(&pruned, root));
+        let pruned_set = named(&t.field_set_of(&pruned, root));
         self.remove(
             &merged,
             &merged_set.difference(&pruned_set).intersection(&last_named),
@@ -504,7 +504,7 @@ impl FieldManager {
         self.check(&last, false).ok()?;
         let live = without_managed_fields(live);
         let t = self.typer();
-        let set = t.to_field_set(&last, self.root());
+        let set = t.field_set_of(&last, self.root());
         let cmp = t.compare(&last, &live, self.root());
         Some(
             set.difference(&cmp.modified)
@@ -725,7 +725,7 @@ impl FieldManager {
         self.check(obj, true)?;
         Ok(self
             .typer()
-            .to_field_set(&without_managed_fields(obj), self.root())
+            .field_set_of(&without_managed_fields(obj), self.root())
             .recursive_difference(&self.ignored)
             .difference(&self.strip))
     }
@@ -794,6 +794,7 @@ pub fn upgrade_client_side_apply(obj: &mut Value, csa_manager: &str, ssa_manager
     let Some(Value::Array(entries)) = managed_fields_of(obj) else {
         return false;
     };
+    let original = entries.clone();
     let mut entries = entries.clone();
     let is = |e: &Value, manager: &str, op: Operation| {
         str_at(e, "/manager") == manager
@@ -838,6 +839,9 @@ pub fn upgrade_client_side_apply(obj: &mut Value, csa_manager: &str, ssa_manager
         e.insert("fieldsType".into(), "FieldsV1".into());
     }
     entries.retain(|e| !is(e, csa_manager, Operation::Update));
+    if entries == original {
+        return false;
+    }
     if let Some(Value::Object(meta)) = obj.get_mut("metadata") {
         if entries.is_empty() {
             meta.remove("managedFields");

@@ -155,7 +155,7 @@ impl Schema {
     /// nothing stripped.
     pub fn field_set(&self, obj: &Value) -> Result<FieldSet, Vec<ValidationError>> {
         self.validate(obj)?;
-        Ok(self.typer().to_field_set(obj, self.root))
+        Ok(self.typer().field_set_of(obj, self.root))
     }
 
     /// What changed between two objects.

@@ -339,7 +339,7 @@ impl<'s> Typer<'s> {
     // ---------------------------------------------------------------- field sets
 
     /// The field set of `v` (structured-merge-diff's `ToFieldSet`).
-    pub(crate) fn to_field_set(&self, v: &Value, tr: TypeRef) -> FieldSet {
+    pub(crate) fn field_set_of(&self, v: &Value, tr: TypeRef) -> FieldSet {
         let mut set = FieldSet::new();
         let mut path = Vec::new();
         self.tfs(v, tr, &mut path, &mut set);
@@ -909,7 +909,7 @@ impl<'s> Typer<'s> {
                 return;
             }
             if !is_atomic && rel == MapRel::Atomic {
-                if set.is_some_and(|s| s.len() > 0) {
+                if set.is_some_and(|s| !s.is_empty()) {
                     to_remove.insert(path);
                     to_add.insert(path);
                 }
