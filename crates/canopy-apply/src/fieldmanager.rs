@@ -93,6 +93,11 @@ pub struct FieldManager {
     group_version: String,
     kind: String,
     subresource: String,
+    /// Reset fields given by the caller.
+    reset: FieldSet,
+    /// The resource has a status subresource.
+    status_subresource: bool,
+    /// `reset` plus what the status subresource implies.
     ignored: FieldSet,
     strip: FieldSet,
     max_update_managers: usize,
@@ -136,6 +141,8 @@ impl FieldManager {
             group_version: api_version.to_string(),
             kind: kind.to_string(),
             subresource: String::new(),
+            reset: FieldSet::new(),
+            status_subresource: false,
             ignored: FieldSet::new(),
             strip: stripped_fields(),
             max_update_managers: DEFAULT_MAX_UPDATE_MANAGERS,
@@ -147,25 +154,44 @@ impl FieldManager {
     /// For writes through a subresource (`status`, `scale`): entries carry it.
     pub fn with_subresource(mut self, subresource: &str) -> Self {
         self.subresource = subresource.to_string();
+        self.recompute_ignored();
         self
     }
 
     /// Fields the strategy resets on this endpoint (kube's `GetResetFields`): never owned,
     /// never a conflict.
     pub fn with_ignored_fields(mut self, fields: FieldSet) -> Self {
-        self.ignored = fields;
+        self.reset = fields;
+        self.recompute_ignored();
         self
     }
 
     /// The resource has a status subresource: the main resource ignores `status`, the
     /// `status` subresource ignores `spec` (as kube's strategies and custom resources do).
-    pub fn with_status_subresource(self) -> Self {
-        let ignored = if self.subresource == "status" {
-            FieldSet::from_paths([Path::fields(&["spec"])])
-        } else {
-            FieldSet::from_paths([Path::fields(&["status"])])
-        };
-        self.with_ignored_fields(ignored)
+    pub fn with_status_subresource(mut self) -> Self {
+        self.status_subresource = true;
+        self.recompute_ignored();
+        self
+    }
+
+    fn recompute_ignored(&mut self) {
+        let mut ignored = self.reset.clone();
+        if self.status_subresource {
+            let field = match self.subresource.as_str() {
+                "status" => "spec",
+                "" => "status",
+                _ => "",
+            };
+            if !field.is_empty() {
+                ignored.insert(&Path::fields(&[field]).0);
+            }
+        }
+        self.ignored = ignored;
+    }
+
+    /// The fields this endpoint neither owns nor conflicts on.
+    pub fn ignored_fields(&self) -> &FieldSet {
+        &self.ignored
     }
 
     /// Caps `Update` entries (default 10).

@@ -12,6 +12,18 @@
 //!   conflicts, and managedFields bookkeeping for every other write;
 //! - [`validate_managed_fields`]: the checks kube makes on managedFields a client sends.
 //!
+//! Where this differs from kube, by necessity of working on JSON rather than Go types:
+//! - the live object of a create is `{}`, not a zero-valued Go struct, so a creator (or a
+//!   first status writer) also owns the struct fields it brought into existence
+//!   (`f:spec: {".": {}, ...}`), as kube records for custom resources;
+//! - a map or list emptied by pruning is removed rather than left `null`;
+//! - managers recorded in another API version are compared in the current one (no
+//!   conversion): field paths are taken to be the same across versions;
+//! - `metadata.deletionTimestamp` and `deletionGracePeriodSeconds` are never owned (kube
+//!   sets them outside the field manager);
+//! - float keys and set values compare after a JSON text round trip, which serde_json's
+//!   default float parsing may change in the last bit.
+//!
 //! ```
 //! use canopy_apply::{apply, Schema, TypeDef};
 //! use serde_json::json;

@@ -1035,3 +1035,36 @@ fn free_functions() {
         json!({"f:data": {"f:k": {}}})
     );
 }
+
+/// Ownership recorded while a map was granular is collapsed once the schema makes it
+/// atomic (`reconcileManagedFieldsWithSchemaChanges`).
+#[test]
+fn managed_fields_follow_schema_changes() {
+    let fm = widgets();
+    let mut live = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w",
+        "uid": "u",
+        "managedFields": [{"manager": "a", "operation": "Apply", "apiVersion": "example.com/v1",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:selector": {"f:x": {}}}}}]},
+        "spec": {"selector": {"x": "1"}}});
+    let b = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+                   "spec": {"selector": {"y": "2"}}});
+    let err = fm.apply(Some(&live), &b, "b", false, at(1)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"Apply failed with 1 conflict: conflict with "a": .spec.selector"#
+    );
+    // An unchanged update rewrites the entry in its reconciled form.
+    live = fm.update(Some(&live), &live, "nobody", at(2));
+    assert_eq!(
+        fields_of(&live, "a"),
+        Some(json!({"f:spec": {"f:selector": {}}}))
+    );
+}
+
+#[test]
+fn unnamed_updaters_are_unknown() {
+    let fm = configmaps();
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}});
+    let obj = fm.update(None, &cm, "", at(0));
+    assert_eq!(obj["metadata"]["managedFields"][0]["manager"], "unknown");
+}

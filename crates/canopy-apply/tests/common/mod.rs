@@ -207,8 +207,8 @@ pub fn deployments_with_status() -> FieldManager {
 /// The status subresource of deployments.
 pub fn deployment_status() -> FieldManager {
     deployments()
-        .with_subresource("status")
         .with_status_subresource()
+        .with_subresource("status")
 }
 
 pub fn widget_schema() -> Schema {
