@@ -889,12 +889,13 @@ pub fn apply(
     schema: &Schema,
     now: DateTime<Utc>,
 ) -> Result<Value, ApplyError> {
-    let fm = FieldManager::new(
-        schema.clone(),
-        str_at(applied, "/apiVersion"),
-        str_at(applied, "/kind"),
-    );
-    fm.apply(live, applied, manager, force, now)
+    let (api_version, kind) = (str_at(applied, "/apiVersion"), str_at(applied, "/kind"));
+    if api_version.is_empty() || kind.is_empty() {
+        return Err(ApplyError::BadRequest(
+            "the applied configuration must set apiVersion and kind".into(),
+        ));
+    }
+    FieldManager::new(schema.clone(), api_version, kind).apply(live, applied, manager, force, now)
 }
 
 /// Records a non-apply write of `new` over `old` (`None` to create) by `manager`, through

@@ -1029,6 +1029,10 @@ fn free_functions() {
         .find(|e| e["manager"] == "u")
         .unwrap();
     assert_eq!(entry["subresource"], "status");
+    assert!(matches!(
+        canopy_apply::apply(None, &json!({"data": {}}), "m", false, &schema, at(0)),
+        Err(ApplyError::BadRequest(_))
+    ));
     let fm: FieldManager = configmaps();
     assert_eq!(
         fm.field_set(&cm).unwrap().to_fields_v1(),
