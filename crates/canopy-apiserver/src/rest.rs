@@ -626,10 +626,7 @@ fn validate_all(res: &Resource, obj: &Value, old: Option<&Value>) -> Result<(), 
         res.desc.namespaced,
         &mut causes,
     );
-    res.strategy.validate(obj, &mut causes);
-    if let Some(old) = old {
-        res.strategy.validate_update(obj, old, &mut causes);
-    }
+    res.strategy.validate_object(obj, old, &mut causes);
     invalid_if_any(&res.desc, meta::name(obj), causes)
 }
 

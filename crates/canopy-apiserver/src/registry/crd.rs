@@ -136,11 +136,28 @@ impl Strategy for CrdStrategy {
                     &json!(vn),
                 ));
             }
-            if v.pointer("/schema/openAPIV3Schema").is_none() {
-                causes.push(Cause::required(
+            match v.pointer("/schema/openAPIV3Schema") {
+                None => causes.push(Cause::required(
                     format!("spec.versions[{i}].schema.openAPIV3Schema"),
                     "schemas are required",
-                ));
+                )),
+                Some(schema) => {
+                    let path = format!("spec.versions[{i}].schema.openAPIV3Schema");
+                    let opts = canopy_schema::CrdSchemaOptions {
+                        status_subresource: v.pointer("/subresources/status").is_some(),
+                    };
+                    let errs = canopy_schema::validate_crd_schema_with(schema, &path, opts);
+                    let structural_ok = errs.is_empty();
+                    causes.extend(errs.into_iter().map(schema_cause));
+                    if structural_ok {
+                        if let Err(errs) = canopy_cel::CompiledRules::compile_at(
+                            schema,
+                            &canopy_cel::FieldPath::new(&path),
+                        ) {
+                            causes.extend(errs.iter().map(cel_cause));
+                        }
+                    }
+                }
             }
         }
         match s(obj, "/spec/conversion/strategy") {
@@ -180,6 +197,63 @@ impl Strategy for CrdStrategy {
 }
 
 /// Whether a CRD's condition `type` is True.
+fn schema_cause(e: canopy_schema::FieldError) -> Cause {
+    Cause::new(e.error_type.as_str(), e.field, e.message)
+}
+
+fn cel_cause(e: &canopy_cel::FieldError) -> Cause {
+    Cause::new(e.error_type.reason(), e.field.to_string(), e.body())
+}
+
+/// What a CRD version's schema compiles to: the structural schema (validation, pruning,
+/// defaulting) and its CEL rules. Compiled once per CRD version and generation, and
+/// shared by every request (kept in [`compiled_version`]'s cache).
+#[derive(Clone)]
+pub struct CompiledVersion {
+    pub schema: Option<canopy_schema::CompiledSchema>,
+    pub rules: Option<Arc<canopy_cel::CompiledRules>>,
+}
+
+/// The compiled schema of version `v` of `crd`, from a process-wide cache keyed by the
+/// CRD's uid, generation and version name.
+pub fn compiled_version(crd: &Value, v: &Value) -> CompiledVersion {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, CompiledVersion>>> = OnceLock::new();
+    let key = format!(
+        "{}/{}/{}",
+        s(crd, "/metadata/uid"),
+        crd.pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0),
+        s(v, "/name")
+    );
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(c) = cache.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return c;
+    }
+    let compiled = match v.pointer("/schema/openAPIV3Schema") {
+        None => CompiledVersion {
+            schema: None,
+            rules: None,
+        },
+        Some(schema) => CompiledVersion {
+            schema: canopy_schema::CompiledSchema::compile(schema).ok(),
+            rules: canopy_cel::CompiledRules::compile(schema)
+                .ok()
+                .filter(|r| !r.is_empty())
+                .map(Arc::new),
+        },
+    };
+    if let Ok(mut m) = cache.lock() {
+        if m.len() > 4096 {
+            m.clear();
+        }
+        m.insert(key, compiled.clone());
+    }
+    compiled
+}
+
 pub fn condition_true(crd: &Value, type_: &str) -> bool {
     crd.pointer("/status/conditions")
         .and_then(Value::as_array)
@@ -199,14 +273,34 @@ pub struct CustomResourceStrategy {
     /// `group/version` this strategy serves, and the storage version's.
     api_version: String,
     storage_api_version: String,
+    compiled: CompiledVersion,
 }
 
 impl Strategy for CustomResourceStrategy {
-    fn canonicalize(&self, obj: Value) -> Result<(Value, Vec<String>), ApiError> {
+    /// kube's decoding of a custom resource: defaulting, pruning of unknown fields
+    /// (reported for `fieldValidation`), removal of nulls the schema does not allow.
+    fn canonicalize(&self, mut obj: Value) -> Result<(Value, Vec<String>), ApiError> {
         if !obj.get("metadata").is_some_and(Value::is_object) {
             return Err(ApiError::bad_request("metadata must be an object"));
         }
-        Ok((obj, Vec::new()))
+        let Some(schema) = &self.compiled.schema else {
+            return Ok((obj, Vec::new()));
+        };
+        schema.default(&mut obj);
+        let pruned = schema.prune(&mut obj);
+        schema.prune_non_nullable_nulls(&mut obj);
+        Ok((obj, pruned))
+    }
+
+    /// The OpenAPI schema, then the CEL rules (with the old object on updates, for
+    /// transition rules).
+    fn validate_object(&self, obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
+        if let Some(schema) = &self.compiled.schema {
+            causes.extend(schema.validate(obj).into_iter().map(schema_cause));
+        }
+        if let Some(rules) = &self.compiled.rules {
+            causes.extend(rules.validate(obj, old).iter().map(cel_cause));
+        }
     }
 
     fn tracks_generation(&self) -> bool {
@@ -389,6 +483,7 @@ pub fn resources_of(crd: &Value) -> Vec<Resource> {
                 scale: crate::scale::ScalePaths::from_crd_version(v),
                 api_version: format!("{group}/{}", s(v, "/name")),
                 storage_api_version: storage_api_version.clone(),
+                compiled: compiled_version(crd, v),
             }),
         });
     }

@@ -70,6 +70,15 @@ pub trait Strategy: Send + Sync {
     /// Validates an update (immutability rules); `validate` runs as well.
     fn validate_update(&self, _new: &Value, _old: &Value, _causes: &mut Vec<Cause>) {}
 
+    /// All validation of an object about to be written (`old` on updates): `validate`,
+    /// then `validate_update`. Strategies whose rules need both at once override it.
+    fn validate_object(&self, obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
+        self.validate(obj, causes);
+        if let Some(old) = old {
+            self.validate_update(obj, old, causes);
+        }
+    }
+
     /// Whether `metadata.generation` is maintained (bumped on spec changes).
     fn tracks_generation(&self) -> bool {
         false
