@@ -21,6 +21,7 @@ pub mod bootstrap;
 pub mod codec;
 pub mod controllers;
 pub mod discovery;
+pub mod fieldmanager;
 pub mod metrics;
 pub mod pipeline;
 pub mod registry;

@@ -720,6 +720,7 @@ pub async fn create_object(
     if explicit.is_empty() && !generate.is_empty() {
         meta::set_meta(&mut obj, "name", json!(generate_name(&generate)));
     }
+    let mut obj = crate::fieldmanager::track_update(ctx, res, None, obj)?;
     validate_all(res, &obj, None)?;
     check_namespace(api, ctx, res, &ns)?;
     if dry_run(ctx) {
@@ -840,6 +841,16 @@ pub async fn update_object(
             Change::Patch {
                 content_type,
                 patch,
+            } if content_type.starts_with("application/apply-patch") => {
+                let mut applied =
+                    crate::fieldmanager::apply(ctx, res, Some(&*cur_view), patch)?;
+                check_type(res, &mut applied)?;
+                let (canon, _) = res.strategy.canonicalize(applied)?;
+                canon
+            }
+            Change::Patch {
+                content_type,
+                patch,
             } => {
                 let mut patched = apply_patch(res, content_type, &*cur_view, patch)?;
                 check_type(res, &mut patched)?;
@@ -904,6 +915,7 @@ pub async fn update_object(
                 }
             }
         }
+        let mut new = crate::fieldmanager::track_update(ctx, res, Some(&*cur_view), new)?;
         if res.strategy.tracks_generation() && spec_changed(&new, &*cur_view) {
             let g = cur_view
                 .pointer("/metadata/generation")
@@ -1074,7 +1086,7 @@ async fn patch(
         let key = ctx_key(ctx, res);
         if api.inner.store.get(&key).is_none() {
             // apply creates
-            let mut obj = patch.clone();
+            let mut obj = crate::fieldmanager::apply(ctx, res, None, &patch)?;
             check_type(res, &mut obj)?;
             let (mut obj, dropped) = res.strategy.canonicalize(obj)?;
             let warnings = field_validation(ctx, &dropped, &[])?;

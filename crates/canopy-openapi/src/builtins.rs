@@ -499,6 +499,21 @@ fn extensions() -> impl Iterator<Item = (String, &'static str, &'static str)> {
 
 /// Adds kube's struct-tag extensions to definition `name` (before it is shared).
 pub(crate) fn decorate(name: &str, def: &mut Value) {
+    // kube publishes apiextensions' "any JSON" types without a type: a CRD's `default`,
+    // `example`, `enum` items and the props-or-bool/array unions hold any JSON value
+    // (server-side apply must treat them as untyped, not as objects)
+    if let Some(short) = name.strip_prefix(&format!("{APIEXT}.")) {
+        if matches!(
+            short,
+            "JSON" | "JSONSchemaPropsOrBool" | "JSONSchemaPropsOrArray" | "JSONSchemaPropsOrStringArray"
+        ) {
+            if let Some(m) = def.as_object_mut() {
+                m.remove("type");
+                m.remove("properties");
+                m.remove("additionalProperties");
+            }
+        }
+    }
     for (d, field, ext) in extensions() {
         if d != name {
             continue;

@@ -212,6 +212,8 @@ fn cel_cause(e: &canopy_cel::FieldError) -> Cause {
 pub struct CompiledVersion {
     pub schema: Option<canopy_schema::CompiledSchema>,
     pub rules: Option<Arc<canopy_cel::CompiledRules>>,
+    /// The structured-merge type for server-side apply.
+    pub apply: Option<canopy_apply::Schema>,
 }
 
 /// The compiled schema of version `v` of `crd`, from a process-wide cache keyed by the
@@ -236,6 +238,7 @@ pub fn compiled_version(crd: &Value, v: &Value) -> CompiledVersion {
         None => CompiledVersion {
             schema: None,
             rules: None,
+            apply: None,
         },
         Some(schema) => CompiledVersion {
             schema: canopy_schema::CompiledSchema::compile(schema).ok(),
@@ -243,6 +246,7 @@ pub fn compiled_version(crd: &Value, v: &Value) -> CompiledVersion {
                 .ok()
                 .filter(|r| !r.is_empty())
                 .map(Arc::new),
+            apply: canopy_apply::Schema::for_custom_resource(schema).ok(),
         },
     };
     if let Ok(mut m) = cache.lock() {
@@ -321,6 +325,10 @@ impl Strategy for CustomResourceStrategy {
 
     fn scale_paths(&self) -> Option<crate::scale::ScalePaths> {
         self.scale.clone()
+    }
+
+    fn apply_schema(&self) -> Option<canopy_apply::Schema> {
+        self.compiled.apply.clone()
     }
 
     /// Every version of a CRD shares one storage (conversion `None`): objects are stored

@@ -84,6 +84,12 @@ pub trait Strategy: Send + Sync {
         false
     }
 
+    /// The structured-merge type used by server-side apply and managedFields; `None`
+    /// looks the kind up among the built-in OpenAPI schemas.
+    fn apply_schema(&self) -> Option<canopy_apply::Schema> {
+        None
+    }
+
     /// The paths of the `scale` subresource, for resources that have one.
     fn scale_paths(&self) -> Option<crate::scale::ScalePaths> {
         None
