@@ -14,15 +14,28 @@ async fn real_world_crds_and_their_custom_resources() {
     let k = env.kubectl();
 
     // cert-manager with client-side apply
-    let out = k.ok(&["apply", "-f", &crds("cert-manager.crds.yaml")]).await;
+    let out = k
+        .ok(&["apply", "-f", &crds("cert-manager.crds.yaml")])
+        .await;
     assert_eq!(out.matches("created").count(), 6, "{out}");
     // Argo CD with client-side apply: applicationsets' schema is larger than the
     // last-applied annotation may be, exactly as on kube-apiserver; it is created instead
     let o = k.run(&["apply", "-f", &crds("argo-cd.crds.yaml")]).await;
     assert!(!o.success);
     assert_eq!(o.stdout.matches("created").count(), 2, "{}", o.stdout);
-    assert!(o.stderr.contains("applicationsets.argoproj.io"), "{}", o.stderr);
-    assert!(o.stderr.contains("Too long: may not be more than 262144 bytes") || o.stderr.contains("Too long: must have at most 262144 bytes"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("applicationsets.argoproj.io"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr
+            .contains("Too long: may not be more than 262144 bytes")
+            || o.stderr
+                .contains("Too long: must have at most 262144 bytes"),
+        "{}",
+        o.stderr
+    );
     let o = k.run(&["create", "-f", &crds("argo-cd.crds.yaml")]).await;
     assert_eq!(
         o.stdout.trim(),
@@ -30,21 +43,42 @@ async fn real_world_crds_and_their_custom_resources() {
     );
     // prometheus-operator: too large for client-side apply; server-side apply
     let out = k
-        .ok(&["apply", "--server-side", "-f", &crds("prometheus-operator.crds.yaml")])
+        .ok(&[
+            "apply",
+            "--server-side",
+            "-f",
+            &crds("prometheus-operator.crds.yaml"),
+        ])
         .await;
     assert_eq!(out.matches("serverside-applied").count(), 10, "{out}");
-    k.ok(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"])
-        .await;
+    k.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd",
+        "--all",
+        "--timeout=60s",
+    ])
+    .await;
     let crd_list = k.ok(&["get", "crd", "-o", "name"]).await;
     assert_eq!(crd_list.lines().count(), 19, "{crd_list}");
 
     let resources = k.ok(&["api-resources"]).await;
     for kind in [
-        "Certificate", "ClusterIssuer", "Order", "Application", "ApplicationSet", "AppProject",
-        "Prometheus", "ServiceMonitor", "PrometheusRule", "AlertmanagerConfig",
+        "Certificate",
+        "ClusterIssuer",
+        "Order",
+        "Application",
+        "ApplicationSet",
+        "AppProject",
+        "Prometheus",
+        "ServiceMonitor",
+        "PrometheusRule",
+        "AlertmanagerConfig",
     ] {
         assert!(
-            resources.lines().any(|l| l.split_whitespace().any(|w| w == kind)),
+            resources
+                .lines()
+                .any(|l| l.split_whitespace().any(|w| w == kind)),
             "{kind} missing from api-resources:\n{resources}"
         );
     }
@@ -69,23 +103,42 @@ spec:
     - sourceLabels: [__name__]
       targetLabel: name
 "#;
-    let o = k.run_with_stdin(&["apply", "--validate=warn", "-f", "-"], Some(sm)).await;
+    let o = k
+        .run_with_stdin(&["apply", "--validate=warn", "-f", "-"], Some(sm))
+        .await;
     assert!(o.success, "{}", o.stderr);
-    assert!(o.stderr.contains("unknown field \"spec.endpoints[0].bogus\""), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("unknown field \"spec.endpoints[0].bogus\""),
+        "{}",
+        o.stderr
+    );
     let got = k
         .ok(&["get", "servicemonitor", "web", "-o", "jsonpath={.spec.endpoints[0].metricRelabelings[0].action}|{.spec.endpoints[0].bogus}|{.spec.endpoints[0].interval}"])
         .await;
     assert_eq!(got, "replace||30s");
     // strict field validation (kubectl's default) refuses unknown fields instead
     let o = k
-        .run_with_stdin(&["apply", "-f", "-"], Some(&sm.replace("web, namespace", "web2, namespace")))
+        .run_with_stdin(
+            &["apply", "-f", "-"],
+            Some(&sm.replace("web, namespace", "web2, namespace")),
+        )
         .await;
     assert!(!o.success);
-    assert!(o.stderr.contains("unknown field \"spec.endpoints[0].bogus\""), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("unknown field \"spec.endpoints[0].bogus\""),
+        "{}",
+        o.stderr
+    );
 
     // invalid ones are refused with the field paths
-    let bad = sm.replace("interval: 30s", "interval: thirty seconds").replace("name: web,", "name: bad,");
-    let o = k.run_with_stdin(&["apply", "--validate=warn", "-f", "-"], Some(&bad)).await;
+    let bad = sm
+        .replace("interval: 30s", "interval: thirty seconds")
+        .replace("name: web,", "name: bad,");
+    let o = k
+        .run_with_stdin(&["apply", "--validate=warn", "-f", "-"], Some(&bad))
+        .await;
     assert!(!o.success);
     assert!(o.stderr.contains("spec.endpoints[0].interval: Invalid value: \"thirty seconds\": spec.endpoints[0].interval in body should match"), "{}", o.stderr);
     let cert = r#"
@@ -98,7 +151,11 @@ spec:
 "#;
     let o = k.run_with_stdin(&["apply", "-f", "-"], Some(cert)).await;
     assert!(!o.success);
-    assert!(o.stderr.contains("spec.secretName: Required value"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("spec.secretName: Required value"),
+        "{}",
+        o.stderr
+    );
     let cert = cert.replace("dnsNames:", "secretName: site-tls\n  dnsNames:");
     k.apply_stdin(&["apply", "-f", "-"], &cert).await;
     // printer columns of the CRD, in kubectl's table
@@ -120,5 +177,9 @@ spec:
 "#;
     let o = k.run_with_stdin(&["apply", "-f", "-"], Some(app)).await;
     assert!(!o.success);
-    assert!(o.stderr.contains("spec.project: Required value"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("spec.project: Required value"),
+        "{}",
+        o.stderr
+    );
 }

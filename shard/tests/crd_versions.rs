@@ -241,13 +241,22 @@ async fn two_versions_status_and_scale() {
     assert_eq!(code, 422, "{err}");
     assert_eq!(err["details"]["causes"][0]["reason"], "FieldValueForbidden");
     assert_eq!(err["details"]["causes"][0]["field"], "spec.engine");
-    assert_eq!(err["details"]["causes"][0]["message"], "Forbidden: engine is immutable");
+    assert_eq!(
+        err["details"]["causes"][0]["message"],
+        "Forbidden: engine is immutable"
+    );
     // defaulted on create; kubectl scale past the rule is refused by it
     assert_eq!(v1["spec"]["engine"], "pg");
-    let (_, users) = c.get(&format!("{BASE}/v1/namespaces/default/databases/users")).await;
+    let (_, users) = c
+        .get(&format!("{BASE}/v1/namespaces/default/databases/users"))
+        .await;
     assert_eq!(users["spec"]["engine"], "pg");
     let o = k.run(&["scale", "database/orders", "--replicas=20"]).await;
     assert!(!o.success);
-    assert!(o.stderr.contains("at most 10 replicas, not 20"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("at most 10 replicas, not 20"),
+        "{}",
+        o.stderr
+    );
     let _: Value = patched;
 }

@@ -75,42 +75,102 @@ async fn kubectl_server_side_apply() {
     let path = "/clusters/root/api/v1/namespaces/default/configmaps/shared";
 
     // two managers share one object
-    k.apply_stdin(&["apply", "--server-side", "--field-manager=alice", "-f", "-"], &cm("{a: '1', b: '2'}")).await;
-    k.apply_stdin(&["apply", "--server-side", "--field-manager=bob", "-f", "-"], &cm("{c: '3'}")).await;
+    k.apply_stdin(
+        &["apply", "--server-side", "--field-manager=alice", "-f", "-"],
+        &cm("{a: '1', b: '2'}"),
+    )
+    .await;
+    k.apply_stdin(
+        &["apply", "--server-side", "--field-manager=bob", "-f", "-"],
+        &cm("{c: '3'}"),
+    )
+    .await;
     let (_, obj) = c.get(path).await;
     assert_eq!(obj["data"], json!({"a": "1", "b": "2", "c": "3"}));
     assert_eq!(
         managers(&obj),
-        vec![("alice".to_string(), "Apply".to_string()), ("bob".to_string(), "Apply".to_string())]
+        vec![
+            ("alice".to_string(), "Apply".to_string()),
+            ("bob".to_string(), "Apply".to_string())
+        ]
     );
-    assert_eq!(owned_by(&obj, "alice"), &json!({"f:data": {"f:a": {}, "f:b": {}}}));
+    assert_eq!(
+        owned_by(&obj, "alice"),
+        &json!({"f:data": {"f:a": {}, "f:b": {}}})
+    );
     assert_eq!(owned_by(&obj, "bob"), &json!({"f:data": {"f:c": {}}}));
 
     // a conflict, then --force-conflicts takes the field over
     let o = k
-        .run_with_stdin(&["apply", "--server-side", "--field-manager=bob", "-f", "-"], Some(&cm("{a: '9', c: '3'}")))
+        .run_with_stdin(
+            &["apply", "--server-side", "--field-manager=bob", "-f", "-"],
+            Some(&cm("{a: '9', c: '3'}")),
+        )
         .await;
     assert!(!o.success);
-    assert!(o.stderr.contains("Apply failed with 1 conflict: conflict with \"alice\": .data.a"), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("Apply failed with 1 conflict: conflict with \"alice\": .data.a"),
+        "{}",
+        o.stderr
+    );
     let (_, obj) = c.get(path).await;
     assert_eq!(obj["data"]["a"], "1", "a refused apply changes nothing");
-    k.apply_stdin(&["apply", "--server-side", "--force-conflicts", "--field-manager=bob", "-f", "-"], &cm("{a: '9', c: '3'}")).await;
+    k.apply_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=bob",
+            "-f",
+            "-",
+        ],
+        &cm("{a: '9', c: '3'}"),
+    )
+    .await;
     let (_, obj) = c.get(path).await;
     assert_eq!(obj["data"]["a"], "9");
     assert_eq!(owned_by(&obj, "alice"), &json!({"f:data": {"f:b": {}}}));
-    assert_eq!(owned_by(&obj, "bob"), &json!({"f:data": {"f:a": {}, "f:c": {}}}));
+    assert_eq!(
+        owned_by(&obj, "bob"),
+        &json!({"f:data": {"f:a": {}, "f:c": {}}})
+    );
 
     // a field its only manager stops applying is removed; a shared one stays
-    k.apply_stdin(&["apply", "--server-side", "--field-manager=alice", "-f", "-"], &cm("{c: '3'}")).await;
+    k.apply_stdin(
+        &["apply", "--server-side", "--field-manager=alice", "-f", "-"],
+        &cm("{c: '3'}"),
+    )
+    .await;
     let (_, obj) = c.get(path).await;
-    assert_eq!(obj["data"], json!({"a": "9", "c": "3"}), "b went with alice; c is bob's too");
-    k.apply_stdin(&["apply", "--server-side", "--field-manager=alice", "-f", "-"], &cm("{}")).await;
+    assert_eq!(
+        obj["data"],
+        json!({"a": "9", "c": "3"}),
+        "b went with alice; c is bob's too"
+    );
+    k.apply_stdin(
+        &["apply", "--server-side", "--field-manager=alice", "-f", "-"],
+        &cm("{}"),
+    )
+    .await;
     let (_, obj) = c.get(path).await;
     assert_eq!(obj["data"], json!({"a": "9", "c": "3"}));
 
     // dry run: the answer shows the result, nothing is stored
     let o = k
-        .run_with_stdin(&["apply", "--server-side", "--dry-run=server", "--field-manager=carol", "-o", "json", "-f", "-"], Some(&cm("{d: '4'}")))
+        .run_with_stdin(
+            &[
+                "apply",
+                "--server-side",
+                "--dry-run=server",
+                "--field-manager=carol",
+                "-o",
+                "json",
+                "-f",
+                "-",
+            ],
+            Some(&cm("{d: '4'}")),
+        )
         .await;
     assert!(o.success, "{}", o.stderr);
     let dry: Value = serde_json::from_str(&o.stdout).unwrap();
@@ -119,35 +179,82 @@ async fn kubectl_server_side_apply() {
     assert!(obj["data"].get("d").is_none());
 
     // an Update (kubectl edit/patch) takes fields from appliers without conflict
-    k.ok(&["patch", "configmap", "shared", "--type=merge", "-p", r#"{"data":{"a":"10"}}"#]).await;
+    k.ok(&[
+        "patch",
+        "configmap",
+        "shared",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"a":"10"}}"#,
+    ])
+    .await;
     let (_, obj) = c.get(path).await;
-    assert!(managers(&obj).contains(&("kubectl-patch".to_string(), "Update".to_string())), "{:?}", managers(&obj));
+    assert!(
+        managers(&obj).contains(&("kubectl-patch".to_string(), "Update".to_string())),
+        "{:?}",
+        managers(&obj)
+    );
     assert_eq!(owned_by(&obj, "bob"), &json!({"f:data": {"f:c": {}}}));
 
     // the upgrade from client-side apply: fields dropped from the configuration go
-    let up = |data: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: upgraded, namespace: default}}\ndata: {data}\n");
-    k.apply_stdin(&["apply", "-f", "-"], &up("{x: '1', y: '2'}")).await;
-    let (_, obj) = c.get("/clusters/root/api/v1/namespaces/default/configmaps/upgraded").await;
-    assert_eq!(managers(&obj), vec![("kubectl-client-side-apply".to_string(), "Update".to_string())]);
-    k.apply_stdin(&["apply", "--server-side", "-f", "-"], &up("{x: '1'}")).await;
-    let (_, obj) = c.get("/clusters/root/api/v1/namespaces/default/configmaps/upgraded").await;
+    let up = |data: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: upgraded, namespace: default}}\ndata: {data}\n")
+    };
+    k.apply_stdin(&["apply", "-f", "-"], &up("{x: '1', y: '2'}"))
+        .await;
+    let (_, obj) = c
+        .get("/clusters/root/api/v1/namespaces/default/configmaps/upgraded")
+        .await;
+    assert_eq!(
+        managers(&obj),
+        vec![(
+            "kubectl-client-side-apply".to_string(),
+            "Update".to_string()
+        )]
+    );
+    k.apply_stdin(&["apply", "--server-side", "-f", "-"], &up("{x: '1'}"))
+        .await;
+    let (_, obj) = c
+        .get("/clusters/root/api/v1/namespaces/default/configmaps/upgraded")
+        .await;
     assert_eq!(obj["data"], json!({"x": "1"}), "{obj}");
 
     // list-map and set merges on a custom resource: each manager keeps its own items
     k.apply_stdin(&["apply", "-f", "-"], PORTS_CRD).await;
-    k.ok(&["wait", "--for=condition=Established", "crd/gateways.example.com"]).await;
+    k.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/gateways.example.com",
+    ])
+    .await;
     let gw = |ports: &str, hosts: &str| {
         format!("apiVersion: example.com/v1\nkind: Gateway\nmetadata: {{name: gw, namespace: default}}\nspec:\n  ports: {ports}\n  hosts: {hosts}\n")
     };
     for _ in 0..50 {
-        if k.run_with_stdin(&["apply", "--server-side", "--field-manager=web", "-f", "-"], Some(&gw("[{name: http, port: 80}]", "[a.example]"))).await.success {
+        if k.run_with_stdin(
+            &["apply", "--server-side", "--field-manager=web", "-f", "-"],
+            Some(&gw("[{name: http, port: 80}]", "[a.example]")),
+        )
+        .await
+        .success
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    k.apply_stdin(&["apply", "--server-side", "--field-manager=tls", "-f", "-"], &gw("[{name: https, port: 443}]", "[b.example]")).await;
-    let (_, g) = c.get("/clusters/root/apis/example.com/v1/namespaces/default/gateways/gw").await;
-    assert_eq!(g["spec"]["ports"], json!([{"name": "http", "port": 80}, {"name": "https", "port": 443}]), "{g}");
+    k.apply_stdin(
+        &["apply", "--server-side", "--field-manager=tls", "-f", "-"],
+        &gw("[{name: https, port: 443}]", "[b.example]"),
+    )
+    .await;
+    let (_, g) = c
+        .get("/clusters/root/apis/example.com/v1/namespaces/default/gateways/gw")
+        .await;
+    assert_eq!(
+        g["spec"]["ports"],
+        json!([{"name": "http", "port": 80}, {"name": "https", "port": 443}]),
+        "{g}"
+    );
     assert_eq!(g["spec"]["hosts"], json!(["a.example", "b.example"]));
     assert_eq!(
         owned_by(&g, "tls"),
@@ -155,14 +262,34 @@ async fn kubectl_server_side_apply() {
     );
     // a conflict inside a list item, by key
     let o = k
-        .run_with_stdin(&["apply", "--server-side", "--field-manager=tls", "-f", "-"], Some(&gw("[{name: http, port: 8080}, {name: https, port: 443}]", "[b.example]")))
+        .run_with_stdin(
+            &["apply", "--server-side", "--field-manager=tls", "-f", "-"],
+            Some(&gw(
+                "[{name: http, port: 8080}, {name: https, port: 443}]",
+                "[b.example]",
+            )),
+        )
         .await;
     assert!(!o.success);
-    assert!(o.stderr.contains(".spec.ports[name=\"http\"].port"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains(".spec.ports[name=\"http\"].port"),
+        "{}",
+        o.stderr
+    );
     // web drops its port: only tls's remains
-    k.apply_stdin(&["apply", "--server-side", "--field-manager=web", "-f", "-"], &gw("[]", "[a.example]")).await;
-    let (_, g) = c.get("/clusters/root/apis/example.com/v1/namespaces/default/gateways/gw").await;
-    assert_eq!(g["spec"]["ports"], json!([{"name": "https", "port": 443}]), "{g}");
+    k.apply_stdin(
+        &["apply", "--server-side", "--field-manager=web", "-f", "-"],
+        &gw("[]", "[a.example]"),
+    )
+    .await;
+    let (_, g) = c
+        .get("/clusters/root/apis/example.com/v1/namespaces/default/gateways/gw")
+        .await;
+    assert_eq!(
+        g["spec"]["ports"],
+        json!([{"name": "https", "port": 443}]),
+        "{g}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,7 +331,11 @@ async fn kube_rs_patch_apply() {
         kube::Error::Api(s) => {
             assert_eq!(s.code, 409);
             assert_eq!(s.reason, "Conflict");
-            assert!(s.message.contains("conflict with \"kube-rs-a\": .data.k"), "{}", s.message);
+            assert!(
+                s.message.contains("conflict with \"kube-rs-a\": .data.k"),
+                "{}",
+                s.message
+            );
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -224,5 +355,9 @@ async fn kube_rs_patch_apply() {
         .into_iter()
         .filter_map(|m| m.manager)
         .collect();
-    assert_eq!(managers, vec!["kube-rs-b".to_string()], "kube-rs-a lost its only field");
+    assert_eq!(
+        managers,
+        vec!["kube-rs-b".to_string()],
+        "kube-rs-a lost its only field"
+    );
 }

@@ -182,7 +182,7 @@ pub async fn ensure_logical_cluster(api: &ApiServer, name: &str) -> Result<(), A
     } else {
         "root:universal"
     };
-    ensure_logical_cluster_at(api, name, name, ty, &[], None).await?;
+    ensure_logical_cluster_at(api, name, name, ty, &[], None, None).await?;
     if name == "root" {
         // every authenticated user may enter root (RBAC still decides what they see);
         // other workspaces are entered only by those granted access inside them
@@ -245,26 +245,35 @@ pub async fn ensure_logical_cluster_at(
     ty: &str,
     initializers: &[String],
     owner: Option<Value>,
+    admin: Option<&str>,
 ) -> Result<(), ApiError> {
+    // Everything in one atomic commit: the logical cluster appears complete or not at all.
+    let mut items: Vec<(Resource, Value)> = Vec::new();
     let cr = resource(api, RBAC, "v1", "clusterroles")?;
     for role in default_cluster_roles() {
-        rest::create_system(api, name, &cr, role).await?;
+        items.push((cr.clone(), role));
     }
     let crb = resource(api, RBAC, "v1", "clusterrolebindings")?;
     for b in default_cluster_role_bindings() {
-        rest::create_system(api, name, &crb, b).await?;
+        items.push((crb.clone(), b));
+    }
+    if let Some(user) = admin {
+        // the creator of a workspace is its admin
+        items.push((crb.clone(), json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "workspace-admin"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        })));
     }
     let ns = resource(api, "", "v1", "namespaces")?;
     for n in DEFAULT_NAMESPACES {
-        rest::create_system(
-            api,
-            name,
-            &ns,
+        items.push((
+            ns.clone(),
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}),
-        )
-        .await?;
+        ));
+        items.extend(crate::controllers::default_namespace_objects(api, n));
     }
-    // Last: the logical cluster becomes visible (and usable) once everything is in place.
     let lc = resource(api, "core.kcp.io", "v1alpha1", "logicalclusters")?;
     let url = format!("{}/clusters/{path}", api.inner.config.external_url);
     let mut spec = json!({"initializers": initializers});
@@ -276,10 +285,8 @@ pub async fn ensure_logical_cluster_at(
     } else {
         "Initializing"
     };
-    rest::create_system(
-        api,
-        name,
-        &lc,
+    items.push((
+        lc,
         json!({
             "apiVersion": "core.kcp.io/v1alpha1",
             "kind": "LogicalCluster",
@@ -287,7 +294,6 @@ pub async fn ensure_logical_cluster_at(
             "spec": spec,
             "status": {"phase": phase, "URL": url, "initializers": initializers},
         }),
-    )
-    .await?;
-    Ok(())
+    ));
+    rest::create_system_batch(api, name, items).await
 }

@@ -294,36 +294,13 @@ impl Loop {
 
     async fn ensure_defaults(&self, cluster: &str, ns: &str) {
         let store = &self.api.inner.store;
-        let reg = &self.api.inner.registry;
-        if store
-            .get(&ObjectKey::new("/serviceaccounts", cluster, ns, "default"))
-            .is_none()
-        {
-            if let Some(sa) = reg.get("", "v1", "serviceaccounts") {
-                let obj = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}});
-                if let Err(e) = rest::create_system(&self.api, cluster, sa, obj).await {
-                    tracing::debug!(error = %e, "creating default service account");
-                }
+        for (res, obj) in default_namespace_objects(&self.api, ns) {
+            let key = rest::key_for(&res, cluster, ns, canopy_core::meta::name(&obj));
+            if store.get(&key).is_some() {
+                continue;
             }
-        }
-        if store
-            .get(&ObjectKey::new(
-                "/configmaps",
-                cluster,
-                ns,
-                "kube-root-ca.crt",
-            ))
-            .is_none()
-        {
-            if let Some(cm) = reg.get("", "v1", "configmaps") {
-                let obj = json!({
-                    "apiVersion": "v1", "kind": "ConfigMap",
-                    "metadata": {"name": "kube-root-ca.crt", "namespace": ns, "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
-                    "data": {"ca.crt": self.api.inner.config.ca_cert_pem},
-                });
-                if let Err(e) = rest::create_system(&self.api, cluster, cm, obj).await {
-                    tracing::debug!(error = %e, "creating kube-root-ca.crt");
-                }
+            if let Err(e) = rest::create_system(&self.api, cluster, &res, obj).await {
+                tracing::debug!(error = %e, namespace = ns, "creating namespace defaults");
             }
         }
     }
@@ -668,4 +645,28 @@ impl Loop {
             .await;
         }
     }
+}
+
+/// What every active namespace has: the `default` ServiceAccount and the
+/// `kube-root-ca.crt` ConfigMap.
+pub fn default_namespace_objects(
+    api: &ApiServer,
+    ns: &str,
+) -> Vec<(crate::registry::Resource, Value)> {
+    let reg = &api.inner.registry;
+    let mut out = Vec::new();
+    if let Some(sa) = reg.get("", "v1", "serviceaccounts") {
+        out.push((
+            sa.clone(),
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}}),
+        ));
+    }
+    if let Some(cm) = reg.get("", "v1", "configmaps") {
+        out.push((cm.clone(), json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "kube-root-ca.crt", "namespace": ns, "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
+            "data": {"ca.crt": api.inner.config.ca_cert_pem},
+        })));
+    }
+    out
 }

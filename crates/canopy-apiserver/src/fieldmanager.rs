@@ -86,7 +86,13 @@ pub fn manager_name(ctx: &Ctx) -> Result<String, ApiError> {
         return Ok(m.to_string());
     }
     let ua = ctx.header(http::header::USER_AGENT).unwrap_or("");
-    let name: String = ua.split('/').next().unwrap_or("").chars().take(128).collect();
+    let name: String = ua
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(128)
+        .collect();
     Ok(name)
 }
 

@@ -842,8 +842,7 @@ pub async fn update_object(
                 content_type,
                 patch,
             } if content_type.starts_with("application/apply-patch") => {
-                let mut applied =
-                    crate::fieldmanager::apply(ctx, res, Some(&*cur_view), patch)?;
+                let mut applied = crate::fieldmanager::apply(ctx, res, Some(&*cur_view), patch)?;
                 check_type(res, &mut applied)?;
                 let (canon, _) = res.strategy.canonicalize(applied)?;
                 canon
@@ -1408,6 +1407,44 @@ pub async fn create_system(
         Ok(o) => Ok(Some(o)),
         Err(StorageError::AlreadyExists(_)) => Ok(None),
         Err(e) => Err(storage_error(res, "", e)),
+    }
+}
+
+/// Creates several objects as the system in one atomic commit, skipping those that
+/// already exist; if another writer creates one meanwhile, falls back to one commit per
+/// object.
+pub async fn create_system_batch(
+    api: &ApiServer,
+    cluster: &str,
+    items: Vec<(Resource, Value)>,
+) -> Result<(), ApiError> {
+    let store = &api.inner.store;
+    let mut muts = Vec::with_capacity(items.len());
+    let mut prepared = Vec::with_capacity(items.len());
+    for (res, mut obj) in items {
+        check_type(&res, &mut obj)?;
+        let (mut obj, _) = res.strategy.canonicalize(obj)?;
+        prepare_new(&res, &mut obj);
+        validate_all(&res, &obj, None)?;
+        let key = key_for(&res, cluster, meta::namespace(&obj), meta::name(&obj));
+        if store.get(&key).is_some() {
+            continue;
+        }
+        muts.push(Mutation::Create {
+            key,
+            value: obj.clone(),
+        });
+        prepared.push((res, obj));
+    }
+    match store.commit(muts).await {
+        Ok(_) => Ok(()),
+        Err(StorageError::AlreadyExists(_)) => {
+            for (res, obj) in prepared {
+                create_system(api, cluster, &res, obj).await?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(ApiError::internal(e.to_string())),
     }
 }
 

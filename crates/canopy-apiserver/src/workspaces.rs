@@ -178,39 +178,33 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
         "apiVersion": "tenancy.kcp.io/v1alpha1", "resource": "workspaces",
         "name": name, "cluster": parent, "uid": ws.value.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
     });
-    if let Err(e) =
-        crate::bootstrap::ensure_logical_cluster_at(api, &child, &path, &ty, &inits, Some(owner))
-            .await
-    {
-        tracing::warn!(error = %e, workspace = %path, "creating logical cluster");
-        return;
-    }
     // The creator becomes admin inside the new workspace.
-    let owner: Value = ws
+    let owner_user: Option<String> = ws
         .value
         .pointer(&format!(
             "/metadata/annotations/{}",
             OWNER_ANNOTATION.replace('/', "~1")
         ))
         .and_then(Value::as_str)
-        .and_then(|s| serde_json::from_str(s).ok())
-        .unwrap_or(Value::Null);
-    if let Some(user) = owner.get("username").and_then(Value::as_str) {
-        if let Some(crb) =
-            api.inner
-                .registry
-                .get("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
-        {
-            let b = json!({
-                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                "metadata": {"name": "workspace-admin"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
-            });
-            if let Err(e) = rest::create_system(api, &child, crb, b).await {
-                tracing::warn!(error = %e, "binding workspace owner");
-            }
-        }
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        .and_then(|o| {
+            o.get("username")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+    if let Err(e) = crate::bootstrap::ensure_logical_cluster_at(
+        api,
+        &child,
+        &path,
+        &ty,
+        &inits,
+        Some(owner),
+        owner_user.as_deref(),
+    )
+    .await
+    {
+        tracing::warn!(error = %e, workspace = %path, "creating logical cluster");
+        return;
     }
     let url = format!("{}/clusters/{path}", api.inner.config.external_url);
     let _ = rest::update_system(api, &ws.key, |cur| {

@@ -89,10 +89,7 @@ fn rules_of(file: &str, crd: &str) -> CompiledRules {
 
 #[test]
 fn cert_manager_issuer_rules_evaluate() {
-    let rules = rules_of(
-        "cert-manager.crds.yaml",
-        "issuers.cert-manager.io",
-    );
+    let rules = rules_of("cert-manager.crds.yaml", "issuers.cert-manager.io");
     let ok = json!({"apiVersion": "cert-manager.io/v1", "kind": "Issuer", "metadata": {"name": "x"},
         "spec": {"venafi": {"zone": "z", "tpp": {"url": "https://tpp", "credentialsRef": {"name": "c"}}}}});
     assert_eq!(rules.validate(&ok, None), vec![]);

@@ -505,7 +505,10 @@ pub(crate) fn decorate(name: &str, def: &mut Value) {
     if let Some(short) = name.strip_prefix(&format!("{APIEXT}.")) {
         if matches!(
             short,
-            "JSON" | "JSONSchemaPropsOrBool" | "JSONSchemaPropsOrArray" | "JSONSchemaPropsOrStringArray"
+            "JSON"
+                | "JSONSchemaPropsOrBool"
+                | "JSONSchemaPropsOrArray"
+                | "JSONSchemaPropsOrStringArray"
         ) {
             if let Some(m) = def.as_object_mut() {
                 m.remove("type");
