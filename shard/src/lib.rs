@@ -97,11 +97,13 @@ impl Shard {
                 external_url: url.clone(),
                 ca_cert_pem: pki.ca_cert_pem.clone(),
                 version: VersionInfo::default(),
+                shard_name: "root".into(),
             },
         );
         api.ensure_logical_cluster("root")
             .await
             .map_err(ShardError::Bootstrap)?;
+        api.register_shard().await.map_err(ShardError::Bootstrap)?;
         let controllers = api.start_controllers();
         let tls = TlsConfig {
             cert_pem: pki.serving_cert_pem.clone(),

@@ -555,3 +555,69 @@ async fn workspace_types_need_use_extend_and_initialize() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn workspaces_are_scheduled_onto_shards() {
+    let env = TestShard::builder().start().await;
+    let c = env.admin();
+    wait_ready(&c, "root", "users").await;
+    // the shard registered itself in root
+    let (code, shard) = c
+        .get("/clusters/root/apis/core.kcp.io/v1alpha1/shards/root")
+        .await;
+    assert_eq!(code, 200, "{shard}");
+    assert_eq!(shard["spec"]["baseURL"], env.url());
+    let out = env.kubectl().ok(&["get", "shards"]).await;
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "REGION", "URL", "EXTERNAL", "URL", "AGE"],
+        "{out}"
+    );
+
+    // kcp's shard annotation: base36(sha224(shard name))[:8]
+    c.post(&format!("/clusters/root/{WS}"), ws("placed", None))
+        .await;
+    let placed = wait_ready(&c, "root", "placed").await;
+    assert_eq!(
+        placed["metadata"]["annotations"]["internal.tenancy.kcp.io/shard"],
+        "1pfxsevk"
+    );
+
+    // a location selector no shard matches leaves the workspace Scheduling, and says why
+    let mut picky = ws("picky", None);
+    picky["spec"]["location"] = json!({"selector": {"matchLabels": {"region": "mars"}}});
+    assert_eq!(c.post(&format!("/clusters/root/{WS}"), picky).await.0, 201);
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        let (_, w) = c.get(&format!("/clusters/root/{WS}/picky")).await;
+        if w["status"]["conditions"][0]["reason"] == "Unschedulable" {
+            status = w["status"].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status["phase"], "Scheduling", "{status}");
+    assert_eq!(
+        status["conditions"][0]["message"],
+        "No available shards to schedule the workspace"
+    );
+    // once a shard carries the label, the next workspace asking for it is placed
+    let (code, _) = c
+        .patch(
+            "/clusters/root/apis/core.kcp.io/v1alpha1/shards/root",
+            "application/merge-patch+json",
+            r#"{"metadata":{"labels":{"region":"mars"}}}"#,
+        )
+        .await;
+    assert_eq!(code, 200);
+    let mut martian = ws("martian", None);
+    martian["spec"]["location"] = json!({"selector": {"matchLabels": {"region": "mars"}}});
+    assert_eq!(
+        c.post(&format!("/clusters/root/{WS}"), martian).await.0,
+        201
+    );
+    wait_ready(&c, "root", "martian").await;
+    // and the one that waited is placed too
+    wait_ready(&c, "root", "picky").await;
+}

@@ -55,21 +55,37 @@ fn set_condition(obj: &mut Value, type_: &str, status: &str, reason: &str, messa
 /// Running controllers; aborted on drop.
 pub struct Controllers {
     task: tokio::task::JoinHandle<()>,
+    shard_report: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Controllers {
     fn drop(&mut self) {
         self.task.abort();
+        self.shard_report.abort();
     }
 }
 
 impl Controllers {
     pub fn start(api: ApiServer) -> Controllers {
+        let loop_api = api.clone();
         let task = tokio::spawn(async move {
-            let mut c = Loop::new(api);
+            let mut c = Loop::new(loop_api);
             c.run().await;
         });
-        Controllers { task }
+        // The shard's load (logical clusters held) on its Shard object, for the
+        // scheduler; written only when it changed.
+        let shard_report = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                if crate::bootstrap::logical_cluster_exists(&api.inner.store, "root") {
+                    if let Err(e) = crate::workspaces::register_shard(&api).await {
+                        tracing::debug!(error = %e, "reporting shard load");
+                    }
+                }
+            }
+        });
+        Controllers { task, shard_report }
     }
 }
 
@@ -209,6 +225,22 @@ impl Loop {
                 if meta::is_deleting(&parent.value) {
                     crate::workspaces::reconcile(&self.api, &parent).await;
                 }
+            }
+        }
+        if &*key.resource == crate::workspaces::SHARDS && kind != EventType::Deleted {
+            // a shard appeared or changed labels: unschedulable workspaces may now fit
+            let waiting: Vec<_> = self
+                .api
+                .inner
+                .store
+                .list_all(crate::registry::tenancy::WORKSPACES, None, None)
+                .into_iter()
+                .filter(|w| {
+                    w.value.pointer("/status/phase").and_then(Value::as_str) == Some("Scheduling")
+                })
+                .collect();
+            for w in waiting {
+                crate::workspaces::reconcile(&self.api, &w).await;
             }
         }
         if &*key.resource == crate::bootstrap::LOGICAL_CLUSTER_RESOURCE

@@ -50,6 +50,9 @@ pub struct Config {
     pub ca_cert_pem: String,
     /// Version reported at `/version`.
     pub version: VersionInfo,
+    /// This shard's name (its `Shard` object in `root`); `root` for the shard holding
+    /// the root logical cluster in a single-shard setup.
+    pub shard_name: String,
 }
 
 #[derive(Clone, Debug)]
@@ -116,6 +119,11 @@ impl ApiServer {
     /// exist yet. Idempotent.
     pub async fn ensure_logical_cluster(&self, name: &str) -> Result<(), canopy_core::ApiError> {
         bootstrap::ensure_logical_cluster(self, name).await
+    }
+
+    /// Creates or updates this shard's `Shard` object in `root` (held by this shard).
+    pub async fn register_shard(&self) -> Result<(), canopy_core::ApiError> {
+        workspaces::register_shard(self).await
     }
 
     /// Whether a logical cluster exists on this shard.

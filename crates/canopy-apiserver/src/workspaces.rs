@@ -77,6 +77,128 @@ pub fn resolve(store: &Store, path_or_name: &str) -> Option<String> {
     Some(cur)
 }
 
+/// Where kcp records a workspace's shard: the shard name's [`shard_hash`].
+///
+/// [`shard_hash`]: canopy_core::resource::shard_hash
+pub const SHARD_ANNOTATION: &str = "internal.tenancy.kcp.io/shard";
+pub const SHARDS: &str = "core.kcp.io/shards";
+/// How many logical clusters a shard holds, reported on its `Shard` object for the
+/// scheduler's spreading.
+pub const LOGICAL_CLUSTERS_ANNOTATION: &str = "canopy.dev/logical-clusters";
+
+/// Chooses a shard for a new workspace: among the `Shard`s matching the workspace's
+/// `spec.location.selector` (all when it has none), the one holding the fewest logical
+/// clusters (ties broken at random). With no `Shard` registered at all, this shard.
+pub fn schedule(api: &ApiServer, ws: &Value) -> Result<String, String> {
+    let store = &api.inner.store;
+    let shards = store.list_all(SHARDS, Some("root"), None);
+    if shards.is_empty() {
+        return Ok(api.inner.config.shard_name.clone());
+    }
+    let selector = match ws.pointer("/spec/location/selector") {
+        Some(sel) if !sel.is_null() => Some(
+            canopy_selectors::label::Selector::from_label_selector_json(sel)
+                .map_err(|e| format!("invalid spec.location.selector: {e}"))?,
+        ),
+        _ => None,
+    };
+    // assignments this shard made that are not Ready yet count as load already
+    let mut pending: std::collections::HashMap<String, u64> = Default::default();
+    for w in store.list_all(WORKSPACES, None, None) {
+        if w.value.pointer("/status/phase").and_then(Value::as_str) == Some("Ready") {
+            continue;
+        }
+        if let Some(h) = w
+            .value
+            .pointer(&format!(
+                "/metadata/annotations/{}",
+                SHARD_ANNOTATION.replace('/', "~1")
+            ))
+            .and_then(Value::as_str)
+        {
+            *pending.entry(h.to_string()).or_default() += 1;
+        }
+    }
+    let mut candidates: Vec<(u64, String)> = shards
+        .iter()
+        .filter(|s| !meta::is_deleting(&s.value))
+        .filter(|s| {
+            selector
+                .as_ref()
+                .is_none_or(|sel| sel.matches(meta::labels(&s.value)))
+        })
+        .map(|s| {
+            let load = s
+                .value
+                .pointer(&format!(
+                    "/metadata/annotations/{}",
+                    LOGICAL_CLUSTERS_ANNOTATION.replace('/', "~1")
+                ))
+                .and_then(Value::as_str)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0u64);
+            let hash = canopy_core::resource::shard_hash(&s.key.name);
+            (
+                load + pending.get(&hash).copied().unwrap_or(0),
+                s.key.name.clone(),
+            )
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Err("No available shards to schedule the workspace".into());
+    }
+    use rand::seq::SliceRandom;
+    candidates.shuffle(&mut rand::rng());
+    candidates.sort_by_key(|(load, _)| *load);
+    Ok(candidates.remove(0).1)
+}
+
+/// Creates or updates this shard's `Shard` object in `root`, with its URL and load.
+pub async fn register_shard(api: &ApiServer) -> Result<(), canopy_core::ApiError> {
+    let name = api.inner.config.shard_name.clone();
+    let url = api.inner.config.external_url.clone();
+    let load = api
+        .inner
+        .store
+        .list_all(crate::bootstrap::LOGICAL_CLUSTER_RESOURCE, None, None)
+        .len()
+        .to_string();
+    let key = ObjectKey::new(SHARDS, "root", "", &name);
+    if api.inner.store.get(&key).is_none() {
+        let res = api
+            .inner
+            .registry
+            .get(canopy_core::resource::KCP_CORE_GROUP, "v1alpha1", "shards")
+            .cloned()
+            .ok_or_else(|| canopy_core::ApiError::internal("shards resource missing"))?;
+        rest::create_system(
+            api,
+            "root",
+            &res,
+            json!({"apiVersion": "core.kcp.io/v1alpha1", "kind": "Shard",
+                "metadata": {"name": name, "annotations": {LOGICAL_CLUSTERS_ANNOTATION: load}},
+                "spec": {"baseURL": url, "externalURL": url}}),
+        )
+        .await?;
+        return Ok(());
+    }
+    rest::update_system(api, &key, |cur| {
+        let mut new = cur.clone();
+        new["spec"]["baseURL"] = json!(url);
+        if new.pointer("/spec/externalURL").is_none() {
+            new["spec"]["externalURL"] = json!(url);
+        }
+        let ann = meta::metadata_mut(&mut new)
+            .entry("annotations")
+            .or_insert_with(|| json!({}));
+        ann[LOGICAL_CLUSTERS_ANNOTATION] = json!(load);
+        (new != *cur).then_some(new)
+    })
+    .await
+    .map_err(|e| canopy_core::ApiError::internal(e.to_string()))?;
+    Ok(())
+}
+
 /// A new logical cluster name: 16 characters of base36, like kcp's.
 fn new_cluster_name() -> String {
     use rand::Rng;
@@ -109,7 +231,54 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
         }
         _ => {}
     }
-    // Scheduling: choose the logical cluster name (this shard is the only one for now).
+    // Scheduling: a shard (recorded as kcp does, by hash), then a logical cluster name.
+    let shard = match ws
+        .value
+        .pointer(&format!(
+            "/metadata/annotations/{}",
+            SHARD_ANNOTATION.replace('/', "~1")
+        ))
+        .and_then(Value::as_str)
+    {
+        Some(h) => h.to_string(),
+        None => match schedule(api, &ws.value) {
+            Ok(shard) => {
+                let hash = canopy_core::resource::shard_hash(&shard);
+                let res = rest::update_system(api, &ws.key, |cur| {
+                    let mut new = cur.clone();
+                    let ann = meta::metadata_mut(&mut new)
+                        .entry("annotations")
+                        .or_insert_with(|| json!({}));
+                    if ann.get(SHARD_ANNOTATION).is_some() {
+                        return None;
+                    }
+                    ann[SHARD_ANNOTATION] = json!(hash);
+                    Some(new)
+                })
+                .await;
+                if res.is_err() {
+                    return;
+                }
+                hash
+            }
+            Err(message) => {
+                let _ = rest::update_system(api, &ws.key, |cur| {
+                    let mut new = cur.clone();
+                    new["status"]["conditions"] = json!([{"type": "WorkspaceScheduled", "status": "False",
+                        "reason": "Unschedulable", "message": message, "lastTransitionTime": meta::now()}]);
+                    (cur.pointer("/status/conditions/0/message") != Some(&json!(message)))
+                        .then_some(new)
+                })
+                .await;
+                return;
+            }
+        },
+    };
+    if shard != canopy_core::resource::shard_hash(&api.inner.config.shard_name) {
+        // Scheduled onto another shard: that shard's Canopy creates the logical cluster
+        // (multi-shard placement lands with the front-proxy work).
+        return;
+    }
     let child = match ws
         .value
         .pointer("/spec/cluster")

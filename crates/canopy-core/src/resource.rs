@@ -252,6 +252,16 @@ pub fn builtin_resources() -> Vec<ResourceDescriptor> {
             DnsSubdomain,
         ),
         stored(
+            KCP_CORE_GROUP,
+            "v1alpha1",
+            "Shard",
+            "shards",
+            false,
+            &[],
+            &["status"],
+            DnsSubdomain,
+        ),
+        stored(
             TENANCY_GROUP,
             "v1alpha1",
             "Workspace",
@@ -432,5 +442,49 @@ mod version_order_tests {
                 "foo10"
             ]
         );
+    }
+}
+
+/// kcp's short hash of a shard name, as stored in a Workspace's
+/// `internal.tenancy.kcp.io/shard` annotation: the first 8 characters of the lower-case
+/// base36 form of the name's SHA-224.
+pub fn shard_hash(shard_name: &str) -> String {
+    use sha2::{Digest, Sha224};
+    let digest = Sha224::digest(shard_name.as_bytes());
+    // base36 of the digest as one big-endian integer, by repeated division
+    let mut num: Vec<u8> = digest.iter().copied().skip_while(|b| *b == 0).collect();
+    let mut digits = Vec::new();
+    while !num.is_empty() {
+        let mut rem: u32 = 0;
+        let mut next = Vec::with_capacity(num.len());
+        for b in &num {
+            let acc = (rem << 8) | u32::from(*b);
+            let q = acc / 36;
+            rem = acc % 36;
+            if !(next.is_empty() && q == 0) {
+                next.push(q as u8);
+            }
+        }
+        digits.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[rem as usize]);
+        num = next;
+    }
+    digits.reverse();
+    String::from_utf8(digits)
+        .unwrap_or_default()
+        .chars()
+        .take(8)
+        .collect()
+}
+
+#[cfg(test)]
+mod shard_hash_tests {
+    use super::shard_hash;
+
+    #[test]
+    fn base36_of_sha224() {
+        // expected values computed independently (Python: int.from_bytes(sha224(name),
+        // "big") written in base 36), which is what Go's big.Int.Text(36) gives
+        assert_eq!(shard_hash("root"), "1pfxsevk");
+        assert_eq!(shard_hash("shard-1"), "2e1tfbst");
     }
 }

@@ -705,6 +705,34 @@ impl Strategy for LogicalClusterStrategy {
     }
 }
 
+/// kcp's `Shard`: `kubectl get shards` shows where each shard is reached.
+struct ShardStrategy;
+impl Strategy for ShardStrategy {
+    fn columns(&self) -> Vec<Column> {
+        vec![
+            Column::new("Region", "string", "The region this shard is in", |o| {
+                json!(o
+                    .pointer("/metadata/labels/region")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""))
+            }),
+            Column::new(
+                "URL",
+                "string",
+                "Type URL to directly connect to the shard",
+                |o| json!(str_at(o, &["spec", "baseURL"])),
+            ),
+            Column::new(
+                "External URL",
+                "string",
+                "The URL clients should use to reach the shard",
+                |o| json!(str_at(o, &["spec", "externalURL"])),
+            ),
+            age_column(),
+        ]
+    }
+}
+
 /// Review resources are never stored: the strategy only type-checks.
 struct ReviewStrategy;
 impl Strategy for ReviewStrategy {}
@@ -748,6 +776,7 @@ pub fn strategy_for(desc: &ResourceDescriptor) -> Arc<dyn Strategy> {
         (canopy_core::resource::KCP_CORE_GROUP, "logicalclusters") => {
             Arc::new(LogicalClusterStrategy)
         }
+        (canopy_core::resource::KCP_CORE_GROUP, "shards") => Arc::new(ShardStrategy),
         _ if desc.virtual_create_only => Arc::new(ReviewStrategy),
         _ => Arc::new(DefaultStrategy),
     }
