@@ -22,6 +22,7 @@ pub mod codec;
 pub mod controllers;
 pub mod discovery;
 pub mod fieldmanager;
+pub mod internal;
 pub mod metrics;
 pub mod pipeline;
 pub mod registry;

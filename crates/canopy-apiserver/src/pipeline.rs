@@ -139,6 +139,20 @@ where
     // Impersonation (checked in the target logical cluster).
     let user = authz::impersonate(api, cluster.as_deref(), &parts.headers, user).map_err(fail)?;
 
+    // Shard-to-shard calls (placing logical clusters) need no logical cluster; only
+    // superusers (other shards) may make them.
+    if info.path.starts_with("/internal/") && !info.is_resource_request {
+        if !authz::is_superuser(&user) {
+            return Err(fail(authz::forbidden_for(&user, &info)));
+        }
+        let method = parts.method.clone();
+        let body = read_body(body).await.map_err(fail)?;
+        return crate::internal::serve(api, &method, &info.path, body)
+            .await
+            .map(|r| (labels.clone(), r))
+            .map_err(fail);
+    }
+
     // Unauthenticated public endpoints need no logical cluster.
     if is_public(&info.path) && !info.is_resource_request {
         return Ok((labels, public(api, &info.path)));

@@ -7,7 +7,7 @@
 //! `Workspace.spec.cluster` from `root` one segment at a time.
 
 use canopy_core::meta;
-use canopy_storage::{Mutation, ObjectKey, Store, StoredObject};
+use canopy_storage::{ObjectKey, Store, StoredObject};
 use serde_json::{json, Value};
 
 use crate::bootstrap::LOGICAL_CLUSTER_RESOURCE;
@@ -453,7 +453,6 @@ pub async fn logical_cluster_changed(api: &ApiServer, lc: &StoredObject) {
 /// Deletes everything inside a workspace's logical cluster, then lets the Workspace go.
 /// Child workspaces inside it are Workspaces too: deleting them recurses.
 async fn delete_child(api: &ApiServer, ws: &StoredObject) {
-    let store = &api.inner.store;
     let _ = rest::update_system(api, &ws.key, |cur| {
         if cur.pointer("/status/phase").and_then(Value::as_str) == Some("Deleting") {
             return None;
@@ -469,26 +468,11 @@ async fn delete_child(api: &ApiServer, ws: &StoredObject) {
         .and_then(Value::as_str)
         .filter(|c| !c.is_empty())
     {
-        // first the child workspaces (their own finalizers clean their clusters)
-        let children = store.list_all(WORKSPACES, Some(child), None);
-        if !children.is_empty() {
-            for c in children {
-                if !meta::is_deleting(&c.value) {
-                    let _ = rest::delete_system(api, &c.key, "Background").await;
-                }
-            }
-            return; // their deletion events bring us back
-        }
-        let keys = store.keys_of_cluster(child);
-        for chunk in keys.chunks(256) {
-            let muts: Vec<Mutation> = chunk
-                .iter()
-                .map(|k| Mutation::Delete {
-                    key: k.clone(),
-                    expected_rv: None,
-                })
-                .collect();
-            if let Err(e) = store.commit(muts).await {
+        // child workspaces first (their deletion events bring us back), then the content
+        match crate::internal::delete_cluster(api, child).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
                 tracing::warn!(error = %e, "deleting logical cluster content");
                 return;
             }

@@ -1,0 +1,168 @@
+//! Shard-to-shard endpoints, for superusers only (other shards' system identity): a
+//! workspace's parent shard places the workspace's logical cluster on the shard the
+//! scheduler chose, reads its state, and deletes it again.
+//!
+//! - `POST /internal/logicalclusters` with a [`PlaceRequest`] creates the logical
+//!   cluster (everything in one atomic commit, see `bootstrap.rs`); idempotent.
+//! - `GET /internal/logicalclusters/<name>` returns its `LogicalCluster` object.
+//! - `DELETE /internal/logicalclusters/<name>` deletes its child workspaces (each
+//!   cascading on its own shard), then everything inside; `202` while that is under
+//!   way (call again), `200` once nothing is left, `404` if it never existed.
+
+use bytes::Bytes;
+use canopy_core::ApiError;
+use canopy_storage::Mutation;
+use http::{Method, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::registry::tenancy::WORKSPACES;
+use crate::response::{self, Body};
+use crate::{bootstrap, rest, ApiServer};
+
+/// What a parent shard asks a shard to create.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PlaceRequest {
+    /// The logical cluster name (16 characters of base36).
+    pub name: String,
+    /// Its workspace path, `root:a:b`.
+    pub path: String,
+    /// Its workspace type, `root:universal`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[serde(default)]
+    pub initializers: Vec<String>,
+    /// The Workspace that owns it (kcp's `spec.owner`).
+    #[serde(default)]
+    pub owner: Option<Value>,
+    /// The user bound as cluster-admin inside.
+    #[serde(default)]
+    pub admin: Option<String>,
+}
+
+pub async fn serve(
+    api: &ApiServer,
+    method: &Method,
+    path: &str,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
+    let rest_path = path.trim_start_matches("/internal/logicalclusters");
+    let name = rest_path.trim_start_matches('/');
+    match (method, name.is_empty()) {
+        (&Method::POST, true) => {
+            let req: PlaceRequest = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::bad_request(format!("invalid placement request: {e}")))?;
+            place(api, &req).await?;
+            let lc = lc_of(api, &req.name)
+                .ok_or_else(|| ApiError::internal("logical cluster vanished"))?;
+            Ok(response::json(201, &lc))
+        }
+        (&Method::GET, false) => match lc_of(api, name) {
+            Some(lc) => Ok(response::json(200, &lc)),
+            None => Err(not_found(name)),
+        },
+        (&Method::DELETE, false) => {
+            if lc_of(api, name).is_none() && api.inner.store.keys_of_cluster(name).is_empty() {
+                return Err(not_found(name));
+            }
+            if delete_cluster(api, name).await? {
+                Ok(response::json(
+                    200,
+                    &json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+                ))
+            } else {
+                Ok(response::json(
+                    202,
+                    &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "message": "deletion in progress"}),
+                ))
+            }
+        }
+        _ => Err(ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )),
+    }
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::new(
+        404,
+        "NotFound",
+        format!("logicalclusters.core.kcp.io {name:?} not found"),
+    )
+}
+
+fn lc_of(api: &ApiServer, name: &str) -> Option<Value> {
+    api.inner
+        .store
+        .get(&canopy_storage::ObjectKey::new(
+            bootstrap::LOGICAL_CLUSTER_RESOURCE,
+            name,
+            "",
+            "cluster",
+        ))
+        .map(|o| o.value.clone())
+}
+
+/// Creates a logical cluster placed on this shard (idempotent).
+pub async fn place(api: &ApiServer, req: &PlaceRequest) -> Result<(), ApiError> {
+    bootstrap::ensure_logical_cluster_at(
+        api,
+        &req.name,
+        &req.path,
+        &req.type_,
+        &req.initializers,
+        req.owner.clone(),
+        req.admin.as_deref(),
+    )
+    .await
+}
+
+/// Deletes a logical cluster held here: its child workspaces first (each deletes its
+/// own logical cluster, wherever that lives), then everything inside. `Ok(true)` once
+/// nothing is left.
+pub async fn delete_cluster(api: &ApiServer, cluster: &str) -> Result<bool, ApiError> {
+    let store = &api.inner.store;
+    let children = store.list_all(WORKSPACES, Some(cluster), None);
+    if !children.is_empty() {
+        for c in children {
+            if !canopy_core::meta::is_deleting(&c.value) {
+                let _ = rest::delete_system(api, &c.key, "Background").await;
+            }
+        }
+        return Ok(false);
+    }
+    let keys = store.keys_of_cluster(cluster);
+    for chunk in keys.chunks(256) {
+        let muts: Vec<Mutation> = chunk
+            .iter()
+            .map(|k| Mutation::Delete {
+                key: k.clone(),
+                expected_rv: None,
+            })
+            .collect();
+        store
+            .commit(muts)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn place_request_wire_form() {
+        let r: PlaceRequest = serde_json::from_value(json!({
+            "name": "abc", "path": "root:a", "type": "root:universal"
+        }))
+        .unwrap();
+        assert_eq!(r.type_, "root:universal");
+        assert!(r.initializers.is_empty() && r.owner.is_none() && r.admin.is_none());
+        let back = serde_json::to_value(&r).unwrap();
+        assert_eq!(back["type"], "root:universal");
+    }
+}
