@@ -217,8 +217,10 @@ impl Run<'_> {
         let schema: &Schema = &node.schema;
         let self_val = to_val(obj, Some(schema), node.resource_root);
         let old_val = old.map(|o| to_val(o, Some(schema), node.resource_root));
-        // sizes of this very value, for re-estimating each rule's cost
-        let sized = node.self_ty.as_ref().map(|t| {
+        // sizes of this very value, for re-estimating the cost of rules whose worst case
+        // (by the schema's bounds) could exceed the limit; cheap rules skip this
+        let needs_estimate = node.rules.iter().any(needs_runtime_estimate);
+        let sized = node.self_ty.as_ref().filter(|_| needs_estimate).map(|t| {
             let new = types::actual(t, obj);
             let old = old.map(|o| types::actual(t, o));
             (new, old)
@@ -246,7 +248,7 @@ impl Run<'_> {
             if rule.transition && old.is_none() && !rule.optional_old_self {
                 continue;
             }
-            if let Some((new_ty, old_ty)) = &sized {
+            if let Some((new_ty, old_ty)) = sized.as_ref().filter(|_| needs_runtime_estimate(rule)) {
                 let old_ty = old_ty.clone().unwrap_or_else(|| types::zero_sized(new_ty));
                 let old_ty = if rule.optional_old_self {
                     types::Ty::Optional(Box::new(old_ty))
@@ -368,6 +370,19 @@ impl Run<'_> {
             }
         }
     }
+}
+
+/// Whether a rule's cost must be re-estimated with the sizes of the actual value before
+/// it runs: when its worst case by the schema's bounds may exceed the limit, or when it
+/// iterates (a value larger than the schema allows, which validation refuses anyway,
+/// could make an iteration expensive). Rules that only test fields are never costly.
+fn needs_runtime_estimate(rule: &crate::compile::CompiledRule) -> bool {
+    const ITERATING: [&str; 12] = [
+        "all(", "exists(", "exists_one(", "map(", "filter(", "sum(", "min(", "max(",
+        "join(", "isSorted(", "indexOf(", "split(",
+    ];
+    rule.max_cost > RUNTIME_ESTIMATE_LIMIT
+        || ITERATING.iter().any(|f| rule.raw.rule.contains(f))
 }
 
 /// The old item of a `x-kubernetes-list-type: map` list with the same keys.
