@@ -304,26 +304,43 @@ async fn home_workspaces_and_access() {
     // being cluster-admin of a parent does not make one admin of a child someone else
     // created: alice lets bob create workspaces in her home; bob's child is his alone
     for (kind, body) in [
-        ("clusterroles", json!({"metadata": {"name": "ws-creator"}, "rules": [{"apiGroups": ["tenancy.kcp.io"], "resources": ["workspaces"], "verbs": ["create", "get"]}]})),
-        ("clusterrolebindings", json!({"metadata": {"name": "bob-ws"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ws-creator"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"}]})),
+        (
+            "clusterroles",
+            json!({"metadata": {"name": "ws-creator"}, "rules": [{"apiGroups": ["tenancy.kcp.io"], "resources": ["workspaces"], "verbs": ["create", "get"]}]}),
+        ),
+        (
+            "clusterrolebindings",
+            json!({"metadata": {"name": "bob-ws"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ws-creator"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"}]}),
+        ),
     ] {
         let (code, b) = alice
-            .post(&format!("/clusters/root:users:alice/apis/rbac.authorization.k8s.io/v1/{kind}"), body)
+            .post(
+                &format!("/clusters/root:users:alice/apis/rbac.authorization.k8s.io/v1/{kind}"),
+                body,
+            )
             .await;
         assert_eq!(code, 201, "{b}");
     }
     let (code, b) = bob
-        .post(&format!("/clusters/root:users:alice/{WS}"), ws("bobs", None))
+        .post(
+            &format!("/clusters/root:users:alice/{WS}"),
+            ws("bobs", None),
+        )
         .await;
     assert_eq!(code, 201, "{b}");
     wait_ready(&bob, "root:users:alice", "bobs").await;
     assert_eq!(
-        bob.get("/clusters/root:users:alice:bobs/api/v1/namespaces").await.0,
+        bob.get("/clusters/root:users:alice:bobs/api/v1/namespaces")
+            .await
+            .0,
         200
     );
     assert_eq!(
-        alice.get("/clusters/root:users:alice:bobs/api/v1/namespaces").await.0,
+        alice
+            .get("/clusters/root:users:alice:bobs/api/v1/namespaces")
+            .await
+            .0,
         403,
         "the parent's admin is not admin of the child"
     );

@@ -95,11 +95,14 @@ struct Loop {
     dependents: HashMap<String, HashSet<ObjectKey>>,
     /// every live uid → its key (to tell whether an owner still exists)
     uids: HashMap<String, ObjectKey>,
+    /// workspaces are reconciled concurrently, off this loop
+    workspaces: Arc<crate::workspaces::WorkspaceQueue>,
 }
 
 impl Loop {
     fn new(api: ApiServer) -> Loop {
         Loop {
+            workspaces: crate::workspaces::WorkspaceQueue::new(api.clone()),
             api,
             dependents: HashMap::new(),
             uids: HashMap::new(),
@@ -217,13 +220,13 @@ impl Loop {
         }
         if &*key.resource == crate::registry::tenancy::WORKSPACES {
             if kind != EventType::Deleted {
-                crate::workspaces::reconcile(&self.api, o).await;
+                self.workspaces.enqueue(o.key.clone());
             } else if let Some(parent) =
                 crate::workspaces::parent_workspace(&self.api.inner.store, &key.cluster)
             {
                 // a child workspace went away: its deleting parent may continue
                 if meta::is_deleting(&parent.value) {
-                    crate::workspaces::reconcile(&self.api, &parent).await;
+                    self.workspaces.enqueue(parent.key.clone());
                 }
             }
         }
@@ -240,7 +243,7 @@ impl Loop {
                 })
                 .collect();
             for w in waiting {
-                crate::workspaces::reconcile(&self.api, &w).await;
+                self.workspaces.enqueue(w.key.clone());
             }
         }
         if &*key.resource == crate::bootstrap::LOGICAL_CLUSTER_RESOURCE

@@ -209,6 +209,57 @@ fn new_cluster_name() -> String {
         .collect()
 }
 
+/// Workspaces waiting to be reconciled: up to [`WorkspaceQueue::PARALLEL`] at once (their
+/// writes share the store's group commits), never the same workspace twice at once; a
+/// workspace that changes while being reconciled is reconciled again afterwards.
+pub struct WorkspaceQueue {
+    api: ApiServer,
+    state: std::sync::Mutex<QueueState>,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+#[derive(Default)]
+struct QueueState {
+    running: std::collections::HashSet<ObjectKey>,
+    again: std::collections::HashSet<ObjectKey>,
+}
+
+impl WorkspaceQueue {
+    pub const PARALLEL: usize = 16;
+
+    pub fn new(api: ApiServer) -> std::sync::Arc<WorkspaceQueue> {
+        std::sync::Arc::new(WorkspaceQueue {
+            api,
+            state: Default::default(),
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(Self::PARALLEL)),
+        })
+    }
+
+    pub fn enqueue(self: &std::sync::Arc<Self>, key: ObjectKey) {
+        {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if !st.running.insert(key.clone()) {
+                st.again.insert(key);
+                return;
+            }
+        }
+        let q = self.clone();
+        tokio::spawn(async move {
+            let _permit = q.permits.clone().acquire_owned().await;
+            loop {
+                if let Some(cur) = q.api.inner.store.get(&key) {
+                    reconcile(&q.api, &cur).await;
+                }
+                let mut st = q.state.lock().unwrap_or_else(|e| e.into_inner());
+                if !st.again.remove(&key) {
+                    st.running.remove(&key);
+                    break;
+                }
+            }
+        });
+    }
+}
+
 /// Reconciles one Workspace.
 pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
     let store = &api.inner.store;
@@ -231,91 +282,78 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
         }
         _ => {}
     }
-    // Scheduling: a shard (recorded as kcp does, by hash), then a logical cluster name.
-    let shard = match ws
-        .value
-        .pointer(&format!(
-            "/metadata/annotations/{}",
-            SHARD_ANNOTATION.replace('/', "~1")
-        ))
-        .and_then(Value::as_str)
-    {
-        Some(h) => h.to_string(),
-        None => match schedule(api, &ws.value) {
-            Ok(shard) => {
-                let hash = canopy_core::resource::shard_hash(&shard);
-                let res = rest::update_system(api, &ws.key, |cur| {
-                    let mut new = cur.clone();
-                    let ann = meta::metadata_mut(&mut new)
-                        .entry("annotations")
-                        .or_insert_with(|| json!({}));
-                    if ann.get(SHARD_ANNOTATION).is_some() {
-                        return None;
-                    }
-                    ann[SHARD_ANNOTATION] = json!(hash);
-                    Some(new)
-                })
-                .await;
-                if res.is_err() {
+    // Scheduling: a shard (recorded as kcp does, by hash) and a logical cluster name,
+    // in one write.
+    let ann_path = format!(
+        "/metadata/annotations/{}",
+        SHARD_ANNOTATION.replace('/', "~1")
+    );
+    let scheduled = ws.value.pointer(&ann_path).and_then(Value::as_str).zip(
+        ws.value
+            .pointer("/spec/cluster")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty()),
+    );
+    let (shard, child) = match scheduled {
+        Some((h, c)) => (h.to_string(), c.to_string()),
+        None => {
+            let shard = match schedule(api, &ws.value) {
+                Ok(shard) => shard,
+                Err(message) => {
+                    let _ = rest::update_system(api, &ws.key, |cur| {
+                        let mut new = cur.clone();
+                        new["status"]["conditions"] = json!([{"type": "WorkspaceScheduled", "status": "False",
+                            "reason": "Unschedulable", "message": message, "lastTransitionTime": meta::now()}]);
+                        (cur.pointer("/status/conditions/0/message") != Some(&json!(message)))
+                            .then_some(new)
+                    })
+                    .await;
                     return;
                 }
-                hash
-            }
-            Err(message) => {
-                let _ = rest::update_system(api, &ws.key, |cur| {
-                    let mut new = cur.clone();
-                    new["status"]["conditions"] = json!([{"type": "WorkspaceScheduled", "status": "False",
-                        "reason": "Unschedulable", "message": message, "lastTransitionTime": meta::now()}]);
-                    (cur.pointer("/status/conditions/0/message") != Some(&json!(message)))
-                        .then_some(new)
-                })
-                .await;
+            };
+            let hash = canopy_core::resource::shard_hash(&shard);
+            let child = new_cluster_name();
+            let res = rest::update_system(api, &ws.key, |cur| {
+                let mut new = cur.clone();
+                let has_cluster = cur
+                    .pointer("/spec/cluster")
+                    .and_then(Value::as_str)
+                    .is_some_and(|c| !c.is_empty());
+                let ann = meta::metadata_mut(&mut new)
+                    .entry("annotations")
+                    .or_insert_with(|| json!({}));
+                if ann.get(SHARD_ANNOTATION).is_some() && has_cluster {
+                    return None;
+                }
+                if ann.get(SHARD_ANNOTATION).is_none() {
+                    ann[SHARD_ANNOTATION] = json!(hash);
+                }
+                if !has_cluster {
+                    ann[CLUSTER_ANNOTATION] = json!(child);
+                    new["spec"]["cluster"] = json!(child);
+                }
+                Some(new)
+            })
+            .await;
+            let Ok(Some(o)) = res else {
                 return;
+            };
+            match o
+                .value
+                .pointer(&ann_path)
+                .and_then(Value::as_str)
+                .zip(o.value.pointer("/spec/cluster").and_then(Value::as_str))
+            {
+                Some((h, c)) => (h.to_string(), c.to_string()),
+                None => return,
             }
-        },
+        }
     };
     if shard != canopy_core::resource::shard_hash(&api.inner.config.shard_name) {
         // Scheduled onto another shard: that shard's Canopy creates the logical cluster
         // (multi-shard placement lands with the front-proxy work).
         return;
     }
-    let child = match ws
-        .value
-        .pointer("/spec/cluster")
-        .and_then(Value::as_str)
-        .filter(|c| !c.is_empty())
-    {
-        Some(c) => c.to_string(),
-        None => {
-            let child = new_cluster_name();
-            let res = rest::update_system(api, &ws.key, |cur| {
-                if cur
-                    .pointer("/spec/cluster")
-                    .and_then(Value::as_str)
-                    .is_some_and(|c| !c.is_empty())
-                {
-                    return None;
-                }
-                let mut new = cur.clone();
-                new["spec"]["cluster"] = json!(child);
-                let ann = meta::metadata_mut(&mut new)
-                    .entry("annotations")
-                    .or_insert_with(|| json!({}));
-                ann[CLUSTER_ANNOTATION] = json!(child);
-                Some(new)
-            })
-            .await;
-            match res {
-                Ok(Some(o)) => o
-                    .value
-                    .pointer("/spec/cluster")
-                    .and_then(Value::as_str)
-                    .unwrap_or(&child)
-                    .to_string(),
-                _ => return,
-            }
-        }
-    };
     let path = format!("{}:{}", path_of(store, &parent), name);
     let ty = format!(
         "{}:{}",
@@ -383,8 +421,12 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
         }
         let mut new = cur.clone();
         new["spec"]["URL"] = json!(url);
-        new["status"]["phase"] = json!("Initializing");
-        new["status"]["initializers"] = json!(inits);
+        if inits.is_empty() {
+            new["status"]["phase"] = json!("Ready");
+        } else {
+            new["status"]["phase"] = json!("Initializing");
+            new["status"]["initializers"] = json!(inits);
+        }
         new["status"]["conditions"] = json!([{"type": "WorkspaceScheduled", "status": "True", "lastTransitionTime": meta::now()}]);
         (new != *cur).then_some(new)
     })

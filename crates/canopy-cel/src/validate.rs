@@ -248,7 +248,8 @@ impl Run<'_> {
             if rule.transition && old.is_none() && !rule.optional_old_self {
                 continue;
             }
-            if let Some((new_ty, old_ty)) = sized.as_ref().filter(|_| needs_runtime_estimate(rule)) {
+            if let Some((new_ty, old_ty)) = sized.as_ref().filter(|_| needs_runtime_estimate(rule))
+            {
                 let old_ty = old_ty.clone().unwrap_or_else(|| types::zero_sized(new_ty));
                 let old_ty = if rule.optional_old_self {
                     types::Ty::Optional(Box::new(old_ty))
@@ -378,11 +379,20 @@ impl Run<'_> {
 /// could make an iteration expensive). Rules that only test fields are never costly.
 fn needs_runtime_estimate(rule: &crate::compile::CompiledRule) -> bool {
     const ITERATING: [&str; 12] = [
-        "all(", "exists(", "exists_one(", "map(", "filter(", "sum(", "min(", "max(",
-        "join(", "isSorted(", "indexOf(", "split(",
+        "all(",
+        "exists(",
+        "exists_one(",
+        "map(",
+        "filter(",
+        "sum(",
+        "min(",
+        "max(",
+        "join(",
+        "isSorted(",
+        "indexOf(",
+        "split(",
     ];
-    rule.max_cost > RUNTIME_ESTIMATE_LIMIT
-        || ITERATING.iter().any(|f| rule.raw.rule.contains(f))
+    rule.max_cost > RUNTIME_ESTIMATE_LIMIT || ITERATING.iter().any(|f| rule.raw.rule.contains(f))
 }
 
 /// The old item of a `x-kubernetes-list-type: map` list with the same keys.
