@@ -87,6 +87,8 @@ pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
         database_url,
         external_hostname: None,
         store: Default::default(),
+        proxy_client_ca_pem: None,
+        root: true,
     })
     .await;
     let shard = match shard {

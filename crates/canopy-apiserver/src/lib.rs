@@ -37,7 +37,7 @@ use canopy_auth::TokenIssuer;
 use canopy_storage::Store;
 
 pub use pipeline::handle;
-pub use server::{serve, TlsConfig};
+pub use server::{serve, FrontProxyPeer, TlsConfig};
 
 /// Static configuration of an API server.
 #[derive(Clone)]
@@ -80,6 +80,8 @@ pub(crate) struct Inner {
     pub registry: registry::Registry,
     pub metrics: metrics::Metrics,
     pub apis: apis::ApisCache,
+    /// Becomes true when the server shuts down; open watches end then.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl ApiServer {
@@ -94,6 +96,7 @@ impl ApiServer {
                 registry,
                 metrics: metrics::Metrics::default(),
                 apis,
+                shutdown: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -110,10 +113,21 @@ impl ApiServer {
         &self.inner.config
     }
 
+    /// Ends every open watch (their clients re-list elsewhere or after a restart);
+    /// called when serving stops.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
     /// Creates a logical cluster with its default namespaces and RBAC, if it does not
     /// exist yet. Idempotent.
     pub async fn ensure_logical_cluster(&self, name: &str) -> Result<(), canopy_core::ApiError> {
         bootstrap::ensure_logical_cluster(self, name).await
+    }
+
+    /// Adds `kcp.io/cluster` to `LogicalCluster` objects written before it was set.
+    pub async fn annotate_logical_clusters(&self) -> Result<usize, canopy_core::ApiError> {
+        bootstrap::annotate_logical_clusters(self).await
     }
 
     /// Whether a logical cluster exists on this shard.

@@ -124,6 +124,13 @@ impl TokenIssuer {
         jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(AuthError::jwt)
     }
 
+    /// Signs `claims` as they are (tests use it for expired or odd tokens).
+    pub fn sign(&self, claims: &Claims) -> Result<String, AuthError> {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(AuthError::jwt)
+    }
+
     /// Verifies signature, issuer and expiry; returns the claims.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         self.verifier.verify(token)
@@ -157,7 +164,10 @@ pub struct TokenVerifier {
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenVerifier")
-            .field("kids", &self.keys.iter().map(|k| &k.kid).collect::<Vec<_>>())
+            .field(
+                "kids",
+                &self.keys.iter().map(|k| &k.kid).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -251,6 +261,11 @@ impl TokenVerifier {
             return Err(AuthError::Jwt("no EC P-256 key in JWKS".into()));
         }
         Ok(v)
+    }
+
+    /// Adds the keys of `other`.
+    pub fn extend(&mut self, other: TokenVerifier) {
+        self.keys.extend(other.keys);
     }
 
     /// Key ids this verifier accepts.
