@@ -1,6 +1,7 @@
 //! Integration-test harness: starts a shard in-process on a fresh database of a real
 //! PostgreSQL server, with a temporary root directory, and gives tests a real `kubectl`
 //! bound to an admin kubeconfig plus an HTTPS client that trusts the shard's CA.
+//! [`TestProxy`] starts N shards behind a front-proxy the same way.
 //!
 //! ```no_run
 //! # async fn t() {
@@ -496,3 +497,6 @@ impl Client {
         )
     }
 }
+
+mod proxy;
+pub use proxy::{TestProxy, TestProxyBuilder};
