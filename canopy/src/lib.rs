@@ -86,6 +86,7 @@ pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
         secure_port: opts.secure_port,
         database_url,
         external_hostname: None,
+        external_url: None,
         store: Default::default(),
         proxy_client_ca_pem: None,
         root: true,

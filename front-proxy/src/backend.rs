@@ -253,3 +253,87 @@ impl Backends {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backends(url: &str, timeout: Duration, down_for: Duration) -> Backends {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = canopy_auth::Pki::load_or_create(dir.path(), &[]).unwrap();
+        let ca = canopy_auth::ClientCa::load_or_create(dir.path(), "client-ca").unwrap();
+        let (cert_pem, key_pem) = ca.issue_client_cert("front-proxy", &[]).unwrap();
+        Backends::new(
+            &[ShardTarget {
+                name: "s".into(),
+                url: url.into(),
+            }],
+            &pki.ca_cert_pem,
+            &CertAndKey { cert_pem, key_pem },
+            timeout,
+            down_for,
+        )
+        .unwrap()
+    }
+
+    fn get(b: &Backends) -> Request<ProxyBody> {
+        let mut r = Request::new(empty());
+        *r.uri_mut() = b.uri(0, "/version").unwrap();
+        r
+    }
+
+    #[tokio::test]
+    async fn a_silent_shard_times_out_and_is_remembered_as_down() {
+        // accepts TCP connections and never speaks TLS
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://127.0.0.1:{}", l.local_addr().unwrap().port());
+        let hold = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            while let Ok((c, _)) = l.accept().await {
+                conns.push(c);
+            }
+        });
+        let b = backends(&url, Duration::from_millis(300), Duration::from_millis(500));
+        let t = Instant::now();
+        let e = b.send(0, get(&b), false).await.unwrap_err();
+        assert!(matches!(e, BackendError::Connect(..)), "{e}");
+        assert!(t.elapsed() >= Duration::from_millis(300));
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(b.is_down(0));
+        // remembered: the next request fails at once
+        let t = Instant::now();
+        let e = b.send(0, get(&b), false).await.unwrap_err();
+        assert!(matches!(e, BackendError::Down(..)), "{e}");
+        assert!(t.elapsed() < Duration::from_millis(50));
+        // then it is tried again
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(!b.is_down(0));
+        let e = b.send(0, get(&b), false).await.unwrap_err();
+        assert!(matches!(e, BackendError::Connect(..)), "{e}");
+        hold.abort();
+    }
+
+    #[test]
+    fn shard_urls_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = canopy_auth::Pki::load_or_create(dir.path(), &[]).unwrap();
+        let ca = canopy_auth::ClientCa::load_or_create(dir.path(), "client-ca").unwrap();
+        let (cert_pem, key_pem) = ca.issue_client_cert("front-proxy", &[]).unwrap();
+        for bad in ["http://127.0.0.1:1", "127.0.0.1:1", "https://"] {
+            let r = Backends::new(
+                &[ShardTarget {
+                    name: "s".into(),
+                    url: bad.into(),
+                }],
+                &pki.ca_cert_pem,
+                &CertAndKey {
+                    cert_pem: cert_pem.clone(),
+                    key_pem: key_pem.clone(),
+                },
+                Duration::from_secs(1),
+                Duration::from_secs(1),
+            );
+            assert!(matches!(r, Err(ProxyError::Options(_))), "{bad}");
+        }
+    }
+}

@@ -169,13 +169,24 @@ pub struct FrontProxy;
 impl FrontProxy {
     /// Binds, starts watching every shard and serves until [`RunningProxy::stop`].
     pub async fn start(opts: FrontProxyOptions) -> Result<RunningProxy, ProxyError> {
-        if opts.shards.is_empty() {
-            return Err(ProxyError::Options("at least one shard is needed".into()));
-        }
         let addr = SocketAddr::new(opts.bind_address, opts.secure_port);
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ProxyError::Listen { addr, source })?;
+        FrontProxy::start_on(listener, opts).await
+    }
+
+    /// As [`start`](Self::start), on a listener bound already (`bind_address` and
+    /// `secure_port` are ignored): who starts the shards can tell them the proxy's URL
+    /// before the proxy runs.
+    pub async fn start_on(
+        listener: TcpListener,
+        opts: FrontProxyOptions,
+    ) -> Result<RunningProxy, ProxyError> {
+        if opts.shards.is_empty() {
+            return Err(ProxyError::Options("at least one shard is needed".into()));
+        }
+        let addr = SocketAddr::new(opts.bind_address, opts.secure_port);
         let addr = listener
             .local_addr()
             .map_err(|source| ProxyError::Listen { addr, source })?;

@@ -163,3 +163,52 @@ async fn main() -> anyhow::Result<()> {
     proxy.stop().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> anyhow::Result<FrontProxyOptions> {
+        let dir = std::env::temp_dir();
+        let key = dir.join(format!("fp-test-{}.pub", std::process::id()));
+        let issuer_dir = dir.join(format!("fp-test-issuer-{}", std::process::id()));
+        let issuer = canopy_auth::TokenIssuer::load_or_create(&issuer_dir).unwrap();
+        std::fs::write(&key, issuer.public_key_pem()).unwrap();
+        let ca = issuer_dir.join("token-signing.pub"); // any readable PEM file will do here
+        let mut args = vec![
+            "front-proxy".to_string(),
+            "--shard-ca-file".into(),
+            ca.display().to_string(),
+            "--token-public-key-file".into(),
+            key.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        options(Args::try_parse_from(args)?)
+    }
+
+    #[test]
+    fn flags() {
+        let o = parse(&[
+            "--shard",
+            "a=https://127.0.0.1:6443/",
+            "--shard",
+            "b=https://127.0.0.1:6444",
+            "--rate-limit-qps",
+            "5",
+            "--rate-limit-burst",
+            "10",
+            "--shard-connect-timeout-ms",
+            "250",
+        ])
+        .unwrap();
+        assert_eq!(o.shards.len(), 2);
+        assert_eq!(o.shards[0].url, "https://127.0.0.1:6443");
+        assert_eq!(o.rate_limit.qps, 5.0);
+        assert_eq!(o.rate_limit.burst, 10);
+        assert_eq!(o.connect_timeout, Duration::from_millis(250));
+        assert_eq!(o.token_verifier.key_ids().len(), 1);
+        assert!(parse(&["--shard", "no-equals-sign"]).is_err());
+        assert!(parse(&["--shard", "a=https://x:1", "--rate-limit-qps", "-1"]).is_err());
+        assert!(parse(&[]).is_err(), "--shard is required");
+    }
+}

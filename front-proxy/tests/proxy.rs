@@ -78,7 +78,12 @@ async fn kubectl_through_the_proxy_in_root_and_a_new_workspace() {
         .post(&format!("/clusters/root/{WS}"), workspace("team"))
         .await;
     assert_eq!(code, 201, "{created}");
-    wait_ready(&admin, "root", "team").await;
+    let ws = wait_ready(&admin, "root", "team").await;
+    assert_eq!(
+        ws["spec"]["URL"],
+        format!("{}/clusters/root:team", env.url()),
+        "workspace URLs point at the proxy"
+    );
     let (code, nss) = admin.get("/clusters/root:team/api/v1/namespaces").await;
     assert_eq!(code, 200, "the first request after Ready routes: {nss}");
     // also when the index has not heard of it yet
@@ -141,6 +146,14 @@ async fn workspaces_route_the_moment_they_are_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_watch_streams_through_the_proxy() {
     let env = TestProxy::builder().start().await;
+    let (code, _) = env
+        .admin()
+        .post(
+            "/api/v1/namespaces/default/configmaps",
+            json!({"metadata": {"name": "before"}}),
+        )
+        .await;
+    assert_eq!(code, 201);
     let mut child = env
         .kubectl()
         .command(&[
@@ -154,13 +167,8 @@ async fn kubectl_watch_streams_through_the_proxy() {
         .spawn()
         .expect("kubectl get --watch");
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    // the initial list comes first
-    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("initial list")
-        .unwrap()
-        .unwrap();
-    assert_eq!(first, "configmap/kube-root-ca.crt");
+    // the initial list: the watch is established
+    wait_for(&mut lines, "configmap/before").await;
     for name in ["streamed-1", "streamed-2"] {
         let (code, _) = env
             .admin()
@@ -171,14 +179,24 @@ async fn kubectl_watch_streams_through_the_proxy() {
             .await;
         assert_eq!(code, 201);
         // each event arrives while the watch stays open (nothing is buffered)
-        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("{name} was not streamed"))
-            .unwrap()
-            .unwrap();
-        assert_eq!(line, format!("configmap/{name}"));
+        wait_for(&mut lines, &format!("configmap/{name}")).await;
     }
     child.start_kill().unwrap();
+}
+
+/// Reads lines until `want`, for at most 20 s.
+async fn wait_for<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut tokio::io::Lines<R>, want: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("{want} was not streamed"))
+            .unwrap()
+            .expect("kubectl ended");
+        if line == want {
+            return;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,6 +291,26 @@ async fn bad_tokens_get_401_and_injected_identity_headers_are_ignored() {
     )
     .await;
     assert_eq!(code, 403, "eve cannot read secrets, whatever she claims");
+    // impersonation passes through, checked by the shard for the authenticated caller
+    let ssr = |c: Client, as_user: &'static str| async move {
+        let resp = c
+            .request(
+                reqwest::Method::POST,
+                "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            )
+            .header("Impersonate-User", as_user)
+            .json(&json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}))
+            .send()
+            .await
+            .unwrap();
+        let code = resp.status().as_u16();
+        (code, resp.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let (code, r) = ssr(env.admin(), "eve").await;
+    assert_eq!(code, 201, "{r}");
+    assert_eq!(r["status"]["userInfo"]["username"], "eve");
+    let (code, r) = ssr(env.client(Some(&eve)), "admin").await;
+    assert_eq!(code, 403, "{r}");
     // and without a token the headers do not make anyone
     let (code, _, _) = raw(
         &env.client(None),

@@ -29,6 +29,10 @@ pub struct ShardOptions {
     /// The host name or address clients use; defaults to the bind address (or
     /// 127.0.0.1 when binding to all interfaces).
     pub external_hostname: Option<String>,
+    /// The URL clients reach workspaces at, when it is not this shard's own (behind a
+    /// front-proxy: the proxy's `https://host:port`); used in Workspace `spec.URL`,
+    /// LogicalCluster `status.URL` and discovery's server address.
+    pub external_url: Option<String>,
     pub store: StoreOptions,
     /// CA (PEM) of the front-proxy's client certificates: requests on connections
     /// presenting a certificate it signed are authenticated by their `X-Remote-*`
@@ -48,6 +52,7 @@ impl ShardOptions {
             secure_port: 0,
             database_url,
             external_hostname: None,
+            external_url: None,
             store: StoreOptions::default(),
             proxy_client_ca_pem: None,
             root: true,
@@ -120,7 +125,11 @@ impl Shard {
             store,
             tokens.clone(),
             Config {
-                external_url: url.clone(),
+                external_url: opts
+                    .external_url
+                    .as_deref()
+                    .map(|u| u.trim_end_matches('/').to_string())
+                    .unwrap_or_else(|| url.clone()),
                 ca_cert_pem: pki.ca_cert_pem.clone(),
                 version: VersionInfo::default(),
             },

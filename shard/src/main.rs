@@ -27,6 +27,10 @@ struct Args {
     /// Host name clients use to reach this shard (for certificates and URLs).
     #[arg(long)]
     external_hostname: Option<String>,
+    /// The URL clients reach workspaces at when it is not this shard's (behind a
+    /// front-proxy: the proxy's https://host:port), for Workspace spec.URL.
+    #[arg(long)]
+    external_url: Option<String>,
     /// CA certificate (PEM) of the front-proxy's client certificates. Requests on
     /// connections presenting a certificate it signed are authenticated by their
     /// X-Remote-User/-Uid/-Group/-Extra-* headers; everyone else's such headers are
@@ -60,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         secure_port: a.secure_port,
         database_url: a.database_url,
         external_hostname: a.external_hostname,
+        external_url: a.external_url,
         store: Default::default(),
         proxy_client_ca_pem,
         root: !a.no_root,

@@ -25,6 +25,7 @@ pub struct TestShardBuilder {
     proxy_client_ca_pem: Option<String>,
     no_root: bool,
     token_signing_key_pem: Option<String>,
+    external_url: Option<String>,
 }
 
 impl TestShardBuilder {
@@ -43,6 +44,12 @@ impl TestShardBuilder {
     /// Whether the shard creates the `root` logical cluster (default: yes).
     pub fn root(mut self, root: bool) -> Self {
         self.no_root = !root;
+        self
+    }
+
+    /// The URL clients reach workspaces at (a front-proxy's), for `spec.URL`.
+    pub fn external_url(mut self, url: &str) -> Self {
+        self.external_url = Some(url.to_string());
         self
     }
 
@@ -67,6 +74,7 @@ impl TestShardBuilder {
             store: self.store.unwrap_or_default(),
             proxy_client_ca_pem: self.proxy_client_ca_pem,
             root: !self.no_root,
+            external_url: self.external_url,
             port: 0,
         };
         TestShard::start_in(db, dir, settings).await
@@ -79,6 +87,7 @@ struct Settings {
     store: canopy_storage::StoreOptions,
     proxy_client_ca_pem: Option<String>,
     root: bool,
+    external_url: Option<String>,
     /// 0 the first time; the same port after that.
     port: u16,
 }
@@ -127,6 +136,7 @@ impl TestShard {
         opts.store = settings.store.clone();
         opts.proxy_client_ca_pem = settings.proxy_client_ca_pem.clone();
         opts.root = settings.root;
+        opts.external_url = settings.external_url.clone();
         // the port was just released by the stopped shard: retry briefly
         let mut tries = 0;
         let shard = loop {

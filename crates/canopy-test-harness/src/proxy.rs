@@ -72,9 +72,18 @@ impl TestProxyBuilder {
             .expect("proxy client certificate");
         let client_cert = CertAndKey { cert_pem, key_pem };
 
+        // the proxy's address first, so that shards hand out its URLs (spec.URL)
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy's port");
+        let proxy_url = format!(
+            "https://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        );
         let starts = (0..self.shards).map(|i| {
             TestShard::builder()
                 .root(i == 0)
+                .external_url(&proxy_url)
                 .token_signing_key(&signing_key)
                 .proxy_client_ca(&client_ca.ca_cert_pem)
                 .start()
@@ -102,9 +111,10 @@ impl TestProxyBuilder {
         );
         options.client_cert = Some(client_cert.clone());
         options.rate_limit = self.rate_limit;
-        let proxy = FrontProxy::start(options.clone())
+        let proxy = FrontProxy::start_on(listener, options.clone())
             .await
             .expect("start front-proxy");
+        assert_eq!(proxy.url, proxy_url);
         assert!(
             proxy.wait_ready(Duration::from_secs(30)).await,
             "the front-proxy did not sync its index with every shard in 30 s"
