@@ -19,10 +19,13 @@ use crate::State;
 /// Handles one client request.
 pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<ProxyBody> {
     let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
     let (resp, shard) = handle_inner(&state, req).await;
-    state
-        .metrics
-        .observe(resp.status().as_u16(), shard.as_deref(), start.elapsed());
+    let elapsed = start.elapsed();
+    let code = resp.status().as_u16();
+    state.metrics.observe(code, shard.as_deref(), elapsed);
+    tracing::debug!(%method, path, code, shard = shard.as_deref().unwrap_or(""), elapsed_ms = elapsed.as_secs_f64() * 1000.0, "request");
     resp
 }
 
@@ -283,6 +286,8 @@ async fn forward(
     strip_hop_by_hop(&mut headers);
     headers.remove(header::AUTHORIZATION);
     headers.remove(header::HOST);
+    // the proxy already answered the client's 100-continue; the body streams on
+    headers.remove(header::EXPECT);
     let spoofed: Vec<HeaderName> = headers
         .keys()
         .filter(|k| canopy_auth::requestheader::is_identity_header(k.as_str()))

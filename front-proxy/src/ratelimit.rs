@@ -118,15 +118,22 @@ return {allowed, wait_ms}
 "#;
 
 /// Token buckets in Redis (`canopy:front-proxy:ratelimit:<user>`), shared by every
-/// replica. When Redis cannot be reached, requests are let through (and it is logged):
-/// the limiter protects shards from overload, it is not an access control.
+/// replica. When Redis cannot be reached, this replica limits with buckets of its own
+/// for the next few seconds (logged), then tries Redis again: the limiter protects the
+/// shards from overload, and a Redis outage should neither stop traffic nor slow every
+/// request down by a timeout.
 pub struct RedisRateLimiter {
     conn: redis::aio::ConnectionManager,
     script: redis::Script,
     qps: f64,
     burst: u32,
-    last_warning: Mutex<Option<Instant>>,
+    fallback: TokenBuckets,
+    /// While set and in the future, Redis is not asked.
+    redis_down_until: Mutex<Option<Instant>>,
 }
+
+/// How long a replica limits on its own after Redis failed.
+const REDIS_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 impl RedisRateLimiter {
     /// Connects to `url` (`redis://host:port/`).
@@ -145,7 +152,8 @@ impl RedisRateLimiter {
             script: redis::Script::new(BUCKET_SCRIPT),
             qps,
             burst: burst.max(1),
-            last_warning: Mutex::new(None),
+            fallback: TokenBuckets::new(qps, burst),
+            redis_down_until: Mutex::new(None),
         })
     }
 }
@@ -153,6 +161,13 @@ impl RedisRateLimiter {
 impl RateLimiter for RedisRateLimiter {
     fn check<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Decision> {
         Box::pin(async move {
+            if self
+                .redis_down_until
+                .lock()
+                .is_some_and(|t| Instant::now() < t)
+            {
+                return self.fallback.take(key, Instant::now());
+            }
             let mut conn = self.conn.clone();
             let r: Result<(i64, i64), _> = self
                 .script
@@ -167,12 +182,9 @@ impl RateLimiter for RedisRateLimiter {
                     retry_after: Duration::from_millis(wait_ms.max(1) as u64),
                 },
                 Err(e) => {
-                    let mut last = self.last_warning.lock();
-                    if last.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                        tracing::warn!(error = %e, "rate limiter: Redis unavailable; not limiting");
-                        *last = Some(Instant::now());
-                    }
-                    Decision::Allow
+                    tracing::warn!(error = %e, retry_in = ?REDIS_RETRY_AFTER, "rate limiter: Redis unavailable; limiting in this replica meanwhile");
+                    *self.redis_down_until.lock() = Some(Instant::now() + REDIS_RETRY_AFTER);
+                    self.fallback.take(key, Instant::now())
                 }
             }
         })
