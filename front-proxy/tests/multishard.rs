@@ -50,6 +50,13 @@ async fn a_stopped_shard_gets_503_quickly_others_keep_working_and_it_recovers() 
     assert_eq!(env.proxy.rechecks().0, found + 1);
     assert_eq!(env.proxy.route("beta").unwrap().1, "shard-1");
 
+    // kubectl through the proxy to the second shard's logical cluster
+    let beta = env.kubeconfig_for("beta", "beta", &env.admin_token);
+    let k = env.kubectl().kubeconfig(&beta);
+    let cms = k.ok(&["get", "configmaps", "-o", "name"]).await;
+    assert!(cms.contains("configmap/b"), "{cms}");
+    k.ok(&["create", "configmap", "via-kubectl"]).await;
+
     // root (and anything without /clusters/) is shard 0's
     let (code, _) = admin.get(&format!("/clusters/root/{CM}")).await;
     assert_eq!(code, 200);
