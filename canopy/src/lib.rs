@@ -86,7 +86,10 @@ pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
         secure_port: opts.secure_port,
         database_url,
         external_hostname: None,
+        external_url: None,
         store: Default::default(),
+        proxy_client_ca_pem: None,
+        root: true,
     })
     .await;
     let shard = match shard {

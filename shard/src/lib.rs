@@ -29,7 +29,35 @@ pub struct ShardOptions {
     /// The host name or address clients use; defaults to the bind address (or
     /// 127.0.0.1 when binding to all interfaces).
     pub external_hostname: Option<String>,
+    /// The URL clients reach workspaces at, when it is not this shard's own (behind a
+    /// front-proxy: the proxy's `https://host:port`); used in Workspace `spec.URL`,
+    /// LogicalCluster `status.URL` and discovery's server address.
+    pub external_url: Option<String>,
     pub store: StoreOptions,
+    /// CA (PEM) of the front-proxy's client certificates: requests on connections
+    /// presenting a certificate it signed are authenticated by their `X-Remote-*`
+    /// headers. `None`: those headers are always ignored.
+    pub proxy_client_ca_pem: Option<String>,
+    /// Whether this shard creates (and so holds) the `root` logical cluster. Exactly
+    /// one shard behind a front-proxy does.
+    pub root: bool,
+}
+
+impl ShardOptions {
+    /// Options with defaults for everything but the directory and database.
+    pub fn new(root_directory: PathBuf, database_url: String) -> ShardOptions {
+        ShardOptions {
+            root_directory,
+            bind_address: IpAddr::from([127, 0, 0, 1]),
+            secure_port: 0,
+            database_url,
+            external_hostname: None,
+            external_url: None,
+            store: StoreOptions::default(),
+            proxy_client_ca_pem: None,
+            root: true,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +71,7 @@ pub enum ShardError {
     Storage(#[from] canopy_storage::StorageError),
     #[error(transparent)]
     Auth(#[from] canopy_auth::AuthError),
-    #[error("bootstrapping the root logical cluster: {0}")]
+    #[error("bootstrapping logical clusters: {0}")]
     Bootstrap(canopy_core::ApiError),
     #[error(transparent)]
     Serve(#[from] canopy_apiserver::server::ServeError),
@@ -58,6 +86,9 @@ pub struct Shard {
     pub url: String,
     pub ca_cert_pem: String,
     pub tokens: Arc<TokenIssuer>,
+    /// Where the PKI and the token signing key live (`token-signing.pub` is the key
+    /// the front-proxy needs).
+    pub pki_dir: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     serve: Option<JoinHandle<()>>,
     _controllers: canopy_apiserver::controllers::Controllers,
@@ -94,20 +125,35 @@ impl Shard {
             store,
             tokens.clone(),
             Config {
-                external_url: url.clone(),
+                external_url: opts
+                    .external_url
+                    .as_deref()
+                    .map(|u| u.trim_end_matches('/').to_string())
+                    .unwrap_or_else(|| url.clone()),
                 ca_cert_pem: pki.ca_cert_pem.clone(),
                 version: VersionInfo::default(),
                 shard_name: "root".into(),
+                shard_url: url.clone(),
             },
         );
-        api.ensure_logical_cluster("root")
+        if opts.root {
+            api.ensure_logical_cluster("root")
+                .await
+                .map_err(ShardError::Bootstrap)?;
+        }
+        api.annotate_logical_clusters()
             .await
             .map_err(ShardError::Bootstrap)?;
-        api.register_shard().await.map_err(ShardError::Bootstrap)?;
+        if opts.root {
+            // the shard holding root registers itself there; other shards register with
+            // root's shard once placement across shards lands
+            api.register_shard().await.map_err(ShardError::Bootstrap)?;
+        }
         let controllers = api.start_controllers();
         let tls = TlsConfig {
             cert_pem: pki.serving_cert_pem.clone(),
             key_pem: pki.serving_key_pem.clone(),
+            proxy_client_ca_pem: opts.proxy_client_ca_pem.clone(),
         };
         // fail early on bad TLS material rather than inside the task
         canopy_apiserver::server::acceptor(&tls)?;
@@ -128,6 +174,7 @@ impl Shard {
             url,
             ca_cert_pem: pki.ca_cert_pem,
             tokens,
+            pki_dir,
             shutdown: Some(tx),
             serve: Some(serve),
             _controllers: controllers,

@@ -27,6 +27,20 @@ struct Args {
     /// Host name clients use to reach this shard (for certificates and URLs).
     #[arg(long)]
     external_hostname: Option<String>,
+    /// The URL clients reach workspaces at when it is not this shard's (behind a
+    /// front-proxy: the proxy's https://host:port), for Workspace spec.URL.
+    #[arg(long)]
+    external_url: Option<String>,
+    /// CA certificate (PEM) of the front-proxy's client certificates. Requests on
+    /// connections presenting a certificate it signed are authenticated by their
+    /// X-Remote-User/-Uid/-Group/-Extra-* headers; everyone else's such headers are
+    /// ignored.
+    #[arg(long)]
+    proxy_client_ca_file: Option<PathBuf>,
+    /// Do not create the root logical cluster (every shard but one behind a
+    /// front-proxy).
+    #[arg(long)]
+    no_root: bool,
 }
 
 #[tokio::main]
@@ -37,13 +51,23 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let a = Args::parse();
+    let proxy_client_ca_pem = match &a.proxy_client_ca_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("--proxy-client-ca-file {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
     let shard = shard::Shard::start(shard::ShardOptions {
         root_directory: a.root_directory,
         bind_address: a.bind_address,
         secure_port: a.secure_port,
         database_url: a.database_url,
         external_hostname: a.external_hostname,
+        external_url: a.external_url,
         store: Default::default(),
+        proxy_client_ca_pem,
+        root: !a.no_root,
     })
     .await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

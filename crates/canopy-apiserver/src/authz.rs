@@ -108,38 +108,7 @@ fn attributes<'a>(user: &'a UserInfo, info: &'a RequestInfo) -> Attributes<'a> {
 
 /// The 403 kube's RBAC authorizer returns for this request.
 pub fn forbidden_for(user: &UserInfo, info: &RequestInfo) -> ApiError {
-    if !info.is_resource_request {
-        return ApiError::forbidden_message(format!(
-            "forbidden: User {:?} cannot {} path {:?}",
-            user.name, info.verb, info.path
-        ));
-    }
-    let group = if info.api_prefix == "api" {
-        ""
-    } else {
-        info.group.as_str()
-    };
-    let scope = if info.namespace.is_empty() || info.resource == "namespaces" {
-        " at the cluster scope".to_string()
-    } else {
-        format!(" in the namespace {:?}", info.namespace)
-    };
-    let resource = if info.subresource.is_empty() {
-        info.resource.clone()
-    } else {
-        format!("{}/{}", info.resource, info.subresource)
-    };
-    ApiError::forbidden(
-        &user.name,
-        &info.verb,
-        Subject {
-            group,
-            resource: &resource,
-            name: &info.name,
-        },
-        &scope,
-        None,
-    )
+    info.forbidden(&user.name)
 }
 
 /// Whether `user` may enter logical cluster `cluster` at all: kcp's model, the

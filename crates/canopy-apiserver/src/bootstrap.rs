@@ -9,6 +9,10 @@ use crate::registry::Resource;
 use crate::{rest, ApiServer};
 
 pub const LOGICAL_CLUSTER_RESOURCE: &str = "core.kcp.io/logicalclusters";
+/// The annotation naming the logical cluster an object lives in, as kcp sets it; on
+/// `LogicalCluster/cluster` objects it lets wildcard readers (the front-proxy's index)
+/// tell logical clusters apart.
+pub const CLUSTER_NAME_ANNOTATION: &str = "kcp.io/cluster";
 /// Namespaces every logical cluster has, which cannot be deleted.
 pub const DEFAULT_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
 
@@ -290,10 +294,43 @@ pub async fn ensure_logical_cluster_at(
         json!({
             "apiVersion": "core.kcp.io/v1alpha1",
             "kind": "LogicalCluster",
-            "metadata": {"name": "cluster", "annotations": {"kcp.io/path": path, crate::workspaces::TYPE_ANNOTATION: ty}},
+            "metadata": {"name": "cluster", "annotations": {"kcp.io/path": path, CLUSTER_NAME_ANNOTATION: name, crate::workspaces::TYPE_ANNOTATION: ty}},
             "spec": spec,
             "status": {"phase": phase, "URL": url, "initializers": initializers},
         }),
     ));
     rest::create_system_batch(api, name, items).await
+}
+
+/// Adds the `kcp.io/cluster` annotation to `LogicalCluster` objects created before it
+/// was set (run at start). Returns how many were updated.
+pub async fn annotate_logical_clusters(api: &ApiServer) -> Result<usize, ApiError> {
+    let mut n = 0;
+    for lc in api
+        .inner
+        .store
+        .list_all(LOGICAL_CLUSTER_RESOURCE, None, None)
+    {
+        let has = lc
+            .value
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(CLUSTER_NAME_ANNOTATION))
+            .is_some();
+        if has {
+            continue;
+        }
+        let cluster = lc.key.cluster.to_string();
+        rest::update_system(api, &lc.key, |cur| {
+            let mut new = cur.clone();
+            let ann = canopy_core::meta::metadata_mut(&mut new)
+                .entry("annotations")
+                .or_insert_with(|| json!({}));
+            ann[CLUSTER_NAME_ANNOTATION] = json!(cluster);
+            Some(new)
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+        n += 1;
+    }
+    Ok(n)
 }

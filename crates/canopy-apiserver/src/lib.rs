@@ -40,7 +40,7 @@ use canopy_auth::TokenIssuer;
 use canopy_storage::Store;
 
 pub use pipeline::handle;
-pub use server::{serve, TlsConfig};
+pub use server::{serve, FrontProxyPeer, TlsConfig};
 
 /// Static configuration of an API server.
 #[derive(Clone)]
@@ -54,6 +54,9 @@ pub struct Config {
     /// This shard's name (its `Shard` object in `root`); `root` for the shard holding
     /// the root logical cluster in a single-shard setup.
     pub shard_name: String,
+    /// This shard's own URL (`https://host:port`), where peers and the front-proxy reach
+    /// it; `external_url` is what clients use (the front-proxy's, behind one).
+    pub shard_url: String,
 }
 
 #[derive(Clone, Debug)]
@@ -86,6 +89,8 @@ pub(crate) struct Inner {
     pub registry: registry::Registry,
     pub metrics: metrics::Metrics,
     pub apis: apis::ApisCache,
+    /// Becomes true when the server shuts down; open watches end then.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl ApiServer {
@@ -100,6 +105,7 @@ impl ApiServer {
                 registry,
                 metrics: metrics::Metrics::default(),
                 apis,
+                shutdown: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -116,6 +122,12 @@ impl ApiServer {
         &self.inner.config
     }
 
+    /// Ends every open watch (their clients re-list elsewhere or after a restart);
+    /// called when serving stops.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
     /// Creates a logical cluster with its default namespaces and RBAC, if it does not
     /// exist yet. Idempotent.
     pub async fn ensure_logical_cluster(&self, name: &str) -> Result<(), canopy_core::ApiError> {
@@ -125,6 +137,11 @@ impl ApiServer {
     /// Creates or updates this shard's `Shard` object in `root` (held by this shard).
     pub async fn register_shard(&self) -> Result<(), canopy_core::ApiError> {
         workspaces::register_shard(self).await
+    }
+
+    /// Adds `kcp.io/cluster` to `LogicalCluster` objects written before it was set.
+    pub async fn annotate_logical_clusters(&self) -> Result<usize, canopy_core::ApiError> {
+        bootstrap::annotate_logical_clusters(self).await
     }
 
     /// Whether a logical cluster exists on this shard.

@@ -1,5 +1,10 @@
 //! The request pipeline: parse → authenticate → impersonate → resolve the logical
 //! cluster → authorize → dispatch, with metrics around all of it.
+//!
+//! Authentication: on a connection from the front-proxy (client certificate signed by
+//! the proxy client CA, see [`crate::server::FrontProxyPeer`]) the caller is whoever the
+//! `X-Remote-*` headers name; otherwise those headers are stripped and ignored, and the
+//! caller is whoever the bearer token names.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -78,7 +83,19 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    let from_proxy = parts.extensions.get::<crate::FrontProxyPeer>().is_some();
+    let forwarded_user = if from_proxy {
+        canopy_auth::requestheader::decode(
+            parts
+                .headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+        )
+    } else {
+        None
+    };
+    strip_identity_headers(&mut parts.headers);
     let path = parts.uri.path().to_string();
     let raw_query = parts.uri.query();
     let info = RequestInfo::parse(parts.method.as_str(), &path, raw_query)
@@ -112,18 +129,21 @@ where
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim);
-    let user = match token {
-        Some(t) => api
+    let user = match (forwarded_user, token) {
+        (Some(u), _) => u,
+        (None, Some(t)) => api
             .inner
             .tokens
             .authenticate(t)
             .map_err(|_| fail(ApiError::unauthorized()))?,
-        None if is_public(&info.path) && info.cluster == ClusterSelector::None => UserInfo {
-            name: "system:anonymous".into(),
-            groups: vec!["system:unauthenticated".into()],
-            ..Default::default()
-        },
-        None => return Err(fail(ApiError::unauthorized())),
+        (None, None) if is_public(&info.path) && info.cluster == ClusterSelector::None => {
+            UserInfo {
+                name: "system:anonymous".into(),
+                groups: vec!["system:unauthenticated".into()],
+                ..Default::default()
+            }
+        }
+        (None, None) => return Err(fail(ApiError::unauthorized())),
     };
 
     // Logical cluster: a path (`root:a:b`) or a logical cluster name.
@@ -232,6 +252,18 @@ where
         rest::dispatch(api, &ctx, &res, body).await
     };
     result.map(|r| (labels.clone(), r)).map_err(fail)
+}
+
+/// Removes `X-Remote-*` headers so no handler ever sees a client-supplied identity.
+fn strip_identity_headers(headers: &mut HeaderMap) {
+    let names: Vec<header::HeaderName> = headers
+        .keys()
+        .filter(|k| canopy_auth::requestheader::is_identity_header(k.as_str()))
+        .cloned()
+        .collect();
+    for n in names {
+        headers.remove(n);
+    }
 }
 
 fn resolve(api: &ApiServer, cluster: Option<&str>, info: &RequestInfo) -> Option<Resource> {

@@ -1,5 +1,10 @@
 //! HTTPS serving: TLS (rustls) with ALPN for HTTP/2 and HTTP/1.1, one task per
-//! connection, graceful shutdown that lets in-flight requests finish.
+//! connection, graceful shutdown that lets in-flight requests finish (watches are ended).
+//!
+//! With a proxy client CA configured, clients may present a certificate (optional client
+//! auth); a connection whose certificate that CA signed is the front-proxy's, and its
+//! requests carry the [`FrontProxyPeer`] extension, which lets the pipeline take the
+//! caller's identity from `X-Remote-*` headers.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,7 +25,14 @@ use crate::ApiServer;
 pub struct TlsConfig {
     pub cert_pem: String,
     pub key_pem: String,
+    /// CA (PEM) of the front-proxy's client certificates; `None`: no client auth.
+    pub proxy_client_ca_pem: Option<String>,
 }
+
+/// Request extension: the connection presented a client certificate signed by the proxy
+/// client CA, so `X-Remote-*` identity headers are trusted.
+#[derive(Debug, Clone, Copy)]
+pub struct FrontProxyPeer;
 
 impl std::fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,10 +54,35 @@ pub fn acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, ServeError> {
         .map_err(|e| ServeError::Tls(e.to_string()))?
         .ok_or_else(|| ServeError::Tls("no private key found".into()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| ServeError::Tls(e.to_string()))?
-        .with_no_client_auth()
+        .map_err(|e| ServeError::Tls(e.to_string()))?;
+    let builder = match &tls.proxy_client_ca_pem {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in rustls_pemfile::certs(&mut ca.as_bytes()) {
+                let c = c.map_err(|e| ServeError::Tls(format!("proxy client CA: {e}")))?;
+                roots
+                    .add(c)
+                    .map_err(|e| ServeError::Tls(format!("proxy client CA: {e}")))?;
+            }
+            if roots.is_empty() {
+                return Err(ServeError::Tls(
+                    "proxy client CA: no certificate found".into(),
+                ));
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| ServeError::Tls(format!("proxy client CA: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut cfg = builder
         .with_single_cert(certs, key)
         .map_err(|e| ServeError::Tls(e.to_string()))?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -89,8 +126,18 @@ pub async fn serve(
                     }
                     Err(_) => return,
                 };
-            let svc = service_fn(move |req| {
+            // The verifier accepts only certificates the proxy client CA signed: any
+            // certificate here is the front-proxy's.
+            let from_proxy = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .is_some_and(|c| !c.is_empty());
+            let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 let api = api.clone();
+                if from_proxy {
+                    req.extensions_mut().insert(FrontProxyPeer);
+                }
                 async move {
                     // Last line of defence: a bug that panics answers 500, it does not
                     // kill the connection (and every other request multiplexed on it).
@@ -115,6 +162,8 @@ pub async fn serve(
         });
     }
     drop(listener);
+    // Watches would otherwise keep their connections (and this shutdown) open.
+    api.begin_shutdown();
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(Duration::from_secs(10)) => {

@@ -118,6 +118,7 @@ pub fn serve(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body
     };
     if let Some(w) = watcher {
         let state = WatchTask {
+            shutdown: api.inner.shutdown.subscribe(),
             sel,
             res: res.clone(),
             name_pin,
@@ -203,6 +204,7 @@ impl Encoder {
 }
 
 struct WatchTask {
+    shutdown: tokio::sync::watch::Receiver<bool>,
     sel: Selectors,
     res: Resource,
     name_pin: Option<String>,
@@ -262,9 +264,11 @@ impl WatchTask {
         }
         let mut tick = tokio::time::interval(BOOKMARK_EVERY);
         tick.tick().await;
+        let mut shutdown = self.shutdown.clone();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return,
+                _ = async { shutdown.wait_for(|down| *down).await.map(|_| ()) } => return,
                 _ = tx.closed() => return,
                 _ = tick.tick(), if self.bookmarks => {
                     if tx.send(self.enc.bookmark(last_rv, false)).await.is_err() {

@@ -156,7 +156,8 @@ pub fn schedule(api: &ApiServer, ws: &Value) -> Result<String, String> {
 /// Creates or updates this shard's `Shard` object in `root`, with its URL and load.
 pub async fn register_shard(api: &ApiServer) -> Result<(), canopy_core::ApiError> {
     let name = api.inner.config.shard_name.clone();
-    let url = api.inner.config.external_url.clone();
+    let url = api.inner.config.shard_url.clone();
+    let external = api.inner.config.external_url.clone();
     let load = api
         .inner
         .store
@@ -177,7 +178,7 @@ pub async fn register_shard(api: &ApiServer) -> Result<(), canopy_core::ApiError
             &res,
             json!({"apiVersion": "core.kcp.io/v1alpha1", "kind": "Shard",
                 "metadata": {"name": name, "annotations": {LOGICAL_CLUSTERS_ANNOTATION: load}},
-                "spec": {"baseURL": url, "externalURL": url}}),
+                "spec": {"baseURL": url, "externalURL": external}}),
         )
         .await?;
         return Ok(());
@@ -185,9 +186,7 @@ pub async fn register_shard(api: &ApiServer) -> Result<(), canopy_core::ApiError
     rest::update_system(api, &key, |cur| {
         let mut new = cur.clone();
         new["spec"]["baseURL"] = json!(url);
-        if new.pointer("/spec/externalURL").is_none() {
-            new["spec"]["externalURL"] = json!(url);
-        }
+        new["spec"]["externalURL"] = json!(external);
         let ann = meta::metadata_mut(&mut new)
             .entry("annotations")
             .or_insert_with(|| json!({}));

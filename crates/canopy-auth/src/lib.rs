@@ -1,13 +1,16 @@
 //! Who is calling and what they may do.
 //!
 //! - [`pki`]: the shard's CA and serving certificate, created on first start.
-//! - [`token`]: bearer tokens Canopy issues (ES256 JWTs) and their verification.
+//! - [`token`]: bearer tokens Canopy issues (ES256 JWTs) and their verification, also
+//!   with public keys only ([`TokenVerifier`], what the front-proxy uses).
+//! - [`requestheader`]: identity forwarded by the front-proxy in `X-Remote-*` headers.
 //! - [`rbac`]: RBAC rule evaluation over one logical cluster's Roles and bindings (pure).
 //!
 //! Nothing here knows about HTTP or storage; the API server wires it in.
 
 pub mod pki;
 pub mod rbac;
+pub mod requestheader;
 pub mod token;
 
 use std::collections::BTreeMap;
@@ -83,5 +86,5 @@ pub(crate) fn meta_name(v: &serde_json::Value) -> &str {
         .unwrap_or("")
 }
 
-pub use pki::Pki;
-pub use token::TokenIssuer;
+pub use pki::{ClientCa, Pki};
+pub use token::{TokenIssuer, TokenVerifier};

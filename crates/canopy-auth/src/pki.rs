@@ -1,5 +1,8 @@
 //! The shard's certificate authority and serving certificate, created on first start and
-//! kept in the data directory (`<dir>/ca.crt`, `ca.key`, `serving.crt`, `serving.key`).
+//! kept in the data directory (`<dir>/ca.crt`, `ca.key`, `serving.crt`, `serving.key`);
+//! and [`ClientCa`], a CA for client certificates: the front-proxy's identity towards
+//! the shards (shards trust `X-Remote-*` identity headers only from a client whose
+//! certificate that CA signed).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,9 +32,13 @@ impl std::fmt::Debug for Pki {
 }
 
 fn ca_params() -> CertificateParams {
+    ca_params_named("canopy-ca")
+}
+
+fn ca_params_named(common_name: &str) -> CertificateParams {
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, "canopy-ca");
+    dn.push(DnType::CommonName, common_name);
     dn.push(DnType::OrganizationName, "Canopy");
     p.distinguished_name = dn;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -98,7 +105,7 @@ impl Pki {
             });
         }
         let issuer = Issuer::new(ca_params(), ca_key);
-        let (cert_pem, key_pem) = issue_leaf(&issuer, "canopy-shard", &names, true)?;
+        let (cert_pem, key_pem) = issue_leaf(&issuer, "canopy-shard", &[], &names, true)?;
         write_private(&serving_key_path, &key_pem)?;
         fs::write(&serving_cert_path, &cert_pem)
             .map_err(|e| AuthError::io(&serving_cert_path, e))?;
@@ -112,15 +119,84 @@ impl Pki {
     }
 }
 
+/// A CA that signs client certificates, kept as `<dir>/<name>.crt` and `<name>.key`.
+pub struct ClientCa {
+    pub ca_cert_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl std::fmt::Debug for ClientCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientCa { .. }")
+    }
+}
+
+impl ClientCa {
+    /// Loads `<dir>/<name>.crt` and `.key`, creating them on first use.
+    pub fn load_or_create(dir: &Path, name: &str) -> Result<ClientCa, AuthError> {
+        fs::create_dir_all(dir).map_err(|e| AuthError::io(dir, e))?;
+        let key_path = dir.join(format!("{name}.key"));
+        let cert_path = dir.join(format!("{name}.crt"));
+        let params = ca_params_named(name);
+        let (key, cert_pem) = if key_path.exists() && cert_path.exists() {
+            let key = KeyPair::from_pem(&read(&key_path)?).map_err(AuthError::pki)?;
+            (key, read(&cert_path)?)
+        } else {
+            let key = KeyPair::generate().map_err(AuthError::pki)?;
+            let cert = params.clone().self_signed(&key).map_err(AuthError::pki)?;
+            write_private(&key_path, &key.serialize_pem())?;
+            fs::write(&cert_path, cert.pem()).map_err(|e| AuthError::io(&cert_path, e))?;
+            (key, cert.pem())
+        };
+        Ok(ClientCa {
+            ca_cert_pem: cert_pem,
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// Issues a client certificate (PEM certificate, PEM key) for `common_name` with
+    /// `organizations` (valid two years).
+    pub fn issue_client_cert(
+        &self,
+        common_name: &str,
+        organizations: &[&str],
+    ) -> Result<(String, String), AuthError> {
+        issue_leaf(&self.issuer, common_name, organizations, &[], false)
+    }
+
+    /// Loads `<dir>/<file>.crt`/`.key` if present, else issues and writes them.
+    pub fn load_or_issue_client_cert(
+        &self,
+        dir: &Path,
+        file: &str,
+        common_name: &str,
+        organizations: &[&str],
+    ) -> Result<(String, String), AuthError> {
+        let cert_path = dir.join(format!("{file}.crt"));
+        let key_path = dir.join(format!("{file}.key"));
+        if cert_path.exists() && key_path.exists() {
+            return Ok((read(&cert_path)?, read(&key_path)?));
+        }
+        let (cert, key) = self.issue_client_cert(common_name, organizations)?;
+        write_private(&key_path, &key)?;
+        fs::write(&cert_path, &cert).map_err(|e| AuthError::io(&cert_path, e))?;
+        Ok((cert, key))
+    }
+}
+
 fn issue_leaf(
     issuer: &Issuer<'_, KeyPair>,
     common_name: &str,
+    organizations: &[&str],
     names: &[String],
     server: bool,
 ) -> Result<(String, String), AuthError> {
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);
+    for o in organizations {
+        dn.push(DnType::OrganizationName, *o);
+    }
     p.distinguished_name = dn;
     p.subject_alt_names = names
         .iter()
@@ -167,5 +243,22 @@ mod tests {
         let mode = std::fs::metadata(dir.path().join("ca.key")).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn client_ca_issues_and_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ClientCa::load_or_create(dir.path(), "proxy-client-ca").unwrap();
+        let (cert, key) = ca
+            .load_or_issue_client_cert(dir.path(), "front-proxy-client", "front-proxy", &[])
+            .unwrap();
+        assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(key.contains("PRIVATE KEY"));
+        let again = ClientCa::load_or_create(dir.path(), "proxy-client-ca").unwrap();
+        assert_eq!(again.ca_cert_pem, ca.ca_cert_pem);
+        let (cert2, _) = again
+            .load_or_issue_client_cert(dir.path(), "front-proxy-client", "front-proxy", &[])
+            .unwrap();
+        assert_eq!(cert, cert2);
     }
 }

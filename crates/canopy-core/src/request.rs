@@ -101,6 +101,44 @@ pub fn split_cluster(path: &str) -> Result<(ClusterSelector, String), ApiError> 
 }
 
 impl RequestInfo {
+    /// The 403 kube's RBAC authorizer returns when `user` may not make this request.
+    /// Also the answer for a logical cluster that does not exist, so that existence is
+    /// revealed only to those who may enter (shards and the front-proxy both use it).
+    pub fn forbidden(&self, user: &str) -> ApiError {
+        if !self.is_resource_request {
+            return ApiError::forbidden_message(format!(
+                "forbidden: User {:?} cannot {} path {:?}",
+                user, self.verb, self.path
+            ));
+        }
+        let group = if self.api_prefix == "api" {
+            ""
+        } else {
+            self.group.as_str()
+        };
+        let scope = if self.namespace.is_empty() || self.resource == "namespaces" {
+            " at the cluster scope".to_string()
+        } else {
+            format!(" in the namespace {:?}", self.namespace)
+        };
+        let resource = if self.subresource.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}/{}", self.resource, self.subresource)
+        };
+        ApiError::forbidden(
+            user,
+            &self.verb,
+            crate::Subject {
+                group,
+                resource: &resource,
+                name: &self.name,
+            },
+            &scope,
+            None,
+        )
+    }
+
     /// Parses a request. `query` is the raw query string (used for `watch=true`).
     pub fn parse(method: &str, path: &str, query: Option<&str>) -> Result<RequestInfo, ApiError> {
         let (cluster, inner) = split_cluster(path)?;

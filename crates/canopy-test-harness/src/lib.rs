@@ -1,6 +1,7 @@
 //! Integration-test harness: starts a shard in-process on a fresh database of a real
 //! PostgreSQL server, with a temporary root directory, and gives tests a real `kubectl`
 //! bound to an admin kubeconfig plus an HTTPS client that trusts the shard's CA.
+//! [`TestProxy`] starts N shards behind a front-proxy the same way.
 //!
 //! ```no_run
 //! # async fn t() {
@@ -21,6 +22,10 @@ use tokio::io::AsyncWriteExt;
 #[derive(Default)]
 pub struct TestShardBuilder {
     store: Option<canopy_storage::StoreOptions>,
+    proxy_client_ca_pem: Option<String>,
+    no_root: bool,
+    token_signing_key_pem: Option<String>,
+    external_url: Option<String>,
 }
 
 impl TestShardBuilder {
@@ -29,13 +34,62 @@ impl TestShardBuilder {
         self
     }
 
+    /// Trust `X-Remote-*` identity headers from clients whose certificate this CA
+    /// (PEM) signed (a front-proxy's).
+    pub fn proxy_client_ca(mut self, pem: &str) -> Self {
+        self.proxy_client_ca_pem = Some(pem.to_string());
+        self
+    }
+
+    /// Whether the shard creates the `root` logical cluster (default: yes).
+    pub fn root(mut self, root: bool) -> Self {
+        self.no_root = !root;
+        self
+    }
+
+    /// The URL clients reach workspaces at (a front-proxy's), for `spec.URL`.
+    pub fn external_url(mut self, url: &str) -> Self {
+        self.external_url = Some(url.to_string());
+        self
+    }
+
+    /// Sign tokens with this key (PEM) instead of a new one, e.g. another shard's
+    /// ([`TestShard::token_signing_key_pem`]), so that both accept the same tokens.
+    pub fn token_signing_key(mut self, pem: &str) -> Self {
+        self.token_signing_key_pem = Some(pem.to_string());
+        self
+    }
+
     pub async fn start(self) -> TestShard {
         let db = canopy_pg::testing::test_database()
             .await
             .expect("test database");
         let dir = tempfile::tempdir().expect("temp dir");
-        TestShard::start_in(db, dir, self.store.unwrap_or_default()).await
+        if let Some(key) = &self.token_signing_key_pem {
+            let pki = dir.path().join("pki");
+            std::fs::create_dir_all(&pki).expect("pki dir");
+            std::fs::write(pki.join("token-signing.key"), key).expect("write signing key");
+        }
+        let settings = Settings {
+            store: self.store.unwrap_or_default(),
+            proxy_client_ca_pem: self.proxy_client_ca_pem,
+            root: !self.no_root,
+            external_url: self.external_url,
+            port: 0,
+        };
+        TestShard::start_in(db, dir, settings).await
     }
+}
+
+/// What a restarted shard keeps.
+#[derive(Clone)]
+struct Settings {
+    store: canopy_storage::StoreOptions,
+    proxy_client_ca_pem: Option<String>,
+    root: bool,
+    external_url: Option<String>,
+    /// 0 the first time; the same port after that.
+    port: u16,
 }
 
 /// A shard running in this process.
@@ -45,7 +99,26 @@ pub struct TestShard {
     pub kubeconfig: PathBuf,
     pub admin_token: String,
     pub db: canopy_pg::testing::TestDatabase,
-    store_options: canopy_storage::StoreOptions,
+    settings: Settings,
+}
+
+/// A stopped [`TestShard`]: its database and directory, to start it again.
+pub struct StoppedShard {
+    dir: tempfile::TempDir,
+    db: canopy_pg::testing::TestDatabase,
+    settings: Settings,
+}
+
+impl StoppedShard {
+    /// Starts the shard again, on the same port, database and directory.
+    pub async fn start(self) -> TestShard {
+        TestShard::start_in(self.db, self.dir, self.settings).await
+    }
+
+    /// The URL it had (and will have again).
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.settings.port)
+    }
 }
 
 impl TestShard {
@@ -56,18 +129,27 @@ impl TestShard {
     async fn start_in(
         db: canopy_pg::testing::TestDatabase,
         dir: tempfile::TempDir,
-        store: canopy_storage::StoreOptions,
+        mut settings: Settings,
     ) -> TestShard {
-        let shard = shard::Shard::start(shard::ShardOptions {
-            root_directory: dir.path().to_path_buf(),
-            bind_address: "127.0.0.1".parse().expect("ip"),
-            secure_port: 0,
-            database_url: db.url.clone(),
-            external_hostname: None,
-            store: store.clone(),
-        })
-        .await
-        .expect("start shard");
+        let mut opts = shard::ShardOptions::new(dir.path().to_path_buf(), db.url.clone());
+        opts.secure_port = settings.port;
+        opts.store = settings.store.clone();
+        opts.proxy_client_ca_pem = settings.proxy_client_ca_pem.clone();
+        opts.root = settings.root;
+        opts.external_url = settings.external_url.clone();
+        // the port was just released by the stopped shard: retry briefly
+        let mut tries = 0;
+        let shard = loop {
+            match shard::Shard::start(opts.clone()).await {
+                Ok(s) => break s,
+                Err(shard::ShardError::Listen { .. }) if tries < 50 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("start shard: {e}"),
+            }
+        };
+        settings.port = shard.addr.port();
         let admin_token = shard
             .admin_token(Duration::from_secs(3600))
             .expect("admin token");
@@ -83,27 +165,38 @@ impl TestShard {
             kubeconfig,
             admin_token,
             db,
-            store_options: store,
+            settings,
         }
     }
 
-    /// Stops the shard and starts a new one on the same database and directory (same
-    /// port is not guaranteed).
-    pub async fn restart(self) -> TestShard {
+    /// Stops the shard (its port stays reserved for [`StoppedShard::start`] by nobody
+    /// else in this test, as long as nothing else binds it).
+    pub async fn stop(self) -> StoppedShard {
         let TestShard {
             shard,
             dir,
             db,
-            store_options,
+            settings,
             ..
         } = self;
         shard.stop().await;
-        TestShard::start_in(db, dir, store_options).await
+        StoppedShard { dir, db, settings }
+    }
+
+    /// Stops the shard and starts a new one on the same port, database and directory.
+    pub async fn restart(self) -> TestShard {
+        self.stop().await.start().await
     }
 
     /// `https://127.0.0.1:<port>`.
     pub fn url(&self) -> &str {
         &self.shard.url
+    }
+
+    /// The private key the shard signs tokens with (PEM).
+    pub fn token_signing_key_pem(&self) -> String {
+        std::fs::read_to_string(self.shard.pki_dir.join("token-signing.key"))
+            .expect("token signing key")
     }
 
     /// A token for `user` in `groups`.
@@ -196,6 +289,21 @@ impl Kubectl {
         self
     }
 
+    /// A kubectl command with this kubeconfig and cache, to run as the caller likes
+    /// (e.g. `get --watch`, read line by line).
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.bin);
+        cmd.args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", &self.cache)
+            .env("HOME", self.cache.parent().unwrap_or(Path::new("/tmp")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
     /// Runs kubectl with `args` and optional stdin.
     pub async fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = tokio::process::Command::new(&self.bin);
@@ -277,17 +385,51 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str, ca_pem: &str, token: Option<&str>) -> Client {
+        Client::build(base, ca_pem, token, None)
+    }
+
+    /// A client presenting a TLS client certificate (PEM certificate and key), e.g. the
+    /// front-proxy's.
+    pub fn with_client_cert(
+        base: &str,
+        ca_pem: &str,
+        token: Option<&str>,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> Client {
+        Client::build(base, ca_pem, token, Some((cert_pem, key_pem)))
+    }
+
+    fn build(
+        base: &str,
+        ca_pem: &str,
+        token: Option<&str>,
+        identity: Option<(&str, &str)>,
+    ) -> Client {
         use tokio_rustls::rustls;
         let mut roots = rustls::RootCertStore::empty();
         for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
             roots.add(c.expect("CA certificate")).expect("add CA");
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("tls versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            .with_root_certificates(roots);
+        let mut cfg = match identity {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain: Vec<_> = rustls_pemfile::certs(&mut cert.as_bytes())
+                    .collect::<Result<_, _>>()
+                    .expect("client certificate");
+                let key = rustls_pemfile::private_key(&mut key.as_bytes())
+                    .expect("client key")
+                    .expect("a private key");
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .expect("client identity")
+            }
+        };
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(cfg)
@@ -365,3 +507,6 @@ impl Client {
         )
     }
 }
+
+mod proxy;
+pub use proxy::{TestProxy, TestProxyBuilder};

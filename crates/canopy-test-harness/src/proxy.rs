@@ -1,0 +1,285 @@
+//! N shards behind a front-proxy, all in this process.
+//!
+//! Trust, as in production: the harness makes one token signing key and gives it to
+//! every shard (each also accepts those tokens directly), the proxy gets only its public
+//! key and authenticates every request itself; a proxy client CA signs the proxy's
+//! client certificate, and every shard trusts `X-Remote-*` headers only from
+//! connections presenting a certificate that CA signed. Shard 0 holds `root`; the others
+//! start without it (logical clusters are created on them directly, e.g. with
+//! `shard.api.ensure_logical_cluster(name)`).
+//!
+//! ```no_run
+//! # async fn t() {
+//! let env = canopy_test_harness::TestProxy::builder().shards(2).start().await;
+//! let out = env.kubectl().ok(&["get", "ns"]).await;
+//! assert!(out.contains("default"));
+//! # }
+//! ```
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use canopy_auth::{ClientCa, TokenIssuer};
+use front_proxy::{CertAndKey, FrontProxy, FrontProxyOptions, RunningProxy, ShardTarget};
+
+use crate::{Client, Kubectl, StoppedShard, TestShard};
+
+/// Builds a [`TestProxy`].
+pub struct TestProxyBuilder {
+    shards: usize,
+    rate_limit: front_proxy::RateLimitOptions,
+}
+
+impl Default for TestProxyBuilder {
+    fn default() -> Self {
+        TestProxyBuilder {
+            shards: 1,
+            rate_limit: Default::default(),
+        }
+    }
+}
+
+impl TestProxyBuilder {
+    /// How many shards (default 1); shard 0 holds `root`.
+    pub fn shards(mut self, n: usize) -> Self {
+        assert!(n >= 1, "at least one shard");
+        self.shards = n;
+        self
+    }
+
+    /// Per-user rate limit of the proxy.
+    pub fn rate_limit(mut self, qps: f64, burst: u32) -> Self {
+        self.rate_limit.qps = qps;
+        self.rate_limit.burst = burst;
+        self
+    }
+
+    /// Keep the rate-limit buckets in this Redis (`redis://127.0.0.1:port/`).
+    pub fn redis(mut self, url: &str) -> Self {
+        self.rate_limit.redis_url = Some(url.to_string());
+        self
+    }
+
+    pub async fn start(self) -> TestProxy {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let issuer = TokenIssuer::load_or_create(&dir.path().join("issuer")).expect("issuer");
+        let signing_key = std::fs::read_to_string(dir.path().join("issuer/token-signing.key"))
+            .expect("signing key");
+        let client_ca = ClientCa::load_or_create(&dir.path().join("client-ca"), "proxy-client-ca")
+            .expect("proxy client CA");
+        let (cert_pem, key_pem) = client_ca
+            .issue_client_cert("system:front-proxy", &[])
+            .expect("proxy client certificate");
+        let client_cert = CertAndKey { cert_pem, key_pem };
+
+        // the proxy's address first, so that shards hand out its URLs (spec.URL)
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy's port");
+        let proxy_url = format!(
+            "https://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        );
+        let starts = (0..self.shards).map(|i| {
+            TestShard::builder()
+                .root(i == 0)
+                .external_url(&proxy_url)
+                .token_signing_key(&signing_key)
+                .proxy_client_ca(&client_ca.ca_cert_pem)
+                .start()
+        });
+        let shards: Vec<TestShard> = start_sequentially(starts).await;
+
+        let targets = shards
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ShardTarget {
+                name: format!("shard-{i}"),
+                url: s.url().to_string(),
+            })
+            .collect();
+        let shard_ca_pem = shards
+            .iter()
+            .map(|s| s.shard.ca_cert_pem.clone())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut options = FrontProxyOptions::new(
+            dir.path().join("proxy"),
+            targets,
+            shard_ca_pem,
+            issuer.verifier(),
+        );
+        options.client_cert = Some(client_cert.clone());
+        options.rate_limit = self.rate_limit;
+        let proxy = FrontProxy::start_on(listener, options.clone())
+            .await
+            .expect("start front-proxy");
+        assert_eq!(proxy.url, proxy_url);
+        assert!(
+            proxy.wait_ready(Duration::from_secs(30)).await,
+            "the front-proxy did not sync its index with every shard in 30 s"
+        );
+        let admin_token = issuer
+            .issue(
+                "admin",
+                &["system:masters".to_string()],
+                Duration::from_secs(3600),
+            )
+            .expect("admin token");
+        let ca = proxy.ca_cert_pem.clone().expect("generated serving CA");
+        let kubeconfig = dir.path().join("admin.kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            shard::kubeconfig(&proxy.url, &ca, "root", &admin_token),
+        )
+        .expect("write kubeconfig");
+        TestProxy {
+            proxy,
+            dir,
+            kubeconfig,
+            admin_token,
+            client_ca_pem: client_ca.ca_cert_pem.clone(),
+            client_cert,
+            issuer,
+            shards: shards.into_iter().map(Slot::Running).collect(),
+            options,
+        }
+    }
+}
+
+async fn start_sequentially<F: std::future::Future<Output = TestShard>>(
+    fs: impl Iterator<Item = F>,
+) -> Vec<TestShard> {
+    // sequentially: shards share the machine's two cores with the test
+    let mut out = Vec::new();
+    for f in fs {
+        out.push(f.await);
+    }
+    out
+}
+
+enum Slot {
+    Running(TestShard),
+    Stopped(StoppedShard),
+    Moving,
+}
+
+/// Shards behind a front-proxy, all in this process.
+pub struct TestProxy {
+    pub proxy: RunningProxy,
+    pub dir: tempfile::TempDir,
+    /// Admin kubeconfig pointing at `<proxy>/clusters/root`.
+    pub kubeconfig: PathBuf,
+    pub admin_token: String,
+    /// The CA shards trust for `X-Remote-*` headers.
+    pub client_ca_pem: String,
+    /// The proxy's client certificate (what shards trust).
+    pub client_cert: CertAndKey,
+    issuer: TokenIssuer,
+    shards: Vec<Slot>,
+    options: FrontProxyOptions,
+}
+
+impl TestProxy {
+    pub fn builder() -> TestProxyBuilder {
+        TestProxyBuilder::default()
+    }
+
+    /// The proxy's `https://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.proxy.url
+    }
+
+    /// The CA of the proxy's serving certificate.
+    pub fn ca_cert_pem(&self) -> &str {
+        self.proxy.ca_cert_pem.as_deref().expect("generated CA")
+    }
+
+    /// The options the proxy was started with: start more replicas with
+    /// `FrontProxy::start(env.options())`.
+    pub fn options(&self) -> FrontProxyOptions {
+        let mut o = self.options.clone();
+        o.root_directory = self.dir.path().join(format!("proxy-{}", rand_suffix()));
+        o
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Shard `i`; panics when it is stopped.
+    pub fn shard(&self, i: usize) -> &TestShard {
+        match &self.shards[i] {
+            Slot::Running(s) => s,
+            _ => panic!("shard {i} is stopped"),
+        }
+    }
+
+    /// Stops shard `i` (the proxy is not told).
+    pub async fn stop_shard(&mut self, i: usize) {
+        match std::mem::replace(&mut self.shards[i], Slot::Moving) {
+            Slot::Running(s) => self.shards[i] = Slot::Stopped(s.stop().await),
+            other => {
+                self.shards[i] = other;
+                panic!("shard {i} is not running");
+            }
+        }
+    }
+
+    /// Starts shard `i` again on the same port.
+    pub async fn start_shard(&mut self, i: usize) {
+        match std::mem::replace(&mut self.shards[i], Slot::Moving) {
+            Slot::Stopped(s) => self.shards[i] = Slot::Running(s.start().await),
+            other => {
+                self.shards[i] = other;
+                panic!("shard {i} is not stopped");
+            }
+        }
+    }
+
+    /// A token for `user` in `groups`, accepted by the proxy (and by every shard).
+    pub fn token(&self, user: &str, groups: &[&str]) -> String {
+        let groups: Vec<String> = groups.iter().map(|s| s.to_string()).collect();
+        self.issuer
+            .issue(user, &groups, Duration::from_secs(3600))
+            .expect("issue token")
+    }
+
+    /// The issuer of the tokens the proxy accepts.
+    pub fn issuer(&self) -> &TokenIssuer {
+        &self.issuer
+    }
+
+    /// An HTTPS client of the proxy sending `token`.
+    pub fn client(&self, token: Option<&str>) -> Client {
+        Client::new(self.url(), self.ca_cert_pem(), token)
+    }
+
+    pub fn admin(&self) -> Client {
+        self.client(Some(&self.admin_token))
+    }
+
+    /// kubectl with the admin kubeconfig (through the proxy).
+    pub fn kubectl(&self) -> Kubectl {
+        Kubectl::new(&self.kubeconfig, self.dir.path())
+    }
+
+    /// Writes a kubeconfig for `token` pointing at `<proxy>/clusters/<cluster>`.
+    pub fn kubeconfig_for(&self, name: &str, cluster: &str, token: &str) -> PathBuf {
+        let p = self.dir.path().join(format!("{name}.kubeconfig"));
+        std::fs::write(
+            &p,
+            shard::kubeconfig(self.url(), self.ca_cert_pem(), cluster, token),
+        )
+        .expect("write kubeconfig");
+        p
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}

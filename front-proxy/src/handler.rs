@@ -1,0 +1,340 @@
+//! One request through the proxy: its own endpoints, then authenticate → rate-limit →
+//! route → forward (see the crate documentation for why in this order).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use canopy_auth::{UserInfo, SUPERUSER_GROUPS};
+use canopy_core::{ApiError, ClusterSelector, RequestInfo};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::backend::{self, BackendError, BoxError, ProxyBody};
+use crate::index;
+use crate::ratelimit::{retry_after_seconds, Decision};
+use crate::State;
+
+/// Handles one client request.
+pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<ProxyBody> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let (resp, shard) = handle_inner(&state, req).await;
+    let elapsed = start.elapsed();
+    let code = resp.status().as_u16();
+    state.metrics.observe(code, shard.as_deref(), elapsed);
+    tracing::debug!(%method, path, code, shard = shard.as_deref().unwrap_or(""), elapsed_ms = elapsed.as_secs_f64() * 1000.0, "request");
+    resp
+}
+
+/// A `Status` failure response, as a shard renders it.
+pub fn status(e: &ApiError) -> Response<ProxyBody> {
+    let body = serde_json::to_vec(&e.to_status()).unwrap_or_default();
+    let mut r = Response::new(backend::full(body));
+    *r.status_mut() = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(secs) = e.retry_after_seconds {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if e.code == 401 {
+        h.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"canopy\""),
+        );
+    }
+    r
+}
+
+fn text(code: u16, s: impl Into<String>) -> Response<ProxyBody> {
+    let mut r = Response::new(backend::full(s.into()));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn is_health(path: &str, name: &str) -> bool {
+    path == name || path.strip_prefix(name).is_some_and(|r| r.starts_with('/'))
+}
+
+/// Paths a shard answers without a token (forwarded anonymously).
+fn is_public(path: &str) -> bool {
+    path == "/version"
+        || is_health(path, "/healthz")
+        || is_health(path, "/livez")
+        || is_health(path, "/readyz")
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
+fn is_superuser(u: &UserInfo) -> bool {
+    SUPERUSER_GROUPS.iter().any(|g| u.in_group(g))
+}
+
+async fn handle_inner(
+    state: &State,
+    req: Request<Incoming>,
+) -> (Response<ProxyBody>, Option<String>) {
+    let path = req.uri().path().to_string();
+
+    // The proxy's own health endpoints: for load balancers, no token needed.
+    if path == "/healthz" || path == "/livez" {
+        return (text(200, "ok"), None);
+    }
+    if path == "/readyz" {
+        return if state.index.is_synced() {
+            (text(200, "ok"), None)
+        } else {
+            let waiting: Vec<String> = (0..state.backends.len())
+                .filter(|i| !state.index.is_shard_synced(*i))
+                .map(|i| state.backends.shard(i).name.clone())
+                .collect();
+            (
+                text(
+                    503,
+                    format!("index not synced yet with: {}", waiting.join(", ")),
+                ),
+                None,
+            )
+        };
+    }
+
+    // Authentication.
+    let user = match bearer(req.headers()) {
+        Some(t) => match state.verifier.authenticate(t) {
+            Ok(u) => Some(u),
+            Err(_) => return (status(&ApiError::unauthorized()), None),
+        },
+        None => None,
+    };
+    if path == "/metrics" {
+        return match &user {
+            Some(u) if is_superuser(u) => {
+                let backends = &state.backends;
+                let body = state
+                    .metrics
+                    .render(state.index.len(), |i| backends.is_down(i));
+                let mut r = text(200, body);
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                (r, None)
+            }
+            Some(u) => (
+                status(&ApiError::forbidden_message(format!(
+                    "forbidden: User {:?} cannot get path \"/metrics\"",
+                    u.name
+                ))),
+                None,
+            ),
+            None => (status(&ApiError::unauthorized()), None),
+        };
+    }
+    if user.is_none() && !is_public(&path) {
+        return (status(&ApiError::unauthorized()), None);
+    }
+
+    // Rate limit, per user.
+    if let Some(limiter) = &state.limiter {
+        let key = user
+            .as_ref()
+            .map_or("system:anonymous", |u| u.name.as_str());
+        if let Decision::Deny { retry_after } = limiter.check(key).await {
+            return (
+                status(&ApiError::too_many_requests(
+                    "Too many requests, please try again later.",
+                    retry_after_seconds(retry_after),
+                )),
+                None,
+            );
+        }
+    }
+
+    // Routing.
+    let selector = match canopy_core::request::split_cluster(&path) {
+        Ok((sel, _)) => sel,
+        // a path the shards reject: let root's shard word the error
+        Err(_) => ClusterSelector::None,
+    };
+    let key = match &selector {
+        ClusterSelector::None | ClusterSelector::Wildcard => "root",
+        ClusterSelector::Named(n) => n.as_str(),
+    };
+    let shard = match find(state, key).await {
+        Ok(Some(shard)) => shard,
+        Ok(None) if key != "root" => {
+            // Unknown: answered by root's shard, which words it exactly as it does
+            // for a workspace the caller may not enter.
+            match find(state, "root").await {
+                Ok(Some(root)) if !state.backends.is_down(root) => root,
+                _ => return (unknown_forbidden(&req, user.as_ref()), None),
+            }
+        }
+        Ok(None) => {
+            return (
+                status(&ApiError::service_unavailable(
+                    "no shard holds the root logical cluster yet",
+                    1,
+                )),
+                None,
+            )
+        }
+        Err(e) => {
+            return (
+                status(&ApiError::service_unavailable(
+                    format!("{e}; try again later"),
+                    1,
+                )),
+                None,
+            )
+        }
+    };
+    let shard_name = state.backends.shard(shard).name.clone();
+    (
+        forward(state, shard, req, user.as_ref()).await,
+        Some(shard_name),
+    )
+}
+
+/// The shard holding `key` (a path or a logical cluster name): from the index, else
+/// from asking the shards.
+async fn find(state: &State, key: &str) -> Result<Option<usize>, index::Unsettled> {
+    if let Some(r) = state.index.lookup(key) {
+        return Ok(Some(r.shard));
+    }
+    let found = index::recheck(&state.index, &state.backends, key)
+        .await?
+        .map(|r| r.shard);
+    state.metrics.recheck(found.is_some());
+    Ok(found)
+}
+
+/// The 403 for an unknown workspace when root's shard cannot word it.
+fn unknown_forbidden(req: &Request<Incoming>, user: Option<&UserInfo>) -> Response<ProxyBody> {
+    let name = user.map_or("system:anonymous", |u| u.name.as_str());
+    match RequestInfo::parse(req.method().as_str(), req.uri().path(), req.uri().query()) {
+        Ok(info) => status(&info.forbidden(name)),
+        Err(e) => status(&e),
+    }
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+];
+
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        h.remove(n);
+    }
+}
+
+/// Forwards a request to shard `shard`: same method, path and query; the caller's
+/// identity in `X-Remote-*` headers instead of its credentials.
+async fn forward(
+    state: &State,
+    shard: usize,
+    req: Request<Incoming>,
+    user: Option<&UserInfo>,
+) -> Response<ProxyBody> {
+    let (parts, body) = req.into_parts();
+    let pq = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let uri = match state.backends.uri(shard, pq) {
+        Ok(u) => u,
+        Err(e) => return status(&ApiError::bad_request(e.to_string())),
+    };
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    headers.remove(header::AUTHORIZATION);
+    headers.remove(header::HOST);
+    // the proxy already answered the client's 100-continue; the body streams on
+    headers.remove(header::EXPECT);
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| canopy_auth::requestheader::is_identity_header(k.as_str()))
+        .cloned()
+        .collect();
+    for k in spoofed {
+        headers.remove(k);
+    }
+    if let Some(u) = user {
+        for (k, v) in canopy_auth::requestheader::encode(u) {
+            match (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(&v),
+            ) {
+                (Ok(k), Ok(v)) => {
+                    headers.append(k, v);
+                }
+                _ => {
+                    return status(&ApiError::bad_request(
+                        "the user's name, groups or extra values cannot be sent in headers",
+                    ))
+                }
+            }
+        }
+    }
+    let mut out = Request::new(body.map_err(|e| Box::new(e) as BoxError).boxed());
+    *out.method_mut() = parts.method;
+    *out.uri_mut() = uri;
+    *out.version_mut() = Version::HTTP_11;
+    *out.headers_mut() = headers;
+    match state.backends.send(shard, out, false).await {
+        Ok(resp) => {
+            let (mut p, b) = resp.into_parts();
+            strip_hop_by_hop(&mut p.headers);
+            Response::from_parts(p, b.map_err(|e| Box::new(e) as BoxError).boxed())
+        }
+        Err(e) => {
+            let name = match &e {
+                BackendError::Down(n)
+                | BackendError::Connect(n, _)
+                | BackendError::Failed(n, _) => n.clone(),
+            };
+            tracing::debug!(error = %e, "forwarding failed");
+            status(&ApiError::service_unavailable(
+                format!("shard {name} is unavailable; try again later"),
+                1,
+            ))
+        }
+    }
+}
