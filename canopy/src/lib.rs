@@ -90,6 +90,7 @@ pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
         store: Default::default(),
         proxy_client_ca_pem: None,
         root: true,
+        shard_name: "root".into(),
     })
     .await;
     let shard = match shard {

@@ -41,6 +41,9 @@ pub struct ShardOptions {
     /// Whether this shard creates (and so holds) the `root` logical cluster. Exactly
     /// one shard behind a front-proxy does.
     pub root: bool,
+    /// This shard's name (its `Shard` object in `root`); `root` by convention for the
+    /// shard holding root.
+    pub shard_name: String,
 }
 
 impl ShardOptions {
@@ -56,6 +59,7 @@ impl ShardOptions {
             store: StoreOptions::default(),
             proxy_client_ca_pem: None,
             root: true,
+            shard_name: "root".into(),
         }
     }
 }
@@ -132,7 +136,7 @@ impl Shard {
                     .unwrap_or_else(|| url.clone()),
                 ca_cert_pem: pki.ca_cert_pem.clone(),
                 version: VersionInfo::default(),
-                shard_name: "root".into(),
+                shard_name: opts.shard_name.clone(),
                 shard_url: url.clone(),
             },
         );

@@ -41,6 +41,21 @@ struct Args {
     /// front-proxy).
     #[arg(long)]
     no_root: bool,
+    /// This shard's name (its Shard object in root).
+    #[arg(long, default_value = "root")]
+    shard_name: String,
+    /// CA certificates (PEM bundle) of the other shards' serving certificates.
+    #[arg(long, requires_all = ["peer_client_cert_file", "peer_client_key_file"])]
+    peer_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM, signed by the proxy client CA) for calls to other shards.
+    #[arg(long)]
+    peer_client_cert_file: Option<PathBuf>,
+    /// Its key (PEM).
+    #[arg(long)]
+    peer_client_key_file: Option<PathBuf>,
+    /// URL of the shard holding root (for shards started with --no-root).
+    #[arg(long)]
+    root_shard_url: Option<String>,
 }
 
 #[tokio::main]
@@ -68,8 +83,24 @@ async fn main() -> anyhow::Result<()> {
         store: Default::default(),
         proxy_client_ca_pem,
         root: !a.no_root,
+        shard_name: a.shard_name.clone(),
     })
     .await?;
+    if let (Some(ca), Some(cert), Some(key)) = (
+        &a.peer_ca_file,
+        &a.peer_client_cert_file,
+        &a.peer_client_key_file,
+    ) {
+        let read = |p: &PathBuf| {
+            std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+        };
+        shard.api.set_peers(&canopy_apiserver::peers::PeerConfig {
+            ca_bundle_pem: read(ca)?,
+            client_cert_pem: read(cert)?,
+            client_key_pem: read(key)?,
+            root_shard_url: a.root_shard_url.clone(),
+        })?;
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r?,

@@ -78,10 +78,8 @@ impl Controllers {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
             loop {
                 tick.tick().await;
-                if crate::bootstrap::logical_cluster_exists(&api.inner.store, "root") {
-                    if let Err(e) = crate::workspaces::register_shard(&api).await {
-                        tracing::debug!(error = %e, "reporting shard load");
-                    }
+                if let Err(e) = crate::workspaces::register_shard(&api).await {
+                    tracing::debug!(error = %e, "reporting shard load");
                 }
             }
         });

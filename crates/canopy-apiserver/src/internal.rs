@@ -107,6 +107,10 @@ fn lc_of(api: &ApiServer, name: &str) -> Option<Value> {
 
 /// Creates a logical cluster placed on this shard (idempotent).
 pub async fn place(api: &ApiServer, req: &PlaceRequest) -> Result<(), ApiError> {
+    api.inner
+        .paths
+        .write()
+        .insert(req.path.clone(), req.name.clone());
     bootstrap::ensure_logical_cluster_at(
         api,
         &req.name,
@@ -147,6 +151,7 @@ pub async fn delete_cluster(api: &ApiServer, cluster: &str) -> Result<bool, ApiE
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?;
     }
+    api.inner.paths.write().retain(|_, c| c != cluster);
     Ok(true)
 }
 

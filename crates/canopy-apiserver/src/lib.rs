@@ -24,6 +24,7 @@ pub mod discovery;
 pub mod fieldmanager;
 pub mod internal;
 pub mod metrics;
+pub mod peers;
 pub mod pipeline;
 pub mod registry;
 pub mod response;
@@ -89,6 +90,15 @@ pub(crate) struct Inner {
     pub registry: registry::Registry,
     pub metrics: metrics::Metrics,
     pub apis: apis::ApisCache,
+    /// Other shards, once configured ([`ApiServer::set_peers`]).
+    pub peers: parking_lot::RwLock<Option<peers::Peers>>,
+    /// Workspace path → logical cluster name of the logical clusters held here (for
+    /// those whose parents live on other shards, resolved without walking from `root`).
+    pub paths: parking_lot::RwLock<std::collections::HashMap<String, String>>,
+    /// Root's WorkspaceTypes (`root:<name>`), copied from root's shard when this shard
+    /// does not hold root (refreshed with the shard's load report).
+    pub type_mirror:
+        parking_lot::RwLock<std::sync::Arc<std::collections::HashMap<String, serde_json::Value>>>,
     /// Becomes true when the server shuts down; open watches end then.
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -106,6 +116,9 @@ impl ApiServer {
                 metrics: metrics::Metrics::default(),
                 apis,
                 shutdown: tokio::sync::watch::Sender::new(false),
+                peers: Default::default(),
+                paths: Default::default(),
+                type_mirror: Default::default(),
             }),
         }
     }
@@ -132,6 +145,20 @@ impl ApiServer {
     /// exist yet. Idempotent.
     pub async fn ensure_logical_cluster(&self, name: &str) -> Result<(), canopy_core::ApiError> {
         bootstrap::ensure_logical_cluster(self, name).await
+    }
+
+    /// Configures how this shard reaches the other shards (and root's shard), then
+    /// registers it there.
+    pub fn set_peers(&self, cfg: &peers::PeerConfig) -> Result<(), peers::PeerError> {
+        let p = peers::Peers::new(cfg, &self.inner.config.shard_name)?;
+        *self.inner.peers.write() = Some(p);
+        let api = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = workspaces::register_shard(&api).await {
+                tracing::warn!(error = %e, "registering the shard");
+            }
+        });
+        Ok(())
     }
 
     /// Creates or updates this shard's `Shard` object in `root` (held by this shard).

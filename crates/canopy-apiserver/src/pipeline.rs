@@ -151,7 +151,7 @@ where
         ClusterSelector::None => (Some("root".to_string()), String::new()),
         ClusterSelector::Wildcard => (None, "/clusters/*".to_string()),
         ClusterSelector::Named(n) => (
-            Some(crate::workspaces::resolve(&api.inner.store, n).unwrap_or_else(|| n.clone())),
+            Some(crate::workspaces::resolve_in(api, n).unwrap_or_else(|| n.clone())),
             format!("/clusters/{n}"),
         ),
     };

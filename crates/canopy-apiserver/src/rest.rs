@@ -694,6 +694,7 @@ fn admit(api: &ApiServer, ctx: &Ctx, res: &Resource, obj: &mut Value) -> Result<
         cluster,
         cluster_path: crate::workspaces::path_of(store, cluster),
         parent_type,
+        type_mirror: api.inner.type_mirror.read().clone(),
     };
     res.strategy.admit(obj, &actx)
 }

@@ -77,6 +77,41 @@ pub fn resolve(store: &Store, path_or_name: &str) -> Option<String> {
     Some(cur)
 }
 
+/// Resolves a path or name to a logical cluster held by this shard: by walking from
+/// `root` when the path's ancestors are here, else through the index of paths of the
+/// logical clusters this shard holds (a workspace whose parent lives on another shard).
+pub fn resolve_in(api: &ApiServer, path_or_name: &str) -> Option<String> {
+    let store = &api.inner.store;
+    if let Some(c) = resolve(store, path_or_name) {
+        return Some(c);
+    }
+    if !path_or_name.contains(':') {
+        return None;
+    }
+    let ready = |c: &str| {
+        logical_cluster(store, c).is_some_and(|lc| {
+            lc.value.pointer("/status/phase").and_then(Value::as_str) == Some("Ready")
+                && path_of(store, c) == path_or_name
+        })
+    };
+    if let Some(c) = api.inner.paths.read().get(path_or_name).cloned() {
+        if ready(&c) {
+            return Some(c);
+        }
+    }
+    // not indexed yet (written before this process started): look once
+    let found = store
+        .list_all(crate::bootstrap::LOGICAL_CLUSTER_RESOURCE, None, None)
+        .into_iter()
+        .find(|lc| path_of(store, &lc.key.cluster) == path_or_name)
+        .map(|lc| lc.key.cluster.to_string())?;
+    api.inner
+        .paths
+        .write()
+        .insert(path_or_name.to_string(), found.clone());
+    ready(&found).then_some(found)
+}
+
 /// Where kcp records a workspace's shard: the shard name's [`shard_hash`].
 ///
 /// [`shard_hash`]: canopy_core::resource::shard_hash
@@ -89,9 +124,9 @@ pub const LOGICAL_CLUSTERS_ANNOTATION: &str = "canopy.dev/logical-clusters";
 /// Chooses a shard for a new workspace: among the `Shard`s matching the workspace's
 /// `spec.location.selector` (all when it has none), the one holding the fewest logical
 /// clusters (ties broken at random). With no `Shard` registered at all, this shard.
-pub fn schedule(api: &ApiServer, ws: &Value) -> Result<String, String> {
+pub async fn schedule(api: &ApiServer, ws: &Value) -> Result<String, String> {
     let store = &api.inner.store;
-    let shards = store.list_all(SHARDS, Some("root"), None);
+    let shards = shard_objects(api).await;
     if shards.is_empty() {
         return Ok(api.inner.config.shard_name.clone());
     }
@@ -102,12 +137,9 @@ pub fn schedule(api: &ApiServer, ws: &Value) -> Result<String, String> {
         ),
         _ => None,
     };
-    // assignments this shard made that are not Ready yet count as load already
+    // the assignments this shard made count at once (the reported loads lag behind)
     let mut pending: std::collections::HashMap<String, u64> = Default::default();
     for w in store.list_all(WORKSPACES, None, None) {
-        if w.value.pointer("/status/phase").and_then(Value::as_str) == Some("Ready") {
-            continue;
-        }
         if let Some(h) = w
             .value
             .pointer(&format!(
@@ -121,15 +153,14 @@ pub fn schedule(api: &ApiServer, ws: &Value) -> Result<String, String> {
     }
     let mut candidates: Vec<(u64, String)> = shards
         .iter()
-        .filter(|s| !meta::is_deleting(&s.value))
+        .filter(|s| !meta::is_deleting(s))
         .filter(|s| {
             selector
                 .as_ref()
-                .is_none_or(|sel| sel.matches(meta::labels(&s.value)))
+                .is_none_or(|sel| sel.matches(meta::labels(s)))
         })
         .map(|s| {
             let load = s
-                .value
                 .pointer(&format!(
                     "/metadata/annotations/{}",
                     LOGICAL_CLUSTERS_ANNOTATION.replace('/', "~1")
@@ -137,11 +168,9 @@ pub fn schedule(api: &ApiServer, ws: &Value) -> Result<String, String> {
                 .and_then(Value::as_str)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0u64);
-            let hash = canopy_core::resource::shard_hash(&s.key.name);
-            (
-                load + pending.get(&hash).copied().unwrap_or(0),
-                s.key.name.clone(),
-            )
+            let name = meta::name(s).to_string();
+            let hash = canopy_core::resource::shard_hash(&name);
+            (load + pending.get(&hash).copied().unwrap_or(0), name)
         })
         .collect();
     if candidates.is_empty() {
@@ -151,6 +180,51 @@ pub fn schedule(api: &ApiServer, ws: &Value) -> Result<String, String> {
     candidates.shuffle(&mut rand::rng());
     candidates.sort_by_key(|(load, _)| *load);
     Ok(candidates.remove(0).1)
+}
+
+/// The `Shard` objects: from the local store when this shard holds root, else from
+/// root's shard.
+pub async fn shard_objects(api: &ApiServer) -> Vec<Value> {
+    let store = &api.inner.store;
+    if crate::bootstrap::logical_cluster_exists(store, "root") {
+        return store
+            .list_all(SHARDS, Some("root"), None)
+            .into_iter()
+            .map(|o| o.value.clone())
+            .collect();
+    }
+    let peers = api.inner.peers.read().clone();
+    match peers {
+        Some(p) => p.shards().await.unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "listing shards");
+            Vec::new()
+        }),
+        None => Vec::new(),
+    }
+}
+
+/// The base URL of the shard whose name hashes to `hash`.
+async fn shard_url_by_hash(api: &ApiServer, hash: &str) -> Option<String> {
+    shard_objects(api)
+        .await
+        .into_iter()
+        .find(|s| canopy_core::resource::shard_hash(meta::name(s)) == hash)
+        .and_then(|s| {
+            s.pointer("/spec/baseURL")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+}
+
+/// Reconciles `key` again after `delay` (waiting on another shard).
+fn requeue(api: &ApiServer, key: ObjectKey, delay: std::time::Duration) {
+    let api = api.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        if let Some(cur) = api.inner.store.get(&key) {
+            Box::pin(reconcile(&api, &cur)).await;
+        }
+    });
 }
 
 /// Creates or updates this shard's `Shard` object in `root`, with its URL and load.
@@ -164,6 +238,28 @@ pub async fn register_shard(api: &ApiServer) -> Result<(), canopy_core::ApiError
         .list_all(crate::bootstrap::LOGICAL_CLUSTER_RESOURCE, None, None)
         .len()
         .to_string();
+    if !crate::bootstrap::logical_cluster_exists(&api.inner.store, "root") {
+        let peers = api.inner.peers.read().clone();
+        if let Some(p) = peers {
+            match p.workspace_types().await {
+                Ok(types) => {
+                    let m: std::collections::HashMap<String, Value> = types
+                        .into_iter()
+                        .map(|t| (format!("root:{}", meta::name(&t)), t))
+                        .collect();
+                    *api.inner.type_mirror.write() = std::sync::Arc::new(m);
+                }
+                Err(e) => tracing::debug!(error = %e, "mirroring root's workspace types"),
+            }
+            let obj = json!({"apiVersion": "core.kcp.io/v1alpha1", "kind": "Shard",
+                "metadata": {"name": name, "annotations": {LOGICAL_CLUSTERS_ANNOTATION: load}},
+                "spec": {"baseURL": url, "externalURL": external}});
+            p.register(&obj)
+                .await
+                .map_err(|e| canopy_core::ApiError::internal(e.to_string()))?;
+        }
+        return Ok(());
+    }
     let key = ObjectKey::new(SHARDS, "root", "", &name);
     if api.inner.store.get(&key).is_none() {
         let res = api
@@ -296,7 +392,7 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
     let (shard, child) = match scheduled {
         Some((h, c)) => (h.to_string(), c.to_string()),
         None => {
-            let shard = match schedule(api, &ws.value) {
+            let shard = match schedule(api, &ws.value).await {
                 Ok(shard) => shard,
                 Err(message) => {
                     let _ = rest::update_system(api, &ws.key, |cur| {
@@ -348,11 +444,7 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
             }
         }
     };
-    if shard != canopy_core::resource::shard_hash(&api.inner.config.shard_name) {
-        // Scheduled onto another shard: that shard's Canopy creates the logical cluster
-        // (multi-shard placement lands with the front-proxy work).
-        return;
-    }
+    let remote = shard != canopy_core::resource::shard_hash(&api.inner.config.shard_name);
     let path = format!("{}:{}", path_of(store, &parent), name);
     let ty = format!(
         "{}:{}",
@@ -366,8 +458,13 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
             .unwrap_or("universal")
     );
     // Initializing: the type and every type it extends may name an initializer.
-    let inits = crate::registry::tenancy::get_type(
+    let mirror = api.inner.type_mirror.read().clone();
+    let types = crate::registry::tenancy::Types {
         store,
+        mirror: &mirror,
+    };
+    let inits = crate::registry::tenancy::get_type(
+        types,
         ws.value
             .pointer("/spec/type/path")
             .and_then(Value::as_str)
@@ -377,7 +474,7 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
             .and_then(Value::as_str)
             .unwrap_or("universal"),
     )
-    .and_then(|t| crate::registry::tenancy::aliases(store, &t).ok())
+    .and_then(|t| crate::registry::tenancy::aliases(types, &t).ok())
     .map(|a| crate::registry::tenancy::initializers(&a))
     .unwrap_or_default();
     let owner = json!({
@@ -398,7 +495,28 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         });
-    if let Err(e) = crate::bootstrap::ensure_logical_cluster_at(
+    if remote {
+        // the chosen shard creates the logical cluster; this shard asks it to
+        let peers = api.inner.peers.read().clone();
+        let (Some(peers), Some(base)) = (peers, shard_url_by_hash(api, &shard).await) else {
+            tracing::warn!(workspace = %path, "scheduled onto an unknown shard; waiting");
+            requeue(api, ws.key.clone(), std::time::Duration::from_secs(1));
+            return;
+        };
+        let req = crate::internal::PlaceRequest {
+            name: child.clone(),
+            path: path.clone(),
+            type_: ty.clone(),
+            initializers: inits.clone(),
+            owner: Some(owner),
+            admin: owner_user.clone(),
+        };
+        if let Err(e) = peers.place(&base, &req).await {
+            tracing::warn!(error = %e, workspace = %path, "placing the logical cluster");
+            requeue(api, ws.key.clone(), std::time::Duration::from_millis(500));
+            return;
+        }
+    } else if let Err(e) = crate::bootstrap::ensure_logical_cluster_at(
         api,
         &child,
         &path,
@@ -448,6 +566,46 @@ async fn sync_phase(api: &ApiServer, ws: &StoredObject) {
         return;
     };
     let Some(lc) = logical_cluster(store, child) else {
+        // held by another shard: follow its LogicalCluster there
+        let hash = ws
+            .value
+            .pointer(&format!(
+                "/metadata/annotations/{}",
+                SHARD_ANNOTATION.replace('/', "~1")
+            ))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let peers = api.inner.peers.read().clone();
+        if let (Some(p), Some(base)) = (peers, shard_url_by_hash(api, &hash).await) {
+            if let Ok(Some(lc)) = p.logical_cluster(&base, child).await {
+                let inits = lc
+                    .pointer("/status/initializers")
+                    .cloned()
+                    .unwrap_or_else(|| json!([]));
+                let done = inits.as_array().is_none_or(Vec::is_empty);
+                let _ = rest::update_system(api, &ws.key, |cur| {
+                    if cur.pointer("/status/phase").and_then(Value::as_str) != Some("Initializing")
+                    {
+                        return None;
+                    }
+                    let mut new = cur.clone();
+                    new["status"]["initializers"] = inits.clone();
+                    if done {
+                        new["status"]["phase"] = json!("Ready");
+                        if let Some(st) = new["status"].as_object_mut() {
+                            st.remove("initializers");
+                        }
+                    }
+                    (new != *cur).then_some(new)
+                })
+                .await;
+                if done {
+                    return;
+                }
+            }
+        }
+        requeue(api, ws.key.clone(), std::time::Duration::from_secs(1));
         return;
     };
     let inits = lc
@@ -509,8 +667,39 @@ async fn delete_child(api: &ApiServer, ws: &StoredObject) {
         .and_then(Value::as_str)
         .filter(|c| !c.is_empty())
     {
-        // child workspaces first (their deletion events bring us back), then the content
-        match crate::internal::delete_cluster(api, child).await {
+        // child workspaces first (their deletion events bring us back), then the content;
+        // on the shard that holds the logical cluster
+        let hash = ws
+            .value
+            .pointer(&format!(
+                "/metadata/annotations/{}",
+                SHARD_ANNOTATION.replace('/', "~1")
+            ))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let remote = !hash.is_empty()
+            && hash != canopy_core::resource::shard_hash(&api.inner.config.shard_name)
+            && !crate::bootstrap::logical_cluster_exists(&api.inner.store, child);
+        let result = if remote {
+            let peers = api.inner.peers.read().clone();
+            match (peers, shard_url_by_hash(api, &hash).await) {
+                (Some(p), Some(base)) => p
+                    .delete_logical_cluster(&base, child)
+                    .await
+                    .map_err(|e| canopy_core::ApiError::internal(e.to_string())),
+                _ => Err(canopy_core::ApiError::internal(
+                    "the workspace's shard is unknown",
+                )),
+            }
+        } else {
+            crate::internal::delete_cluster(api, child).await
+        };
+        if remote && !matches!(result, Ok(true)) {
+            // waiting on the other shard: look again soon
+            requeue(api, ws.key.clone(), std::time::Duration::from_millis(300));
+        }
+        match result {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
@@ -540,6 +729,18 @@ async fn delete_child(api: &ApiServer, ws: &StoredObject) {
 
 /// The Workspace object (in the parent) of logical cluster `cluster`, whatever its phase.
 pub fn parent_workspace(store: &Store, cluster: &str) -> Option<std::sync::Arc<StoredObject>> {
+    // the owner recorded on the LogicalCluster, when the Workspace is on this shard
+    if let Some(owner) =
+        logical_cluster(store, cluster).and_then(|lc| lc.value.pointer("/spec/owner").cloned())
+    {
+        let (c, n) = (
+            owner.get("cluster").and_then(Value::as_str).unwrap_or(""),
+            owner.get("name").and_then(Value::as_str).unwrap_or(""),
+        );
+        if let Some(ws) = store.get(&ObjectKey::new(WORKSPACES, c, "", n)) {
+            return Some(ws);
+        }
+    }
     let path = path_of(store, cluster);
     let (parent_path, name) = path.rsplit_once(':')?;
     // walk from root ignoring phases (the parent may itself be deleting)

@@ -26,6 +26,7 @@ pub struct TestShardBuilder {
     no_root: bool,
     token_signing_key_pem: Option<String>,
     external_url: Option<String>,
+    shard_name: Option<String>,
 }
 
 impl TestShardBuilder {
@@ -44,6 +45,12 @@ impl TestShardBuilder {
     /// Whether the shard creates the `root` logical cluster (default: yes).
     pub fn root(mut self, root: bool) -> Self {
         self.no_root = !root;
+        self
+    }
+
+    /// The shard's name (default `root`).
+    pub fn shard_name(mut self, name: &str) -> Self {
+        self.shard_name = Some(name.to_string());
         self
     }
 
@@ -76,6 +83,8 @@ impl TestShardBuilder {
             root: !self.no_root,
             external_url: self.external_url,
             port: 0,
+            shard_name: self.shard_name.unwrap_or_else(|| "root".into()),
+            peers: None,
         };
         TestShard::start_in(db, dir, settings).await
     }
@@ -90,6 +99,9 @@ struct Settings {
     external_url: Option<String>,
     /// 0 the first time; the same port after that.
     port: u16,
+    shard_name: String,
+    /// How it reaches the other shards, once set ([`TestShard::set_peers`]).
+    peers: Option<canopy_apiserver::peers::PeerConfig>,
 }
 
 /// A shard running in this process.
@@ -137,6 +149,7 @@ impl TestShard {
         opts.proxy_client_ca_pem = settings.proxy_client_ca_pem.clone();
         opts.root = settings.root;
         opts.external_url = settings.external_url.clone();
+        opts.shard_name = settings.shard_name.clone();
         // the port was just released by the stopped shard: retry briefly
         let mut tries = 0;
         let shard = loop {
@@ -150,6 +163,9 @@ impl TestShard {
             }
         };
         settings.port = shard.addr.port();
+        if let Some(p) = &settings.peers {
+            shard.api.set_peers(p).expect("peer configuration");
+        }
         let admin_token = shard
             .admin_token(Duration::from_secs(3600))
             .expect("admin token");
@@ -167,6 +183,12 @@ impl TestShard {
             db,
             settings,
         }
+    }
+
+    /// How this shard reaches the other shards (kept across restarts).
+    pub fn set_peers(&mut self, cfg: canopy_apiserver::peers::PeerConfig) {
+        self.shard.api.set_peers(&cfg).expect("peer configuration");
+        self.settings.peers = Some(cfg);
     }
 
     /// Stops the shard (its port stays reserved for [`StoppedShard::start`] by nobody
@@ -509,4 +531,4 @@ impl Client {
 }
 
 mod proxy;
-pub use proxy::{TestProxy, TestProxyBuilder};
+pub use proxy::{shard_name, TestProxy, TestProxyBuilder};

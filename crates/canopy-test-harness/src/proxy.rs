@@ -83,18 +83,38 @@ impl TestProxyBuilder {
         let starts = (0..self.shards).map(|i| {
             TestShard::builder()
                 .root(i == 0)
+                .shard_name(&shard_name(i))
                 .external_url(&proxy_url)
                 .token_signing_key(&signing_key)
                 .proxy_client_ca(&client_ca.ca_cert_pem)
                 .start()
         });
-        let shards: Vec<TestShard> = start_sequentially(starts).await;
+        let mut shards: Vec<TestShard> = start_sequentially(starts).await;
+        // shards reach each other as the proxy reaches them: certificates of the proxy
+        // client CA, every shard's serving CA trusted
+        let ca_bundle = shards
+            .iter()
+            .map(|s| s.shard.ca_cert_pem.clone())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let root_url = shards[0].url().to_string();
+        for (i, s) in shards.iter_mut().enumerate() {
+            let (cert, key) = client_ca
+                .issue_client_cert(&format!("system:shard:{}", shard_name(i)), &[])
+                .expect("shard client certificate");
+            s.set_peers(canopy_apiserver::peers::PeerConfig {
+                ca_bundle_pem: ca_bundle.clone(),
+                client_cert_pem: cert,
+                client_key_pem: key,
+                root_shard_url: (i != 0).then(|| root_url.clone()),
+            });
+        }
 
         let targets = shards
             .iter()
             .enumerate()
             .map(|(i, s)| ShardTarget {
-                name: format!("shard-{i}"),
+                name: shard_name(i),
                 url: s.url().to_string(),
             })
             .collect();
@@ -282,4 +302,13 @@ fn rand_suffix() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+/// The name of the `i`th shard: `root` holds root, then `shard-1`, `shard-2`, ...
+pub fn shard_name(i: usize) -> String {
+    if i == 0 {
+        "root".to_string()
+    } else {
+        format!("shard-{i}")
+    }
 }

@@ -28,6 +28,8 @@ pub struct AdmissionContext<'a> {
     pub cluster_path: String,
     /// (path, name) of the workspace type of this logical cluster.
     pub parent_type: Option<(String, String)>,
+    /// Root's workspace types, mirrored on shards that do not hold `root`.
+    pub type_mirror: std::sync::Arc<std::collections::HashMap<String, Value>>,
 }
 
 /// Per-resource behaviour plugged into the generic store.

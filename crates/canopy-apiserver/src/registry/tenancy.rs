@@ -44,9 +44,32 @@ impl ResolvedType {
     }
 }
 
+/// Where workspace types are looked up: this shard's store, then a mirror of root's
+/// types for shards that do not hold `root`.
+#[derive(Clone, Copy)]
+pub struct Types<'a> {
+    pub store: &'a canopy_storage::Store,
+    /// `root:<name>` → WorkspaceType, copied from root's shard.
+    pub mirror: &'a std::collections::HashMap<String, Value>,
+}
+
 /// The WorkspaceType `name` in the workspace at `path` (a path or a logical cluster name).
-pub fn get_type(store: &canopy_storage::Store, path: &str, name: &str) -> Option<ResolvedType> {
-    let cluster = crate::workspaces::resolve(store, path)?;
+pub fn get_type(types: Types<'_>, path: &str, name: &str) -> Option<ResolvedType> {
+    let store = types.store;
+    let Some(cluster) = crate::workspaces::resolve(store, path) else {
+        if path == "root" {
+            return types
+                .mirror
+                .get(&format!("root:{name}"))
+                .map(|o| ResolvedType {
+                    path: "root".into(),
+                    cluster: "root".into(),
+                    name: name.to_string(),
+                    object: o.clone(),
+                });
+        }
+        return None;
+    };
     let o = store.get(&canopy_storage::ObjectKey::new(
         WORKSPACE_TYPES,
         &cluster,
@@ -64,7 +87,7 @@ pub fn get_type(store: &canopy_storage::Store, path: &str, name: &str) -> Option
 /// Resolves a type reference made in workspace `workspace_path`: an explicit path, or else
 /// the nearest workspace up the hierarchy holding a type of that name, then `root`.
 pub fn resolve_type_ref(
-    store: &canopy_storage::Store,
+    store: Types<'_>,
     workspace_path: &str,
     path: &str,
     name: &str,
@@ -88,12 +111,9 @@ pub fn resolve_type_ref(
 
 /// The types `t` extends (`spec.extend.with`, transitively), then `t` itself: kcp's
 /// "aliases" of a type. A cycle is an error.
-pub fn aliases(
-    store: &canopy_storage::Store,
-    t: &ResolvedType,
-) -> Result<Vec<ResolvedType>, String> {
+pub fn aliases(store: Types<'_>, t: &ResolvedType) -> Result<Vec<ResolvedType>, String> {
     fn walk(
-        store: &canopy_storage::Store,
+        store: Types<'_>,
         t: &ResolvedType,
         seen: &mut Vec<String>,
         stack: &mut Vec<String>,
@@ -264,7 +284,10 @@ impl Strategy for WorkspaceStrategy {
                 reason,
             )
         };
-        let store = ctx.store;
+        let store = Types {
+            store: ctx.store,
+            mirror: &ctx.type_mirror,
+        };
         let (parent_path, parent_name) = ctx
             .parent_type
             .clone()
@@ -308,7 +331,16 @@ impl Strategy for WorkspaceStrategy {
                 name: &alias.name,
                 path: "",
             };
-            if crate::authz::allowed(store, &alias.cluster, &attrs).is_none() {
+            let allowed = if crate::bootstrap::logical_cluster_exists(ctx.store, &alias.cluster) {
+                crate::authz::allowed(ctx.store, &alias.cluster, &attrs).is_some()
+            } else {
+                // a type of root mirrored on a shard without root: root's default grant
+                // (every authenticated user may use the general-purpose types)
+                crate::authz::is_superuser(ctx.user)
+                    || (ctx.user.in_group("system:authenticated")
+                        && matches!(alias.name.as_str(), "universal" | "organization" | "team"))
+            };
+            if !allowed {
                 return Err(forbidden(&format!(
                     "unable to use cluster workspace type {}: missing verb='use' permission on workspacetype",
                     alias.qualified()
