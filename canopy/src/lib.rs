@@ -87,6 +87,8 @@ pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
         database_url,
         external_hostname: None,
         store: Default::default(),
+        shard_name: "root".into(),
+        cache_server: None,
     })
     .await;
     let shard = match shard {

@@ -27,6 +27,20 @@ struct Args {
     /// Host name clients use to reach this shard (for certificates and URLs).
     #[arg(long)]
     external_hostname: Option<String>,
+    /// This shard's name: its identity at the cache server.
+    #[arg(long, default_value = "root")]
+    shard_name: String,
+    /// URL of the cache server (https://host:port) to replicate WorkspaceTypes and other
+    /// global objects to, and read every shard's from. Unset: no replication.
+    #[arg(long, requires_all = ["cache_server_ca", "cache_server_token_file"])]
+    cache_server_url: Option<String>,
+    /// PEM file of the CA of the cache server's certificate (its <root>/pki/ca.crt).
+    #[arg(long)]
+    cache_server_ca: Option<PathBuf>,
+    /// File holding this shard's bearer token for the cache server (`cache-server
+    /// issue-token --shard <shard-name>`); re-read on every request.
+    #[arg(long)]
+    cache_server_token_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -37,6 +51,18 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let a = Args::parse();
+    let cache_server = match (a.cache_server_url, a.cache_server_ca, a.cache_server_token_file) {
+        (Some(url), Some(ca), Some(token)) => {
+            let ca = std::fs::read_to_string(&ca)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", ca.display()))?;
+            Some(shard::CacheServerOptions::new(
+                &url,
+                &ca,
+                shard::CacheCredentials::TokenFile(token),
+            ))
+        }
+        _ => None,
+    };
     let shard = shard::Shard::start(shard::ShardOptions {
         root_directory: a.root_directory,
         bind_address: a.bind_address,
@@ -44,6 +70,8 @@ async fn main() -> anyhow::Result<()> {
         database_url: a.database_url,
         external_hostname: a.external_hostname,
         store: Default::default(),
+        shard_name: a.shard_name,
+        cache_server,
     })
     .await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

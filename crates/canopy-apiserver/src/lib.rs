@@ -82,6 +82,9 @@ pub(crate) struct Inner {
     pub registry: registry::Registry,
     pub metrics: metrics::Metrics,
     pub apis: apis::ApisCache,
+    /// The global view of replicated objects of every shard, when a cache server is
+    /// configured.
+    pub global: std::sync::OnceLock<canopy_cache::CacheReader>,
 }
 
 impl ApiServer {
@@ -96,6 +99,7 @@ impl ApiServer {
                 registry,
                 metrics: metrics::Metrics::default(),
                 apis,
+                global: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -110,6 +114,17 @@ impl ApiServer {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The global view (every shard's replicated objects, from the cache server), if
+    /// this shard replicates.
+    pub fn global(&self) -> Option<&canopy_cache::CacheReader> {
+        self.inner.global.get()
+    }
+
+    /// Sets the global view once; false if it was already set.
+    pub fn set_global(&self, reader: canopy_cache::CacheReader) -> bool {
+        self.inner.global.set(reader).is_ok()
     }
 
     /// Creates a logical cluster with its default namespaces and RBAC, if it does not

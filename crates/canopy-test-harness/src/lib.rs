@@ -2,6 +2,9 @@
 //! PostgreSQL server, with a temporary root directory, and gives tests a real `kubectl`
 //! bound to an admin kubeconfig plus an HTTPS client that trusts the shard's CA.
 //!
+//! [`TestCacheServer`] runs a cache server in-process; shards replicate to it with
+//! `TestShard::builder().shard_name("a").cache_server(&cache)`.
+//!
 //! ```no_run
 //! # async fn t() {
 //! let env = canopy_test_harness::TestShard::builder().start().await;
@@ -21,6 +24,48 @@ use tokio::io::AsyncWriteExt;
 #[derive(Default)]
 pub struct TestShardBuilder {
     store: Option<canopy_storage::StoreOptions>,
+    shard_name: Option<String>,
+    cache: Option<CacheServerRef>,
+}
+
+/// What a shard needs to reach a [`TestCacheServer`] (a token is issued for the shard's
+/// name when it starts).
+#[derive(Clone)]
+struct CacheServerRef {
+    url: String,
+    ca_cert_pem: String,
+    tokens: Arc<canopy_auth::TokenIssuer>,
+}
+
+/// How a test shard is configured (kept for restarts).
+#[derive(Clone)]
+struct ShardConfig {
+    store: canopy_storage::StoreOptions,
+    shard_name: String,
+    cache: Option<CacheServerRef>,
+}
+
+impl ShardConfig {
+    fn cache_server(&self) -> Option<shard::CacheServerOptions> {
+        let c = self.cache.as_ref()?;
+        let token = c
+            .tokens
+            .issue(
+                &canopy_cache::wire::shard_user(&self.shard_name),
+                &[canopy_cache::wire::SHARD_GROUP.to_string()],
+                Duration::from_secs(3600),
+            )
+            .expect("cache-server token");
+        let mut o = shard::CacheServerOptions::new(
+            &c.url,
+            &c.ca_cert_pem,
+            shard::CacheCredentials::Token(token),
+        );
+        // tests notice a restarted or returning cache server quickly
+        o.heartbeat = Duration::from_millis(300);
+        o.max_backoff = Duration::from_millis(500);
+        Some(o)
+    }
 }
 
 impl TestShardBuilder {
@@ -29,12 +74,33 @@ impl TestShardBuilder {
         self
     }
 
+    /// The shard's name (default "root").
+    pub fn shard_name(mut self, name: &str) -> Self {
+        self.shard_name = Some(name.to_string());
+        self
+    }
+
+    /// Replicate to (and read the global view from) `cache`.
+    pub fn cache_server(mut self, cache: &TestCacheServer) -> Self {
+        self.cache = Some(CacheServerRef {
+            url: cache.url().to_string(),
+            ca_cert_pem: cache.ca_cert_pem().to_string(),
+            tokens: cache.server.tokens.clone(),
+        });
+        self
+    }
+
     pub async fn start(self) -> TestShard {
         let db = canopy_pg::testing::test_database()
             .await
             .expect("test database");
         let dir = tempfile::tempdir().expect("temp dir");
-        TestShard::start_in(db, dir, self.store.unwrap_or_default()).await
+        let config = ShardConfig {
+            store: self.store.unwrap_or_default(),
+            shard_name: self.shard_name.unwrap_or_else(|| "root".into()),
+            cache: self.cache,
+        };
+        TestShard::start_in(db, dir, config).await
     }
 }
 
@@ -45,7 +111,20 @@ pub struct TestShard {
     pub kubeconfig: PathBuf,
     pub admin_token: String,
     pub db: canopy_pg::testing::TestDatabase,
-    store_options: canopy_storage::StoreOptions,
+    config: ShardConfig,
+}
+
+/// A stopped [`TestShard`]: its database and directory, to start it again.
+pub struct StoppedShard {
+    pub dir: tempfile::TempDir,
+    pub db: canopy_pg::testing::TestDatabase,
+    config: ShardConfig,
+}
+
+impl StoppedShard {
+    pub async fn start(self) -> TestShard {
+        TestShard::start_in(self.db, self.dir, self.config).await
+    }
 }
 
 impl TestShard {
@@ -56,7 +135,7 @@ impl TestShard {
     async fn start_in(
         db: canopy_pg::testing::TestDatabase,
         dir: tempfile::TempDir,
-        store: canopy_storage::StoreOptions,
+        config: ShardConfig,
     ) -> TestShard {
         let shard = shard::Shard::start(shard::ShardOptions {
             root_directory: dir.path().to_path_buf(),
@@ -64,7 +143,9 @@ impl TestShard {
             secure_port: 0,
             database_url: db.url.clone(),
             external_hostname: None,
-            store: store.clone(),
+            store: config.store.clone(),
+            shard_name: config.shard_name.clone(),
+            cache_server: config.cache_server(),
         })
         .await
         .expect("start shard");
@@ -83,22 +164,40 @@ impl TestShard {
             kubeconfig,
             admin_token,
             db,
-            store_options: store,
+            config,
         }
     }
 
     /// Stops the shard and starts a new one on the same database and directory (same
     /// port is not guaranteed).
     pub async fn restart(self) -> TestShard {
+        self.stop().await.start().await
+    }
+
+    /// Stops the shard, keeping its database and directory.
+    pub async fn stop(self) -> StoppedShard {
         let TestShard {
             shard,
             dir,
             db,
-            store_options,
+            config,
             ..
         } = self;
         shard.stop().await;
-        TestShard::start_in(db, dir, store_options).await
+        StoppedShard { dir, db, config }
+    }
+
+    /// The shard's name.
+    pub fn shard_name(&self) -> &str {
+        &self.config.shard_name
+    }
+
+    /// The global view (panics when the shard has no cache server).
+    pub fn global(&self) -> &canopy_cache::CacheReader {
+        self.shard
+            .api
+            .global()
+            .expect("the shard was started without a cache server")
     }
 
     /// `https://127.0.0.1:<port>`.
@@ -138,6 +237,128 @@ impl TestShard {
 
     pub fn admin(&self) -> Client {
         self.client(Some(&self.admin_token))
+    }
+}
+
+/// A cache server running in this process, with a temporary root directory.
+pub struct TestCacheServer {
+    pub server: cache_server::CacheServer,
+    pub dir: tempfile::TempDir,
+}
+
+/// A stopped [`TestCacheServer`]: its directory (CA, token key) and port, to start a new
+/// one (empty, as after any restart) where it was.
+pub struct StoppedCacheServer {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl StoppedCacheServer {
+    /// Starts a new cache server on the same port with the same CA and token key.
+    pub async fn start(self) -> TestCacheServer {
+        // the old listener is closed, but give a lingering accept a moment
+        for attempt in 0..50 {
+            match TestCacheServer::start_in(&self.dir, self.port).await {
+                Ok(server) => {
+                    return TestCacheServer {
+                        server,
+                        dir: self.dir,
+                    }
+                }
+                Err(e) if attempt < 49 => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("restart cache server on port {}: {e}", self.port),
+            }
+        }
+        unreachable!()
+    }
+}
+
+impl TestCacheServer {
+    pub async fn start() -> TestCacheServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = TestCacheServer::start_in(&dir, 0)
+            .await
+            .expect("start cache server");
+        TestCacheServer { server, dir }
+    }
+
+    async fn start_in(
+        dir: &tempfile::TempDir,
+        port: u16,
+    ) -> Result<cache_server::CacheServer, cache_server::CacheServerError> {
+        cache_server::CacheServer::start(cache_server::ServerOptions {
+            root_directory: dir.path().to_path_buf(),
+            secure_port: port,
+            bookmark_interval: Duration::from_secs(1),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.server.url
+    }
+
+    pub fn ca_cert_pem(&self) -> &str {
+        &self.server.ca_cert_pem
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.addr.port()
+    }
+
+    /// A token for shard `name`.
+    pub fn shard_token(&self, name: &str) -> String {
+        self.server
+            .token(
+                &cache_server::TokenSubject::Shard(name.into()),
+                Duration::from_secs(3600),
+            )
+            .expect("token")
+    }
+
+    /// A token for a read-only client `name`.
+    pub fn reader_token(&self, name: &str) -> String {
+        self.server
+            .token(
+                &cache_server::TokenSubject::Reader(name.into()),
+                Duration::from_secs(3600),
+            )
+            .expect("token")
+    }
+
+    /// A raw HTTPS client trusting the cache server's CA, sending `token`.
+    pub fn client(&self, token: Option<&str>) -> Client {
+        Client::new(self.url(), self.ca_cert_pem(), token)
+    }
+
+    /// A `canopy_cache` client with `credentials`.
+    pub fn cache_client(&self, credentials: canopy_cache::Credentials) -> canopy_cache::CacheClient {
+        canopy_cache::CacheClient::new(&canopy_cache::CacheClientConfig {
+            url: self.url().to_string(),
+            ca_cert_pem: self.ca_cert_pem().to_string(),
+            credentials,
+        })
+        .expect("cache client")
+    }
+
+    /// Stops it (everything it held is lost), keeping directory and port.
+    pub async fn stop(self) -> StoppedCacheServer {
+        let port = self.port();
+        self.server.stop().await;
+        StoppedCacheServer {
+            dir: self.dir,
+            port,
+        }
+    }
+
+    /// Stops it and starts a new, empty one on the same port.
+    pub async fn restart(self) -> TestCacheServer {
+        self.stop().await.start().await
     }
 }
 
