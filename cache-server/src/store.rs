@@ -561,4 +561,78 @@ mod tests {
             }
         }
     }
+
+    fn index_view(ix: &canopy_cache::index::GlobalIndex) -> View {
+        ix.list(R, None)
+            .iter()
+            .map(|o| {
+                (
+                    (o.shard.clone(), o.key.name.clone()),
+                    (o.source_resource_version, o.resource_version),
+                )
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// A reader's index (canopy_cache's GlobalIndex) fed by lists and by resumed
+        /// watches (their NDJSON lines, parsed) holds every object of the store at its
+        /// version, plus only objects retained for shards that have not synced; once every
+        /// shard syncs, exactly the store.
+        #[test]
+        fn a_reader_index_follows_the_store(
+            actions in prop::collection::vec(action(), 1..40),
+            relist in prop::collection::vec(any::<bool>(), 40),
+            history in 1..8usize,
+        ) {
+            let s = MemStore::new("i", 50, history, 1000);
+            let mut ix = canopy_cache::index::GlobalIndex::new();
+            ix.replace(s.list(&Filter::default()));
+            let catch_up = |ix: &mut canopy_cache::index::GlobalIndex, relist: bool| {
+                if relist {
+                    ix.replace(s.list(&Filter::default()));
+                    return;
+                }
+                match s.watch(ix.resource_version()) {
+                    Ok((evs, _)) => {
+                        for e in evs {
+                            let ev: canopy_cache::wire::WatchEvent = serde_json::from_slice(&e.line).unwrap();
+                            ix.apply(ev);
+                        }
+                    }
+                    Err(StoreError::Gone { .. }) => ix.replace(s.list(&Filter::default())),
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            for (i, a) in actions.into_iter().enumerate() {
+                match a {
+                    Action::Write(shard, ops) => { s.write(&shard, ops).unwrap(); }
+                    Action::Sync(shard, keys) => { s.sync(&shard, keys).unwrap(); }
+                }
+                catch_up(&mut ix, relist[i]);
+                let store = view(&s.list(&Filter::default()).items);
+                let index = index_view(&ix);
+                let synced = s.synced_shards();
+                for (k, v) in &store {
+                    prop_assert_eq!(index.get(k), Some(v));
+                }
+                for k in index.keys().filter(|k| !store.contains_key(*k)) {
+                    prop_assert!(!synced.contains(&k.0), "stale {:?} of a synced shard", k);
+                }
+                prop_assert_eq!(ix.resource_version(), s.current_rv());
+            }
+            for shard in ["a", "b"] {
+                let keys: Vec<Key> = s
+                    .list(&Filter { shard: Some(shard.into()), ..Default::default() })
+                    .items
+                    .into_iter()
+                    .map(|o| o.key)
+                    .collect();
+                s.sync(shard, keys).unwrap();
+            }
+            catch_up(&mut ix, false);
+            prop_assert_eq!(index_view(&ix), view(&s.list(&Filter::default()).items));
+            prop_assert_eq!(ix.retained(), 0);
+        }
+    }
 }
