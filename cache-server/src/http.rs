@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use canopy_auth::TokenIssuer;
 use canopy_cache::wire::{
-    EventType, Key, Op, Status, SyncRequest, SyncResponse, WriteRequest,
-    WriteResponse, API_PREFIX, READER_GROUP, SHARD_GROUP, SHARD_USER_PREFIX,
+    EventType, Key, Op, Status, SyncRequest, SyncResponse, WriteRequest, WriteResponse, API_PREFIX,
+    READER_GROUP, SHARD_GROUP, SHARD_USER_PREFIX,
 };
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited, StreamBody};
@@ -52,8 +52,10 @@ fn json<T: Serialize>(code: u16, v: &T) -> Response<Body> {
     let body = serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
     let mut r = Response::new(full(body));
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -167,7 +169,10 @@ async fn route(
         return ("metrics", metrics(app));
     }
     let Some(rest) = path.strip_prefix(API_PREFIX) else {
-        return ("unknown", Err(Status::not_found(format!("no such path {path:?}"))));
+        return (
+            "unknown",
+            Err(Status::not_found(format!("no such path {path:?}"))),
+        );
     };
     let segments: Vec<String> = rest
         .split('/')
@@ -183,13 +188,17 @@ async fn route(
     match (segs.as_slice(), &method) {
         (["objects"], &Method::GET) => {
             let q = query(&req);
-            if q.iter().any(|(k, v)| k == "watch" && (v == "true" || v == "1")) {
+            if q.iter()
+                .any(|(k, v)| k == "watch" && (v == "true" || v == "1"))
+            {
                 ("watch", watch_objects(app, &q))
             } else {
                 ("list", list(app, &q))
             }
         }
-        (["shards", shard], &Method::GET) => ("status", Ok(json(200, &app.store.shard_status(shard)))),
+        (["shards", shard], &Method::GET) => {
+            ("status", Ok(json(200, &app.store.shard_status(shard))))
+        }
         (["shards", shard, "objects"], &Method::POST) => {
             let shard = shard.to_string();
             ("write", write(app, &caller, &shard, req).await)
@@ -206,7 +215,10 @@ async fn route(
                 format!("{method} is not allowed on {path}"),
             )),
         ),
-        _ => ("unknown", Err(Status::not_found(format!("no such path {path:?}")))),
+        _ => (
+            "unknown",
+            Err(Status::not_found(format!("no such path {path:?}"))),
+        ),
     }
 }
 
@@ -404,7 +416,10 @@ mod tests {
         assert!(may_write(&Caller::Shard("a".into()), "a").is_ok());
         let e = may_write(&Caller::Shard("b".into()), "a").unwrap_err();
         assert_eq!(e.code, 403);
-        assert_eq!(e.message, "shard \"b\" may not write objects of shard \"a\"");
+        assert_eq!(
+            e.message,
+            "shard \"b\" may not write objects of shard \"a\""
+        );
         assert_eq!(
             may_write(&Caller::Reader(reader_user("fp")), "a")
                 .unwrap_err()

@@ -116,9 +116,7 @@ fn issue_with(
 ) -> Result<String, canopy_auth::AuthError> {
     match subject {
         TokenSubject::Shard(s) => tokens.issue(&shard_user(s), &[SHARD_GROUP.to_string()], ttl),
-        TokenSubject::Reader(r) => {
-            tokens.issue(&reader_user(r), &[READER_GROUP.to_string()], ttl)
-        }
+        TokenSubject::Reader(r) => tokens.issue(&reader_user(r), &[READER_GROUP.to_string()], ttl),
     }
 }
 
@@ -213,7 +211,11 @@ impl CacheServer {
     }
 
     /// Issues a token for `subject`.
-    pub fn token(&self, subject: &TokenSubject, ttl: Duration) -> Result<String, canopy_auth::AuthError> {
+    pub fn token(
+        &self,
+        subject: &TokenSubject,
+        ttl: Duration,
+    ) -> Result<String, canopy_auth::AuthError> {
         issue_with(&self.tokens, subject, ttl)
     }
 

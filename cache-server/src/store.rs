@@ -67,7 +67,12 @@ struct WireEvent<'a> {
 
 impl Event {
     fn new(rv: u64, kind: EventType, object: Option<Arc<ReplicatedObject>>, shard: &str) -> Event {
-        let line = event_line(kind, rv, object.as_deref(), (kind == EventType::Synced).then_some(shard));
+        let line = event_line(
+            kind,
+            rv,
+            object.as_deref(),
+            (kind == EventType::Synced).then_some(shard),
+        );
         Event {
             rv,
             kind,
@@ -249,7 +254,11 @@ impl MemStore {
                         object: u.object,
                     });
                     st.objects.insert(k, obj.clone());
-                    st.push(&self.tx, self.history, Event::new(rv, kind, Some(obj), shard));
+                    st.push(
+                        &self.tx,
+                        self.history,
+                        Event::new(rv, kind, Some(obj), shard),
+                    );
                 }
                 Op::Delete(key) => {
                     let k = gkey(shard, &key);
@@ -328,7 +337,13 @@ impl MemStore {
             resources.sort();
             resources.dedup();
             for r in resources {
-                let lo = (r.clone(), String::new(), String::new(), String::new(), String::new());
+                let lo = (
+                    r.clone(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                );
                 st.objects
                     .range(lo..)
                     .take_while(|(k, _)| k.0 == r)
@@ -441,7 +456,10 @@ mod tests {
             ]
         );
         let line: serde_json::Value = serde_json::from_slice(&evs[5].line).unwrap();
-        assert_eq!(line, json!({"type": "SYNCED", "resourceVersion": "106", "shard": "a"}));
+        assert_eq!(
+            line,
+            json!({"type": "SYNCED", "resourceVersion": "106", "shard": "a"})
+        );
         let line: serde_json::Value = serde_json::from_slice(&evs[4].line).unwrap();
         assert_eq!(line["object"]["resourceVersion"], "105");
         assert_eq!(line["object"]["name"], "x");
@@ -456,7 +474,9 @@ mod tests {
             object: json!("not an object"),
         });
         assert!(s.write("a", vec![up("x", 1), bad]).is_err());
-        assert!(s.write("a", vec![Op::Delete(Key::new("nogroup", "c", "", "x"))]).is_err());
+        assert!(s
+            .write("a", vec![Op::Delete(Key::new("nogroup", "c", "", "x"))])
+            .is_err());
         assert!(s.is_empty());
         assert_eq!(s.current_rv(), 0);
     }

@@ -32,14 +32,20 @@ async fn authentication_and_authorization() {
 
     // health needs no credentials
     for p in ["/healthz", "/readyz", "/livez"] {
-        let r = anonymous.request(reqwest::Method::GET, p).send().await.unwrap();
+        let r = anonymous
+            .request(reqwest::Method::GET, p)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{p}");
     }
 
     // no or a bad token: 401
     let (code, body) = anonymous.get("/v1/objects").await;
     assert_status(code, &body, 401, "Unauthorized");
-    let (code, body) = anonymous.post("/v1/shards/alpha/objects", upsert("x", 1)).await;
+    let (code, body) = anonymous
+        .post("/v1/shards/alpha/objects", upsert("x", 1))
+        .await;
     assert_status(code, &body, 401, "Unauthorized");
     let forged = cache.client(Some("not.a.token"));
     let (code, body) = forged.get("/v1/objects").await;
@@ -47,7 +53,9 @@ async fn authentication_and_authorization() {
     // a token signed by someone else (another cache server)
     let other = TestCacheServer::start().await;
     let foreign = cache.client(Some(&other.shard_token("alpha")));
-    let (code, body) = foreign.post("/v1/shards/alpha/objects", upsert("x", 1)).await;
+    let (code, body) = foreign
+        .post("/v1/shards/alpha/objects", upsert("x", 1))
+        .await;
     assert_status(code, &body, 401, "Unauthorized");
 
     // a shard writes its own objects, not another's
@@ -65,24 +73,39 @@ async fn authentication_and_authorization() {
     assert_eq!(cache.server.store().len(), 1, "nothing was written");
 
     // readers read, and only read
-    let (code, body) = reader.post("/v1/shards/alpha/objects", upsert("z", 1)).await;
+    let (code, body) = reader
+        .post("/v1/shards/alpha/objects", upsert("z", 1))
+        .await;
     assert_status(code, &body, 403, "Forbidden");
     let (code, list) = reader.get("/v1/objects").await;
     assert_eq!(code, 200, "{list}");
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     assert_eq!(list["items"][0]["shard"], "alpha");
     assert_eq!(list["items"][0]["name"], "x");
-    let (code, _) = beta.get("/v1/objects?resource=tenancy.kcp.io%2Fworkspacetypes").await;
+    let (code, _) = beta
+        .get("/v1/objects?resource=tenancy.kcp.io%2Fworkspacetypes")
+        .await;
     assert_eq!(code, 200);
 
     // metrics need credentials
-    let r = anonymous.request(reqwest::Method::GET, "/metrics").send().await.unwrap();
+    let r = anonymous
+        .request(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = reader.request(reqwest::Method::GET, "/metrics").send().await.unwrap();
+    let r = reader
+        .request(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
     assert!(text.contains("cache_server_objects 1"), "{text}");
-    assert!(text.contains("cache_server_requests_total{verb=\"write\",code=\"403\"}"), "{text}");
+    assert!(
+        text.contains("cache_server_requests_total{verb=\"write\",code=\"403\"}"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -128,7 +151,10 @@ async fn list_watch_sync_and_resume() {
             object: json!({"metadata": {"name": name}}),
         })
     };
-    alpha.write("alpha", vec![up("a1", 1), up("a2", 2)]).await.unwrap();
+    alpha
+        .write("alpha", vec![up("a1", 1), up("a2", 2)])
+        .await
+        .unwrap();
     beta.write("beta", vec![up("b1", 1)]).await.unwrap();
     // another resource, not watched below
     beta.write(
@@ -155,7 +181,13 @@ async fn list_watch_sync_and_resume() {
     assert_eq!(only_beta.items.len(), 2);
 
     let mut w = Box::pin(alpha.watch(&q, list.resource_version).await.unwrap());
-    alpha.write("alpha", vec![up("a1", 5), Op::Delete(Key::new(r, "root", "", "a2"))]).await.unwrap();
+    alpha
+        .write(
+            "alpha",
+            vec![up("a1", 5), Op::Delete(Key::new(r, "root", "", "a2"))],
+        )
+        .await
+        .unwrap();
     let synced = beta.sync("beta", vec![]).await.unwrap();
     assert_eq!(synced.deleted, 2);
     let mut got = Vec::new();
@@ -194,7 +226,9 @@ async fn list_watch_sync_and_resume() {
         ]
     );
     // every event's resourceVersion increases
-    assert!(got.windows(2).all(|p| p[0].resource_version < p[1].resource_version));
+    assert!(got
+        .windows(2)
+        .all(|p| p[0].resource_version < p[1].resource_version));
     let status = alpha.shard_status("beta").await.unwrap();
     assert!(status.synced);
     assert_eq!(status.objects, 0);

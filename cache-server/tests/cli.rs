@@ -28,7 +28,10 @@ fn help_describes_the_server_and_its_flags() {
     }
     let out = bin().args(["issue-token", "--help"]).output().unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
-    assert!(help.contains("--shard") && help.contains("--reader"), "{help}");
+    assert!(
+        help.contains("--shard") && help.contains("--reader"),
+        "{help}"
+    );
     // neither --shard nor --reader
     let out = bin().args(["issue-token"]).output().unwrap();
     assert!(!out.status.success());
@@ -42,7 +45,11 @@ async fn issued_tokens_work_against_a_server_on_the_same_directory() {
         .args(["issue-token", "--root-directory", root, "--shard", "alpha"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let server = cache_server::CacheServer::start(cache_server::ServerOptions {
         root_directory: dir.path().to_path_buf(),

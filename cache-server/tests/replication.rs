@@ -175,11 +175,7 @@ async fn shard(name: &str, cache: &TestCacheServer) -> TestShard {
         .start()
         .await;
     assert!(
-        s.shard
-            .replicator()
-            .unwrap()
-            .wait_synced(1, WAIT)
-            .await,
+        s.shard.replicator().unwrap().wait_synced(1, WAIT).await,
         "shard {name} never synced: {:?}",
         s.shard.replicator().unwrap().status()
     );
@@ -433,7 +429,9 @@ async fn a_shard_serves_while_the_cache_server_is_down() {
     assert_eq!(code, 200);
     assert_eq!(cm["data"]["k"], "v");
     create_wt(&ca, "root", "during-outage").await;
-    let (code, wt) = ca.get(&format!("/clusters/root/{WT_PATH}/during-outage")).await;
+    let (code, wt) = ca
+        .get(&format!("/clusters/root/{WT_PATH}/during-outage"))
+        .await;
     assert_eq!(code, 200, "{wt}");
     let (code, list) = ca.get(&format!("/clusters/root/{WT_PATH}")).await;
     assert_eq!(code, 200);

@@ -51,7 +51,11 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let a = Args::parse();
-    let cache_server = match (a.cache_server_url, a.cache_server_ca, a.cache_server_token_file) {
+    let cache_server = match (
+        a.cache_server_url,
+        a.cache_server_ca,
+        a.cache_server_token_file,
+    ) {
         (Some(url), Some(ca), Some(token)) => {
             let ca = std::fs::read_to_string(&ca)
                 .map_err(|e| anyhow::anyhow!("reading {}: {e}", ca.display()))?;

@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::wire::{
-    Key, ObjectList, Op, ShardStatus, Status, SyncRequest, SyncResponse, WatchEvent,
-    WriteRequest, WriteResponse, API_PREFIX,
+    Key, ObjectList, Op, ShardStatus, Status, SyncRequest, SyncResponse, WatchEvent, WriteRequest,
+    WriteResponse, API_PREFIX,
 };
 use crate::CacheError;
 
@@ -167,10 +167,7 @@ impl CacheClient {
         Ok(r)
     }
 
-    async fn send<T: DeserializeOwned>(
-        &self,
-        r: reqwest::RequestBuilder,
-    ) -> Result<T, CacheError> {
+    async fn send<T: DeserializeOwned>(&self, r: reqwest::RequestBuilder) -> Result<T, CacheError> {
         let resp = r
             .timeout(REQUEST_TIMEOUT)
             .send()
@@ -227,7 +224,10 @@ impl CacheClient {
     }
 
     pub async fn list(&self, q: &Query) -> Result<ObjectList, CacheError> {
-        let r = self.request(reqwest::Method::GET, &format!("/objects?{}", encode_query(&q.pairs())))?;
+        let r = self.request(
+            reqwest::Method::GET,
+            &format!("/objects?{}", encode_query(&q.pairs())),
+        )?;
         self.send(r).await
     }
 
@@ -243,7 +243,10 @@ impl CacheClient {
         pairs.push(("watch", "true".into()));
         pairs.push(("resourceVersion", from.to_string()));
         let resp = self
-            .request(reqwest::Method::GET, &format!("/objects?{}", encode_query(&pairs)))?
+            .request(
+                reqwest::Method::GET,
+                &format!("/objects?{}", encode_query(&pairs)),
+            )?
             .send()
             .await
             .map_err(|e| CacheError::Unavailable(error_chain(&e)))?;

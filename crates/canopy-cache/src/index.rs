@@ -237,7 +237,12 @@ mod tests {
         }
     }
 
-    fn ev(kind: EventType, rv: u64, o: Option<ReplicatedObject>, shard: Option<&str>) -> WatchEvent {
+    fn ev(
+        kind: EventType,
+        rv: u64,
+        o: Option<ReplicatedObject>,
+        shard: Option<&str>,
+    ) -> WatchEvent {
         WatchEvent {
             kind,
             resource_version: rv,
@@ -257,10 +262,24 @@ mod tests {
     #[test]
     fn list_then_events() {
         let mut ix = GlobalIndex::new();
-        ix.replace(list(10, &["a", "b"], vec![obj("a", "c1", "x", 1), obj("b", "c2", "y", 2)]));
+        ix.replace(list(
+            10,
+            &["a", "b"],
+            vec![obj("a", "c1", "x", 1), obj("b", "c2", "y", 2)],
+        ));
         assert_eq!(names(&ix), ["a/c1/x", "b/c2/y"]);
-        assert!(ix.apply(ev(EventType::Added, 11, Some(obj("b", "c2", "z", 11)), None)));
-        assert!(ix.apply(ev(EventType::Deleted, 12, Some(obj("a", "c1", "x", 12)), None)));
+        assert!(ix.apply(ev(
+            EventType::Added,
+            11,
+            Some(obj("b", "c2", "z", 11)),
+            None
+        )));
+        assert!(ix.apply(ev(
+            EventType::Deleted,
+            12,
+            Some(obj("a", "c1", "x", 12)),
+            None
+        )));
         assert!(!ix.apply(ev(EventType::Bookmark, 15, None, None)));
         assert_eq!(names(&ix), ["b/c2/y", "b/c2/z"]);
         assert_eq!(ix.resource_version(), 15);
@@ -277,10 +296,18 @@ mod tests {
         ix.replace(list(
             10,
             &["a", "b"],
-            vec![obj("a", "c1", "x", 1), obj("b", "c2", "y", 2), obj("b", "c2", "gone", 3)],
+            vec![
+                obj("a", "c1", "x", 1),
+                obj("b", "c2", "y", 2),
+                obj("b", "c2", "gone", 3),
+            ],
         ));
         // the cache server restarted; only a has synced again, b has sent one object
-        ix.replace(list(100, &["a"], vec![obj("a", "c1", "x", 100), obj("b", "c2", "y", 101)]));
+        ix.replace(list(
+            100,
+            &["a"],
+            vec![obj("a", "c1", "x", 100), obj("b", "c2", "y", 101)],
+        ));
         assert_eq!(names(&ix), ["a/c1/x", "b/c2/gone", "b/c2/y"]);
         assert_eq!(ix.retained(), 1);
         // b finishes its sync: "gone" was deleted while the cache was down
@@ -292,11 +319,20 @@ mod tests {
     #[test]
     fn synced_shards_are_not_retained_and_retention_expires() {
         let mut ix = GlobalIndex::new();
-        ix.replace(list(10, &["a", "b"], vec![obj("a", "c1", "x", 1), obj("b", "c2", "y", 2)]));
+        ix.replace(list(
+            10,
+            &["a", "b"],
+            vec![obj("a", "c1", "x", 1), obj("b", "c2", "y", 2)],
+        ));
         ix.replace(list(20, &["a"], vec![]));
         assert_eq!(names(&ix), ["b/c2/y"]);
         // a re-sent upsert turns a retained object current again
-        ix.apply(ev(EventType::Modified, 21, Some(obj("b", "c2", "y", 21)), None));
+        ix.apply(ev(
+            EventType::Modified,
+            21,
+            Some(obj("b", "c2", "y", 21)),
+            None,
+        ));
         assert_eq!(ix.retained(), 0);
         ix.replace(list(30, &[], vec![]));
         assert_eq!(ix.retained(), 1);

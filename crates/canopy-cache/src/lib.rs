@@ -31,10 +31,7 @@ pub use wire::{Key, ReplicatedObject, Status};
 
 /// The resources shards replicate to the cache server. Later issues add APIExports,
 /// APIResourceSchemas, SyncTargets and Locations here.
-pub const REPLICATED_RESOURCES: &[&str] = &[
-    "tenancy.kcp.io/workspacetypes",
-    "core.kcp.io/shards",
-];
+pub const REPLICATED_RESOURCES: &[&str] = &["tenancy.kcp.io/workspacetypes", "core.kcp.io/shards"];
 
 /// Why a cache-server operation failed.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -126,7 +126,10 @@ impl CacheReader {
         namespace: &str,
         name: &str,
     ) -> Option<Arc<ReplicatedObject>> {
-        self.shared.index.read().get(resource, cluster, namespace, name)
+        self.shared
+            .index
+            .read()
+            .get(resource, cluster, namespace, name)
     }
 
     /// Every object of `resource`, of every shard.
@@ -146,7 +149,11 @@ impl CacheReader {
     }
 
     /// Waits until `f` holds for the view, or `timeout` passes; returns whether it held.
-    pub async fn wait_for(&self, timeout: Duration, mut f: impl FnMut(&CacheReader) -> bool) -> bool {
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        mut f: impl FnMut(&CacheReader) -> bool,
+    ) -> bool {
         let mut rx = self.changes();
         tokio::time::timeout(timeout, async {
             loop {

@@ -224,10 +224,7 @@ impl<S: LocalSource> Ctx<S> {
             .collect();
         let p = plan(&local_versions, &remote);
         for chunk in p.upserts.chunks(self.options.batch_size.max(1)) {
-            let ops = chunk
-                .iter()
-                .map(|k| upsert(&local[k]))
-                .collect::<Vec<_>>();
+            let ops = chunk.iter().map(|k| upsert(&local[k])).collect::<Vec<_>>();
             self.client.write(&self.shard, ops).await?;
         }
         let keys: Vec<Key> = local.into_keys().collect();

@@ -95,7 +95,9 @@ impl LocalSource for canopy_storage::Store {
                             };
                             return Some((change, (rx, resources)));
                         }
-                        Err(RecvError::Lagged(_)) => return Some((Change::Lagged, (rx, resources))),
+                        Err(RecvError::Lagged(_)) => {
+                            return Some((Change::Lagged, (rx, resources)))
+                        }
                         Err(RecvError::Closed) => return None,
                     }
                 }

@@ -57,8 +57,16 @@ mod tests {
     #[test]
     fn upserts_missing_and_changed_deletes_vanished() {
         let k = |n: &str| Key::new("g/r", "c", "", n);
-        let local = BTreeMap::from([(k("a"), v(1, "a")), (k("b"), v(5, "b")), (k("c"), v(3, "c"))]);
-        let remote = BTreeMap::from([(k("a"), v(1, "a")), (k("b"), v(4, "b")), (k("d"), v(2, "d"))]);
+        let local = BTreeMap::from([
+            (k("a"), v(1, "a")),
+            (k("b"), v(5, "b")),
+            (k("c"), v(3, "c")),
+        ]);
+        let remote = BTreeMap::from([
+            (k("a"), v(1, "a")),
+            (k("b"), v(4, "b")),
+            (k("d"), v(2, "d")),
+        ]);
         let p = plan(&local, &remote);
         assert_eq!(p.upserts, vec![k("b"), k("c")]);
         assert_eq!(p.deletes, vec![k("d")]);

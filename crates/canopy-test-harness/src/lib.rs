@@ -337,7 +337,10 @@ impl TestCacheServer {
     }
 
     /// A `canopy_cache` client with `credentials`.
-    pub fn cache_client(&self, credentials: canopy_cache::Credentials) -> canopy_cache::CacheClient {
+    pub fn cache_client(
+        &self,
+        credentials: canopy_cache::Credentials,
+    ) -> canopy_cache::CacheClient {
         canopy_cache::CacheClient::new(&canopy_cache::CacheClientConfig {
             url: self.url().to_string(),
             ca_cert_pem: self.ca_cert_pem().to_string(),
