@@ -3,6 +3,9 @@
 //! objects; shards and readers read), handlers, and NDJSON watch streams. Every error is
 //! a kube `Status`.
 
+// Handlers answer `Err(Status)`, turned into the response right away.
+#![allow(clippy::result_large_err)]
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -334,6 +337,10 @@ fn watch_objects(app: &Arc<App>, q: &[(String, String)]) -> Result<Response<Body
     );
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(v) = HeaderValue::from_str(app.store.instance()) {
+        resp.headers_mut()
+            .insert(canopy_cache::wire::INSTANCE_HEADER, v);
+    }
     Ok(resp)
 }
 

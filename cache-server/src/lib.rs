@@ -7,7 +7,7 @@
 //! - [`http`]: the API of `canopy_cache::wire` — batched per-shard upserts/deletes,
 //!   per-shard sync, list and NDJSON watch — with bearer-token authentication and
 //!   per-shard authorization.
-//! - [`metrics`]: `/metrics`.
+//! - [`metrics`] — `/metrics`.
 //!
 //! This module starts it: TLS (rustls, the CA and serving certificate of
 //! `canopy_auth::Pki` in `<root>/pki`), the token-signing key (`canopy_auth::TokenIssuer`,

@@ -112,7 +112,7 @@ pub struct Filter {
 
 impl Filter {
     pub fn matches_object(&self, o: &ReplicatedObject) -> bool {
-        (self.resources.is_empty() || self.resources.iter().any(|r| *r == o.key.resource))
+        (self.resources.is_empty() || self.resources.contains(&o.key.resource))
             && self.shard.as_ref().is_none_or(|s| *s == o.shard)
             && self.cluster.as_ref().is_none_or(|c| *c == o.key.cluster)
     }

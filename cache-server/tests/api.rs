@@ -180,7 +180,12 @@ async fn list_watch_sync_and_resume() {
         .unwrap();
     assert_eq!(only_beta.items.len(), 2);
 
-    let mut w = Box::pin(alpha.watch(&q, list.resource_version).await.unwrap());
+    let mut w = Box::pin(
+        alpha
+            .watch(&q, list.resource_version, Some(&list.instance))
+            .await
+            .unwrap(),
+    );
     alpha
         .write(
             "alpha",
@@ -235,7 +240,7 @@ async fn list_watch_sync_and_resume() {
 
     // resuming from the middle replays exactly what followed
     let mid = got[1].resource_version;
-    let mut w2 = Box::pin(alpha.watch(&q, mid).await.unwrap());
+    let mut w2 = Box::pin(alpha.watch(&q, mid, None).await.unwrap());
     let first = tokio::time::timeout(Duration::from_secs(10), w2.next())
         .await
         .unwrap()
@@ -245,7 +250,7 @@ async fn list_watch_sync_and_resume() {
 
     // an idle watch gets bookmarks at the current resourceVersion
     let now = alpha.list(&q).await.unwrap().resource_version;
-    let mut w3 = Box::pin(alpha.watch(&q, now).await.unwrap());
+    let mut w3 = Box::pin(alpha.watch(&q, now, None).await.unwrap());
     let bm = tokio::time::timeout(Duration::from_secs(5), w3.next())
         .await
         .unwrap()
@@ -270,7 +275,7 @@ async fn list_watch_sync_and_resume() {
     let client = cache.cache_client(Credentials::Token(cache.shard_token("alpha")));
     let mut err = None;
     for _ in 0..50 {
-        match client.watch(&q, now).await {
+        match client.watch(&q, now, None).await {
             Err(e) => {
                 err = Some(e);
                 if err.as_ref().unwrap().is_gone() {
@@ -282,5 +287,18 @@ async fn list_watch_sync_and_resume() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(err.unwrap().is_gone());
-    assert!(client.list(&q).await.unwrap().resource_version > now);
+    let fresh = client.list(&q).await.unwrap();
+    assert!(fresh.resource_version > now);
+    assert_ne!(fresh.instance, list.instance);
+    // a current resourceVersion, but expected from the old instance: gone as well
+    let err = client
+        .watch(&q, fresh.resource_version, Some(&list.instance))
+        .await
+        .err()
+        .expect("another instance");
+    assert!(err.is_gone(), "{err}");
+    assert!(client
+        .watch(&q, fresh.resource_version, Some(&fresh.instance))
+        .await
+        .is_ok());
 }

@@ -179,7 +179,7 @@ impl CacheClient {
             .await
             .map_err(|e| CacheError::Unavailable(error_chain(&e)))?;
         if !(200..300).contains(&code) {
-            return Err(CacheError::Status(status_of(code, &body)));
+            return Err(CacheError::Status(Box::new(status_of(code, &body))));
         }
         serde_json::from_slice(&body).map_err(|e| CacheError::Decode(e.to_string()))
     }
@@ -232,11 +232,14 @@ impl CacheClient {
     }
 
     /// Watches from resourceVersion `from` (exclusive). A `from` that is no longer
-    /// retained fails with a 410 [`CacheError::Status`] ([`CacheError::is_gone`]).
+    /// retained fails with a 410 [`CacheError::Status`] ([`CacheError::is_gone`]), and so
+    /// does a watch served by another cache-server instance than `instance` (when given:
+    /// the instance `from` came from).
     pub async fn watch(
         &self,
         q: &Query,
         from: u64,
+        instance: Option<&str>,
     ) -> Result<impl Stream<Item = Result<WatchEvent, CacheError>> + Send + 'static, CacheError>
     {
         let mut pairs = q.pairs();
@@ -253,7 +256,19 @@ impl CacheClient {
         let code = resp.status().as_u16();
         if code != 200 {
             let body = resp.bytes().await.unwrap_or_default();
-            return Err(CacheError::Status(status_of(code, &body)));
+            return Err(CacheError::Status(Box::new(status_of(code, &body))));
+        }
+        if let Some(want) = instance {
+            let got = resp
+                .headers()
+                .get(crate::wire::INSTANCE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if got != want {
+                return Err(CacheError::Status(Box::new(Status::gone(format!(
+                    "the cache server restarted (instance {got:?}, expected {want:?})"
+                )))));
+            }
         }
         Ok(ndjson(resp.bytes_stream()))
     }

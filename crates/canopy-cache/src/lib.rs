@@ -42,7 +42,7 @@ pub enum CacheError {
     Unavailable(String),
     /// The cache server answered with an error.
     #[error("cache server: {0}")]
-    Status(Status),
+    Status(Box<Status>),
     #[error("unexpected answer from the cache server: {0}")]
     Decode(String),
     #[error("local objects: {0}")]

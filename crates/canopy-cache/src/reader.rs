@@ -224,8 +224,11 @@ async fn run(shared: Arc<Shared>, client: CacheClient, options: ReaderOptions) {
 
         // watch, resuming as long as the cache server can
         loop {
-            let from = shared.index.read().resource_version();
-            let stream = match client.watch(&query, from).await {
+            let (from, instance) = {
+                let ix = shared.index.read();
+                (ix.resource_version(), ix.instance().to_string())
+            };
+            let stream = match client.watch(&query, from, Some(&instance)).await {
                 Ok(s) => s,
                 Err(e) if e.is_gone() => break,
                 Err(e) => {

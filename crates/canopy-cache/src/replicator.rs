@@ -162,6 +162,8 @@ impl Backoff {
 impl<S: LocalSource> Ctx<S> {
     async fn run(self, status: watch::Sender<ReplicatorStatus>) {
         let mut backoff = Backoff::new(self.options.min_backoff, self.options.max_backoff);
+        // consecutive failed sessions: the first and every 30th are logged as warnings
+        let mut failures: u64 = 0;
         loop {
             let Err(e) = self.session(&status, &mut backoff).await;
             let was_synced = status.borrow().synced;
@@ -169,8 +171,11 @@ impl<S: LocalSource> Ctx<S> {
                 s.synced = false;
                 s.last_error = Some(e.to_string());
             });
+            failures = if was_synced { 1 } else { failures + 1 };
             if was_synced {
                 tracing::warn!(shard = %self.shard, cache = self.client.url(), error = %e, "replication to the cache server interrupted; resyncing");
+            } else if failures % 30 == 1 {
+                tracing::warn!(shard = %self.shard, cache = self.client.url(), error = %e, failures, "replication to the cache server failing; retrying");
             } else {
                 tracing::debug!(shard = %self.shard, cache = self.client.url(), error = %e, "replication to the cache server failed; retrying");
             }

@@ -21,6 +21,8 @@ pub const API_PREFIX: &str = "/v1";
 pub const SHARD_GROUP: &str = "system:cache:shards";
 /// Group of read-only clients (front-proxies).
 pub const READER_GROUP: &str = "system:cache:readers";
+/// Response header of a watch naming the cache-server instance that serves it.
+pub const INSTANCE_HEADER: &str = "cache-server-instance";
 /// A shard authenticates as `system:shard:<shard name>`.
 pub const SHARD_USER_PREFIX: &str = "system:shard:";
 /// A reader authenticates as `system:cache-reader:<name>`.
