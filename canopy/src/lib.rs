@@ -91,6 +91,7 @@ pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
         proxy_client_ca_pem: None,
         root: true,
         shard_name: "root".into(),
+        cache_server: None,
     })
     .await;
     let shard = match shard {

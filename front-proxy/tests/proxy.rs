@@ -481,7 +481,7 @@ async fn health_readiness_and_metrics() {
     assert_eq!(resp.status().as_u16(), 200);
     let text = resp.text().await.unwrap();
     assert!(
-        text.contains("canopy_front_proxy_requests_total{code=\"200\",shard=\"shard-0\"}"),
+        text.contains("canopy_front_proxy_requests_total{code=\"200\",shard=\"root\"}"),
         "{text}"
     );
     assert!(
@@ -489,7 +489,7 @@ async fn health_readiness_and_metrics() {
         "{text}"
     );
     assert!(
-        text.contains("canopy_front_proxy_shard_up{shard=\"shard-0\"} 1"),
+        text.contains("canopy_front_proxy_shard_up{shard=\"root\"} 1"),
         "{text}"
     );
     let size: usize = text

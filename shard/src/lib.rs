@@ -4,6 +4,11 @@
 //! [`Shard::start`] is what the `shard` binary, the all-in-one `canopy start` and the
 //! integration tests all call, so every server runs in-process in tests exactly as it
 //! does in production.
+//!
+//! With [`ShardOptions::cache_server`] set, the shard replicates its objects of
+//! [`REPLICATED_RESOURCES`] to the cache server (a `canopy_cache::Replicator`, never on
+//! the request path) and reads every shard's copies into the global view
+//! (`ApiServer::global`, a `canopy_cache::CacheReader`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -16,6 +21,37 @@ use canopy_storage::{Store, StoreOptions};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+pub use canopy_cache::{Credentials as CacheCredentials, REPLICATED_RESOURCES};
+
+/// Where the cache server is and how this shard authenticates to it.
+#[derive(Debug, Clone)]
+pub struct CacheServerOptions {
+    /// `https://host:port`.
+    pub url: String,
+    /// PEM of the CA of the cache server's serving certificate.
+    pub ca_cert_pem: String,
+    /// A token the cache server issued for this shard (`cache-server issue-token
+    /// --shard <shard name>`).
+    pub credentials: CacheCredentials,
+    /// How often the replicator checks that an idle cache server still has this shard
+    /// synced (notices a restarted cache server).
+    pub heartbeat: Duration,
+    /// Longest wait between retries while the cache server is unreachable.
+    pub max_backoff: Duration,
+}
+
+impl CacheServerOptions {
+    pub fn new(url: &str, ca_cert_pem: &str, credentials: CacheCredentials) -> Self {
+        CacheServerOptions {
+            url: url.to_string(),
+            ca_cert_pem: ca_cert_pem.to_string(),
+            credentials,
+            heartbeat: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
 
 /// How to run a shard.
 #[derive(Debug, Clone)]
@@ -41,9 +77,11 @@ pub struct ShardOptions {
     /// Whether this shard creates (and so holds) the `root` logical cluster. Exactly
     /// one shard behind a front-proxy does.
     pub root: bool,
-    /// This shard's name (its `Shard` object in `root`); `root` by convention for the
-    /// shard holding root.
+    /// This shard's name (its `Shard` object in `root`, its identity at the cache
+    /// server); `root` by convention for the shard holding root.
     pub shard_name: String,
+    /// Replicate to and read from a cache server; `None`: no global view.
+    pub cache_server: Option<CacheServerOptions>,
 }
 
 impl ShardOptions {
@@ -60,6 +98,7 @@ impl ShardOptions {
             proxy_client_ca_pem: None,
             root: true,
             shard_name: "root".into(),
+            cache_server: None,
         }
     }
 }
@@ -79,6 +118,8 @@ pub enum ShardError {
     Bootstrap(canopy_core::ApiError),
     #[error(transparent)]
     Serve(#[from] canopy_apiserver::server::ServeError),
+    #[error(transparent)]
+    Cache(#[from] canopy_cache::CacheError),
 }
 
 /// A running shard.
@@ -96,6 +137,7 @@ pub struct Shard {
     shutdown: Option<oneshot::Sender<()>>,
     serve: Option<JoinHandle<()>>,
     _controllers: canopy_apiserver::controllers::Controllers,
+    replicator: Option<canopy_cache::Replicator>,
 }
 
 impl Shard {
@@ -154,6 +196,10 @@ impl Shard {
             api.register_shard().await.map_err(ShardError::Bootstrap)?;
         }
         let controllers = api.start_controllers();
+        let replicator = match &opts.cache_server {
+            Some(c) => Some(start_replication(&api, &opts.shard_name, c)?),
+            None => None,
+        };
         let tls = TlsConfig {
             cert_pem: pki.serving_cert_pem.clone(),
             key_pem: pki.serving_key_pem.clone(),
@@ -182,7 +228,13 @@ impl Shard {
             shutdown: Some(tx),
             serve: Some(serve),
             _controllers: controllers,
+            replicator,
         })
+    }
+
+    /// The replicator to the cache server, if one is configured.
+    pub fn replicator(&self) -> Option<&canopy_cache::Replicator> {
+        self.replicator.as_ref()
     }
 
     /// Issues a token for the built-in admin (member of `system:masters`).
@@ -193,6 +245,12 @@ impl Shard {
 
     /// Stops serving (in-flight requests finish) and closes the store.
     pub async fn stop(mut self) {
+        if let Some(r) = self.replicator.take() {
+            r.stop();
+        }
+        if let Some(g) = self.api.global() {
+            g.stop();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -236,4 +294,28 @@ users:
     token: {token}
 "
     )
+}
+
+/// Starts replicating this shard's objects of [`REPLICATED_RESOURCES`] and the global
+/// view of everyone's.
+fn start_replication(
+    api: &ApiServer,
+    shard_name: &str,
+    c: &CacheServerOptions,
+) -> Result<canopy_cache::Replicator, ShardError> {
+    let client = canopy_cache::CacheClient::new(&canopy_cache::CacheClientConfig {
+        url: c.url.clone(),
+        ca_cert_pem: c.ca_cert_pem.clone(),
+        credentials: c.credentials.clone(),
+    })?;
+    let mut ropts = canopy_cache::ReplicatorOptions::new(REPLICATED_RESOURCES);
+    ropts.heartbeat = c.heartbeat;
+    ropts.max_backoff = c.max_backoff;
+    let replicator =
+        canopy_cache::Replicator::start(shard_name, client.clone(), api.store().clone(), ropts);
+    let mut gopts = canopy_cache::ReaderOptions::new(REPLICATED_RESOURCES);
+    gopts.max_backoff = c.max_backoff;
+    api.set_global(canopy_cache::CacheReader::start(client, gopts));
+    tracing::info!(shard = shard_name, cache = %c.url, "replicating to the cache server");
+    Ok(replicator)
 }

@@ -41,9 +41,20 @@ struct Args {
     /// front-proxy).
     #[arg(long)]
     no_root: bool,
-    /// This shard's name (its Shard object in root).
+    /// This shard's name (its Shard object in root, its identity at the cache server).
     #[arg(long, default_value = "root")]
     shard_name: String,
+    /// URL of the cache server (https://host:port) to replicate WorkspaceTypes and other
+    /// global objects to, and read every shard's from. Unset: no replication.
+    #[arg(long, requires_all = ["cache_server_ca", "cache_server_token_file"])]
+    cache_server_url: Option<String>,
+    /// PEM file of the CA of the cache server's certificate (its <root>/pki/ca.crt).
+    #[arg(long)]
+    cache_server_ca: Option<PathBuf>,
+    /// File holding this shard's bearer token for the cache server (`cache-server
+    /// issue-token --shard <shard-name>`); re-read on every request.
+    #[arg(long)]
+    cache_server_token_file: Option<PathBuf>,
     /// CA certificates (PEM bundle) of the other shards' serving certificates.
     #[arg(long, requires_all = ["peer_client_cert_file", "peer_client_key_file"])]
     peer_ca_file: Option<PathBuf>,
@@ -73,6 +84,22 @@ async fn main() -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let cache_server = match (
+        a.cache_server_url.clone(),
+        a.cache_server_ca.clone(),
+        a.cache_server_token_file.clone(),
+    ) {
+        (Some(url), Some(ca), Some(token)) => {
+            let ca = std::fs::read_to_string(&ca)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", ca.display()))?;
+            Some(shard::CacheServerOptions::new(
+                &url,
+                &ca,
+                shard::CacheCredentials::TokenFile(token),
+            ))
+        }
+        _ => None,
+    };
     let shard = shard::Shard::start(shard::ShardOptions {
         root_directory: a.root_directory,
         bind_address: a.bind_address,
@@ -84,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
         proxy_client_ca_pem,
         root: !a.no_root,
         shard_name: a.shard_name.clone(),
+        cache_server,
     })
     .await?;
     if let (Some(ca), Some(cert), Some(key)) = (

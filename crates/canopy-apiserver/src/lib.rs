@@ -101,6 +101,9 @@ pub(crate) struct Inner {
         parking_lot::RwLock<std::sync::Arc<std::collections::HashMap<String, serde_json::Value>>>,
     /// Becomes true when the server shuts down; open watches end then.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// The global view of replicated objects of every shard, when a cache server is
+    /// configured.
+    pub global: std::sync::OnceLock<canopy_cache::CacheReader>,
 }
 
 impl ApiServer {
@@ -119,6 +122,7 @@ impl ApiServer {
                 peers: Default::default(),
                 paths: Default::default(),
                 type_mirror: Default::default(),
+                global: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -139,6 +143,17 @@ impl ApiServer {
     /// called when serving stops.
     pub fn begin_shutdown(&self) {
         self.inner.shutdown.send_replace(true);
+    }
+
+    /// The global view (every shard's replicated objects, from the cache server), if
+    /// this shard replicates.
+    pub fn global(&self) -> Option<&canopy_cache::CacheReader> {
+        self.inner.global.get()
+    }
+
+    /// Sets the global view once; false if it was already set.
+    pub fn set_global(&self, reader: canopy_cache::CacheReader) -> bool {
+        self.inner.global.set(reader).is_ok()
     }
 
     /// Creates a logical cluster with its default namespaces and RBAC, if it does not

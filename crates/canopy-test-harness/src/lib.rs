@@ -27,6 +27,38 @@ pub struct TestShardBuilder {
     token_signing_key_pem: Option<String>,
     external_url: Option<String>,
     shard_name: Option<String>,
+    cache: Option<CacheServerRef>,
+}
+
+/// What a shard needs to reach a [`TestCacheServer`] (a token is issued for the shard's
+/// name when it starts).
+#[derive(Clone)]
+struct CacheServerRef {
+    url: String,
+    ca_cert_pem: String,
+    tokens: Arc<canopy_auth::TokenIssuer>,
+}
+
+impl CacheServerRef {
+    fn options(&self, shard_name: &str) -> shard::CacheServerOptions {
+        let token = self
+            .tokens
+            .issue(
+                &canopy_cache::wire::shard_user(shard_name),
+                &[canopy_cache::wire::SHARD_GROUP.to_string()],
+                Duration::from_secs(3600),
+            )
+            .expect("cache-server token");
+        let mut o = shard::CacheServerOptions::new(
+            &self.url,
+            &self.ca_cert_pem,
+            shard::CacheCredentials::Token(token),
+        );
+        // tests notice a restarted or returning cache server quickly
+        o.heartbeat = Duration::from_millis(300);
+        o.max_backoff = Duration::from_millis(500);
+        o
+    }
 }
 
 impl TestShardBuilder {
@@ -51,6 +83,16 @@ impl TestShardBuilder {
     /// The shard's name (default `root`).
     pub fn shard_name(mut self, name: &str) -> Self {
         self.shard_name = Some(name.to_string());
+        self
+    }
+
+    /// Replicate to (and read the global view from) `cache`.
+    pub fn cache_server(mut self, cache: &TestCacheServer) -> Self {
+        self.cache = Some(CacheServerRef {
+            url: cache.url().to_string(),
+            ca_cert_pem: cache.ca_cert_pem().to_string(),
+            tokens: cache.server.tokens.clone(),
+        });
         self
     }
 
@@ -85,6 +127,7 @@ impl TestShardBuilder {
             port: 0,
             shard_name: self.shard_name.unwrap_or_else(|| "root".into()),
             peers: None,
+            cache: self.cache,
         };
         TestShard::start_in(db, dir, settings).await
     }
@@ -102,6 +145,7 @@ struct Settings {
     shard_name: String,
     /// How it reaches the other shards, once set ([`TestShard::set_peers`]).
     peers: Option<canopy_apiserver::peers::PeerConfig>,
+    cache: Option<CacheServerRef>,
 }
 
 /// A shard running in this process.
@@ -117,7 +161,7 @@ pub struct TestShard {
 /// A stopped [`TestShard`]: its database and directory, to start it again.
 pub struct StoppedShard {
     dir: tempfile::TempDir,
-    db: canopy_pg::testing::TestDatabase,
+    pub db: canopy_pg::testing::TestDatabase,
     settings: Settings,
 }
 
@@ -150,6 +194,10 @@ impl TestShard {
         opts.root = settings.root;
         opts.external_url = settings.external_url.clone();
         opts.shard_name = settings.shard_name.clone();
+        opts.cache_server = settings
+            .cache
+            .as_ref()
+            .map(|c| c.options(&settings.shard_name));
         // the port was just released by the stopped shard: retry briefly
         let mut tries = 0;
         let shard = loop {
@@ -183,6 +231,19 @@ impl TestShard {
             db,
             settings,
         }
+    }
+
+    /// The shard's name.
+    pub fn shard_name(&self) -> &str {
+        &self.settings.shard_name
+    }
+
+    /// The global view (panics when the shard has no cache server).
+    pub fn global(&self) -> &canopy_cache::CacheReader {
+        self.shard
+            .api
+            .global()
+            .expect("the shard was started without a cache server")
     }
 
     /// How this shard reaches the other shards (kept across restarts).
@@ -532,3 +593,128 @@ impl Client {
 
 mod proxy;
 pub use proxy::{shard_name, TestProxy, TestProxyBuilder};
+
+/// A cache server running in this process, with a temporary root directory.
+pub struct TestCacheServer {
+    pub server: cache_server::CacheServer,
+    pub dir: tempfile::TempDir,
+}
+
+/// A stopped [`TestCacheServer`]: its directory (CA, token key) and port, to start a new
+/// one (empty, as after any restart) where it was.
+pub struct StoppedCacheServer {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl StoppedCacheServer {
+    /// Starts a new cache server on the same port with the same CA and token key.
+    pub async fn start(self) -> TestCacheServer {
+        // the old listener is closed, but give a lingering accept a moment
+        for attempt in 0..50 {
+            match TestCacheServer::start_in(&self.dir, self.port).await {
+                Ok(server) => {
+                    return TestCacheServer {
+                        server,
+                        dir: self.dir,
+                    }
+                }
+                Err(e) if attempt < 49 => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("restart cache server on port {}: {e}", self.port),
+            }
+        }
+        unreachable!()
+    }
+}
+
+impl TestCacheServer {
+    pub async fn start() -> TestCacheServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = TestCacheServer::start_in(&dir, 0)
+            .await
+            .expect("start cache server");
+        TestCacheServer { server, dir }
+    }
+
+    async fn start_in(
+        dir: &tempfile::TempDir,
+        port: u16,
+    ) -> Result<cache_server::CacheServer, cache_server::CacheServerError> {
+        cache_server::CacheServer::start(cache_server::ServerOptions {
+            root_directory: dir.path().to_path_buf(),
+            secure_port: port,
+            bookmark_interval: Duration::from_secs(1),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.server.url
+    }
+
+    pub fn ca_cert_pem(&self) -> &str {
+        &self.server.ca_cert_pem
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.addr.port()
+    }
+
+    /// A token for shard `name`.
+    pub fn shard_token(&self, name: &str) -> String {
+        self.server
+            .token(
+                &cache_server::TokenSubject::Shard(name.into()),
+                Duration::from_secs(3600),
+            )
+            .expect("token")
+    }
+
+    /// A token for a read-only client `name`.
+    pub fn reader_token(&self, name: &str) -> String {
+        self.server
+            .token(
+                &cache_server::TokenSubject::Reader(name.into()),
+                Duration::from_secs(3600),
+            )
+            .expect("token")
+    }
+
+    /// A raw HTTPS client trusting the cache server's CA, sending `token`.
+    pub fn client(&self, token: Option<&str>) -> Client {
+        Client::new(self.url(), self.ca_cert_pem(), token)
+    }
+
+    /// A `canopy_cache` client with `credentials`.
+    pub fn cache_client(
+        &self,
+        credentials: canopy_cache::Credentials,
+    ) -> canopy_cache::CacheClient {
+        canopy_cache::CacheClient::new(&canopy_cache::CacheClientConfig {
+            url: self.url().to_string(),
+            ca_cert_pem: self.ca_cert_pem().to_string(),
+            credentials,
+        })
+        .expect("cache client")
+    }
+
+    /// Stops it (everything it held is lost), keeping directory and port.
+    pub async fn stop(self) -> StoppedCacheServer {
+        let port = self.port();
+        self.server.stop().await;
+        StoppedCacheServer {
+            dir: self.dir,
+            port,
+        }
+    }
+
+    /// Stops it and starts a new, empty one on the same port.
+    pub async fn restart(self) -> TestCacheServer {
+        self.stop().await.start().await
+    }
+}
