@@ -2,51 +2,13 @@
 //! `--enter`, relative and absolute moves, `..` at each level, `tree` from any level,
 //! deletion of a middle level, and what a second user sees.
 
-use std::path::PathBuf;
+mod common;
 
-use canopy_test_harness::{kubectl_binary, TestShard};
+use canopy_test_harness::TestShard;
+use common::Session;
 
-struct Session {
-    kubeconfig: PathBuf,
-    cache: PathBuf,
-    path: String,
-}
-
-impl Session {
-    async fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = tokio::process::Command::new(kubectl_binary())
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("KUBECACHEDIR", &self.cache)
-            .env("PATH", &self.path)
-            .output()
-            .await
-            .expect("run kubectl");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args).await;
-        assert!(ok, "kubectl {args:?} failed: {out}{err}");
-        out
-    }
-}
-
-fn session(env: &TestShard, name: &str, kubeconfig: PathBuf) -> Session {
-    let plugin = PathBuf::from(env!("CARGO_BIN_EXE_kubectl-ws"));
-    Session {
-        kubeconfig,
-        cache: env.dir.path().join(format!("{name}-cache")),
-        path: format!(
-            "{}:{}",
-            plugin.parent().unwrap().display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
-    }
+fn session(env: &TestShard, name: &str, kubeconfig: std::path::PathBuf) -> Session {
+    Session::new(env.dir.path(), name, kubeconfig)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,40 +1,10 @@
 //! The kcp-101 article's transcript, run with real kubectl and this `kubectl-ws`
 //! against a shard: the `kubectl ws` lines must match character for character.
 
-use std::path::PathBuf;
+mod common;
 
-use canopy_test_harness::{kubectl_binary, TestShard};
-
-struct Session {
-    kubectl: PathBuf,
-    kubeconfig: PathBuf,
-    cache: PathBuf,
-    path: String,
-}
-
-impl Session {
-    async fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = tokio::process::Command::new(&self.kubectl)
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("KUBECACHEDIR", &self.cache)
-            .env("PATH", &self.path)
-            .output()
-            .await
-            .expect("run kubectl");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args).await;
-        assert!(ok, "kubectl {args:?} failed: {out}{err}");
-        out
-    }
-}
+use canopy_test_harness::TestShard;
+use common::Session;
 
 fn crd_names(table: &str) -> Vec<String> {
     table
@@ -48,19 +18,9 @@ fn crd_names(table: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kcp_101_transcript() {
     let env = TestShard::builder().start().await;
-    let plugin = PathBuf::from(env!("CARGO_BIN_EXE_kubectl-ws"));
     let kubeconfig = env.dir.path().join("user.kubeconfig");
     std::fs::copy(&env.kubeconfig, &kubeconfig).unwrap();
-    let s = Session {
-        kubectl: kubectl_binary(),
-        kubeconfig,
-        cache: env.dir.path().join("seed-cache"),
-        path: format!(
-            "{}:{}",
-            plugin.parent().unwrap().display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
-    };
+    let s = Session::new(env.dir.path(), "seed", kubeconfig);
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../testdata/crds/cert-manager.crds.yaml"
