@@ -1,6 +1,11 @@
 //! `canopy start`: the all-in-one Canopy. Runs a shard serving the `root` logical cluster
 //! and, unless given `--database-url`, a private PostgreSQL cluster under
 //! `<root-directory>/postgres`; writes `<root-directory>/admin.kubeconfig`.
+//!
+//! With `--shards N` (N > 1) it runs N shards, each with its own database in the embedded
+//! PostgreSQL, behind a front-proxy on the public port; the shards share one token
+//! signing key and trust the proxy's client CA, and reach each other as peers. The
+//! admin kubeconfig then points at the proxy.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +18,8 @@ pub struct StartOptions {
     pub secure_port: u16,
     pub bind_address: IpAddr,
     pub database_url: Option<String>,
+    /// How many shards (1: a single shard serves clients directly).
+    pub shards: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +33,8 @@ pub enum StartError {
     Postgres(#[from] canopy_pg::PgError),
     #[error("{0}")]
     Shard(String),
+    #[error("{0}")]
+    Sharding(String),
     #[error("writing {path}: {source}")]
     Kubeconfig {
         path: String,
@@ -35,7 +44,12 @@ pub enum StartError {
 
 /// A running all-in-one Canopy.
 pub struct Running {
+    /// The shard holding root.
     pub shard: shard::Shard,
+    /// The other shards (`--shards N`).
+    pub more_shards: Vec<shard::Shard>,
+    /// The front-proxy clients use (`--shards N`).
+    pub proxy: Option<front_proxy::RunningProxy>,
     pub kubeconfig: PathBuf,
     postgres: Option<canopy_pg::PgCluster>,
 }
@@ -43,6 +57,12 @@ pub struct Running {
 impl Running {
     /// Stops the shard, then the embedded PostgreSQL.
     pub async fn stop(mut self) {
+        if let Some(p) = self.proxy.take() {
+            p.stop().await;
+        }
+        for s in self.more_shards.drain(..) {
+            s.stop().await;
+        }
         self.shard.stop().await;
         if let Some(pg) = self.postgres.take() {
             if let Err(e) = pg.stop().await {
@@ -80,6 +100,23 @@ pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
             (pg.url("canopy"), Some(pg))
         }
     };
+    if opts.shards > 1 {
+        return match start_sharded(&opts, &root, database_url, postgres.as_ref()).await {
+            Ok((shard, more_shards, proxy, kubeconfig)) => Ok(Running {
+                shard,
+                more_shards,
+                proxy: Some(proxy),
+                kubeconfig,
+                postgres,
+            }),
+            Err(e) => {
+                if let Some(pg) = postgres {
+                    let _ = pg.stop().await;
+                }
+                Err(e)
+            }
+        };
+    }
     let shard = shard::Shard::start(shard::ShardOptions {
         root_directory: root.clone(),
         bind_address: opts.bind_address,
@@ -119,9 +156,140 @@ pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
     })?;
     Ok(Running {
         shard,
+        more_shards: Vec::new(),
+        proxy: None,
         kubeconfig,
         postgres,
     })
+}
+
+/// `--shards N`: N shards (root's first) on free ports behind a front-proxy on the
+/// public port.
+async fn start_sharded(
+    opts: &StartOptions,
+    root: &Path,
+    root_database_url: String,
+    pg: Option<&canopy_pg::PgCluster>,
+) -> Result<
+    (
+        shard::Shard,
+        Vec<shard::Shard>,
+        front_proxy::RunningProxy,
+        PathBuf,
+    ),
+    StartError,
+> {
+    let err = |e: &dyn std::fmt::Display| StartError::Sharding(e.to_string());
+    let Some(pg) = pg else {
+        return Err(StartError::Sharding(
+            "--shards needs the embedded PostgreSQL (one database per shard); leave out --database-url".into(),
+        ));
+    };
+    let client_ca =
+        canopy_auth::ClientCa::load_or_create(&root.join("proxy-client-ca"), "proxy-client-ca")
+            .map_err(|e| err(&e))?;
+    // the public port first, so that shards hand out the proxy's URLs
+    let listener = tokio::net::TcpListener::bind((opts.bind_address, opts.secure_port))
+        .await
+        .map_err(|e| {
+            err(&format!(
+                "cannot listen on {}:{}: {e}",
+                opts.bind_address, opts.secure_port
+            ))
+        })?;
+    let port = listener.local_addr().map_err(|e| err(&e))?.port();
+    let host = if opts.bind_address.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        opts.bind_address.to_string()
+    };
+    let proxy_url = format!("https://{host}:{port}");
+    let mut shards = Vec::new();
+    let mut signing_key: Option<String> = None;
+    for i in 0..opts.shards {
+        let name = if i == 0 {
+            "root".to_string()
+        } else {
+            format!("shard-{i}")
+        };
+        let (dir, db) = if i == 0 {
+            (root.to_path_buf(), root_database_url.clone())
+        } else {
+            let db = format!("canopy_{}", name.replace('-', "_"));
+            pg.create_database(&db).await?;
+            (root.join("shards").join(&name), pg.url(&db))
+        };
+        if let Some(key) = &signing_key {
+            let pki = dir.join("pki");
+            std::fs::create_dir_all(&pki).map_err(|e| err(&e))?;
+            std::fs::write(pki.join("token-signing.key"), key).map_err(|e| err(&e))?;
+        }
+        let mut o = shard::ShardOptions::new(dir.clone(), db);
+        o.bind_address = opts.bind_address;
+        o.external_url = Some(proxy_url.clone());
+        o.proxy_client_ca_pem = Some(client_ca.ca_cert_pem.clone());
+        o.root = i == 0;
+        o.shard_name = name;
+        let s = shard::Shard::start(o).await.map_err(|e| err(&e))?;
+        if i == 0 {
+            signing_key = Some(
+                std::fs::read_to_string(s.pki_dir.join("token-signing.key"))
+                    .map_err(|e| err(&e))?,
+            );
+        }
+        shards.push(s);
+    }
+    let ca_bundle = shards
+        .iter()
+        .map(|s| s.ca_cert_pem.clone())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for s in &shards {
+        let (cert, key) = client_ca
+            .issue_client_cert(&format!("system:shard:{}", s.api.config().shard_name), &[])
+            .map_err(|e| err(&e))?;
+        s.api
+            .set_peers(&canopy_apiserver::peers::PeerConfig {
+                ca_bundle_pem: ca_bundle.clone(),
+                client_cert_pem: cert,
+                client_key_pem: key,
+                root_shard_url: Some(shards[0].url.clone())
+                    .filter(|_| s.api.config().shard_name != "root"),
+            })
+            .map_err(|e| err(&e))?;
+    }
+    let (cert_pem, key_pem) = client_ca
+        .issue_client_cert("system:front-proxy", &[])
+        .map_err(|e| err(&e))?;
+    let targets = shards
+        .iter()
+        .map(|s| front_proxy::ShardTarget {
+            name: s.api.config().shard_name.clone(),
+            url: s.url.clone(),
+        })
+        .collect();
+    let mut po = front_proxy::FrontProxyOptions::new(
+        root.join("front-proxy"),
+        targets,
+        ca_bundle,
+        shards[0].tokens.verifier(),
+    );
+    po.bind_address = opts.bind_address;
+    po.client_cert = Some(front_proxy::CertAndKey { cert_pem, key_pem });
+    let proxy = front_proxy::FrontProxy::start_on(listener, po)
+        .await
+        .map_err(|e| err(&e))?;
+    proxy.wait_ready(Duration::from_secs(30)).await;
+    let root_shard = shards.remove(0);
+    let token = admin_token(root, &root_shard)?;
+    let kubeconfig = root.join("admin.kubeconfig");
+    let ca = proxy.ca_cert_pem.clone().unwrap_or_default();
+    let text = shard::kubeconfig(&proxy.url, &ca, "root", &token);
+    write_private(&kubeconfig, &text).map_err(|source| StartError::Kubeconfig {
+        path: kubeconfig.display().to_string(),
+        source,
+    })?;
+    Ok((root_shard, shards, proxy, kubeconfig))
 }
 
 /// Reuses the admin token kept in `<root>/admin.token` while it is valid, so kubeconfigs

@@ -33,6 +33,10 @@ enum Command {
         /// Use this PostgreSQL database instead of the embedded one (postgres://user@host/db).
         #[arg(long)]
         database_url: Option<String>,
+        /// Run this many shards (each with its own database in the embedded PostgreSQL)
+        /// behind a front-proxy on the HTTPS port.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        shards: u16,
     },
 }
 
@@ -49,12 +53,14 @@ async fn main() {
         secure_port,
         bind_address,
         database_url,
+        shards,
     } = cli.command;
     let running = match canopy::start(canopy::StartOptions {
         root_directory,
         secure_port,
         bind_address,
         database_url,
+        shards: shards as usize,
     })
     .await
     {
@@ -64,7 +70,11 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    println!("Canopy is serving {}/clusters/root", running.shard.url);
+    let url = running
+        .proxy
+        .as_ref()
+        .map_or(running.shard.url.clone(), |p| p.url.clone());
+    println!("Canopy is serving {url}/clusters/root");
     println!(
         "Use it with: export KUBECONFIG={}",
         running.kubeconfig.display()

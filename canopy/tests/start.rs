@@ -15,6 +15,7 @@ async fn start_serves_root_and_restart_keeps_data() {
         secure_port: 0,
         bind_address: "127.0.0.1".parse().unwrap(),
         database_url: None,
+        shards: 1,
     };
     let running = canopy::start(opts.clone()).await.expect("canopy start");
     assert_eq!(
@@ -95,4 +96,119 @@ async fn bad_flags_and_databases_get_one_clear_line() {
         !err.contains("hunter2"),
         "the database password must not be printed: {err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_with_shards_serves_through_a_front_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("state");
+    let opts = canopy::StartOptions {
+        root_directory: root.clone(),
+        secure_port: 0,
+        bind_address: "127.0.0.1".parse().unwrap(),
+        database_url: None,
+        shards: 3,
+    };
+    let running = canopy::start(opts.clone())
+        .await
+        .expect("canopy start --shards 3");
+    let proxy_url = running.proxy.as_ref().expect("a front-proxy").url.clone();
+    assert_eq!(running.more_shards.len(), 2);
+    let cfg = std::fs::read_to_string(&running.kubeconfig).unwrap();
+    assert!(
+        cfg.contains(&format!("server: {proxy_url}/clusters/root")),
+        "{cfg}"
+    );
+
+    let k = Kubectl::new(&running.kubeconfig, dir.path());
+    // all three shards registered in root
+    let mut shards = String::new();
+    for _ in 0..100 {
+        shards = k.ok(&["get", "shards", "-o", "name"]).await;
+        if shards.lines().count() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(shards.lines().count(), 3, "{shards}");
+    // workspaces made through the proxy are usable through it, wherever they live
+    for i in 0..6 {
+        let ws = format!("apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {{name: w{i}}}\nspec: {{}}\n");
+        k.apply_stdin(&["create", "-f", "-"], &ws).await;
+    }
+    let mut placed = std::collections::HashSet::new();
+    for i in 0..6 {
+        let name = format!("workspace/w{i}");
+        k.ok(&[
+            "wait",
+            "--for=jsonpath={.status.phase}=Ready",
+            &name,
+            "--timeout=30s",
+        ])
+        .await;
+        placed.insert(
+            k.ok(&[
+                "get",
+                &name,
+                "-o",
+                "jsonpath={.metadata.annotations.internal\\.tenancy\\.kcp\\.io/shard}",
+            ])
+            .await,
+        );
+        let inside = Kubectl::new(&running.kubeconfig, dir.path());
+        let server = format!("{proxy_url}/clusters/root:w{i}");
+        inside
+            .ok(&[
+                "--server",
+                &server,
+                "create",
+                "configmap",
+                "hello",
+                "--from-literal=k=v",
+            ])
+            .await;
+        assert_eq!(
+            inside
+                .ok(&[
+                    "--server",
+                    &server,
+                    "get",
+                    "cm",
+                    "hello",
+                    "-o",
+                    "jsonpath={.data.k}"
+                ])
+                .await,
+            "v"
+        );
+    }
+    assert!(
+        placed.len() >= 2,
+        "workspaces spread over shards: {placed:?}"
+    );
+    running.stop().await;
+
+    // a restart keeps every shard's data
+    let running = canopy::start(opts)
+        .await
+        .expect("canopy restart --shards 3");
+    let proxy_url = running.proxy.as_ref().unwrap().url.clone();
+    let k = Kubectl::new(&running.kubeconfig, dir.path());
+    for i in 0..6 {
+        let server = format!("{proxy_url}/clusters/root:w{i}");
+        assert_eq!(
+            k.ok(&[
+                "--server",
+                &server,
+                "get",
+                "cm",
+                "hello",
+                "-o",
+                "jsonpath={.data.k}"
+            ])
+            .await,
+            "v"
+        );
+    }
+    running.stop().await;
 }
