@@ -75,6 +75,61 @@ pub struct Node {
     pub additional: Option<Box<Node>>,
     /// Child reached through `items`.
     pub items: Option<Box<Node>>,
+    /// When every rule (and message expression) of this node only reads named fields of
+    /// `self`/`oldSelf` (`self.a`, `has(self.b)`), those field names: only they are
+    /// converted into CEL values for evaluation. `None`: rules use `self` as a whole.
+    pub self_fields: Option<Vec<String>>,
+}
+
+/// The fields of `self`/`oldSelf` a set of expressions reads, or `None` when some
+/// expression uses `self` or `oldSelf` other than by selecting a named field (as a
+/// whole, in a comparison, a macro, `size()`, indexing). Text-based and conservative:
+/// anything it does not recognise counts as a use of the whole value.
+pub fn referenced_self_fields<'a>(exprs: impl Iterator<Item = &'a str>) -> Option<Vec<String>> {
+    let mut fields: Vec<String> = Vec::new();
+    for e in exprs {
+        let b = e.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let rest = &e[i..];
+            let word = if rest.starts_with("oldSelf") {
+                "oldSelf"
+            } else if rest.starts_with("self") {
+                "self"
+            } else {
+                i += 1;
+                continue;
+            };
+            let before_ok = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
+            let after = i + word.len();
+            let after_ok =
+                after >= b.len() || !(b[after].is_ascii_alphanumeric() || b[after] == b'_');
+            if !(before_ok && after_ok) {
+                i += 1;
+                continue;
+            }
+            if b.get(after) != Some(&b'.') {
+                return None;
+            }
+            let start = after + 1;
+            let mut end = start;
+            while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'_') {
+                end += 1;
+            }
+            if end == start || b.get(end) == Some(&b'(') {
+                return None; // a method on the whole value
+            }
+            let f = e[start..end].to_string();
+            if f.contains("__") {
+                return None; // an escaped property name (`__dash__`, ...): keep it simple
+            }
+            if !fields.contains(&f) {
+                fields.push(f);
+            }
+            i = end;
+        }
+    }
+    Some(fields)
 }
 
 pub(crate) struct Compiler {
@@ -370,6 +425,16 @@ impl Compiler {
         if rules.is_empty() && properties.is_empty() && additional.is_none() && items.is_none() {
             return None;
         }
+        let self_fields = if matches!(schema.ty.as_str(), "object")
+            && schema.additional_properties.is_none()
+            && !resource_root
+        {
+            referenced_self_fields(rules.iter().flat_map(|r| {
+                std::iter::once(r.raw.rule.as_str()).chain(r.raw.message_expression.as_deref())
+            }))
+        } else {
+            None
+        };
         Some(Node {
             schema: schema.clone(),
             resource_root,
@@ -378,6 +443,7 @@ impl Compiler {
             properties,
             additional,
             items,
+            self_fields,
         })
     }
 
@@ -636,5 +702,29 @@ mod tests {
         );
         assert!(cost_error_message("x", 10_100_000, 10_000_000).contains("factor of 1.010000x"));
         assert!(cost_error_message("x", u64::MAX, 10_000_000).contains("more than 100x"));
+    }
+}
+
+#[cfg(test)]
+mod self_fields_tests {
+    use super::referenced_self_fields;
+
+    #[test]
+    fn named_fields_only() {
+        let f = |xs: &[&str]| referenced_self_fields(xs.iter().copied());
+        assert_eq!(
+            f(&["!has(self.a) || !has(self.b.c)", "self.a == 'x'"]),
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
+        assert_eq!(f(&["self == oldSelf"]), None);
+        assert_eq!(f(&["self.size() > 1"]), None);
+        assert_eq!(f(&["self.all(k, k != '')"]), None);
+        assert_eq!(
+            f(&["self.replicas >= oldSelf.replicas"]),
+            Some(vec!["replicas".to_string()])
+        );
+        assert_eq!(f(&["myself.a == 1"]), Some(vec![]));
+        assert_eq!(f(&["self[0] == 1"]), None);
+        assert_eq!(f(&["has(self.x__dash__y)"]), None);
     }
 }

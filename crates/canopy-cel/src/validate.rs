@@ -215,8 +215,31 @@ impl Run<'_> {
             return;
         }
         let schema: &Schema = &node.schema;
-        let self_val = to_val(obj, Some(schema), node.resource_root);
-        let old_val = old.map(|o| to_val(o, Some(schema), node.resource_root));
+        // only the fields the rules read, when that is all they do
+        let narrowed = |v: &Value| -> Option<Value> {
+            let fields = node.self_fields.as_ref()?;
+            let m = v.as_object()?;
+            Some(Value::Object(
+                fields
+                    .iter()
+                    .filter_map(|f| m.get(f).map(|x| (f.clone(), x.clone())))
+                    .collect(),
+            ))
+        };
+        let obj_n = narrowed(obj);
+        let old_n = old.and_then(|o| narrowed(o));
+        let self_val = to_val(
+            obj_n.as_ref().unwrap_or(obj),
+            Some(schema),
+            node.resource_root,
+        );
+        let old_val = old.map(|o| {
+            to_val(
+                old_n.as_ref().unwrap_or(o),
+                Some(schema),
+                node.resource_root,
+            )
+        });
         // sizes of this very value, for re-estimating the cost of rules whose worst case
         // (by the schema's bounds) could exceed the limit; cheap rules skip this
         let needs_estimate = node.rules.iter().any(needs_runtime_estimate);
