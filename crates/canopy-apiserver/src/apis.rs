@@ -18,7 +18,8 @@ pub const CRD_RESOURCE: &str = "apiextensions.k8s.io/customresourcedefinitions";
 pub struct ClusterApis {
     pub registry: Registry,
     pub openapi: OpenApi,
-    fingerprint: Vec<(String, u64)>,
+    /// Which Established CRDs (and their resourceVersions) this was built from.
+    fingerprint: u64,
 }
 
 pub(crate) struct ApisCache {
@@ -35,7 +36,7 @@ impl ApisCache {
             builtin: Arc::new(ClusterApis {
                 registry,
                 openapi,
-                fingerprint: Vec::new(),
+                fingerprint: 0,
             }),
             base,
             per_cluster: RwLock::new(HashMap::new()),
@@ -58,10 +59,16 @@ impl ApisCache {
             }
             return self.builtin.clone();
         }
-        let fingerprint: Vec<(String, u64)> = established
-            .iter()
-            .map(|c| (c.key.name.clone(), c.rv))
-            .collect();
+        // every request looks this up: a hash, no allocation
+        let fingerprint = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for c in &established {
+                c.key.name.hash(&mut h);
+                c.rv.hash(&mut h);
+            }
+            h.finish()
+        };
         if let Some(a) = self.per_cluster.read().get(cluster) {
             if a.fingerprint == fingerprint {
                 return a.clone();
