@@ -192,23 +192,74 @@ mod tests {
 
 /// Paths of keys that occur more than once in the same JSON object (`fieldValidation`
 /// reports them; the last value wins, as in kube). Empty for unparsable input.
+///
+/// One pass over the body without building values; a path is only written out when a
+/// duplicate is found (the walk keeps a stack of segments), so large structured bodies
+/// cost little more than parsing them.
 pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
     use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::borrow::Cow;
     use std::fmt;
 
-    struct Walk<'a> {
-        path: String,
+    enum Seg<'de> {
+        Key(Cow<'de, str>),
+        Index(usize),
+    }
+
+    fn render(stack: &[Seg<'_>]) -> String {
+        let mut out = String::new();
+        for s in stack {
+            match s {
+                Seg::Key(k) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(k);
+                }
+                Seg::Index(i) => {
+                    out.push('[');
+                    out.push_str(&i.to_string());
+                    out.push(']');
+                }
+            }
+        }
+        out
+    }
+
+    struct Walk<'a, 'de> {
+        stack: &'a mut Vec<Seg<'de>>,
         out: &'a mut Vec<String>,
     }
 
-    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    impl<'de> DeserializeSeed<'de> for Walk<'_, 'de> {
         type Value = ();
         fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_any(self)
         }
     }
 
-    impl<'de> Visitor<'de> for Walk<'_> {
+    /// A key, borrowed from the body when it has no escapes.
+    struct Key<'de>(Cow<'de, str>);
+    impl<'de> serde::Deserialize<'de> for Key<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Key<'de>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a string key")
+                }
+                fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Borrowed(v)))
+                }
+                fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Owned(v.to_string())))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Walk<'_, 'de> {
         type Value = ();
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("any JSON value")
@@ -233,41 +284,53 @@ pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
             let mut i = 0;
-            while seq
-                .next_element_seed(Walk {
-                    path: format!("{}[{i}]", self.path),
-                    out: self.out,
-                })?
-                .is_some()
-            {
-                i += 1;
-            }
-            Ok(())
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            let mut seen = std::collections::HashSet::new();
-            while let Some(k) = map.next_key::<String>()? {
-                let path = if self.path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{}.{k}", self.path)
-                };
-                if !seen.insert(k) {
-                    self.out.push(path.clone());
-                }
-                map.next_value_seed(Walk {
-                    path,
+            loop {
+                self.stack.push(Seg::Index(i));
+                let more = seq.next_element_seed(Walk {
+                    stack: self.stack,
                     out: self.out,
                 })?;
+                self.stack.pop();
+                if more.is_none() {
+                    return Ok(());
+                }
+                i += 1;
+            }
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            // small objects: a vector; large ones: a set (no quadratic walks)
+            let mut few: Vec<Cow<'de, str>> = Vec::new();
+            let mut many: std::collections::HashSet<Cow<'de, str>> = Default::default();
+            while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                let dup = if many.is_empty() {
+                    few.iter().any(|s| *s == k)
+                } else {
+                    many.contains(&k)
+                };
+                self.stack.push(Seg::Key(k.clone()));
+                if dup {
+                    self.out.push(render(self.stack));
+                } else if many.is_empty() && few.len() < 16 {
+                    few.push(k);
+                } else {
+                    many.extend(few.drain(..));
+                    many.insert(k);
+                }
+                map.next_value_seed(Walk {
+                    stack: self.stack,
+                    out: self.out,
+                })?;
+                self.stack.pop();
             }
             Ok(())
         }
     }
 
     let mut out = Vec::new();
+    let mut stack = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(body);
     let _ = Walk {
-        path: String::new(),
+        stack: &mut stack,
         out: &mut out,
     }
     .deserialize(&mut de);
@@ -285,5 +348,15 @@ mod duplicate_tests {
         );
         assert!(super::duplicate_fields(br#"{"a":1}"#).is_empty());
         assert!(super::duplicate_fields(b"not json").is_empty());
+        // large objects, keys with escapes
+        let mut big = String::from("{");
+        for i in 0..100 {
+            big.push_str(&format!("\"k{i}\":{i},"));
+        }
+        big.push_str("\"k7\":0,\"a\\u0062\":1,\"ab\":2}");
+        assert_eq!(
+            super::duplicate_fields(big.as_bytes()),
+            vec!["k7".to_string(), "ab".to_string()]
+        );
     }
 }
