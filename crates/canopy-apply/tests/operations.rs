@@ -1072,3 +1072,22 @@ fn unnamed_updaters_are_unknown() {
     let obj = fm.update(None, &cm, "", at(0));
     assert_eq!(obj["metadata"]["managedFields"][0]["manager"], "unknown");
 }
+
+/// Skipping the typed checks of valid objects (`trusted_updates`) records the same
+/// ownership for creates and updates.
+#[test]
+fn trusted_updates_record_the_same_ownership() {
+    let plain = deployments();
+    let trusted = deployments().trusted_updates(true);
+    let v1 = nginx_deployment(1);
+    let a = plain.update(None, &v1, "creator", at(0));
+    let b = trusted.update(None, &v1, "creator", at(0));
+    assert_eq!(a, b);
+    let mut v2 = a.clone();
+    v2["spec"]["replicas"] = json!(3);
+    v2["metadata"]["labels"] = json!({"tier": "web"});
+    assert_eq!(
+        plain.update(Some(&a), &v2, "scaler", at(1)),
+        trusted.update(Some(&b), &v2, "scaler", at(1))
+    );
+}
