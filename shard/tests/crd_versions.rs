@@ -260,3 +260,86 @@ async fn two_versions_status_and_scale() {
     );
     let _: Value = patched;
 }
+
+const FRUIT_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: fruits.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: fruits, singular: fruit, kind: Fruit}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    selectableFields:
+    - jsonPath: .spec.color
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              color: {type: string}
+              size: {type: integer}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selectable_fields_filter_lists() {
+    let env = TestShard::builder().start().await;
+    let k = env.kubectl();
+    k.apply_stdin(&["apply", "-f", "-"], FRUIT_CRD).await;
+    k.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/fruits.example.com",
+    ])
+    .await;
+    for (name, color) in [("apple", "red"), ("banana", "yellow"), ("cherry", "red")] {
+        let y = format!("apiVersion: example.com/v1\nkind: Fruit\nmetadata: {{name: {name}, namespace: default}}\nspec: {{color: {color}, size: 1}}\n");
+        for _ in 0..50 {
+            if k.run_with_stdin(&["apply", "-f", "-"], Some(&y))
+                .await
+                .success
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let out = k
+        .ok(&[
+            "get",
+            "fruits",
+            "--field-selector",
+            "spec.color=red",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert_eq!(out, "fruit.example.com/apple\nfruit.example.com/cherry\n");
+    let out = k
+        .ok(&[
+            "get",
+            "fruits",
+            "--field-selector",
+            "spec.color!=red,metadata.name!=x",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert_eq!(out, "fruit.example.com/banana\n");
+    // a field that is not selectable is refused, as kube refuses it
+    let o = k
+        .run(&["get", "fruits", "--field-selector", "spec.size=1"])
+        .await;
+    assert!(!o.success);
+    assert!(
+        o.stderr.contains("field label not supported: spec.size"),
+        "{}",
+        o.stderr
+    );
+}
