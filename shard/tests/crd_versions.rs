@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use canopy_test_harness::TestShard;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const DB_CRD: &str = r#"
 apiVersion: apiextensions.k8s.io/v1
@@ -258,7 +258,6 @@ async fn two_versions_status_and_scale() {
         "{}",
         o.stderr
     );
-    let _: Value = patched;
 }
 
 const FRUIT_CRD: &str = r#"

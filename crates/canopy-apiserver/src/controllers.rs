@@ -81,6 +81,7 @@ impl Controllers {
                 if let Err(e) = crate::workspaces::register_shard(&api).await {
                     tracing::debug!(error = %e, "reporting shard load");
                 }
+                crate::workspaces::refresh_type_mirror(&api).await;
             }
         });
         Controllers { task, shard_report }

@@ -172,6 +172,7 @@ impl ApiServer {
             if let Err(e) = workspaces::register_shard(&api).await {
                 tracing::warn!(error = %e, "registering the shard");
             }
+            workspaces::refresh_type_mirror(&api).await;
         });
         Ok(())
     }

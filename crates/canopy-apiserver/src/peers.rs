@@ -87,9 +87,20 @@ impl Peers {
         url: String,
         body: Option<Value>,
     ) -> Result<(u16, Value), PeerError> {
+        self.call_with(method, url, body.map(|b| ("application/json", b)))
+            .await
+    }
+
+    /// A call with a body of the given content type.
+    async fn call_with(
+        &self,
+        method: reqwest::Method,
+        url: String,
+        body: Option<(&str, Value)>,
+    ) -> Result<(u16, Value), PeerError> {
         let mut r = self.request(method, &url);
-        if let Some(b) = body {
-            r = r.json(&b);
+        if let Some((content_type, b)) = body {
+            r = r.header("content-type", content_type).body(b.to_string());
         }
         let err = |e: &dyn std::fmt::Display| PeerError::Call {
             url: url.clone(),
@@ -200,22 +211,13 @@ impl Peers {
         let url = format!(
             "{root}/clusters/root/apis/core.kcp.io/v1alpha1/shards/{name}?fieldManager=canopy-shard&force=true"
         );
-        let resp = self
-            .request(reqwest::Method::PATCH, &url)
-            .header("content-type", "application/apply-patch+yaml")
-            .body(shard.to_string())
-            .send()
-            .await
-            .map_err(|e| PeerError::Call {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
-        let code = resp.status().as_u16();
-        if code == 200 || code == 201 {
-            Ok(())
-        } else {
-            let b: Value = resp.json().await.unwrap_or(Value::Null);
-            Err(Self::unexpected(&url, code, &b))
+        let body = Some(("application/apply-patch+yaml", shard.clone()));
+        match self
+            .call_with(reqwest::Method::PATCH, url.clone(), body)
+            .await?
+        {
+            (200 | 201, _) => Ok(()),
+            (code, b) => Err(Self::unexpected(&url, code, &b)),
         }
     }
 }

@@ -30,28 +30,14 @@ fn logical_cluster(store: &Store, cluster: &str) -> Option<std::sync::Arc<Stored
 /// The path of a logical cluster (`root` for root).
 pub fn path_of(store: &Store, cluster: &str) -> String {
     logical_cluster(store, cluster)
-        .and_then(|o| {
-            o.value
-                .pointer(&format!(
-                    "/metadata/annotations/{}",
-                    PATH_ANNOTATION.replace('/', "~1")
-                ))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
+        .and_then(|o| meta::annotation(&o.value, PATH_ANNOTATION).map(str::to_string))
         .unwrap_or_else(|| cluster.to_string())
 }
 
 /// (path, name) of a logical cluster's workspace type.
 pub fn type_of(store: &Store, cluster: &str) -> Option<(String, String)> {
     let lc = logical_cluster(store, cluster)?;
-    let t = lc
-        .value
-        .pointer(&format!(
-            "/metadata/annotations/{}",
-            TYPE_ANNOTATION.replace('/', "~1")
-        ))?
-        .as_str()?;
+    let t = meta::annotation(&lc.value, TYPE_ANNOTATION)?;
     let (p, n) = t.rsplit_once(':')?;
     Some((p.to_string(), n.to_string()))
 }
@@ -140,14 +126,7 @@ pub async fn schedule(api: &ApiServer, ws: &Value) -> Result<String, String> {
     // the assignments this shard made count at once (the reported loads lag behind)
     let mut pending: std::collections::HashMap<String, u64> = Default::default();
     for w in store.list_all(WORKSPACES, None, None) {
-        if let Some(h) = w
-            .value
-            .pointer(&format!(
-                "/metadata/annotations/{}",
-                SHARD_ANNOTATION.replace('/', "~1")
-            ))
-            .and_then(Value::as_str)
-        {
+        if let Some(h) = meta::annotation(&w.value, SHARD_ANNOTATION) {
             *pending.entry(h.to_string()).or_default() += 1;
         }
     }
@@ -160,12 +139,7 @@ pub async fn schedule(api: &ApiServer, ws: &Value) -> Result<String, String> {
                 .is_none_or(|sel| sel.matches(meta::labels(s)))
         })
         .map(|s| {
-            let load = s
-                .pointer(&format!(
-                    "/metadata/annotations/{}",
-                    LOGICAL_CLUSTERS_ANNOTATION.replace('/', "~1")
-                ))
-                .and_then(Value::as_str)
+            let load = meta::annotation(&s, LOGICAL_CLUSTERS_ANNOTATION)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0u64);
             let name = meta::name(s).to_string();
@@ -227,6 +201,28 @@ fn requeue(api: &ApiServer, key: ObjectKey, delay: std::time::Duration) {
     });
 }
 
+/// On a shard without root: copies root's WorkspaceTypes from root's shard into
+/// [`crate::Inner::type_mirror`].
+pub async fn refresh_type_mirror(api: &ApiServer) {
+    if crate::bootstrap::logical_cluster_exists(&api.inner.store, "root") {
+        return;
+    }
+    let peers = api.inner.peers.read().clone();
+    let Some(p) = peers else {
+        return;
+    };
+    match p.workspace_types().await {
+        Ok(types) => {
+            let m: std::collections::HashMap<String, Value> = types
+                .into_iter()
+                .map(|t| (format!("root:{}", meta::name(&t)), t))
+                .collect();
+            *api.inner.type_mirror.write() = std::sync::Arc::new(m);
+        }
+        Err(e) => tracing::debug!(error = %e, "mirroring root's workspace types"),
+    }
+}
+
 /// Creates or updates this shard's `Shard` object in `root`, with its URL and load.
 pub async fn register_shard(api: &ApiServer) -> Result<(), canopy_core::ApiError> {
     let name = api.inner.config.shard_name.clone();
@@ -241,16 +237,6 @@ pub async fn register_shard(api: &ApiServer) -> Result<(), canopy_core::ApiError
     if !crate::bootstrap::logical_cluster_exists(&api.inner.store, "root") {
         let peers = api.inner.peers.read().clone();
         if let Some(p) = peers {
-            match p.workspace_types().await {
-                Ok(types) => {
-                    let m: std::collections::HashMap<String, Value> = types
-                        .into_iter()
-                        .map(|t| (format!("root:{}", meta::name(&t)), t))
-                        .collect();
-                    *api.inner.type_mirror.write() = std::sync::Arc::new(m);
-                }
-                Err(e) => tracing::debug!(error = %e, "mirroring root's workspace types"),
-            }
             let obj = json!({"apiVersion": "core.kcp.io/v1alpha1", "kind": "Shard",
                 "metadata": {"name": name, "annotations": {LOGICAL_CLUSTERS_ANNOTATION: load}},
                 "spec": {"baseURL": url, "externalURL": external}});
@@ -379,11 +365,7 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
     }
     // Scheduling: a shard (recorded as kcp does, by hash) and a logical cluster name,
     // in one write.
-    let ann_path = format!(
-        "/metadata/annotations/{}",
-        SHARD_ANNOTATION.replace('/', "~1")
-    );
-    let scheduled = ws.value.pointer(&ann_path).and_then(Value::as_str).zip(
+    let scheduled = meta::annotation(&ws.value, SHARD_ANNOTATION).zip(
         ws.value
             .pointer("/spec/cluster")
             .and_then(Value::as_str)
@@ -433,10 +415,7 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
             let Ok(Some(o)) = res else {
                 return;
             };
-            match o
-                .value
-                .pointer(&ann_path)
-                .and_then(Value::as_str)
+            match meta::annotation(&o.value, SHARD_ANNOTATION)
                 .zip(o.value.pointer("/spec/cluster").and_then(Value::as_str))
             {
                 Some((h, c)) => (h.to_string(), c.to_string()),
@@ -482,13 +461,7 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
         "name": name, "cluster": parent, "uid": ws.value.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
     });
     // The creator becomes admin inside the new workspace.
-    let owner_user: Option<String> = ws
-        .value
-        .pointer(&format!(
-            "/metadata/annotations/{}",
-            OWNER_ANNOTATION.replace('/', "~1")
-        ))
-        .and_then(Value::as_str)
+    let owner_user: Option<String> = meta::annotation(&ws.value, OWNER_ANNOTATION)
         .and_then(|s| serde_json::from_str::<Value>(s).ok())
         .and_then(|o| {
             o.get("username")
@@ -567,13 +540,7 @@ async fn sync_phase(api: &ApiServer, ws: &StoredObject) {
     };
     let Some(lc) = logical_cluster(store, child) else {
         // held by another shard: follow its LogicalCluster there
-        let hash = ws
-            .value
-            .pointer(&format!(
-                "/metadata/annotations/{}",
-                SHARD_ANNOTATION.replace('/', "~1")
-            ))
-            .and_then(Value::as_str)
+        let hash = meta::annotation(&ws.value, SHARD_ANNOTATION)
             .unwrap_or("")
             .to_string();
         let peers = api.inner.peers.read().clone();
@@ -669,13 +636,7 @@ async fn delete_child(api: &ApiServer, ws: &StoredObject) {
     {
         // child workspaces first (their deletion events bring us back), then the content;
         // on the shard that holds the logical cluster
-        let hash = ws
-            .value
-            .pointer(&format!(
-                "/metadata/annotations/{}",
-                SHARD_ANNOTATION.replace('/', "~1")
-            ))
-            .and_then(Value::as_str)
+        let hash = meta::annotation(&ws.value, SHARD_ANNOTATION)
             .unwrap_or("")
             .to_string();
         let remote = !hash.is_empty()

@@ -63,6 +63,11 @@ pub fn annotations(obj: &Value) -> Option<&Map<String, Value>> {
     obj.get("metadata")?.get("annotations")?.as_object()
 }
 
+/// One annotation's value, if it is set (and a string).
+pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    annotations(obj)?.get(key)?.as_str()
+}
+
 pub fn finalizers(obj: &Value) -> Vec<String> {
     obj.get("metadata")
         .and_then(|m| m.get("finalizers"))
