@@ -7,6 +7,8 @@
 //! signing key and trust the proxy's client CA, and reach each other as peers. The
 //! admin kubeconfig then points at the proxy.
 
+pub mod cli;
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -147,7 +149,7 @@ pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
             });
         }
     };
-    let token = admin_token(&root, &shard)?;
+    let token = admin_token(&root, &shard).await?;
     let kubeconfig = root.join("admin.kubeconfig");
     let text = shard::kubeconfig(&shard.url, &shard.ca_cert_pem, "root", &token);
     write_private(&kubeconfig, &text).map_err(|source| StartError::Kubeconfig {
@@ -281,7 +283,7 @@ async fn start_sharded(
         .map_err(|e| err(&e))?;
     proxy.wait_ready(Duration::from_secs(30)).await;
     let root_shard = shards.remove(0);
-    let token = admin_token(root, &root_shard)?;
+    let token = admin_token(root, &root_shard).await?;
     let kubeconfig = root.join("admin.kubeconfig");
     let ca = proxy.ca_cert_pem.clone().unwrap_or_default();
     let text = shard::kubeconfig(&proxy.url, &ca, "root", &token);
@@ -294,11 +296,14 @@ async fn start_sharded(
 
 /// Reuses the admin token kept in `<root>/admin.token` while it is valid, so kubeconfigs
 /// copied elsewhere keep working across restarts.
-fn admin_token(root: &Path, shard: &shard::Shard) -> Result<String, StartError> {
+async fn admin_token(root: &Path, shard: &shard::Shard) -> Result<String, StartError> {
     let path = root.join("admin.token");
     if let Ok(t) = std::fs::read_to_string(&path) {
         let t = t.trim().to_string();
-        if let Ok(c) = shard.tokens.verify(&t) {
+        if let (Ok(c), Ok(_)) = (
+            shard.tokens.verify(&t),
+            shard.api.authenticator().authenticate(&t),
+        ) {
             let remaining = c.exp - now();
             if remaining > 30 * 86400 {
                 return Ok(t);
@@ -306,8 +311,9 @@ fn admin_token(root: &Path, shard: &shard::Shard) -> Result<String, StartError> 
         }
     }
     let t = shard
-        .admin_token(ADMIN_TOKEN_TTL)
-        .map_err(|e| StartError::Shard(e.to_string()))?;
+        .issue_token("admin", &["system:masters".to_string()], ADMIN_TOKEN_TTL)
+        .await
+        .map_err(|e| StartError::Shard(e.message.clone()))?;
     write_private(&path, &t).map_err(|source| StartError::Kubeconfig {
         path: path.display().to_string(),
         source,
@@ -340,7 +346,8 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+/// Writes `text` to `path`, readable by its owner only.
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

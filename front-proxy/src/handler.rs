@@ -68,6 +68,8 @@ fn is_health(path: &str, name: &str) -> bool {
 /// Paths a shard answers without a token (forwarded anonymously).
 fn is_public(path: &str) -> bool {
     path == "/version"
+        || path == "/openid/v1/jwks"
+        || path == "/.well-known/openid-configuration"
         || is_health(path, "/healthz")
         || is_health(path, "/livez")
         || is_health(path, "/readyz")
@@ -99,6 +101,18 @@ async fn handle_inner(
         return (text(200, "ok"), None);
     }
     if path == "/readyz" {
+        if !state
+            .tokens_synced
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return (
+                text(
+                    503,
+                    "token keys and revocations not received from root's shard yet",
+                ),
+                None,
+            );
+        }
         return if state.index.is_synced() {
             (text(200, "ok"), None)
         } else {
@@ -118,7 +132,7 @@ async fn handle_inner(
 
     // Authentication.
     let user = match bearer(req.headers()) {
-        Some(t) => match state.verifier.authenticate(t) {
+        Some(t) => match state.auth.authenticate(t) {
             Ok(u) => Some(u),
             Err(_) => return (status(&ApiError::unauthorized()), None),
         },

@@ -181,7 +181,7 @@ fn resource_version(obj: &Value) -> Option<String> {
 }
 
 /// A request the proxy makes for itself, as `system:front-proxy`.
-fn own_request(
+pub(crate) fn own_request(
     backends: &Backends,
     shard: usize,
     path: &str,

@@ -17,7 +17,9 @@
 //!    Responses stream back unbuffered. A shard that cannot be reached within the
 //!    connect timeout is remembered as down for a moment: its workspaces get 503 with
 //!    `Retry-After: 1` at once, the others keep working, and it is retried by itself.
-//! 4. [`index`]: logical cluster path → (name, shard) and name → shard, kept by a
+//! 4. [`tokens`]: token keys and revocations, long-polled from root's shard into the
+//!    authenticator step 2 uses (no shared state between replicas is needed for it).
+//! 5. [`index`]: logical cluster path → (name, shard) and name → shard, kept by a
 //!    list+watch of `/clusters/*/apis/core.kcp.io/v1alpha1/logicalclusters` on every
 //!    shard (as `system:front-proxy` in `system:masters`); a miss is re-checked with the
 //!    shards before the answer, so a workspace created a moment ago is found.
@@ -36,6 +38,7 @@ pub mod index;
 pub mod metrics;
 pub mod ratelimit;
 pub mod server;
+pub mod tokens;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -156,7 +159,9 @@ pub enum ProxyError {
 
 /// Everything requests share.
 pub(crate) struct State {
-    pub verifier: TokenVerifier,
+    pub auth: Arc<canopy_auth::Authenticator>,
+    /// Whether root's token state (keys, revocations) has arrived once.
+    pub tokens_synced: Arc<std::sync::atomic::AtomicBool>,
     pub limiter: Option<Arc<dyn ratelimit::RateLimiter>>,
     pub index: Arc<index::Index>,
     pub backends: Arc<backend::Backends>,
@@ -253,14 +258,21 @@ impl FrontProxy {
         };
         let index = Arc::new(index::Index::new(opts.shards.len()));
         let metrics = metrics::Metrics::new(&opts.shards);
+        let auth = Arc::new(canopy_auth::Authenticator::new(opts.token_verifier.clone()));
+        let tokens_synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let state = Arc::new(State {
-            verifier: opts.token_verifier.clone(),
+            auth: auth.clone(),
+            tokens_synced: tokens_synced.clone(),
             limiter,
             index: index.clone(),
             backends: backends.clone(),
             metrics,
         });
-        let mut tasks = Vec::new();
+        let mut tasks = vec![tokio::spawn(tokens::follow(
+            auth,
+            backends.clone(),
+            tokens_synced,
+        ))];
         for i in 0..opts.shards.len() {
             tasks.push(tokio::spawn(index::watch_shard(
                 index.clone(),
@@ -307,9 +319,19 @@ pub struct RunningProxy {
 }
 
 impl RunningProxy {
-    /// Whether the index has listed every shard at least once.
+    /// Whether the index has listed every shard at least once and root's token state
+    /// has arrived.
     pub fn is_ready(&self) -> bool {
         self.state.index.is_synced()
+            && self
+                .state
+                .tokens_synced
+                .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Revoked token ids this proxy knows of.
+    pub fn revoked_tokens(&self) -> usize {
+        self.state.auth.revoked_len()
     }
 
     /// Waits until [`is_ready`](Self::is_ready), up to `timeout`.

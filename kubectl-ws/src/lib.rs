@@ -45,14 +45,15 @@ pub enum Command {
     Tree,
 }
 
-struct Client {
+/// An HTTPS client of the server a kubeconfig context points at (its CA, its token).
+pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
 }
 
 impl Client {
-    fn new(t: &Target) -> Result<Client, WsError> {
+    pub fn new(t: &Target) -> Result<Client, WsError> {
         use tokio_rustls::rustls;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider)
@@ -81,7 +82,9 @@ impl Client {
         })
     }
 
-    async fn send(
+    /// Sends a request to `path` (below the server's base URL); returns the status
+    /// code and the JSON body (`null` when it is not JSON).
+    pub async fn send(
         &self,
         method: reqwest::Method,
         path: &str,

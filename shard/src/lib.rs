@@ -191,6 +191,9 @@ impl Shard {
             .await
             .map_err(ShardError::Bootstrap)?;
         if opts.root {
+            canopy_apiserver::tokens::load(&api);
+        }
+        if opts.root {
             // the shard holding root registers itself there; other shards register with
             // root's shard once placement across shards lands
             api.register_shard().await.map_err(ShardError::Bootstrap)?;
@@ -235,6 +238,19 @@ impl Shard {
     /// The replicator to the cache server, if one is configured.
     pub fn replicator(&self) -> Option<&canopy_cache::Replicator> {
         self.replicator.as_ref()
+    }
+
+    /// Issues a token through the token service (recorded, so it can be listed and
+    /// revoked); only on the shard holding root.
+    pub async fn issue_token(
+        &self,
+        user: &str,
+        groups: &[String],
+        ttl: Duration,
+    ) -> Result<String, canopy_core::ApiError> {
+        canopy_apiserver::tokens::issue(&self.api, user, groups, ttl, "canopy")
+            .await
+            .map(|(_, t)| t)
     }
 
     /// Issues a token for the built-in admin (member of `system:masters`).

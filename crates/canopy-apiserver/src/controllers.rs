@@ -56,18 +56,23 @@ fn set_condition(obj: &mut Value, type_: &str, status: &str, reason: &str, messa
 pub struct Controllers {
     task: tokio::task::JoinHandle<()>,
     shard_report: tokio::task::JoinHandle<()>,
+    /// Root's shard: token revocations and expiry; other shards: following root's
+    /// token state.
+    tokens: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Controllers {
     fn drop(&mut self) {
         self.task.abort();
         self.shard_report.abort();
+        self.tokens.abort();
     }
 }
 
 impl Controllers {
     pub fn start(api: ApiServer) -> Controllers {
         let loop_api = api.clone();
+        let tokens = tokio::spawn(crate::tokens::run(api.clone()));
         let task = tokio::spawn(async move {
             let mut c = Loop::new(loop_api);
             c.run().await;
@@ -84,7 +89,11 @@ impl Controllers {
                 crate::workspaces::refresh_type_mirror(&api).await;
             }
         });
-        Controllers { task, shard_report }
+        Controllers {
+            task,
+            shard_report,
+            tokens,
+        }
     }
 }
 

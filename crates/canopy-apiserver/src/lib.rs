@@ -32,6 +32,7 @@ pub mod rest;
 pub mod reviews;
 pub mod scale;
 pub mod server;
+pub mod tokens;
 pub mod watch;
 pub mod workspaces;
 
@@ -86,6 +87,13 @@ pub struct ApiServer {
 pub(crate) struct Inner {
     pub store: Store,
     pub tokens: Arc<TokenIssuer>,
+    /// Verifies bearer tokens: the issuer's keys (as the root shard publishes them) and
+    /// revocations ([`tokens`]).
+    pub auth: Arc<canopy_auth::Authenticator>,
+    /// Identifies this process in token state versions (a restart is a change).
+    pub boot_id: String,
+    /// Bumped whenever token keys or revocations change (wakes long polls).
+    pub token_changes: tokio::sync::watch::Sender<u64>,
     pub config: Config,
     pub registry: registry::Registry,
     pub metrics: metrics::Metrics,
@@ -113,6 +121,9 @@ impl ApiServer {
         ApiServer {
             inner: Arc::new(Inner {
                 store,
+                auth: Arc::new(canopy_auth::Authenticator::new(tokens.verifier())),
+                boot_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+                token_changes: tokio::sync::watch::Sender::new(0),
                 tokens,
                 config,
                 registry,
@@ -133,6 +144,11 @@ impl ApiServer {
 
     pub fn tokens(&self) -> &Arc<TokenIssuer> {
         &self.inner.tokens
+    }
+
+    /// What authenticates bearer tokens here (keys and revocations).
+    pub fn authenticator(&self) -> &Arc<canopy_auth::Authenticator> {
+        &self.inner.auth
     }
 
     pub fn config(&self) -> &Config {

@@ -199,6 +199,42 @@ impl Peers {
         }
     }
 
+    /// Root's token state (keys and revocations), long-polled: answered when it differs
+    /// from version `after` or after `timeout_secs`.
+    pub async fn token_state(
+        &self,
+        after: &str,
+        timeout_secs: u64,
+    ) -> Result<canopy_auth::TokenState, PeerError> {
+        let Some(root) = &self.root_shard_url else {
+            return Err(PeerError::Call {
+                url: String::new(),
+                message: "no root shard configured".into(),
+            });
+        };
+        // versions are `<hex>.<number>`: nothing to escape
+        let after: String = after
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
+            .collect();
+        let url =
+            format!("{root}/internal/tokens/state?after={after}&timeoutSeconds={timeout_secs}");
+        let err = |m: String| PeerError::Call {
+            url: url.clone(),
+            message: m,
+        };
+        let resp = self
+            .request(reqwest::Method::GET, &url)
+            .timeout(Duration::from_secs(timeout_secs + 10))
+            .send()
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        if resp.status().as_u16() != 200 {
+            return Err(err(format!("answered {}", resp.status())));
+        }
+        resp.json().await.map_err(|e| err(e.to_string()))
+    }
+
     /// Creates or updates (server-side apply) this shard's `Shard` object on root's shard.
     pub async fn register(&self, shard: &Value) -> Result<(), PeerError> {
         let Some(root) = &self.root_shard_url else {

@@ -48,8 +48,15 @@ impl Ctx {
 
 /// Endpoints anyone may call, even without a token (load balancer probes, `/version`).
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version")
-        || path.starts_with("/healthz/")
+    matches!(
+        path,
+        "/healthz"
+            | "/livez"
+            | "/readyz"
+            | "/version"
+            | "/openid/v1/jwks"
+            | "/.well-known/openid-configuration"
+    ) || path.starts_with("/healthz/")
         || path.starts_with("/livez/")
         || path.starts_with("/readyz/")
 }
@@ -133,7 +140,7 @@ where
         (Some(u), _) => u,
         (None, Some(t)) => api
             .inner
-            .tokens
+            .auth
             .authenticate(t)
             .map_err(|_| fail(ApiError::unauthorized()))?,
         (None, None) if is_public(&info.path) && info.cluster == ClusterSelector::None => {
@@ -165,6 +172,12 @@ where
         if !authz::is_superuser(&user) {
             return Err(fail(authz::forbidden_for(&user, &info)));
         }
+        if info.path.starts_with("/internal/tokens/") {
+            return crate::tokens::serve_internal(api, &parts.method, &info.path, &query)
+                .await
+                .map(|r| (labels.clone(), r))
+                .map_err(fail);
+        }
         let method = parts.method.clone();
         let body = read_body(body).await.map_err(fail)?;
         return crate::internal::serve(api, &method, &info.path, body)
@@ -176,6 +189,21 @@ where
     // Unauthenticated public endpoints need no logical cluster.
     if is_public(&info.path) && !info.is_resource_request {
         return Ok((labels, public(api, &info.path)));
+    }
+
+    // The token service (a virtual API of its own, outside every logical cluster).
+    if info.cluster == ClusterSelector::None
+        && (info.path == crate::tokens::PREFIX
+            || info
+                .path
+                .starts_with(&format!("{}/", crate::tokens::PREFIX)))
+    {
+        let method = parts.method.clone();
+        let body = read_body(body).await.map_err(fail)?;
+        return crate::tokens::serve(api, &method, &info.path, &query, &user, body)
+            .await
+            .map(|r| (labels.clone(), r))
+            .map_err(fail);
     }
 
     match &cluster {
@@ -311,6 +339,21 @@ where
 fn public(api: &ApiServer, path: &str) -> Response<Body> {
     if path == "/version" {
         return response::json(200, &discovery::version(api));
+    }
+    if path == "/openid/v1/jwks" {
+        return crate::tokens::jwks(api);
+    }
+    if path == "/.well-known/openid-configuration" {
+        return response::json(
+            200,
+            &serde_json::json!({
+                "issuer": canopy_auth::token::ISSUER,
+                "jwks_uri": format!("{}/openid/v1/jwks", api.inner.config.external_url),
+                "response_types_supported": ["id_token"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["ES256"],
+            }),
+        );
     }
     if path.starts_with("/readyz") {
         // ready once the store is open (it is, or we would not be serving)

@@ -44,7 +44,7 @@ pub async fn handle(
                 .pointer("/spec/token")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            match api.inner.tokens.authenticate(token) {
+            match api.inner.auth.authenticate(token) {
                 Ok(u) => {
                     json!({"authenticated": true, "user": user_info_json(&u), "audiences": obj.pointer("/spec/audiences").cloned().unwrap_or(json!([]))})
                 }

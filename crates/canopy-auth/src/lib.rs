@@ -3,6 +3,8 @@
 //! - [`pki`]: the shard's CA and serving certificate, created on first start.
 //! - [`token`]: bearer tokens Canopy issues (ES256 JWTs) and their verification, also
 //!   with public keys only ([`TokenVerifier`], what the front-proxy uses).
+//! - [`revocation`]: an [`Authenticator`] that also knows rotated keys and revoked
+//!   tokens, fed by the root shard's token state.
 //! - [`requestheader`]: identity forwarded by the front-proxy in `X-Remote-*` headers.
 //! - [`rbac`]: RBAC rule evaluation over one logical cluster's Roles and bindings (pure).
 //!
@@ -11,6 +13,7 @@
 pub mod pki;
 pub mod rbac;
 pub mod requestheader;
+pub mod revocation;
 pub mod token;
 
 use std::collections::BTreeMap;
@@ -87,4 +90,5 @@ pub(crate) fn meta_name(v: &serde_json::Value) -> &str {
 }
 
 pub use pki::{ClientCa, Pki};
-pub use token::{TokenIssuer, TokenVerifier};
+pub use revocation::{Authenticator, Revoked, TokenState};
+pub use token::{TokenIssuer, TokenVerifier, MAX_TOKEN_TTL};

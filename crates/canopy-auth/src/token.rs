@@ -5,7 +5,8 @@
 //! rotation (issue 5) can keep old keys for verification.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -27,18 +28,49 @@ pub struct Claims {
     pub jti: String,
 }
 
-/// Signs and verifies Canopy tokens.
-pub struct TokenIssuer {
+/// Longest lifetime of a token Canopy issues. A retired signing key is kept for
+/// verification this long after its retirement, so rotation never invalidates an
+/// unexpired token.
+pub const MAX_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(366 * 86400);
+
+const ACTIVE_KEY_FILE: &str = "token-signing.key";
+const PUBLIC_KEY_FILE: &str = "token-signing.pub";
+const RETIRED_KEYS_FILE: &str = "token-signing-retired.json";
+
+/// A public key that no longer signs but still verifies, and since when.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+struct RetiredKey {
+    kid: String,
+    x: String,
+    y: String,
+    retired_at: i64,
+}
+
+struct Signing {
     kid: String,
     encoding: EncodingKey,
     public_pem: String,
+    /// The active key's public part plus the retired keys still in their grace period.
     verifier: TokenVerifier,
+}
+
+/// Signs and verifies Canopy tokens; rotates its signing key.
+///
+/// Files in its directory: `token-signing.key` (the active private key),
+/// `token-signing.pub` (its public key, for verifiers given a file), and
+/// `token-signing-retired.json` (public keys of retired keys with their retirement time;
+/// each is dropped [`MAX_TOKEN_TTL`] after retirement, when no token it signed can still
+/// be valid).
+pub struct TokenIssuer {
+    dir: PathBuf,
+    signing: RwLock<Signing>,
 }
 
 impl std::fmt::Debug for TokenIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenIssuer")
-            .field("kid", &self.kid)
+            .field("kid", &self.key_id())
             .finish_non_exhaustive()
     }
 }
@@ -53,13 +85,33 @@ fn key_id(raw_point: &[u8]) -> String {
     )
 }
 
+fn read_retired(path: &Path) -> Result<Vec<RetiredKey>, AuthError> {
+    match fs::read_to_string(path) {
+        Ok(s) => {
+            serde_json::from_str(&s).map_err(|e| AuthError::Jwt(format!("{}: {e}", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(AuthError::io(path, e)),
+    }
+}
+
+fn write_atomic(path: &Path, contents: &str, private: bool) -> Result<(), AuthError> {
+    let tmp = path.with_extension("tmp");
+    if private {
+        crate::pki_write_private(&tmp, contents)?;
+    } else {
+        fs::write(&tmp, contents).map_err(|e| AuthError::io(&tmp, e))?;
+    }
+    fs::rename(&tmp, path).map_err(|e| AuthError::io(path, e))
+}
+
 impl TokenIssuer {
     /// Loads the signing key from `dir`, creating it on first use. The public key is
     /// (re)written next to it as `token-signing.pub` for verifiers such as the
     /// front-proxy.
     pub fn load_or_create(dir: &Path) -> Result<TokenIssuer, AuthError> {
         fs::create_dir_all(dir).map_err(|e| AuthError::io(dir, e))?;
-        let path = dir.join("token-signing.key");
+        let path = dir.join(ACTIVE_KEY_FILE);
         let key = if path.exists() {
             let pem = fs::read_to_string(&path).map_err(|e| AuthError::io(&path, e))?;
             rcgen::KeyPair::from_pem(&pem).map_err(AuthError::pki)?
@@ -68,38 +120,88 @@ impl TokenIssuer {
             crate::pki_write_private(&path, &key.serialize_pem())?;
             key
         };
-        let private_pem = key.serialize_pem();
-        let public_pem = key.public_key_pem();
-        let pub_path = dir.join("token-signing.pub");
-        if fs::read_to_string(&pub_path).ok().as_deref() != Some(public_pem.as_str()) {
-            fs::write(&pub_path, &public_pem).map_err(|e| AuthError::io(&pub_path, e))?;
-        }
-        let kid = key_id(key.public_key_raw());
+        let signing = Self::signing(dir, &key)?;
         Ok(TokenIssuer {
-            kid,
-            encoding: EncodingKey::from_ec_pem(private_pem.as_bytes()).map_err(AuthError::jwt)?,
-            verifier: TokenVerifier::from_public_key_pem(&public_pem)?,
-            public_pem,
+            dir: dir.to_path_buf(),
+            signing: RwLock::new(signing),
         })
     }
 
-    pub fn key_id(&self) -> &str {
-        &self.kid
+    fn signing(dir: &Path, key: &rcgen::KeyPair) -> Result<Signing, AuthError> {
+        let private_pem = key.serialize_pem();
+        let public_pem = key.public_key_pem();
+        let pub_path = dir.join(PUBLIC_KEY_FILE);
+        if fs::read_to_string(&pub_path).ok().as_deref() != Some(public_pem.as_str()) {
+            write_atomic(&pub_path, &public_pem, false)?;
+        }
+        let kid = key_id(key.public_key_raw());
+        let mut verifier = TokenVerifier::from_public_key_pem(&public_pem)?;
+        let cutoff = chrono::Utc::now().timestamp() - MAX_TOKEN_TTL.as_secs() as i64;
+        for r in read_retired(&dir.join(RETIRED_KEYS_FILE))? {
+            if r.retired_at >= cutoff && r.kid != kid {
+                verifier.add_jwk(&r.kid, &r.x, &r.y)?;
+            }
+        }
+        Ok(Signing {
+            kid,
+            encoding: EncodingKey::from_ec_pem(private_pem.as_bytes()).map_err(AuthError::jwt)?,
+            public_pem,
+            verifier,
+        })
     }
 
-    /// The verification key, PEM (`PUBLIC KEY`, P-256).
-    pub fn public_key_pem(&self) -> &str {
-        &self.public_pem
+    /// Replaces the signing key with a new one. The old key keeps verifying the tokens
+    /// it signed (until [`MAX_TOKEN_TTL`] after now); new tokens name the new key.
+    /// Returns the new key id.
+    pub fn rotate(&self) -> Result<String, AuthError> {
+        let mut signing = self.signing.write().unwrap_or_else(|e| e.into_inner());
+        let key = rcgen::KeyPair::generate().map_err(AuthError::pki)?;
+        let retired_path = self.dir.join(RETIRED_KEYS_FILE);
+        let now = chrono::Utc::now().timestamp();
+        let cutoff = now - MAX_TOKEN_TTL.as_secs() as i64;
+        let mut retired: Vec<RetiredKey> = read_retired(&retired_path)?
+            .into_iter()
+            .filter(|r| r.retired_at >= cutoff)
+            .collect();
+        if let Some(k) = signing.verifier.keys.iter().find(|k| k.kid == signing.kid) {
+            retired.push(RetiredKey {
+                kid: k.kid.clone(),
+                x: k.x.clone(),
+                y: k.y.clone(),
+                retired_at: now,
+            });
+        }
+        let json = serde_json::to_string_pretty(&retired).map_err(AuthError::jwt)?;
+        // the retired list first: a crash in between leaves the old key active and
+        // listed as retired too, which verifies the same tokens
+        write_atomic(&retired_path, &json, false)?;
+        write_atomic(&self.dir.join(ACTIVE_KEY_FILE), &key.serialize_pem(), true)?;
+        *signing = Self::signing(&self.dir, &key)?;
+        Ok(signing.kid.clone())
     }
 
-    /// The verification key as a JWKS document (`{"keys": [...]}`).
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Signing> {
+        self.signing.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The id of the key that signs new tokens.
+    pub fn key_id(&self) -> String {
+        self.read().kid.clone()
+    }
+
+    /// The active verification key, PEM (`PUBLIC KEY`, P-256).
+    pub fn public_key_pem(&self) -> String {
+        self.read().public_pem.clone()
+    }
+
+    /// The verification keys (active and retired) as a JWKS document (`{"keys": [...]}`).
     pub fn jwks(&self) -> serde_json::Value {
-        self.verifier.jwks()
+        self.read().verifier.jwks()
     }
 
-    /// A verifier for this issuer's tokens that cannot sign.
+    /// A verifier for this issuer's tokens (as of now) that cannot sign.
     pub fn verifier(&self) -> TokenVerifier {
-        self.verifier.clone()
+        self.read().verifier.clone()
     }
 
     /// Issues a token for `user` valid for `ttl`.
@@ -109,6 +211,19 @@ impl TokenIssuer {
         groups: &[String],
         ttl: std::time::Duration,
     ) -> Result<String, AuthError> {
+        self.issue_claims(user, groups, ttl, &uuid::Uuid::new_v4().to_string())
+            .map(|(t, _)| t)
+    }
+
+    /// Issues a token for `user` valid for `ttl` with token id `jti`; returns it and its
+    /// claims.
+    pub fn issue_claims(
+        &self,
+        user: &str,
+        groups: &[String],
+        ttl: std::time::Duration,
+        jti: &str,
+    ) -> Result<(String, Claims), AuthError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             iss: ISSUER.into(),
@@ -117,28 +232,27 @@ impl TokenIssuer {
             uid: uuid::Uuid::new_v4().to_string(),
             iat: now,
             exp: now + ttl.as_secs() as i64,
-            jti: uuid::Uuid::new_v4().to_string(),
+            jti: jti.into(),
         };
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(AuthError::jwt)
+        Ok((self.sign(&claims)?, claims))
     }
 
     /// Signs `claims` as they are (tests use it for expired or odd tokens).
     pub fn sign(&self, claims: &Claims) -> Result<String, AuthError> {
+        let s = self.read();
         let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(AuthError::jwt)
+        header.kid = Some(s.kid.clone());
+        jsonwebtoken::encode(&header, claims, &s.encoding).map_err(AuthError::jwt)
     }
 
     /// Verifies signature, issuer and expiry; returns the claims.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
-        self.verifier.verify(token)
+        self.read().verifier.verify(token)
     }
 
     /// Verifies a token and returns who it authenticates.
     pub fn authenticate(&self, token: &str) -> Result<UserInfo, AuthError> {
-        self.verifier.authenticate(token)
+        self.read().verifier.authenticate(token)
     }
 }
 
@@ -235,32 +349,41 @@ impl TokenVerifier {
             if s("kty") != "EC" || s("crv") != "P-256" {
                 continue;
             }
-            let (x, y) = (s("x"), s("y"));
-            let dec = |c: &str| {
-                base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, c)
-                    .map_err(AuthError::jwt)
-            };
-            let mut point = vec![4u8];
-            point.extend(dec(x)?);
-            point.extend(dec(y)?);
-            if point.len() != P256_POINT_LEN {
-                return Err(AuthError::Jwt("bad P-256 coordinates in JWKS".into()));
-            }
-            v.keys.push(VerificationKey {
-                kid: if s("kid").is_empty() {
-                    key_id(&point)
-                } else {
-                    s("kid").to_string()
-                },
-                x: x.to_string(),
-                y: y.to_string(),
-                key: DecodingKey::from_ec_components(x, y).map_err(AuthError::jwt)?,
-            });
+            v.add_jwk(s("kid"), s("x"), s("y"))?;
         }
         if v.keys.is_empty() {
             return Err(AuthError::Jwt("no EC P-256 key in JWKS".into()));
         }
         Ok(v)
+    }
+
+    /// Adds an EC P-256 key given as JWK coordinates (base64url `x`, `y`).
+    pub fn add_jwk(&mut self, kid: &str, x: &str, y: &str) -> Result<(), AuthError> {
+        let dec = |c: &str| {
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, c)
+                .map_err(AuthError::jwt)
+        };
+        let mut point = vec![4u8];
+        point.extend(dec(x)?);
+        point.extend(dec(y)?);
+        if point.len() != P256_POINT_LEN {
+            return Err(AuthError::Jwt("bad P-256 coordinates".into()));
+        }
+        let kid = if kid.is_empty() {
+            key_id(&point)
+        } else {
+            kid.to_string()
+        };
+        if self.keys.iter().any(|k| k.kid == kid) {
+            return Ok(());
+        }
+        self.keys.push(VerificationKey {
+            kid,
+            x: x.to_string(),
+            y: y.to_string(),
+            key: DecodingKey::from_ec_components(x, y).map_err(AuthError::jwt)?,
+        });
+        Ok(())
     }
 
     /// Adds the keys of `other`.
@@ -293,7 +416,9 @@ impl TokenVerifier {
         let mut v = Validation::new(Algorithm::ES256);
         v.set_issuer(&[ISSUER]);
         v.set_required_spec_claims(&["exp", "iss", "sub"]);
-        v.leeway = 5;
+        // clocks of issuer and verifiers are synchronized (one service): an expired
+        // token is refused within 2 s of its expiry everywhere
+        v.leeway = 1;
         let kid = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthError::InvalidToken)?
             .kid;
@@ -311,17 +436,21 @@ impl TokenVerifier {
 
     /// Verifies a token and returns who it authenticates.
     pub fn authenticate(&self, token: &str) -> Result<UserInfo, AuthError> {
-        let c = self.verify(token)?;
-        let mut groups = c.groups;
-        if !groups.iter().any(|g| g == "system:authenticated") {
-            groups.push("system:authenticated".into());
-        }
-        Ok(UserInfo {
-            name: c.sub,
-            uid: c.uid,
-            groups,
-            extra: Default::default(),
-        })
+        self.verify(token).map(user_of)
+    }
+}
+
+/// Who a token's claims name (every token holder is also `system:authenticated`).
+pub(crate) fn user_of(c: Claims) -> UserInfo {
+    let mut groups = c.groups;
+    if !groups.iter().any(|g| g == "system:authenticated") {
+        groups.push("system:authenticated".into());
+    }
+    UserInfo {
+        name: c.sub,
+        uid: c.uid,
+        groups,
+        extra: Default::default(),
     }
 }
 
@@ -373,7 +502,7 @@ mod tests {
                 exp: now - 60,
                 jti: "j".into(),
             };
-            jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &t.encoding).unwrap()
+            t.sign(&claims).unwrap()
         };
         assert!(t.verify(&expired).is_err());
         assert!(t.verify("garbage").is_err());
@@ -387,10 +516,10 @@ mod tests {
         let pem = std::fs::read_to_string(dir.path().join("token-signing.pub")).unwrap();
         assert_eq!(pem, t.public_key_pem());
         let v = TokenVerifier::from_public_key_pem(&pem).unwrap();
-        assert_eq!(v.key_ids(), vec![t.key_id()]);
+        assert_eq!(v.key_ids(), vec![t.key_id().as_str()]);
         assert_eq!(v.authenticate(&tok).unwrap().name, "bob");
         let j = TokenVerifier::from_jwks(&t.jwks()).unwrap();
-        assert_eq!(j.key_ids(), vec![t.key_id()]);
+        assert_eq!(j.key_ids(), vec![t.key_id().as_str()]);
         assert_eq!(j.authenticate(&tok).unwrap().name, "bob");
 
         // a bundle of two keys verifies tokens of both issuers
@@ -402,5 +531,42 @@ mod tests {
             TokenVerifier::from_public_key_pem(&format!("{pem}{}", t2.public_key_pem())).unwrap();
         assert!(both.verify(&tok).is_ok() && both.verify(&tok2).is_ok());
         assert!(TokenVerifier::from_public_key_pem("nothing").is_err());
+    }
+
+    #[test]
+    fn rotation_keeps_old_tokens_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = TokenIssuer::load_or_create(dir.path()).unwrap();
+        let old = t.issue("alice", &[], Duration::from_secs(600)).unwrap();
+        let old_kid = t.key_id();
+        let new_kid = t.rotate().unwrap();
+        assert_ne!(old_kid, new_kid);
+        let new = t.issue("bob", &[], Duration::from_secs(600)).unwrap();
+        let header = jsonwebtoken::decode_header(&new).unwrap();
+        assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
+        assert_eq!(t.authenticate(&old).unwrap().name, "alice");
+        assert_eq!(t.authenticate(&new).unwrap().name, "bob");
+        // the JWKS names both keys, the active one first
+        let jwks = TokenVerifier::from_jwks(&t.jwks()).unwrap();
+        assert_eq!(jwks.key_ids(), vec![new_kid.as_str(), old_kid.as_str()]);
+        assert!(jwks.verify(&old).is_ok() && jwks.verify(&new).is_ok());
+        // a restart keeps both
+        let t2 = TokenIssuer::load_or_create(dir.path()).unwrap();
+        assert_eq!(t2.key_id(), new_kid);
+        assert!(t2.verify(&old).is_ok() && t2.verify(&new).is_ok());
+        // the public key file names the new key only
+        let pem = std::fs::read_to_string(dir.path().join("token-signing.pub")).unwrap();
+        assert!(TokenVerifier::from_public_key_pem(&pem)
+            .unwrap()
+            .verify(&old)
+            .is_err());
+        // a retirement older than the longest token lifetime is dropped
+        let path = dir.path().join(RETIRED_KEYS_FILE);
+        let mut retired = read_retired(&path).unwrap();
+        retired[0].retired_at -= MAX_TOKEN_TTL.as_secs() as i64 + 10;
+        std::fs::write(&path, serde_json::to_string(&retired).unwrap()).unwrap();
+        let t3 = TokenIssuer::load_or_create(dir.path()).unwrap();
+        assert!(t3.verify(&old).is_err());
+        assert!(t3.verify(&new).is_ok());
     }
 }

@@ -1,0 +1,663 @@
+//! The token service: Canopy issues, lists and revokes the bearer tokens kubectl uses,
+//! and publishes what verifiers need (keys and revocations). It runs on the shard that
+//! holds `root`; the front-proxy routes paths without `/clusters/` there.
+//!
+//! **API** (Kubernetes-shaped, served like a kcp virtual workspace under
+//! `/services/tokens`, so `kubectl --server https://<proxy>/services/tokens get tokens`
+//! works): `tokens.canopy.dev/v1alpha1` `Token`, cluster-scoped, verbs create, get,
+//! list, delete.
+//! - `POST .../tokens` with `spec.user`, `spec.groups`, `spec.expirationSeconds`
+//!   (default 720h, at most [`MAX_TOKEN_TTL`]) answers `201` with the token in
+//!   `status.token`; only this response ever holds it (records keep the id, `jti`).
+//! - `GET .../tokens[/<id>]` lists or reads records; `DELETE .../tokens/<id>` revokes.
+//! - Who may: superusers (`system:masters`, `system:kcp:admin`) for anyone; everyone
+//!   else only for themselves, with a subset of their own groups. Another user's token
+//!   is answered as not found.
+//!
+//! **Verifiers.** `GET /openid/v1/jwks` (public) serves the verification keys.
+//! `GET /internal/tokens/state?after=<v>&timeoutSeconds=<n>` (superusers: the
+//! front-proxies and other shards) answers a [`TokenState`] — keys and revoked, not yet
+//! expired token ids — at once when its version differs from `after`, otherwise when
+//! something changes or the timeout passes: a long poll that carries a revocation to
+//! every verifier within milliseconds. `POST /internal/tokens/rotate` rotates the
+//! signing key (old tokens stay valid, see [`canopy_auth::TokenIssuer::rotate`]).
+//!
+//! **Durable state.** Records are objects of resource `tokens.canopy.dev/tokens` in the
+//! store's hidden cluster `system:tokens` (never a logical cluster, so no client path
+//! reaches it); a revoked record keeps `status.revokedAt` until it expires, then the
+//! collector deletes it. Signing keys are files of the shard's PKI directory.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use canopy_auth::{Revoked, TokenState, UserInfo, MAX_TOKEN_TTL};
+use canopy_core::{ApiError, Cause, Subject};
+use canopy_storage::{ListOptions, Mutation, ObjectKey, StorageError, StoredObject};
+use http::{Method, Response};
+use serde_json::{json, Value};
+
+use crate::authz::is_superuser;
+use crate::response::{self, Body};
+use crate::ApiServer;
+
+pub const GROUP: &str = "tokens.canopy.dev";
+pub const VERSION: &str = "v1alpha1";
+/// The store resource of token records.
+pub const RESOURCE: &str = "tokens.canopy.dev/tokens";
+/// The store's cluster for token records (not a logical cluster).
+pub const SYSTEM_CLUSTER: &str = "system:tokens";
+/// Where the API is served.
+pub const PREFIX: &str = "/services/tokens";
+/// Lifetime of a token when the request names none (720h, like `canopy token create`).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(30 * 86400);
+/// How often expired records are collected.
+const COLLECT_EVERY: Duration = Duration::from_secs(60);
+
+fn subject(name: &str) -> Subject<'_> {
+    Subject {
+        group: GROUP,
+        resource: "tokens",
+        name,
+    }
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn parse_time(v: Option<&Value>) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(v?.as_str()?)
+        .ok()
+        .map(|t| t.timestamp())
+}
+
+fn expiry(obj: &Value) -> i64 {
+    parse_time(obj.pointer("/status/expirationTimestamp")).unwrap_or(0)
+}
+
+fn is_revoked(obj: &Value) -> bool {
+    obj.pointer("/status/revokedAt").is_some()
+}
+
+fn owner(obj: &Value) -> &str {
+    obj.pointer("/spec/user")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn key(name: &str) -> ObjectKey {
+    ObjectKey::new(RESOURCE, SYSTEM_CLUSTER, "", name)
+}
+
+/// A record as clients see it (resourceVersion from the store).
+fn present(o: &StoredObject) -> Value {
+    let mut v = o.value.clone();
+    v["metadata"]["resourceVersion"] = json!(o.rv.to_string());
+    v
+}
+
+/// Records of the token service, live (not revoked, not expired) only.
+fn live_records(api: &ApiServer) -> Vec<std::sync::Arc<StoredObject>> {
+    let t = now();
+    let filter = |o: &StoredObject| !is_revoked(&o.value) && expiry(&o.value) > t;
+    api.inner
+        .store
+        .list(&ListOptions {
+            resource: RESOURCE,
+            cluster: Some(SYSTEM_CLUSTER),
+            namespace: None,
+            name: None,
+            continue_after: None,
+            limit: 0,
+            filter: &filter,
+        })
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+/// Issues a token and records it; returns the record (with `status.token`) and the
+/// token. `issued_by` is who asked.
+pub async fn issue(
+    api: &ApiServer,
+    user: &str,
+    groups: &[String],
+    ttl: Duration,
+    issued_by: &str,
+) -> Result<(Value, String), ApiError> {
+    let name = format!("tok-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    let (token, claims) = api
+        .inner
+        .tokens
+        .issue_claims(user, groups, ttl, &name)
+        .map_err(|e| ApiError::internal(format!("signing the token: {e}")))?;
+    let record = json!({
+        "apiVersion": format!("{GROUP}/{VERSION}"),
+        "kind": "Token",
+        "metadata": {
+            "name": name,
+            "uid": uuid::Uuid::new_v4().to_string(),
+            "creationTimestamp": rfc3339(claims.iat),
+        },
+        "spec": {
+            "user": user,
+            "groups": groups,
+            "expirationSeconds": ttl.as_secs(),
+        },
+        "status": {
+            "expirationTimestamp": rfc3339(claims.exp),
+            "issuedBy": issued_by,
+        },
+    });
+    let stored = api
+        .inner
+        .store
+        .apply(Mutation::Create {
+            key: key(&name),
+            value: record,
+        })
+        .await
+        .map_err(storage_error)?;
+    let mut out = present(&stored);
+    out["status"]["token"] = json!(token);
+    Ok((out, token))
+}
+
+fn storage_error(e: StorageError) -> ApiError {
+    ApiError::internal(format!("token records: {e}"))
+}
+
+/// Revokes token `name`; false if there is no such live token.
+pub async fn revoke(api: &ApiServer, name: &str) -> Result<Option<Value>, ApiError> {
+    loop {
+        let Some(cur) = api.inner.store.get(&key(name)) else {
+            return Ok(None);
+        };
+        if is_revoked(&cur.value) {
+            return Ok(None);
+        }
+        let mut v = cur.value.clone();
+        v["status"]["revokedAt"] = json!(rfc3339(now()));
+        match api
+            .inner
+            .store
+            .apply(Mutation::Update {
+                key: key(name),
+                expected_rv: Some(cur.rv),
+                value: v,
+            })
+            .await
+        {
+            Ok(o) => {
+                changed(api);
+                return Ok(Some(present(&o)));
+            }
+            Err(StorageError::Conflict { .. }) => continue,
+            Err(StorageError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(storage_error(e)),
+        }
+    }
+}
+
+/// Rotates the signing key; returns the new key id.
+pub fn rotate(api: &ApiServer) -> Result<String, ApiError> {
+    let kid = api
+        .inner
+        .tokens
+        .rotate()
+        .map_err(|e| ApiError::internal(format!("rotating the signing key: {e}")))?;
+    changed(api);
+    tracing::info!(kid, "token signing key rotated");
+    Ok(kid)
+}
+
+/// The keys and revocations verifiers need, as of now.
+pub fn state(api: &ApiServer) -> TokenState {
+    let t = now();
+    let filter = |o: &StoredObject| is_revoked(&o.value) && expiry(&o.value) > t;
+    let revoked = api
+        .inner
+        .store
+        .list(&ListOptions {
+            resource: RESOURCE,
+            cluster: Some(SYSTEM_CLUSTER),
+            namespace: None,
+            name: None,
+            continue_after: None,
+            limit: 0,
+            filter: &filter,
+        })
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .iter()
+        .map(|o| Revoked {
+            jti: o.key.name.clone(),
+            exp: expiry(&o.value),
+        })
+        .collect();
+    TokenState {
+        resource_version: version(api),
+        jwks: api.inner.tokens.jwks(),
+        revoked,
+    }
+}
+
+fn version(api: &ApiServer) -> String {
+    format!(
+        "{}.{}",
+        api.inner.boot_id,
+        *api.inner.token_changes.borrow()
+    )
+}
+
+/// Applies the stored token state to this shard's authenticator (root's shard, before
+/// it serves: no revoked token is accepted, not even for a moment after a restart).
+pub fn load(api: &ApiServer) {
+    changed(api)
+}
+
+/// Something verifiers care about changed: apply it here and wake the long polls.
+fn changed(api: &ApiServer) {
+    api.inner.token_changes.send_modify(|n| *n += 1);
+    if let Err(e) = api.inner.auth.apply(&state(api)) {
+        tracing::warn!(error = %e, "applying the token state");
+    }
+}
+
+/// Keeps this shard's authenticator current: on root's shard from its own records
+/// ([`run_root`]), elsewhere by long-polling root's shard once peers are configured.
+pub async fn run(api: ApiServer) {
+    if api.logical_cluster_exists("root") {
+        return run_root(api).await;
+    }
+    let mut after = String::new();
+    let mut shutdown = api.inner.shutdown.subscribe();
+    loop {
+        let peers = api.inner.peers.read().clone();
+        let result = match &peers {
+            Some(p) if p.root_shard_url.is_some() => Some(p.token_state(&after, 30).await),
+            _ => None,
+        };
+        let wait = match result {
+            Some(Ok(state)) => {
+                if let Err(e) = api.inner.auth.apply(&state) {
+                    tracing::warn!(error = %e, "root's token state");
+                }
+                after = state.resource_version;
+                Duration::ZERO
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "following root's token state");
+                Duration::from_millis(500)
+            }
+            None => Duration::from_millis(500),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// On the root shard: applies the stored revocations to this shard's authenticator and
+/// collects expired records every minute. Runs until the server shuts down.
+pub async fn run_root(api: ApiServer) {
+    changed(&api);
+    let mut shutdown = api.inner.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(COLLECT_EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+        let t = now();
+        let filter = |o: &StoredObject| expiry(&o.value) <= t;
+        let expired = api
+            .inner
+            .store
+            .list(&ListOptions {
+                resource: RESOURCE,
+                cluster: Some(SYSTEM_CLUSTER),
+                namespace: None,
+                name: None,
+                continue_after: None,
+                limit: 0,
+                filter: &filter,
+            })
+            .map(|l| l.items)
+            .unwrap_or_default();
+        if expired.is_empty() {
+            continue;
+        }
+        let muts = expired
+            .iter()
+            .map(|o| Mutation::Delete {
+                key: o.key.clone(),
+                expected_rv: Some(o.rv),
+            })
+            .collect();
+        match api.inner.store.commit(muts).await {
+            Ok(_) => {
+                tracing::debug!(records = expired.len(), "expired token records collected");
+                changed(&api);
+            }
+            Err(e) => tracing::debug!(error = %e, "collecting expired token records"),
+        }
+    }
+}
+
+/// `GET /internal/tokens/state` and `POST /internal/tokens/rotate`.
+pub async fn serve_internal(
+    api: &ApiServer,
+    method: &Method,
+    path: &str,
+    query: &std::collections::HashMap<String, String>,
+) -> Result<Response<Body>, ApiError> {
+    if !api.logical_cluster_exists("root") {
+        return Err(ApiError::new(
+            404,
+            "NotFound",
+            "the token service runs on the shard holding root",
+        ));
+    }
+    match (method, path) {
+        (&Method::GET, "/internal/tokens/state") => {
+            let after = query.get("after").map(String::as_str).unwrap_or("");
+            let timeout = query
+                .get("timeoutSeconds")
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(30)
+                .min(300);
+            let mut changes = api.inner.token_changes.subscribe();
+            let mut shutdown = api.inner.shutdown.subscribe();
+            if version(api) == after {
+                tokio::select! {
+                    _ = changes.changed() => {}
+                    _ = shutdown.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(timeout)) => {}
+                }
+            }
+            let s = serde_json::to_value(state(api)).unwrap_or(Value::Null);
+            Ok(response::json(200, &s))
+        }
+        (&Method::POST, "/internal/tokens/rotate") => {
+            let kid = rotate(api)?;
+            Ok(response::json(200, &json!({ "kid": kid })))
+        }
+        _ => Err(ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )),
+    }
+}
+
+/// `GET /openid/v1/jwks`: the verification keys (public).
+pub fn jwks(api: &ApiServer) -> Response<Body> {
+    let v = api.inner.auth.verifier().jwks();
+    response::bytes(200, "application/jwk-set+json", v.to_string())
+}
+
+/// Discovery and the `tokens` resource under [`PREFIX`].
+pub async fn serve(
+    api: &ApiServer,
+    method: &Method,
+    path: &str,
+    query: &std::collections::HashMap<String, String>,
+    user: &UserInfo,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
+    let rest = path
+        .strip_prefix(PREFIX)
+        .unwrap_or("")
+        .trim_end_matches('/');
+    let gv = format!("/apis/{GROUP}/{VERSION}");
+    let not_found = || {
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    };
+    match rest {
+        "/api" => {
+            return Ok(response::json(
+                200,
+                &json!({"kind": "APIVersions", "versions": []}),
+            ))
+        }
+        "/apis" => {
+            return Ok(response::json(
+                200,
+                &json!({
+                    "kind": "APIGroupList",
+                    "apiVersion": "v1",
+                    "groups": [group()],
+                }),
+            ))
+        }
+        r if r == format!("/apis/{GROUP}") => {
+            return Ok(response::json(200, &{
+                let mut g = group();
+                g["kind"] = json!("APIGroup");
+                g["apiVersion"] = json!("v1");
+                g
+            }))
+        }
+        r if r == gv => {
+            return Ok(response::json(
+                200,
+                &json!({
+                    "kind": "APIResourceList",
+                    "apiVersion": "v1",
+                    "groupVersion": format!("{GROUP}/{VERSION}"),
+                    "resources": [{
+                        "name": "tokens",
+                        "singularName": "token",
+                        "namespaced": false,
+                        "kind": "Token",
+                        "verbs": ["create", "delete", "get", "list"],
+                    }],
+                }),
+            ))
+        }
+        _ => {}
+    }
+    let Some(tail) = rest.strip_prefix(&format!("{gv}/tokens")) else {
+        return Err(not_found());
+    };
+    if !api.logical_cluster_exists("root") {
+        return Err(ApiError::new(
+            404,
+            "NotFound",
+            "the token service runs on the shard holding root",
+        ));
+    }
+    let name = tail.strip_prefix('/').unwrap_or(tail);
+    if !tail.is_empty() && (!tail.starts_with('/') || name.contains('/')) {
+        return Err(not_found());
+    }
+    let admin = is_superuser(user);
+    match (method, name.is_empty()) {
+        (&Method::POST, true) => create(api, user, admin, &body).await,
+        (&Method::GET, true) => {
+            let wanted = query
+                .get("fieldSelector")
+                .and_then(|s| s.strip_prefix("spec.user="))
+                .map(str::to_string);
+            let items: Vec<Value> = live_records(api)
+                .iter()
+                .filter(|o| admin || owner(&o.value) == user.name)
+                .filter(|o| wanted.as_deref().is_none_or(|w| owner(&o.value) == w))
+                .map(|o| present(o))
+                .collect();
+            Ok(response::json(
+                200,
+                &json!({
+                    "apiVersion": format!("{GROUP}/{VERSION}"),
+                    "kind": "TokenList",
+                    "metadata": {"resourceVersion": api.inner.store.current_rv().to_string()},
+                    "items": items,
+                }),
+            ))
+        }
+        (&Method::GET, false) => {
+            let o = api
+                .inner
+                .store
+                .get(&key(name))
+                .filter(|o| !is_revoked(&o.value) && expiry(&o.value) > now())
+                .filter(|o| admin || owner(&o.value) == user.name)
+                .ok_or_else(|| ApiError::not_found(subject(name)))?;
+            Ok(response::json(200, &present(&o)))
+        }
+        (&Method::DELETE, false) => {
+            let visible = api
+                .inner
+                .store
+                .get(&key(name))
+                .is_some_and(|o| admin || owner(&o.value) == user.name);
+            if !visible {
+                return Err(ApiError::not_found(subject(name)));
+            }
+            match revoke(api, name).await? {
+                Some(o) => {
+                    tracing::info!(token = name, by = %user.name, "token revoked");
+                    let uid = o.pointer("/metadata/uid").and_then(Value::as_str);
+                    Ok(response::json(
+                        200,
+                        &canopy_core::error::success_status(subject(name), uid),
+                    ))
+                }
+                None => Err(ApiError::not_found(subject(name))),
+            }
+        }
+        (m, _) => Err(ApiError::method_not_supported(
+            subject(name),
+            &m.as_str().to_ascii_lowercase(),
+        )),
+    }
+}
+
+fn group() -> Value {
+    json!({
+        "name": GROUP,
+        "versions": [{"groupVersion": format!("{GROUP}/{VERSION}"), "version": VERSION}],
+        "preferredVersion": {"groupVersion": format!("{GROUP}/{VERSION}"), "version": VERSION},
+    })
+}
+
+async fn create(
+    api: &ApiServer,
+    user: &UserInfo,
+    admin: bool,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
+    let obj: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not a Token: {e}")))?;
+    if obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k != "Token")
+    {
+        return Err(ApiError::bad_request("the request body is not a Token"));
+    }
+    let spec = obj.get("spec").cloned().unwrap_or(json!({}));
+    let mut causes = Vec::new();
+    let for_user = match spec.get("user") {
+        None | Some(Value::Null) => user.name.clone(),
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        Some(v) => {
+            causes.push(Cause::required("spec.user", ""));
+            let _ = v;
+            String::new()
+        }
+    };
+    let mut groups: Vec<String> = Vec::new();
+    match spec.get("groups") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(a)) => {
+            for (i, g) in a.iter().enumerate() {
+                match g.as_str() {
+                    Some(s) if !s.is_empty() => {
+                        if !groups.iter().any(|x| x == s) {
+                            groups.push(s.to_string());
+                        }
+                    }
+                    _ => causes.push(Cause::invalid(
+                        format!("spec.groups[{i}]"),
+                        g,
+                        "must be a non-empty string",
+                    )),
+                }
+            }
+        }
+        Some(v) => causes.push(Cause::invalid(
+            "spec.groups",
+            v,
+            "must be a list of group names",
+        )),
+    }
+    let max = MAX_TOKEN_TTL.as_secs();
+    let ttl = match spec.get("expirationSeconds") {
+        None | Some(Value::Null) => DEFAULT_TTL.as_secs(),
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=max).contains(&n) => n,
+            Some(n) if n > max => {
+                causes.push(Cause::invalid(
+                    "spec.expirationSeconds",
+                    v,
+                    &format!("may not be greater than {max} (366 days)"),
+                ));
+                0
+            }
+            _ => {
+                causes.push(Cause::invalid(
+                    "spec.expirationSeconds",
+                    v,
+                    "must be a positive number of seconds",
+                ));
+                0
+            }
+        },
+    };
+    if !causes.is_empty() {
+        return Err(ApiError::invalid("Token", GROUP, "", causes));
+    }
+    if !admin {
+        if for_user != user.name {
+            return Err(ApiError::forbidden_message(format!(
+                "tokens.{GROUP} is forbidden: User {:?} cannot create tokens for user {for_user:?}",
+                user.name
+            )));
+        }
+        let own: BTreeSet<&str> = user.groups.iter().map(String::as_str).collect();
+        if let Some(g) = groups.iter().find(|g| !own.contains(g.as_str())) {
+            return Err(ApiError::forbidden_message(format!(
+                "tokens.{GROUP} is forbidden: User {:?} cannot create tokens with group {g:?}, which it is not a member of",
+                user.name
+            )));
+        }
+    }
+    // every holder is system:authenticated anyway
+    groups.retain(|g| g != "system:authenticated");
+    let (record, _) = issue(
+        api,
+        &for_user,
+        &groups,
+        Duration::from_secs(ttl),
+        &user.name,
+    )
+    .await?;
+    let id = record
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    tracing::info!(token = id, user = %for_user, by = %user.name, "token issued");
+    Ok(response::json(201, &record))
+}

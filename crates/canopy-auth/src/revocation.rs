@@ -1,0 +1,175 @@
+//! Authentication of Canopy tokens where keys rotate and tokens get revoked.
+//!
+//! An [`Authenticator`] holds the verification keys (a JWKS) and the ids (`jti`) of
+//! revoked, not yet expired tokens. Both arrive as one [`TokenState`] document: the
+//! root shard computes it from its token records and serves it (long-polled) to
+//! front-proxies and the other shards, which apply it here; the root shard applies its
+//! own. A token is accepted when its signature verifies with one of the keys, it has
+//! not expired, and its id is not revoked.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AuthError, TokenVerifier, UserInfo};
+
+/// One revoked token: its id and when it would have expired (after which it need not
+/// be remembered).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoked {
+    pub jti: String,
+    pub exp: i64,
+}
+
+/// What verifiers need to know, as the root shard serves it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenState {
+    /// The root shard's resourceVersion this state is consistent with; ask again with
+    /// `after=<this>` to wait for the next change.
+    pub resource_version: String,
+    /// The verification keys (`{"keys": [...]}`).
+    pub jwks: serde_json::Value,
+    pub revoked: Vec<Revoked>,
+}
+
+/// Verifies tokens against the current keys and revocations. Cheap to share (`Arc`).
+#[derive(Debug, Default)]
+pub struct Authenticator {
+    verifier: RwLock<TokenVerifier>,
+    revoked: RwLock<HashMap<String, i64>>,
+}
+
+impl Authenticator {
+    /// Starts with `verifier`'s keys and nothing revoked.
+    pub fn new(verifier: TokenVerifier) -> Authenticator {
+        Authenticator {
+            verifier: RwLock::new(verifier),
+            revoked: Default::default(),
+        }
+    }
+
+    /// Verifies `token` and returns who it authenticates.
+    pub fn authenticate(&self, token: &str) -> Result<UserInfo, AuthError> {
+        let claims = self
+            .verifier
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .verify(token)?;
+        if self
+            .revoked
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&claims.jti)
+        {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(crate::token::user_of(claims))
+    }
+
+    /// Whether the token id `jti` is revoked.
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(jti)
+    }
+
+    /// The current keys.
+    pub fn verifier(&self) -> TokenVerifier {
+        self.verifier
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the keys (an empty set is refused: it would lock everyone out).
+    pub fn set_keys(&self, v: TokenVerifier) {
+        if v.key_ids().is_empty() {
+            return;
+        }
+        *self.verifier.write().unwrap_or_else(|e| e.into_inner()) = v;
+    }
+
+    /// Replaces the revocations.
+    pub fn set_revoked(&self, revoked: &[Revoked]) {
+        let map = revoked.iter().map(|r| (r.jti.clone(), r.exp)).collect();
+        *self.revoked.write().unwrap_or_else(|e| e.into_inner()) = map;
+    }
+
+    /// Applies a state from the root shard: its keys and its revocations.
+    pub fn apply(&self, state: &TokenState) -> Result<(), AuthError> {
+        let v = TokenVerifier::from_jwks(&state.jwks)?;
+        self.set_keys(v);
+        self.set_revoked(&state.revoked);
+        Ok(())
+    }
+
+    /// Revoked ids remembered (expired ones are dropped on the next [`apply`](Self::apply)).
+    pub fn revoked_len(&self) -> usize {
+        self.revoked.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TokenIssuer;
+    use std::time::Duration;
+
+    #[test]
+    fn revoked_tokens_and_rotated_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = TokenIssuer::load_or_create(dir.path()).unwrap();
+        let auth = Authenticator::new(issuer.verifier());
+        let (a, ca) = issuer
+            .issue_claims("alice", &["dev".into()], Duration::from_secs(60), "t-a")
+            .unwrap();
+        let (b, _) = issuer
+            .issue_claims("bob", &[], Duration::from_secs(60), "t-b")
+            .unwrap();
+        assert_eq!(auth.authenticate(&a).unwrap().name, "alice");
+        assert!(auth
+            .authenticate(&a)
+            .unwrap()
+            .groups
+            .contains(&"system:authenticated".to_string()));
+        let state = TokenState {
+            resource_version: "7".into(),
+            jwks: issuer.jwks(),
+            revoked: vec![Revoked {
+                jti: "t-a".into(),
+                exp: ca.exp,
+            }],
+        };
+        auth.apply(&state).unwrap();
+        assert!(auth.is_revoked("t-a"));
+        assert!(auth.authenticate(&a).is_err());
+        assert_eq!(auth.authenticate(&b).unwrap().name, "bob");
+
+        // a token of a key this authenticator has not heard of yet fails until the
+        // state with the new key arrives; the old key's tokens keep working after it
+        issuer.rotate().unwrap();
+        let c = issuer.issue("carol", &[], Duration::from_secs(60)).unwrap();
+        assert!(auth.authenticate(&c).is_err());
+        let state = TokenState {
+            jwks: issuer.jwks(),
+            revoked: vec![],
+            ..state
+        };
+        auth.apply(&state).unwrap();
+        assert_eq!(auth.authenticate(&c).unwrap().name, "carol");
+        assert_eq!(auth.authenticate(&a).unwrap().name, "alice");
+
+        // a state without keys is refused, keeping the ones known
+        let bad = TokenState {
+            jwks: serde_json::json!({"keys": []}),
+            ..state
+        };
+        assert!(auth.apply(&bad).is_err());
+        assert!(auth.authenticate(&c).is_ok());
+        let json = serde_json::to_value(&bad).unwrap();
+        assert!(json.get("resourceVersion").is_some());
+    }
+}
