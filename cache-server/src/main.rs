@@ -54,6 +54,8 @@ enum Command {
     /// Print a bearer token for a shard or a reader, signed with the key in
     /// <root-directory>/pki (created when missing).
     IssueToken {
+        /// The cache server's --root-directory (the token-signing key is
+        /// <dir>/pki/token-signing.key).
         #[arg(long, default_value = ".canopy-cache")]
         root_directory: PathBuf,
         /// The shard this token is for (may write only its own objects).

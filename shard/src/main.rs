@@ -12,7 +12,10 @@ use clap::Parser;
     about = "A Canopy shard: serves logical clusters from one PostgreSQL database"
 )]
 struct Args {
-    /// Directory for the shard's certificates and keys.
+    /// Directory for the shard's certificates and keys, in <dir>/pki: its CA (ca.crt,
+    /// ca.key; generated when missing, or one you put there, whose subject must be
+    /// CN=canopy-ca, O=Canopy), the serving certificate it issues from that CA, and the
+    /// token-signing key (token-signing.key; token-signing.pub for front-proxies).
     #[arg(long, default_value = ".canopy")]
     root_directory: PathBuf,
     /// Address to listen on.
@@ -24,7 +27,9 @@ struct Args {
     /// PostgreSQL URL of this shard's database (postgres://user@host/db).
     #[arg(long, env = "CANOPY_DATABASE_URL")]
     database_url: String,
-    /// Host name clients use to reach this shard (for certificates and URLs).
+    /// Host name clients use to reach this shard (for certificates and URLs); behind a
+    /// front-proxy, the host of this shard's URL in the proxy's --shard and in the other
+    /// shards' --root-shard-url.
     #[arg(long)]
     external_hostname: Option<String>,
     /// The URL clients reach workspaces at when it is not this shard's (behind a
