@@ -3,9 +3,13 @@
 //! `<root-directory>/postgres`; writes `<root-directory>/admin.kubeconfig`.
 //!
 //! With `--shards N` (N > 1) it runs N shards, each with its own database in the embedded
-//! PostgreSQL, behind a front-proxy on the public port; the shards share one token
-//! signing key and trust the proxy's client CA, and reach each other as peers. The
-//! admin kubeconfig then points at the proxy.
+//! PostgreSQL, behind a front-proxy on the public port, and a cache server (on a free
+//! local port) to which every shard replicates its shared objects and from which it
+//! reads everyone's (its global view); the shards share one token signing key and trust
+//! the proxy's client CA, and reach each other as peers. The admin kubeconfig then
+//! points at the proxy.
+//!
+//! [`cli`] holds the client commands (`canopy token …`, `canopy kubeconfig`).
 
 pub mod cli;
 
@@ -52,6 +56,8 @@ pub struct Running {
     pub more_shards: Vec<shard::Shard>,
     /// The front-proxy clients use (`--shards N`).
     pub proxy: Option<front_proxy::RunningProxy>,
+    /// The cache server that gives every shard the global view (`--shards N`).
+    pub cache: Option<cache_server::CacheServer>,
     pub kubeconfig: PathBuf,
     postgres: Option<canopy_pg::PgCluster>,
 }
@@ -66,6 +72,9 @@ impl Running {
             s.stop().await;
         }
         self.shard.stop().await;
+        if let Some(c) = self.cache.take() {
+            c.stop().await;
+        }
         if let Some(pg) = self.postgres.take() {
             if let Err(e) = pg.stop().await {
                 tracing::warn!(error = %e, "stopping embedded PostgreSQL");
@@ -104,10 +113,17 @@ pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
     };
     if opts.shards > 1 {
         return match start_sharded(&opts, &root, database_url, postgres.as_ref()).await {
-            Ok((shard, more_shards, proxy, kubeconfig)) => Ok(Running {
+            Ok(Sharded {
+                shard,
+                more_shards,
+                proxy,
+                cache,
+                kubeconfig,
+            }) => Ok(Running {
                 shard,
                 more_shards,
                 proxy: Some(proxy),
+                cache: Some(cache),
                 kubeconfig,
                 postgres,
             }),
@@ -160,27 +176,28 @@ pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
         shard,
         more_shards: Vec::new(),
         proxy: None,
+        cache: None,
         kubeconfig,
         postgres,
     })
 }
 
-/// `--shards N`: N shards (root's first) on free ports behind a front-proxy on the
-/// public port.
+struct Sharded {
+    shard: shard::Shard,
+    more_shards: Vec<shard::Shard>,
+    proxy: front_proxy::RunningProxy,
+    cache: cache_server::CacheServer,
+    kubeconfig: PathBuf,
+}
+
+/// `--shards N`: a cache server and N shards (root's first) on free ports behind a
+/// front-proxy on the public port.
 async fn start_sharded(
     opts: &StartOptions,
     root: &Path,
     root_database_url: String,
     pg: Option<&canopy_pg::PgCluster>,
-) -> Result<
-    (
-        shard::Shard,
-        Vec<shard::Shard>,
-        front_proxy::RunningProxy,
-        PathBuf,
-    ),
-    StartError,
-> {
+) -> Result<Sharded, StartError> {
     let err = |e: &dyn std::fmt::Display| StartError::Sharding(e.to_string());
     let Some(pg) = pg else {
         return Err(StartError::Sharding(
@@ -206,6 +223,14 @@ async fn start_sharded(
         opts.bind_address.to_string()
     };
     let proxy_url = format!("https://{host}:{port}");
+    let cache = cache_server::CacheServer::start(cache_server::ServerOptions {
+        root_directory: root.join("cache-server"),
+        bind_address: "127.0.0.1".parse().expect("an address"),
+        secure_port: 0,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| err(&e))?;
     let mut shards = Vec::new();
     let mut signing_key: Option<String> = None;
     for i in 0..opts.shards {
@@ -231,6 +256,17 @@ async fn start_sharded(
         o.external_url = Some(proxy_url.clone());
         o.proxy_client_ca_pem = Some(client_ca.ca_cert_pem.clone());
         o.root = i == 0;
+        let cache_token = cache
+            .token(
+                &cache_server::TokenSubject::Shard(name.clone()),
+                ADMIN_TOKEN_TTL,
+            )
+            .map_err(|e| err(&e))?;
+        o.cache_server = Some(shard::CacheServerOptions::new(
+            &cache.url,
+            &cache.ca_cert_pem,
+            shard::CacheCredentials::Token(cache_token),
+        ));
         o.shard_name = name;
         let s = shard::Shard::start(o).await.map_err(|e| err(&e))?;
         if i == 0 {
@@ -291,7 +327,13 @@ async fn start_sharded(
         path: kubeconfig.display().to_string(),
         source,
     })?;
-    Ok((root_shard, shards, proxy, kubeconfig))
+    Ok(Sharded {
+        shard: root_shard,
+        more_shards: shards,
+        proxy,
+        cache,
+        kubeconfig,
+    })
 }
 
 /// Reuses the admin token kept in `<root>/admin.token` while it is valid, so kubeconfigs

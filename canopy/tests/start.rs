@@ -131,6 +131,27 @@ async fn start_with_shards_serves_through_a_front_proxy() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(shards.lines().count(), 3, "{shards}");
+    // every shard sees the global set through the cache server: all three Shards and
+    // root's WorkspaceTypes
+    assert!(running.cache.is_some(), "--shards runs a cache server");
+    for s in std::iter::once(&running.shard).chain(running.more_shards.iter()) {
+        let g = s.api.global().expect("replicating to the cache server");
+        let mut seen = 0;
+        for _ in 0..100 {
+            seen = g.list_cluster("core.kcp.io/shards", "root").len();
+            if seen == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(seen, 3, "Shards in {}'s global view", s.url);
+        assert!(
+            g.list_cluster("tenancy.kcp.io/workspacetypes", "root")
+                .iter()
+                .any(|t| t.object["metadata"]["name"] == "universal"),
+            "root's WorkspaceTypes in the global view"
+        );
+    }
     // workspaces made through the proxy are usable through it, wherever they live
     for i in 0..6 {
         let ws = format!("apiVersion: tenancy.kcp.io/v1alpha1\nkind: Workspace\nmetadata: {{name: w{i}}}\nspec: {{}}\n");

@@ -156,8 +156,23 @@ pub async fn schedule(api: &ApiServer, ws: &Value) -> Result<String, String> {
     Ok(candidates.remove(0).1)
 }
 
-/// The `Shard` objects: from the local store when this shard holds root, else from
-/// root's shard.
+/// Root's objects of `resource` from the cache server's global view, once it has
+/// synced (`None`: no cache server, or not synced yet).
+fn from_global(api: &ApiServer, resource: &str) -> Option<Vec<Value>> {
+    let g = api.global()?;
+    if !g.status().has_synced {
+        return None;
+    }
+    Some(
+        g.list_cluster(resource, "root")
+            .iter()
+            .map(|o| o.object.clone())
+            .collect(),
+    )
+}
+
+/// The `Shard` objects: from the local store when this shard holds root, else from the
+/// cache server's global view, else (no cache server) from root's shard.
 pub async fn shard_objects(api: &ApiServer) -> Vec<Value> {
     let store = &api.inner.store;
     if crate::bootstrap::logical_cluster_exists(store, "root") {
@@ -166,6 +181,9 @@ pub async fn shard_objects(api: &ApiServer) -> Vec<Value> {
             .into_iter()
             .map(|o| o.value.clone())
             .collect();
+    }
+    if let Some(shards) = from_global(api, SHARDS) {
+        return shards;
     }
     let peers = api.inner.peers.read().clone();
     match peers {
@@ -201,17 +219,24 @@ fn requeue(api: &ApiServer, key: ObjectKey, delay: std::time::Duration) {
     });
 }
 
-/// On a shard without root: copies root's WorkspaceTypes from root's shard into
-/// [`crate::Inner::type_mirror`].
+/// On a shard without root: copies root's WorkspaceTypes into
+/// [`crate::Inner::type_mirror`], from the cache server's global view or (no cache
+/// server) from root's shard.
 pub async fn refresh_type_mirror(api: &ApiServer) {
     if crate::bootstrap::logical_cluster_exists(&api.inner.store, "root") {
         return;
     }
-    let peers = api.inner.peers.read().clone();
-    let Some(p) = peers else {
-        return;
+    let types = match from_global(api, "tenancy.kcp.io/workspacetypes") {
+        Some(t) => Ok(t),
+        None => {
+            let peers = api.inner.peers.read().clone();
+            let Some(p) = peers else {
+                return;
+            };
+            p.workspace_types().await
+        }
     };
-    match p.workspace_types().await {
+    match types {
         Ok(types) => {
             let m: std::collections::HashMap<String, Value> = types
                 .into_iter()
