@@ -33,13 +33,21 @@ pub struct TestShardBuilder {
 /// What a shard needs to reach a [`TestCacheServer`] (a token is issued for the shard's
 /// name when it starts).
 #[derive(Clone)]
-struct CacheServerRef {
+pub(crate) struct CacheServerRef {
     url: String,
     ca_cert_pem: String,
     tokens: Arc<canopy_auth::TokenIssuer>,
 }
 
 impl CacheServerRef {
+    pub(crate) fn of(cache: &TestCacheServer) -> CacheServerRef {
+        CacheServerRef {
+            url: cache.url().to_string(),
+            ca_cert_pem: cache.ca_cert_pem().to_string(),
+            tokens: cache.server.tokens.clone(),
+        }
+    }
+
     fn options(&self, shard_name: &str) -> shard::CacheServerOptions {
         let token = self
             .tokens
@@ -88,11 +96,7 @@ impl TestShardBuilder {
 
     /// Replicate to (and read the global view from) `cache`.
     pub fn cache_server(mut self, cache: &TestCacheServer) -> Self {
-        self.cache = Some(CacheServerRef {
-            url: cache.url().to_string(),
-            ca_cert_pem: cache.ca_cert_pem().to_string(),
-            tokens: cache.server.tokens.clone(),
-        });
+        self.cache = Some(CacheServerRef::of(cache));
         self
     }
 

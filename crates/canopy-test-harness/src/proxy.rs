@@ -28,6 +28,7 @@ use crate::{Client, Kubectl, StoppedShard, TestShard};
 pub struct TestProxyBuilder {
     shards: usize,
     rate_limit: front_proxy::RateLimitOptions,
+    cache: Option<crate::CacheServerRef>,
 }
 
 impl Default for TestProxyBuilder {
@@ -35,6 +36,7 @@ impl Default for TestProxyBuilder {
         TestProxyBuilder {
             shards: 1,
             rate_limit: Default::default(),
+            cache: None,
         }
     }
 }
@@ -51,6 +53,12 @@ impl TestProxyBuilder {
     pub fn rate_limit(mut self, qps: f64, burst: u32) -> Self {
         self.rate_limit.qps = qps;
         self.rate_limit.burst = burst;
+        self
+    }
+
+    /// Every shard replicates to (and reads its global view from) `cache`.
+    pub fn cache_server(mut self, cache: &crate::TestCacheServer) -> Self {
+        self.cache = Some(crate::CacheServerRef::of(cache));
         self
     }
 
@@ -80,9 +88,13 @@ impl TestProxyBuilder {
             "https://127.0.0.1:{}",
             listener.local_addr().unwrap().port()
         );
+        let cache = self.cache.clone();
         let starts = (0..self.shards).map(|i| {
-            TestShard::builder()
-                .root(i == 0)
+            let mut b = TestShard::builder();
+            if let Some(c) = &cache {
+                b.cache = Some(c.clone());
+            }
+            b.root(i == 0)
                 .shard_name(&shard_name(i))
                 .external_url(&proxy_url)
                 .token_signing_key(&signing_key)
