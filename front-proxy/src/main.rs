@@ -21,8 +21,10 @@ struct Args {
     /// CA certificate(s) (PEM) that sign the shards' serving certificates (repeatable).
     #[arg(long = "shard-ca-file", value_name = "FILE", required = true)]
     shard_ca_files: Vec<PathBuf>,
-    /// Public key(s) (PEM) of the token issuer; bearer tokens are verified with them
-    /// (repeatable; a shard writes its key as <root>/pki/token-signing.pub).
+    /// Public key(s) (PEM) of the token issuer, used until the current keys and
+    /// revocations arrive from the shard named `root` (followed from then on, so key
+    /// rotations and revocations need no restart). Repeatable; a shard writes its key
+    /// as <root>/pki/token-signing.pub.
     #[arg(
         long = "token-public-key-file",
         value_name = "FILE",
