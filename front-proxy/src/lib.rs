@@ -80,7 +80,8 @@ pub struct RateLimitOptions {
     /// Bucket size: requests a user may make at once (at least 1 when enabled).
     pub burst: u32,
     /// `redis://host:port/`: share the buckets between proxy replicas in Redis instead
-    /// of keeping them in this process.
+    /// of keeping them in this process; replicas then also share token states (keys and
+    /// revocations, see [`tokens`]).
     pub redis_url: Option<String>,
 }
 
@@ -155,6 +156,8 @@ pub enum ProxyError {
     Options(String),
     #[error("rate limiter: {0}")]
     RateLimiter(String),
+    #[error("redis: {0}")]
+    Redis(String),
 }
 
 /// Everything requests share.
@@ -268,11 +271,19 @@ impl FrontProxy {
             backends: backends.clone(),
             metrics,
         });
+        let share = match &opts.rate_limit.redis_url {
+            Some(u) => Some(tokens::RedisShare::connect(u).await?),
+            None => None,
+        };
         let mut tasks = vec![tokio::spawn(tokens::follow(
-            auth,
+            auth.clone(),
             backends.clone(),
-            tokens_synced,
+            tokens_synced.clone(),
+            share.clone(),
         ))];
+        if let Some(s) = share {
+            tasks.push(tokio::spawn(s.follow(auth, tokens_synced)));
+        }
         for i in 0..opts.shards.len() {
             tasks.push(tokio::spawn(index::watch_shard(
                 index.clone(),

@@ -67,8 +67,9 @@ struct Args {
     /// Requests a user may make at once (bucket size).
     #[arg(long, default_value_t = 100)]
     rate_limit_burst: u32,
-    /// Keep rate-limit buckets in Redis (redis://host:port/), shared by proxy replicas.
-    #[arg(long, value_name = "URL")]
+    /// Redis (redis://host:port/) shared by proxy replicas: rate-limit buckets and the
+    /// token states (keys, revocations) each replica gets from the root shard.
+    #[arg(long = "redis-url", alias = "rate-limit-redis-url", value_name = "URL")]
     rate_limit_redis_url: Option<String>,
     /// Connect timeout (TCP and TLS) towards shards, in milliseconds.
     #[arg(long, default_value_t = 1000)]

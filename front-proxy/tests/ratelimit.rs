@@ -3,10 +3,9 @@
 //! (`redis-server`, installed by `scripts/install-tools`), falling back to each
 //! replica's own buckets while Redis is gone.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use canopy_test_harness::TestProxy;
+use canopy_test_harness::{TestProxy, TestRedis};
 use front_proxy::FrontProxy;
 use serde_json::Value;
 
@@ -46,66 +45,9 @@ async fn over_the_limit_gets_429_with_retry_after_per_user() {
     assert_eq!(code, 200);
 }
 
-/// A private redis-server on a free port, killed when dropped.
-struct Redis {
-    child: tokio::process::Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Redis {
-    async fn start() -> Redis {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let child = tokio::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                dir.path().to_str().unwrap(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("redis-server is needed for this test ({e}): run scripts/install-tools (apt-get install redis-server)")
-            });
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Redis {
-                    child,
-                    url: format!("redis://127.0.0.1:{port}/"),
-                    _dir: dir,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not start on port {port}");
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_the_limit_through_redis() {
-    let redis = Redis::start().await;
+    let redis = TestRedis::start().await;
     let env = TestProxy::builder()
         .rate_limit(0.2, 3)
         .redis(&redis.url)

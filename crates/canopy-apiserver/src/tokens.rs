@@ -103,10 +103,11 @@ fn present(o: &StoredObject) -> Value {
     v
 }
 
-/// Records of the token service, live (not revoked, not expired) only.
-fn live_records(api: &ApiServer) -> Vec<std::sync::Arc<StoredObject>> {
-    let t = now();
-    let filter = |o: &StoredObject| !is_revoked(&o.value) && expiry(&o.value) > t;
+/// Token records for which `keep` holds.
+fn records(
+    api: &ApiServer,
+    keep: &dyn Fn(&StoredObject) -> bool,
+) -> Vec<std::sync::Arc<StoredObject>> {
     api.inner
         .store
         .list(&ListOptions {
@@ -116,10 +117,16 @@ fn live_records(api: &ApiServer) -> Vec<std::sync::Arc<StoredObject>> {
             name: None,
             continue_after: None,
             limit: 0,
-            filter: &filter,
+            filter: keep,
         })
         .map(|l| l.items)
         .unwrap_or_default()
+}
+
+/// Records of the token service, live (not revoked, not expired) only.
+fn live_records(api: &ApiServer) -> Vec<std::sync::Arc<StoredObject>> {
+    let t = now();
+    records(api, &|o| !is_revoked(&o.value) && expiry(&o.value) > t)
 }
 
 /// Issues a token and records it; returns the record (with `status.token`) and the
@@ -220,21 +227,7 @@ pub fn rotate(api: &ApiServer) -> Result<String, ApiError> {
 /// The keys and revocations verifiers need, as of now.
 pub fn state(api: &ApiServer) -> TokenState {
     let t = now();
-    let filter = |o: &StoredObject| is_revoked(&o.value) && expiry(&o.value) > t;
-    let revoked = api
-        .inner
-        .store
-        .list(&ListOptions {
-            resource: RESOURCE,
-            cluster: Some(SYSTEM_CLUSTER),
-            namespace: None,
-            name: None,
-            continue_after: None,
-            limit: 0,
-            filter: &filter,
-        })
-        .map(|l| l.items)
-        .unwrap_or_default()
+    let revoked = records(api, &|o| is_revoked(&o.value) && expiry(&o.value) > t)
         .iter()
         .map(|o| Revoked {
             jti: o.key.name.clone(),
@@ -316,21 +309,7 @@ pub async fn run_root(api: ApiServer) {
             _ = shutdown.changed() => return,
         }
         let t = now();
-        let filter = |o: &StoredObject| expiry(&o.value) <= t;
-        let expired = api
-            .inner
-            .store
-            .list(&ListOptions {
-                resource: RESOURCE,
-                cluster: Some(SYSTEM_CLUSTER),
-                namespace: None,
-                name: None,
-                continue_after: None,
-                limit: 0,
-                filter: &filter,
-            })
-            .map(|l| l.items)
-            .unwrap_or_default();
+        let expired = records(&api, &|o| expiry(&o.value) <= t);
         if expired.is_empty() {
             continue;
         }

@@ -106,6 +106,29 @@ impl Authenticator {
         Ok(())
     }
 
+    /// Adds what `state` knows to what is known here: its keys and its revocations
+    /// (dropping revocations of tokens expired by now). For states relayed by other
+    /// verifiers (Redis), which may be older than the one applied last: revocations
+    /// only ever end by expiry, so a union never accepts a token either side refuses.
+    pub fn merge(&self, state: &TokenState) -> Result<(), AuthError> {
+        let incoming = TokenVerifier::from_jwks(&state.jwks)?;
+        {
+            let mut v = self.verifier.write().unwrap_or_else(|e| e.into_inner());
+            let mut merged = v.clone();
+            merged.merge(&incoming);
+            *v = merged;
+        }
+        let now = chrono::Utc::now().timestamp();
+        let mut revoked = self.revoked.write().unwrap_or_else(|e| e.into_inner());
+        revoked.retain(|_, exp| *exp >= now);
+        for r in &state.revoked {
+            if r.exp >= now {
+                revoked.insert(r.jti.clone(), r.exp);
+            }
+        }
+        Ok(())
+    }
+
     /// Revoked ids remembered (expired ones are dropped on the next [`apply`](Self::apply)).
     pub fn revoked_len(&self) -> usize {
         self.revoked.read().unwrap_or_else(|e| e.into_inner()).len()
@@ -169,6 +192,44 @@ mod tests {
         };
         assert!(auth.apply(&bad).is_err());
         assert!(auth.authenticate(&c).is_ok());
+
+        // merging adds: a relayed older state keeps the newer key and its revocations,
+        // and adds its own; expired revocations are dropped
+        let fresh = Authenticator::new(TokenVerifier::default());
+        fresh
+            .merge(&TokenState {
+                resource_version: "1".into(),
+                jwks: issuer.jwks(),
+                revoked: vec![
+                    Revoked {
+                        jti: "t-b".into(),
+                        exp: i64::MAX,
+                    },
+                    Revoked {
+                        jti: "gone".into(),
+                        exp: 0,
+                    },
+                ],
+            })
+            .unwrap();
+        assert!(fresh.authenticate(&b).is_err() && fresh.is_revoked("t-b"));
+        assert!(!fresh.is_revoked("gone"));
+        assert_eq!(fresh.authenticate(&c).unwrap().name, "carol");
+        let other = crate::TokenIssuer::load_or_create(&dir.path().join("other")).unwrap();
+        fresh
+            .merge(&TokenState {
+                resource_version: "0".into(),
+                jwks: other.jwks(),
+                revoked: vec![],
+            })
+            .unwrap();
+        assert!(
+            fresh.is_revoked("t-b"),
+            "a union never forgets a revocation"
+        );
+        assert_eq!(fresh.authenticate(&c).unwrap().name, "carol");
+        let d = other.issue("dave", &[], Duration::from_secs(60)).unwrap();
+        assert_eq!(fresh.authenticate(&d).unwrap().name, "dave");
         let json = serde_json::to_value(&bad).unwrap();
         assert!(json.get("resourceVersion").is_some());
     }

@@ -386,6 +386,15 @@ impl TokenVerifier {
         Ok(())
     }
 
+    /// Adds the keys of `other` this verifier does not have yet (by key id).
+    pub fn merge(&mut self, other: &TokenVerifier) {
+        for k in &other.keys {
+            if !self.keys.iter().any(|m| m.kid == k.kid) {
+                self.keys.push(k.clone());
+            }
+        }
+    }
+
     /// Adds the keys of `other`.
     pub fn extend(&mut self, other: TokenVerifier) {
         self.keys.extend(other.keys);

@@ -722,3 +722,62 @@ impl TestCacheServer {
         self.stop().await.start().await
     }
 }
+
+/// A private redis-server on a free port, killed when dropped.
+pub struct TestRedis {
+    child: tokio::process::Child,
+    /// `redis://127.0.0.1:<port>/`.
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestRedis {
+    /// Starts one; fails the test with an install hint when `redis-server` is missing.
+    pub async fn start() -> TestRedis {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let child = tokio::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                dir.path().to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("redis-server is needed for this test ({e}): run scripts/install-tools (apt-get install redis-server)")
+            });
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return TestRedis {
+                    child,
+                    url: format!("redis://127.0.0.1:{port}/"),
+                    _dir: dir,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start on port {port}");
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
