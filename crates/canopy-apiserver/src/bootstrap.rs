@@ -299,7 +299,14 @@ pub async fn ensure_logical_cluster_at(
             "status": {"phase": phase, "URL": url, "initializers": initializers},
         }),
     ));
-    rest::create_system_batch(api, name, items).await
+    rest::create_system_batch(api, name, items).await?;
+    // known to path resolution at once (the store watch in `workspaces::maintain_paths`
+    // would add it a moment later)
+    api.inner
+        .paths
+        .write()
+        .insert(path.to_string(), name.to_string());
+    Ok(())
 }
 
 /// Adds the `kcp.io/cluster` annotation to `LogicalCluster` objects created before it

@@ -59,6 +59,8 @@ pub struct Controllers {
     /// Root's shard: token revocations and expiry; other shards: following root's
     /// token state.
     tokens: tokio::task::JoinHandle<()>,
+    /// The path index ([`crate::workspaces::maintain_paths`]).
+    paths: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Controllers {
@@ -66,6 +68,7 @@ impl Drop for Controllers {
         self.task.abort();
         self.shard_report.abort();
         self.tokens.abort();
+        self.paths.abort();
     }
 }
 
@@ -73,6 +76,7 @@ impl Controllers {
     pub fn start(api: ApiServer) -> Controllers {
         let loop_api = api.clone();
         let tokens = tokio::spawn(crate::tokens::run(api.clone()));
+        let paths = tokio::spawn(crate::workspaces::maintain_paths(api.clone()));
         let task = tokio::spawn(async move {
             let mut c = Loop::new(loop_api);
             c.run().await;
@@ -93,6 +97,7 @@ impl Controllers {
             task,
             shard_report,
             tokens,
+            paths,
         }
     }
 }

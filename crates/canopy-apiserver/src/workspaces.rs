@@ -80,22 +80,60 @@ pub fn resolve_in(api: &ApiServer, path_or_name: &str) -> Option<String> {
                 && path_of(store, c) == path_or_name
         })
     };
-    if let Some(c) = api.inner.paths.read().get(path_or_name).cloned() {
-        if ready(&c) {
-            return Some(c);
+    let c = api.inner.paths.read().get(path_or_name).cloned()?;
+    ready(&c).then_some(c)
+}
+
+/// Keeps [`crate::Inner::paths`] — the workspace path of every logical cluster held
+/// here — current from the store's watch (filled from the initial state at start and
+/// after a lagging watcher is cut off), so resolving never scans logical clusters.
+pub async fn maintain_paths(api: ApiServer) {
+    use canopy_storage::{EventType, WatchStart};
+    loop {
+        let mut w = match api.inner.store.watch(
+            crate::bootstrap::LOGICAL_CLUSTER_RESOURCE,
+            WatchStart::WithInitialState,
+        ) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::debug!(error = %e, "watching logical clusters for paths");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let initial: std::collections::HashMap<String, String> = w
+            .initial
+            .iter()
+            .filter_map(|e| {
+                let p = meta::annotation(&e.object.value, PATH_ANNOTATION)?;
+                Some((p.to_string(), e.object.key.cluster.to_string()))
+            })
+            .collect();
+        api.inner.paths.write().extend(initial);
+        loop {
+            match w.next().await {
+                Ok(Some(ev)) => {
+                    let Some(p) = meta::annotation(&ev.object.value, PATH_ANNOTATION) else {
+                        continue;
+                    };
+                    let cluster = ev.object.key.cluster.to_string();
+                    let mut paths = api.inner.paths.write();
+                    match ev.kind {
+                        EventType::Deleted => {
+                            if paths.get(p) == Some(&cluster) {
+                                paths.remove(p);
+                            }
+                        }
+                        _ => {
+                            paths.insert(p.to_string(), cluster);
+                        }
+                    }
+                }
+                Ok(None) => return,
+                Err(_) => break,
+            }
         }
     }
-    // not indexed yet (written before this process started): look once
-    let found = store
-        .list_all(crate::bootstrap::LOGICAL_CLUSTER_RESOURCE, None, None)
-        .into_iter()
-        .find(|lc| path_of(store, &lc.key.cluster) == path_or_name)
-        .map(|lc| lc.key.cluster.to_string())?;
-    api.inner
-        .paths
-        .write()
-        .insert(path_or_name.to_string(), found.clone());
-    ready(&found).then_some(found)
 }
 
 /// Where kcp records a workspace's shard: the shard name's [`shard_hash`].
