@@ -115,7 +115,7 @@ pub fn track_update(
         return Ok(new);
     };
     let manager = manager_name(ctx)?;
-    Ok(fm.update(old, &new, &manager, chrono::Utc::now()))
+    Ok(fm.update_owned(old, new, &manager, chrono::Utc::now()))
 }
 
 /// Whether the request is a server-side apply patch.

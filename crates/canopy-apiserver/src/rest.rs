@@ -728,22 +728,20 @@ pub async fn create_object(
         return Ok(Created::DryRun(obj));
     }
     let cluster = ctx.cluster.clone().unwrap_or_default();
+    let retry_names = explicit.is_empty() && !generate.is_empty();
+    let mut obj = res.strategy.to_storage(obj);
     for attempt in 0..8 {
         let name = meta::name(&obj).to_string();
         let key = key_for(res, &cluster, &ns, &name);
-        match api
-            .inner
-            .store
-            .apply(Mutation::Create {
-                key,
-                value: res.strategy.to_storage(obj.clone()),
-            })
-            .await
-        {
+        // kept for another attempt only when a generated name may collide
+        let value = if retry_names {
+            obj.clone()
+        } else {
+            std::mem::take(&mut obj)
+        };
+        match api.inner.store.apply(Mutation::Create { key, value }).await {
             Ok(o) => return Ok(Created::Stored(o)),
-            Err(StorageError::AlreadyExists(_))
-                if explicit.is_empty() && !generate.is_empty() && attempt < 7 =>
-            {
+            Err(StorageError::AlreadyExists(_)) if retry_names && attempt < 7 => {
                 meta::set_meta(&mut obj, "name", json!(generate_name(&generate)));
             }
             Err(e) => return Err(storage_error(res, &name, e)),

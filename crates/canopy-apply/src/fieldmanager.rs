@@ -325,17 +325,15 @@ impl FieldManager {
         force: bool,
         now: DateTime<Utc>,
     ) -> Result<(Value, Managed), ApplyError> {
-        let mut live = without_managed_fields(live);
+        let live = without_managed_fields(live);
         if managed.is_empty() {
-            let (l, m) = self
+            managed = self
                 .update_tracked(&json!({}), &live, managed, BEFORE_FIRST_APPLY, now)
                 .map_err(|e| {
                     ApplyError::Internal(format!(
                         "failed to create manager for existing fields: {e}"
                     ))
                 })?;
-            live = l;
-            managed = m;
         }
         let id = ManagerId::apply(manager, &self.subresource);
         let (obj, mut fields) =
@@ -563,10 +561,21 @@ impl FieldManager {
         manager: &str,
         now: DateTime<Utc>,
     ) -> Value {
-        match self.try_update(old, new, manager, now) {
+        self.update_owned(old, new.clone(), manager, now)
+    }
+
+    /// [`FieldManager::update`] of an object the caller gives away (no copy of it is
+    /// made: large custom resources are written without cloning them).
+    pub fn update_owned(
+        &self,
+        old: Option<&Value>,
+        new: Value,
+        manager: &str,
+        now: DateTime<Utc>,
+    ) -> Value {
+        match self.try_update_owned(old, new, manager, now) {
             Ok(v) => v,
-            Err(_) => {
-                let mut out = new.clone();
+            Err((_, mut out)) => {
                 match old.and_then(managed_fields_of) {
                     Some(mf) => {
                         let mf = mf.clone();
@@ -594,17 +603,41 @@ impl FieldManager {
         manager: &str,
         now: DateTime<Utc>,
     ) -> Result<Value, UpdateError> {
-        let live = old.cloned().unwrap_or_else(|| json!({}));
-        let managed = self.decode_live_or_new(&live, new);
-        let new = without_managed_fields(new);
+        self.try_update_owned(old, new.clone(), manager, now)
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`FieldManager::try_update`] of an owned object; on failure the object comes
+    /// back (without managedFields) with the error.
+    fn try_update_owned(
+        &self,
+        old: Option<&Value>,
+        mut new: Value,
+        manager: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Value, (UpdateError, Value)> {
+        let empty = json!({});
+        let live = old.unwrap_or(&empty);
+        let managed = self.decode_live_or_new(live, &new);
+        remove_managed_fields(&mut new);
         // skipnonapplied: an existing object without managedFields stays untracked.
-        if managed.is_empty() && !str_at(&live, "/metadata/uid").is_empty() {
+        if managed.is_empty() && !str_at(live, "/metadata/uid").is_empty() {
             return Ok(new);
         }
-        let (mut obj, managed) =
-            self.update_tracked(&without_managed_fields(&live), &new, managed, manager, now)?;
-        set_managed_fields(&mut obj, &managed);
-        Ok(obj)
+        let stripped;
+        let live = if managed_fields_of(live).is_some() {
+            stripped = without_managed_fields(live);
+            &stripped
+        } else {
+            live
+        };
+        match self.update_tracked(live, &new, managed, manager, now) {
+            Ok(managed) => {
+                set_managed_fields(&mut new, &managed);
+                Ok(new)
+            }
+            Err(e) => Err((e, new)),
+        }
     }
 
     fn decode_live_or_new(&self, live: &Value, new: &Value) -> Managed {
@@ -630,7 +663,7 @@ impl FieldManager {
         mut managed: Managed,
         manager: &str,
         now: DateTime<Utc>,
-    ) -> Result<(Value, Managed), UpdateError> {
+    ) -> Result<Managed, UpdateError> {
         let manager = if manager.is_empty() {
             "unknown"
         } else {
@@ -679,7 +712,7 @@ impl FieldManager {
             managed.times.insert(id, format_time(now));
         }
         self.cap_update_managers(&mut managed);
-        Ok((new.clone(), managed))
+        Ok(managed)
     }
 
     /// Merges the oldest `Update` entries into per-version `ancient-changes` entries until
