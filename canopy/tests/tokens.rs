@@ -246,6 +246,29 @@ async fn issued_tokens_revocation_expiry_and_rotation_across_replicas() {
         .unwrap()
         .iter()
         .all(|t| t["status"].get("token").is_none()));
+    // a user holds at most 100 live tokens
+    let mut held = list["items"].as_array().unwrap().len();
+    while held < 100 {
+        let (code, b) = as_alice
+            .post(
+                TOKENS,
+                json!({"kind": "Token", "spec": {"expirationSeconds": 600}}),
+            )
+            .await;
+        assert_eq!(code, 201, "token {held}: {b}");
+        held += 1;
+    }
+    let (code, b) = as_alice
+        .post(
+            TOKENS,
+            json!({"kind": "Token", "spec": {"expirationSeconds": 600}}),
+        )
+        .await;
+    assert_eq!(code, 403, "{b}");
+    assert!(
+        b["message"].as_str().unwrap().contains("100 live tokens"),
+        "{b}"
+    );
     let table = canopy_ok(&admin_kc, &["token", "list"]).await;
     let bob_id = table
         .lines()

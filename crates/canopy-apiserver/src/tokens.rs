@@ -11,8 +11,8 @@
 //!   `status.token`; only this response ever holds it (records keep the id, `jti`).
 //! - `GET .../tokens[/<id>]` lists or reads records; `DELETE .../tokens/<id>` revokes.
 //! - Who may: superusers (`system:masters`, `system:kcp:admin`) for anyone; everyone
-//!   else only for themselves, with a subset of their own groups. Another user's token
-//!   is answered as not found.
+//!   else only for themselves, with a subset of their own groups, and at most
+//!   [`MAX_TOKENS_PER_USER`] live ones. Another user's token is answered as not found.
 //!
 //! **Verifiers.** `GET /openid/v1/jwks` (public) serves the verification keys.
 //! `GET /internal/tokens/state?after=<v>&timeoutSeconds=<n>` (superusers: the
@@ -51,6 +51,8 @@ pub const SYSTEM_CLUSTER: &str = "system:tokens";
 pub const PREFIX: &str = "/services/tokens";
 /// Lifetime of a token when the request names none (720h, like `canopy token create`).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30 * 86400);
+/// Most live tokens a user who is not an admin may hold (each is a stored record).
+pub const MAX_TOKENS_PER_USER: usize = 100;
 /// How often expired records are collected.
 const COLLECT_EVERY: Duration = Duration::from_secs(60);
 
@@ -619,6 +621,18 @@ async fn create(
         if let Some(g) = groups.iter().find(|g| !own.contains(g.as_str())) {
             return Err(ApiError::forbidden_message(format!(
                 "tokens.{GROUP} is forbidden: User {:?} cannot create tokens with group {g:?}, which it is not a member of",
+                user.name
+            )));
+        }
+    }
+    if !admin {
+        let held = live_records(api)
+            .iter()
+            .filter(|o| owner(&o.value) == for_user)
+            .count();
+        if held >= MAX_TOKENS_PER_USER {
+            return Err(ApiError::forbidden_message(format!(
+                "tokens.{GROUP} is forbidden: User {:?} already holds {held} live tokens, the most a user may hold; revoke some first",
                 user.name
             )));
         }
