@@ -33,15 +33,11 @@ use std::time::Duration;
 
 use canopy_auth::{Pki, TokenIssuer};
 use canopy_cache::wire::{reader_user, shard_user, READER_GROUP, SHARD_GROUP};
-use futures::FutureExt;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_rustls::rustls;
-use tokio_rustls::TlsAcceptor;
+
+use canopy_https::TlsAcceptor;
 
 /// How to run a cache server.
 #[derive(Debug, Clone)]
@@ -236,22 +232,25 @@ impl Drop for CacheServer {
 }
 
 fn acceptor(cert_pem: &str, key_pem: &str) -> Result<TlsAcceptor, CacheServerError> {
-    let tls = |e: &dyn std::fmt::Display| CacheServerError::Tls(e.to_string());
-    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| tls(&e))?;
-    let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
-        .map_err(|e| tls(&e))?
-        .ok_or_else(|| CacheServerError::Tls("no private key found".into()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls(&e))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| tls(&e))?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(cfg)))
+    canopy_https::acceptor(&canopy_https::ServerTls {
+        cert_pem: cert_pem.to_string(),
+        key_pem: key_pem.to_string(),
+        client_ca_pem: None,
+    })
+    .map_err(|e| CacheServerError::Tls(e.to_string()))
+}
+
+fn on_panic() -> hyper::Response<http::Body> {
+    let s = canopy_cache::Status::failure(
+        500,
+        "InternalError",
+        "the cache server panicked while handling the request",
+    );
+    let mut r = hyper::Response::new(http_body_util::BodyExt::boxed(http_body_util::Full::new(
+        bytes::Bytes::from(serde_json::to_vec(&s).unwrap_or_default()),
+    )));
+    *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+    r
 }
 
 /// Accepts connections until `shutdown`, then lets open ones finish (up to 5 s).
@@ -261,73 +260,18 @@ async fn serve(
     acceptor: TlsAcceptor,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-            let svc = service_fn(move |req| {
-                let app = app.clone();
-                async move {
-                    let resp = match std::panic::AssertUnwindSafe(http::handle(app, req))
-                        .catch_unwind()
-                        .await
-                    {
-                        Ok(r) => r,
-                        Err(_) => {
-                            let s = canopy_cache::Status::failure(
-                                500,
-                                "InternalError",
-                                "the cache server panicked while handling the request",
-                            );
-                            let mut r = hyper::Response::new(http_body_util::BodyExt::boxed(
-                                http_body_util::Full::new(bytes::Bytes::from(
-                                    serde_json::to_vec(&s).unwrap_or_default(),
-                                )),
-                            ));
-                            *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-                            r
-                        }
-                    };
-                    Ok::<_, std::convert::Infallible>(resp)
-                }
-            });
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-            let conn = watcher.watch(conn.into_owned());
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with error");
-            }
-        });
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(5)) => {
-            tracing::warn!("connections still open after 5 s; closing them");
-        }
-    }
+    let handle = move |req, _conn| http::handle(app.clone(), req);
+    canopy_https::serve(
+        listener,
+        acceptor,
+        handle,
+        on_panic,
+        shutdown,
+        || {},
+        canopy_https::ServeOptions {
+            grace: Duration::from_secs(5),
+            upgrades: true,
+        },
+    )
+    .await;
 }

@@ -721,7 +721,7 @@ pub async fn create_object(
     if explicit.is_empty() && !generate.is_empty() {
         meta::set_meta(&mut obj, "name", json!(generate_name(&generate)));
     }
-    let mut obj = crate::fieldmanager::track_update(ctx, res, None, obj)?;
+    let obj = crate::fieldmanager::track_update(ctx, res, None, obj)?;
     validate_all(res, &obj, None)?;
     check_namespace(api, ctx, res, &ns)?;
     if dry_run(ctx) {
