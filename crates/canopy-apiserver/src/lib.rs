@@ -107,6 +107,9 @@ pub(crate) struct Inner {
     /// does not hold root (refreshed with the shard's load report).
     pub type_mirror:
         parking_lot::RwLock<std::sync::Arc<std::collections::HashMap<String, serde_json::Value>>>,
+    /// Shards this shard's scheduler chose lately (for loads not reported yet).
+    pub recent_assignments:
+        parking_lot::Mutex<std::collections::VecDeque<(std::time::Instant, String)>>,
     /// Becomes true when the server shuts down; open watches end then.
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// The global view of replicated objects of every shard, when a cache server is
@@ -133,6 +136,7 @@ impl ApiServer {
                 peers: Default::default(),
                 paths: Default::default(),
                 type_mirror: Default::default(),
+                recent_assignments: Default::default(),
                 global: std::sync::OnceLock::new(),
             }),
         }

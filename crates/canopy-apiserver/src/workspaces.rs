@@ -149,7 +149,6 @@ pub const LOGICAL_CLUSTERS_ANNOTATION: &str = "canopy.dev/logical-clusters";
 /// `spec.location.selector` (all when it has none), the one holding the fewest logical
 /// clusters (ties broken at random). With no `Shard` registered at all, this shard.
 pub async fn schedule(api: &ApiServer, ws: &Value) -> Result<String, String> {
-    let store = &api.inner.store;
     let shards = shard_objects(api).await;
     if shards.is_empty() {
         return Ok(api.inner.config.shard_name.clone());
@@ -161,11 +160,20 @@ pub async fn schedule(api: &ApiServer, ws: &Value) -> Result<String, String> {
         ),
         _ => None,
     };
-    // the assignments this shard made count at once (the reported loads lag behind)
+    // The loads on the Shard objects are reported every few seconds: assignments this
+    // shard made since then count at once (kept for twice the report interval).
+    let now = std::time::Instant::now();
     let mut pending: std::collections::HashMap<String, u64> = Default::default();
-    for w in store.list_all(WORKSPACES, None, None) {
-        if let Some(h) = meta::annotation(&w.value, SHARD_ANNOTATION) {
-            *pending.entry(h.to_string()).or_default() += 1;
+    {
+        let mut recent = api.inner.recent_assignments.lock();
+        while recent
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > RECENT_ASSIGNMENTS)
+        {
+            recent.pop_front();
+        }
+        for (_, name) in recent.iter() {
+            *pending.entry(name.clone()).or_default() += 1;
         }
     }
     let mut candidates: Vec<(u64, String)> = shards
@@ -181,8 +189,7 @@ pub async fn schedule(api: &ApiServer, ws: &Value) -> Result<String, String> {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0u64);
             let name = meta::name(s).to_string();
-            let hash = canopy_core::resource::shard_hash(&name);
-            (load + pending.get(&hash).copied().unwrap_or(0), name)
+            (load + pending.get(&name).copied().unwrap_or(0), name)
         })
         .collect();
     if candidates.is_empty() {
@@ -191,8 +198,17 @@ pub async fn schedule(api: &ApiServer, ws: &Value) -> Result<String, String> {
     use rand::seq::SliceRandom;
     candidates.shuffle(&mut rand::rng());
     candidates.sort_by_key(|(load, _)| *load);
-    Ok(candidates.remove(0).1)
+    let chosen = candidates.remove(0).1;
+    api.inner
+        .recent_assignments
+        .lock()
+        .push_back((now, chosen.clone()));
+    Ok(chosen)
 }
+
+/// How long a shard's own assignments count on top of the reported loads (twice the
+/// 5 s report interval of `controllers.rs`).
+const RECENT_ASSIGNMENTS: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Root's objects of `resource` from the cache server's global view, once it has
 /// synced (`None`: no cache server, or not synced yet).
