@@ -208,6 +208,34 @@ async fn issued_tokens_revocation_expiry_and_rotation_across_replicas() {
         .await;
     assert_eq!(code, 201, "{mine}");
     assert_eq!(mine["spec"]["user"], "alice");
+    assert_eq!(
+        mine["status"]["issuedWith"],
+        jwt_field(&alice_token, 1, "jti")
+    );
+    // a token issued with a token does not outlive it (alice's expires in 1 h)
+    let (code, long) = as_alice
+        .post(
+            TOKENS,
+            json!({"kind": "Token", "spec": {"expirationSeconds": 86400}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{long}");
+    let ts = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v["status"]["expirationTimestamp"].as_str().unwrap())
+            .unwrap()
+            .timestamp()
+    };
+    let alice_exp: i64 = jwt_field_i64(&alice_token, "exp");
+    assert!(ts(&long) <= alice_exp, "{long}");
+    // an independent token of alice's (issued by the admin)
+    let (code, independent) = admin
+        .post(
+            TOKENS,
+            json!({"kind": "Token", "spec": {"user": "alice", "expirationSeconds": 3600}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{independent}");
+    assert!(independent["status"].get("issuedWith").is_none());
     let (code, b) = as_alice
         .post(TOKENS, json!({"kind": "Token", "spec": {"user": "bob"}}))
         .await;
@@ -325,8 +353,15 @@ async fn issued_tokens_revocation_expiry_and_rotation_across_replicas() {
     assert!(err.contains("Unauthorized"), "{err}");
     let (code, _) = admin.get(&format!("{TOKENS}/{alice_id}")).await;
     assert_eq!(code, 404, "a revoked token is gone from the API");
-    // alice's other token is unaffected
-    let other_alice = env.client(mine["status"]["token"].as_str());
+    // the tokens alice issued with it are revoked with it; her independent one is not
+    let child = env.client(mine["status"]["token"].as_str());
+    within(
+        Duration::from_secs(2),
+        "a child token revoked with its parent",
+        || async { status_of(&child, "/version").await == 401 },
+    )
+    .await;
+    let other_alice = env.client(independent["status"]["token"].as_str());
     assert_eq!(
         status_of(&other_alice, "/clusters/root:acme/api/v1/configmaps").await,
         200
@@ -386,7 +421,7 @@ async fn issued_tokens_revocation_expiry_and_rotation_across_replicas() {
             status_of(&c, "/clusters/root:acme/api/v1/configmaps").await == 200
         })
         .await;
-        let old = Client::new(url, ca, mine["status"]["token"].as_str());
+        let old = Client::new(url, ca, independent["status"]["token"].as_str());
         assert_eq!(
             status_of(&old, "/clusters/root:acme/api/v1/configmaps").await,
             200
@@ -407,7 +442,7 @@ async fn issued_tokens_revocation_expiry_and_rotation_across_replicas() {
     let alice2_kc = env.kubeconfig_for(
         "alice2",
         "root:acme",
-        mine["status"]["token"].as_str().unwrap(),
+        independent["status"]["token"].as_str().unwrap(),
     );
     let (ok, _, err) = canopy(&alice2_kc, &["token", "rotate-key"]).await;
     assert!(!ok && err.contains("forbidden"), "{err}");
@@ -421,4 +456,13 @@ fn jwt_field(token: &str, part: usize, field: &str) -> String {
         base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, p).unwrap();
     let v: Value = serde_json::from_slice(&bytes).unwrap();
     v[field].as_str().unwrap().to_string()
+}
+
+/// A number claim of a JWT.
+fn jwt_field_i64(token: &str, field: &str) -> i64 {
+    let p = token.split('.').nth(1).unwrap();
+    let bytes =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, p).unwrap();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    v[field].as_i64().unwrap()
 }

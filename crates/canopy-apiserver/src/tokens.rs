@@ -178,12 +178,65 @@ pub async fn issue(
     Ok((out, token))
 }
 
+/// Records that `record` was issued with token `parent` (revoked with it).
+async fn set_parent(api: &ApiServer, mut record: Value, parent: &str) -> Result<Value, ApiError> {
+    let name = record
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let token = record["status"]["token"].take();
+    let Some(cur) = api.inner.store.get(&key(&name)) else {
+        return Err(ApiError::internal("token record vanished"));
+    };
+    let mut v = cur.value.clone();
+    v["status"]["issuedWith"] = json!(parent);
+    let stored = api
+        .inner
+        .store
+        .apply(Mutation::Update {
+            key: key(&name),
+            expected_rv: Some(cur.rv),
+            value: v,
+        })
+        .await
+        .map_err(storage_error)?;
+    record = present(&stored);
+    record["status"]["token"] = token;
+    Ok(record)
+}
+
 fn storage_error(e: StorageError) -> ApiError {
     ApiError::internal(format!("token records: {e}"))
 }
 
-/// Revokes token `name`; false if there is no such live token.
+/// Revokes token `name` and every live token issued with it (transitively); `None` if
+/// there is no such live token.
 pub async fn revoke(api: &ApiServer, name: &str) -> Result<Option<Value>, ApiError> {
+    let first = revoke_one(api, name).await?;
+    if first.is_some() {
+        let mut queue = vec![name.to_string()];
+        while let Some(parent) = queue.pop() {
+            let t = now();
+            let children = records(api, &|o| {
+                !is_revoked(&o.value)
+                    && expiry(&o.value) > t
+                    && o.value
+                        .pointer("/status/issuedWith")
+                        .and_then(Value::as_str)
+                        == Some(parent.as_str())
+            });
+            for c in children {
+                if revoke_one(api, &c.key.name).await?.is_some() {
+                    queue.push(c.key.name.clone());
+                }
+            }
+        }
+    }
+    Ok(first)
+}
+
+async fn revoke_one(api: &ApiServer, name: &str) -> Result<Option<Value>, ApiError> {
     loop {
         let Some(cur) = api.inner.store.get(&key(name)) else {
             return Ok(None);
@@ -639,7 +692,23 @@ async fn create(
     }
     // every holder is system:authenticated anyway
     groups.retain(|g| g != "system:authenticated");
-    let (record, _) = issue(
+    // A token issued with a token may neither outlive it nor survive its revocation.
+    let parent = user
+        .extra
+        .get(canopy_auth::token::CREDENTIAL_ID_EXTRA)
+        .and_then(|v| v.first())
+        .and_then(|v| v.strip_prefix("JTI="))
+        .map(str::to_string);
+    let parent_expiry = user
+        .extra
+        .get(canopy_auth::token::CREDENTIAL_EXPIRY_EXTRA)
+        .and_then(|v| v.first())
+        .and_then(|v| v.parse::<i64>().ok());
+    let mut ttl = ttl;
+    if let (false, Some(exp)) = (admin, parent_expiry) {
+        ttl = ttl.min(exp.saturating_sub(now()).max(1) as u64);
+    }
+    let (mut record, _) = issue(
         api,
         &for_user,
         &groups,
@@ -647,6 +716,9 @@ async fn create(
         &user.name,
     )
     .await?;
+    if let (false, Some(p)) = (admin, parent) {
+        record = set_parent(api, record, &p).await?;
+    }
     let id = record
         .pointer("/metadata/name")
         .and_then(Value::as_str)

@@ -449,17 +449,33 @@ impl TokenVerifier {
     }
 }
 
-/// Who a token's claims name (every token holder is also `system:authenticated`).
+/// The user extra naming the token a request was made with, as kube names bound
+/// service-account tokens: `JTI=<token id>`.
+pub const CREDENTIAL_ID_EXTRA: &str = "authentication.kubernetes.io/credential-id";
+/// The user extra holding when that token expires (Unix seconds).
+pub const CREDENTIAL_EXPIRY_EXTRA: &str = "authentication.canopy.dev/credential-expires-at";
+
+/// Who a token's claims name (every token holder is also `system:authenticated`), with
+/// the token's id and expiry as extras (the token service uses them: a token a user
+/// issues for themselves may not outlive, nor survive the revocation of, the one used).
 pub(crate) fn user_of(c: Claims) -> UserInfo {
     let mut groups = c.groups;
     if !groups.iter().any(|g| g == "system:authenticated") {
         groups.push("system:authenticated".into());
     }
+    let mut extra = std::collections::BTreeMap::new();
+    if !c.jti.is_empty() {
+        extra.insert(
+            CREDENTIAL_ID_EXTRA.to_string(),
+            vec![format!("JTI={}", c.jti)],
+        );
+        extra.insert(CREDENTIAL_EXPIRY_EXTRA.to_string(), vec![c.exp.to_string()]);
+    }
     UserInfo {
         name: c.sub,
         uid: c.uid,
         groups,
-        extra: Default::default(),
+        extra,
     }
 }
 
