@@ -35,11 +35,21 @@ pub struct TokenState {
 }
 
 /// Verifies tokens against the current keys and revocations. Cheap to share (`Arc`).
+///
+/// A token whose signature verified is remembered (by the SHA-256 of the token) with its
+/// claims, so the next request with it skips the ES256 check (some 300 µs of CPU);
+/// expiry and revocation are still checked on every request. The memory is dropped
+/// whenever a verification key goes away, and when it holds [`VERIFIED_CACHE_SIZE`]
+/// tokens.
 #[derive(Debug, Default)]
 pub struct Authenticator {
     verifier: RwLock<TokenVerifier>,
     revoked: RwLock<HashMap<String, i64>>,
+    verified: RwLock<HashMap<[u8; 32], crate::token::Claims>>,
 }
+
+/// Most verified tokens remembered at once.
+pub const VERIFIED_CACHE_SIZE: usize = 65_536;
 
 impl Authenticator {
     /// Starts with `verifier`'s keys and nothing revoked.
@@ -47,16 +57,41 @@ impl Authenticator {
         Authenticator {
             verifier: RwLock::new(verifier),
             revoked: Default::default(),
+            verified: Default::default(),
         }
     }
 
     /// Verifies `token` and returns who it authenticates.
     pub fn authenticate(&self, token: &str) -> Result<UserInfo, AuthError> {
-        let claims = self
-            .verifier
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let cached = self
+            .verified
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .verify(token)?;
+            .get(&digest)
+            .cloned();
+        let claims = match cached {
+            Some(c) => {
+                if c.exp + crate::token::LEEWAY_SECONDS < chrono::Utc::now().timestamp() {
+                    return Err(AuthError::InvalidToken);
+                }
+                c
+            }
+            None => {
+                let c = self
+                    .verifier
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .verify(token)?;
+                let mut verified = self.verified.write().unwrap_or_else(|e| e.into_inner());
+                if verified.len() >= VERIFIED_CACHE_SIZE {
+                    verified.clear();
+                }
+                verified.insert(digest, c.clone());
+                c
+            }
+        };
         if self
             .revoked
             .read()
@@ -89,7 +124,16 @@ impl Authenticator {
         if v.key_ids().is_empty() {
             return;
         }
-        *self.verifier.write().unwrap_or_else(|e| e.into_inner()) = v;
+        let mut cur = self.verifier.write().unwrap_or_else(|e| e.into_inner());
+        let new: std::collections::HashSet<&str> = v.key_ids().into_iter().collect();
+        if cur.key_ids().iter().any(|k| !new.contains(k)) {
+            // tokens of a key that went away must fail from now on
+            self.verified
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+        }
+        *cur = v;
     }
 
     /// Replaces the revocations.
@@ -232,5 +276,53 @@ mod tests {
         assert_eq!(fresh.authenticate(&d).unwrap().name, "dave");
         let json = serde_json::to_value(&bad).unwrap();
         assert!(json.get("resourceVersion").is_some());
+    }
+
+    #[test]
+    fn remembered_tokens_still_expire_and_lose_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = TokenIssuer::load_or_create(dir.path()).unwrap();
+        let auth = Authenticator::new(issuer.verifier());
+        let now = chrono::Utc::now().timestamp();
+        let short = issuer
+            .sign(&crate::token::Claims {
+                iss: crate::token::ISSUER.into(),
+                sub: "eve".into(),
+                groups: vec![],
+                uid: "u".into(),
+                iat: now,
+                exp: now,
+                jti: "short".into(),
+            })
+            .unwrap();
+        // verified once (remembered), then refused once past its expiry and leeway
+        assert_eq!(auth.authenticate(&short).unwrap().name, "eve");
+        assert_eq!(auth.authenticate(&short).unwrap().name, "eve");
+        std::thread::sleep(Duration::from_millis(2100));
+        assert!(auth.authenticate(&short).is_err());
+
+        // a remembered token of a key that goes away is refused
+        let long = issuer.issue("frank", &[], Duration::from_secs(60)).unwrap();
+        assert!(auth.authenticate(&long).is_ok());
+        let other = TokenIssuer::load_or_create(&dir.path().join("other")).unwrap();
+        auth.set_keys(other.verifier());
+        assert!(auth.authenticate(&long).is_err());
+        // adding keys keeps what was remembered
+        let mut both = other.verifier();
+        both.merge(&issuer.verifier());
+        auth.set_keys(both.clone());
+        assert!(auth.authenticate(&long).is_ok());
+        let mut more = both;
+        more.merge(
+            &TokenIssuer::load_or_create(&dir.path().join("third"))
+                .unwrap()
+                .verifier(),
+        );
+        auth.set_keys(more);
+        assert!(auth.authenticate(&long).is_ok());
+        // and a forged token never gets in by its digest
+        let mut parts: Vec<&str> = long.split('.').collect();
+        parts[2] = "AAAA";
+        assert!(auth.authenticate(&parts.join(".")).is_err());
     }
 }

@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 use crate::{AuthError, UserInfo};
 
 pub const ISSUER: &str = "canopy";
+/// Seconds a token is still accepted after its `exp`.
+pub const LEEWAY_SECONDS: i64 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
@@ -427,7 +429,7 @@ impl TokenVerifier {
         v.set_required_spec_claims(&["exp", "iss", "sub"]);
         // clocks of issuer and verifiers are synchronized (one service): an expired
         // token is refused within 2 s of its expiry everywhere
-        v.leeway = 1;
+        v.leeway = LEEWAY_SECONDS as u64;
         let kid = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthError::InvalidToken)?
             .kid;
