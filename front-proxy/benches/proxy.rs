@@ -164,8 +164,12 @@ struct Cpu {
     client: f64,
     other: f64,
     postgres: f64,
-    /// The whole machine's busy CPU seconds (/proc/stat).
+    /// The whole machine's busy CPU seconds (/proc/stat, steal excluded).
     machine: f64,
+    /// Of which interrupt and softirq time (loopback networking), not charged to threads.
+    irq: f64,
+    /// Time the hypervisor gave to others.
+    steal: f64,
 }
 
 impl Cpu {
@@ -235,13 +239,10 @@ impl Cpu {
                     .filter_map(|x| x.parse().ok())
                     .collect();
                 // user nice system idle iowait irq softirq steal
-                let busy: u64 = v
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != 3 && *i != 4 && *i < 8)
-                    .map(|(_, x)| *x)
-                    .sum();
-                c.machine = busy as f64 / TICKS;
+                let f = |i: usize| v.get(i).copied().unwrap_or(0) as f64 / TICKS;
+                c.machine = f(0) + f(1) + f(2) + f(5) + f(6);
+                c.irq = f(5) + f(6);
+                c.steal = f(7);
             }
         }
         c
@@ -254,6 +255,8 @@ impl Cpu {
         self.other += c.other;
         self.postgres += c.postgres;
         self.machine += c.machine;
+        self.irq += c.irq;
+        self.steal += c.steal;
     }
 
     fn since(&self, before: &Cpu) -> Cpu {
@@ -267,19 +270,38 @@ impl Cpu {
             other: d(self.other, before.other),
             postgres: d(self.postgres, before.postgres),
             machine: d(self.machine, before.machine),
+            irq: d(self.irq, before.irq),
+            steal: d(self.steal, before.steal),
         }
     }
 
-    /// "shards 41% · proxy 52% · client 60% · pg 1% · machine 190%" of `wall`.
+    /// Busy CPU seconds of everything else on the machine (other processes).
+    fn rest(&self) -> f64 {
+        (self.machine
+            - self.shards
+            - self.proxy
+            - self.client
+            - self.other
+            - self.postgres
+            - self.irq)
+            .max(0.0)
+    }
+
+    /// Every part's share of `wall`, for stderr.
     fn split(&self, wall: Duration) -> String {
         let p = |x: f64| format!("{:.0}%", 100.0 * x / wall.as_secs_f64());
+        let rest = self.rest();
         format!(
-            "shards {} · proxy {} · client {} · PostgreSQL {} · machine {} (of 200%)",
+            "shards {} · proxy {} · client {} · other threads {} · PostgreSQL {} · irq+softirq {} · rest of the machine {} · machine {} (of 200%) · steal {}",
             p(self.shards),
             p(self.proxy),
             p(self.client),
+            p(self.other),
             p(self.postgres),
-            p(self.machine)
+            p(self.irq),
+            p(rest),
+            p(self.machine),
+            p(self.steal)
         )
     }
 }
@@ -646,18 +668,19 @@ async fn run(cfg: Config, rts: Runtimes) {
     println!(
         "CPU per request (all of this process's threads of each part, PostgreSQL's processes):\n"
     );
-    println!("| path | shards | proxy | client | PostgreSQL |");
-    println!("| --- | --- | --- | --- | --- |");
-    for (name, c, n) in [
-        ("direct", &d_cpu, d_lat.len()),
-        ("through the proxy", &p_cpu, p_lat.len()),
+    println!("| path | shards | proxy | client | PostgreSQL | meanwhile, other processes on the machine |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for (name, c, n, wall) in [
+        ("direct", &d_cpu, d_lat.len(), d_wall),
+        ("through the proxy", &p_cpu, p_lat.len(), p_wall),
     ] {
         println!(
-            "| {name} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {:.0}% of a core |",
             per_req(c.shards, n),
             per_req(c.proxy, n),
             per_req(c.client, n),
-            per_req(c.postgres, n)
+            per_req(c.postgres, n),
+            100.0 * c.rest() / wall.as_secs_f64(),
         );
     }
     println!();
@@ -669,9 +692,11 @@ async fn run(cfg: Config, rts: Runtimes) {
     for _ in 0..rounds {
         verifier.verify(&token).expect("valid token");
     }
+    let jwt_us = t.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+    let ring_us = ring_verify_us(&token, &env.issuer().public_key_pem(), rounds)
+        .map_or("n/a".to_string(), |us| format!("{us:.0} µs"));
     println!(
-        "Bearer token check alone (ES256 signature, `TokenVerifier::verify`): {:.0} µs per request.\n",
-        t.elapsed().as_secs_f64() * 1e6 / rounds as f64
+        "Bearer token check alone, on one thread: `TokenVerifier::verify` (jsonwebtoken, ES256) {jwt_us:.0} µs per request; the same signature checked with ring's P-256 (what rustls uses) {ring_us}.\n"
     );
     eprintln!("direct:  {}", d_cpu.split(d_wall));
     eprintln!("proxied: {}", p_cpu.split(p_wall));
@@ -683,13 +708,13 @@ async fn run(cfg: Config, rts: Runtimes) {
         cfg.clients,
         cfg.closed.as_secs_f64()
     );
-    println!("| target | requests/s | p50 | p99 | CPU: shards · proxy · client · PostgreSQL · whole machine (of 200%) | CPU per request: shards + proxy |");
+    println!("| target | requests/s | p50 | p99 | CPU (% of one core): shards · proxy · client · PostgreSQL · kernel irq · other processes | CPU per request: shards + proxy |");
     println!("| --- | --- | --- | --- | --- | --- |");
     let row = |name: &str, r: &ClosedLoop| {
         let p = |x: f64| format!("{:.0}%", 100.0 * x / r.wall.as_secs_f64());
         let us = |x: f64| format!("{:.0} µs", x * 1e6 / r.requests.max(1) as f64);
         println!(
-            "| {name} | {:.0} | {} | {} | {} · {} · {} · {} · {} | {} + {} |",
+            "| {name} | {:.0} | {} | {} | {} · {} · {} · {} · {} · {} | {} + {} |",
             r.requests as f64 / r.wall.as_secs_f64(),
             ms(percentile(&r.latencies, 0.5)),
             ms(percentile(&r.latencies, 0.99)),
@@ -697,13 +722,15 @@ async fn run(cfg: Config, rts: Runtimes) {
             p(r.cpu.proxy),
             p(r.cpu.client),
             p(r.cpu.postgres),
-            p(r.cpu.machine),
+            p(r.cpu.irq),
+            p(r.cpu.rest()),
             us(r.cpu.shards),
             us(r.cpu.proxy),
         );
     };
     let r = closed_loop(&rts, &direct, cfg.clients, cfg.warmup, cfg.closed).await;
     row("direct to one shard", &r);
+    eprintln!("direct to one shard: {}", r.cpu.split(r.wall));
     for n in 1..=3 {
         let proxy = start_replica(&rts, options_for(&env, n)).await;
         let t = Target {
@@ -713,13 +740,12 @@ async fn run(cfg: Config, rts: Runtimes) {
             paths: (0..n).map(cm).collect(),
         };
         let r = closed_loop(&rts, &t, cfg.clients, cfg.warmup, cfg.closed).await;
-        row(
-            &format!(
-                "proxy, {n} shard{}",
-                if n == 1 { "" } else { "s, requests spread" }
-            ),
-            &r,
+        let name = format!(
+            "proxy, {n} shard{}",
+            if n == 1 { "" } else { "s, requests spread" }
         );
+        row(&name, &r);
+        eprintln!("{name}: {}", r.cpu.split(r.wall));
         proxy.stop().await;
     }
     println!();
@@ -781,6 +807,8 @@ async fn run(cfg: Config, rts: Runtimes) {
     tokio::time::sleep(Duration::from_secs(if cfg.bench { 3 } else { 1 })).await;
 
     // in this process: a fresh replica, its time to ready and the RSS it added
+    let cpu0 = Cpu::now();
+    let t_restarts = Instant::now();
     let rss0 = rss_bytes();
     let t = Instant::now();
     let replica = start_replica(&rts, options_for(&env, 3)).await;
@@ -819,6 +847,9 @@ async fn run(cfg: Config, rts: Runtimes) {
         }
     }
 
+    let restarts_cpu = Cpu::now().since(&cpu0);
+    let restarts_wall = t_restarts.elapsed();
+    eprintln!("index restarts: {}", restarts_cpu.split(restarts_wall));
     println!("### Index: {n} logical clusters over 3 shards, then a fresh proxy replica\n");
     println!("| measure | value |");
     println!("| --- | --- |");
@@ -858,6 +889,10 @@ async fn run(cfg: Config, rts: Runtimes) {
         big_hwm as f64 / 1024.0,
         proc_delta as f64 / (want - small_entries).max(1) as f64
     );
+    println!(
+        "| meanwhile (restarts above), other processes on the machine | {:.0}% of a core |",
+        100.0 * restarts_cpu.rest() / restarts_wall.as_secs_f64()
+    );
     let est = index_estimate(&names, n);
     println!(
         "| index maps' heap, computed from their sizes | {:.1} MiB ({:.0} bytes per entry) |",
@@ -868,6 +903,31 @@ async fn run(cfg: Config, rts: Runtimes) {
     if !cfg.bench {
         eprintln!("(smoke pass: `cargo bench -p front-proxy --bench proxy` measures)");
     }
+}
+
+/// Microseconds per check of `token`'s ES256 signature with ring (for comparison with
+/// the pure-Rust backend `canopy-auth` uses); `None` if the key or token do not parse.
+fn ring_verify_us(token: &str, public_key_pem: &str, rounds: usize) -> Option<f64> {
+    use base64::Engine;
+    let b64: String = public_key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    // a P-256 SubjectPublicKeyInfo ends with the 65-byte uncompressed point
+    let point = &der[der.len().checked_sub(65)?..];
+    let (signed, sig) = token.rsplit_once('.')?;
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sig)
+        .ok()?;
+    let key =
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, point);
+    key.verify(signed.as_bytes(), &sig).ok()?;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        key.verify(signed.as_bytes(), &sig).ok()?;
+    }
+    Some(t.elapsed().as_secs_f64() * 1e6 / rounds as f64)
 }
 
 /// What the index's two hash maps (path → (name, shard), name → (path, shard)) hold
