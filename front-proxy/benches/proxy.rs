@@ -833,6 +833,23 @@ async fn run(cfg: Config, rts: Runtimes) {
         r.stop().await;
     }
 
+    // what a replica reads to rebuild: each shard's list of LogicalCluster objects
+    let mut list_bytes = 0;
+    for i in 0..env.shard_count() {
+        let resp = env
+            .shard(i)
+            .admin()
+            .request(
+                reqwest::Method::GET,
+                "/clusters/*/apis/core.kcp.io/v1alpha1/logicalclusters",
+            )
+            .send()
+            .await
+            .expect("list logical clusters");
+        assert_eq!(resp.status().as_u16(), 200);
+        list_bytes += resp.bytes().await.expect("list body").len();
+    }
+
     // as a separate process: `front-proxy` started now, against one started before
     let mut process_ready = Vec::new();
     let mut big_rss = 0;
@@ -898,6 +915,11 @@ async fn run(cfg: Config, rts: Runtimes) {
         "| index maps' heap, computed from their sizes | {:.1} MiB ({:.0} bytes per entry) |",
         est as f64 / 1048576.0,
         est as f64 / n as f64
+    );
+    println!(
+        "| what a replica reads to rebuild it (the 3 shards' LogicalCluster lists) | {:.1} MiB of JSON ({:.0} bytes per entry) |",
+        list_bytes as f64 / 1048576.0,
+        list_bytes as f64 / want as f64
     );
     println!();
     if !cfg.bench {
