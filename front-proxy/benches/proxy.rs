@@ -804,7 +804,31 @@ async fn run(cfg: Config, rts: Runtimes) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(env.proxy.index_len(), want, "the harness proxy's index");
-    tokio::time::sleep(Duration::from_secs(if cfg.bench { 3 } else { 1 })).await;
+    // the shards and PostgreSQL keep working on what was just written for a while:
+    // wait until they are idle, so that the replica is measured alone
+    let t_settle = Instant::now();
+    let settle_for = Duration::from_secs(if cfg.bench { 180 } else { 10 });
+    let mut idle_windows = 0;
+    while idle_windows < 3 && t_settle.elapsed() < settle_for {
+        let c0 = Cpu::now();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let c = Cpu::now().since(&c0);
+        if c.shards + c.postgres < 0.1 {
+            idle_windows += 1;
+        } else {
+            idle_windows = 0;
+        }
+    }
+    let settled = t_settle.elapsed();
+    eprintln!(
+        "shards and PostgreSQL idle again {:.1} s after the last placement{}",
+        settled.as_secs_f64(),
+        if idle_windows < 3 {
+            " (gave up waiting)"
+        } else {
+            ""
+        }
+    );
 
     // in this process: a fresh replica, its time to ready and the RSS it added
     let cpu0 = Cpu::now();
@@ -875,6 +899,10 @@ async fn run(cfg: Config, rts: Runtimes) {
         created.as_secs_f64(),
         n as f64 / created.as_secs_f64()
     );
+    println!(
+        "| after the last placement, shards and PostgreSQL still busy for | {:.0} s (the measurements below start once they are idle) |",
+        settled.as_secs_f64()
+    );
     let list = |v: &[Duration]| {
         v.iter()
             .map(|d| format!("{:.0}", d.as_secs_f64() * 1000.0))
@@ -907,7 +935,9 @@ async fn run(cfg: Config, rts: Runtimes) {
         proc_delta as f64 / (want - small_entries).max(1) as f64
     );
     println!(
-        "| meanwhile (restarts above), other processes on the machine | {:.0}% of a core |",
+        "| meanwhile (restarts above): shards · PostgreSQL · other processes on the machine | {:.0}% · {:.0}% · {:.0}% of a core |",
+        100.0 * restarts_cpu.shards / restarts_wall.as_secs_f64(),
+        100.0 * restarts_cpu.postgres / restarts_wall.as_secs_f64(),
         100.0 * restarts_cpu.rest() / restarts_wall.as_secs_f64()
     );
     let est = index_estimate(&names, n);
