@@ -856,6 +856,9 @@ async fn run(cfg: Config, rts: Runtimes) {
     if let Some(r) = replica.take() {
         r.stop().await;
     }
+    let restarts_cpu = Cpu::now().since(&cpu0);
+    let restarts_wall = t_restarts.elapsed();
+    eprintln!("index restarts: {}", restarts_cpu.split(restarts_wall));
 
     // what a replica reads to rebuild: each shard's list of LogicalCluster objects
     let mut list_bytes = 0;
@@ -888,9 +891,6 @@ async fn run(cfg: Config, rts: Runtimes) {
         }
     }
 
-    let restarts_cpu = Cpu::now().since(&cpu0);
-    let restarts_wall = t_restarts.elapsed();
-    eprintln!("index restarts: {}", restarts_cpu.split(restarts_wall));
     println!("### Index: {n} logical clusters over 3 shards, then a fresh proxy replica\n");
     println!("| measure | value |");
     println!("| --- | --- |");
@@ -914,17 +914,23 @@ async fn run(cfg: Config, rts: Runtimes) {
         list(&restarts)
     );
     println!(
+        "| replica in this process: RSS delta | {:.1} MiB ({:.0} bytes per entry) |",
+        rss_delta as f64 / 1048576.0,
+        rss_delta as f64 / want as f64
+    );
+    println!(
+        "| meanwhile (replicas in this process): shards · PostgreSQL · other processes on the machine | {:.0}% · {:.0}% · {:.0}% of a core |",
+        100.0 * restarts_cpu.shards / restarts_wall.as_secs_f64(),
+        100.0 * restarts_cpu.postgres / restarts_wall.as_secs_f64(),
+        100.0 * restarts_cpu.rest() / restarts_wall.as_secs_f64()
+    );
+    println!(
         "| `front-proxy` process: spawn → `/readyz` 200, {want} entries | {} ms |",
         list(&process_ready)
     );
     println!(
         "| `front-proxy` process: spawn → `/readyz` 200, {small_entries} entries | {:.0} ms |",
         small_ready.as_secs_f64() * 1000.0
-    );
-    println!(
-        "| replica in this process: RSS delta | {:.1} MiB ({:.0} bytes per entry) |",
-        rss_delta as f64 / 1048576.0,
-        rss_delta as f64 / want as f64
     );
     let proc_delta = big_rss.saturating_sub(small_rss) * 1024;
     println!(
@@ -933,12 +939,6 @@ async fn run(cfg: Config, rts: Runtimes) {
         big_rss as f64 / 1024.0,
         big_hwm as f64 / 1024.0,
         proc_delta as f64 / (want - small_entries).max(1) as f64
-    );
-    println!(
-        "| meanwhile (restarts above): shards · PostgreSQL · other processes on the machine | {:.0}% · {:.0}% · {:.0}% of a core |",
-        100.0 * restarts_cpu.shards / restarts_wall.as_secs_f64(),
-        100.0 * restarts_cpu.postgres / restarts_wall.as_secs_f64(),
-        100.0 * restarts_cpu.rest() / restarts_wall.as_secs_f64()
     );
     let est = index_estimate(&names, n);
     println!(
