@@ -279,10 +279,24 @@ async fn bad_tokens_get_401_and_injected_identity_headers_are_ignored() {
         review["status"]["userInfo"]["groups"],
         json!(["dev", "system:authenticated"])
     );
-    assert!(
-        review["status"]["userInfo"].get("extra").is_none(),
+    // the only extras are the token's own (its id and expiry), none injected
+    let extra = review["status"]["userInfo"]["extra"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let keys: Vec<&str> = extra.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "authentication.canopy.dev/credential-expires-at",
+            "authentication.kubernetes.io/credential-id"
+        ],
         "{review}"
     );
+    assert!(extra["authentication.kubernetes.io/credential-id"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("JTI="));
     let (code, _, _) = raw(
         &env.client(Some(&eve)),
         reqwest::Method::GET,
