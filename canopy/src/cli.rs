@@ -62,13 +62,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, CliError> {
     Ok(Duration::from_secs(total as u64))
 }
 
-fn target(kubeconfig: Option<&Path>) -> Result<Target, CliError> {
+/// Where the current context points, and a client of that server with its credentials.
+fn connect(kubeconfig: Option<&Path>) -> Result<(Target, Client), CliError> {
     let kc = kubeconfig::load_current(kubeconfig)?;
     let ctx = kc
         .current_context()
         .ok_or_else(|| CliError::Config("no current context in the kubeconfig".into()))?
         .to_string();
-    Ok(kc.target(&ctx)?)
+    let t = kc.target(&ctx)?;
+    let client = Client::new(&t)?;
+    Ok((t, client))
 }
 
 fn failure(code: u16, v: &Value) -> CliError {
@@ -94,8 +97,16 @@ pub async fn create_token(
     groups: &[String],
     ttl: Duration,
 ) -> Result<Issued, CliError> {
-    let t = target(kubeconfig)?;
-    let client = Client::new(&t)?;
+    let (_, client) = connect(kubeconfig)?;
+    issue(&client, user, groups, ttl).await
+}
+
+async fn issue(
+    client: &Client,
+    user: &str,
+    groups: &[String],
+    ttl: Duration,
+) -> Result<Issued, CliError> {
     let body = json!({
         "apiVersion": "tokens.canopy.dev/v1alpha1",
         "kind": "Token",
@@ -122,8 +133,7 @@ pub async fn create_token(
 
 /// The live tokens the caller may see, as a table.
 pub async fn list_tokens(kubeconfig: Option<&Path>) -> Result<String, CliError> {
-    let t = target(kubeconfig)?;
-    let client = Client::new(&t)?;
+    let (_, client) = connect(kubeconfig)?;
     let (code, v) = client.send(reqwest::Method::GET, TOKENS, None).await?;
     if code != 200 {
         return Err(failure(code, &v));
@@ -178,8 +188,7 @@ pub async fn list_tokens(kubeconfig: Option<&Path>) -> Result<String, CliError> 
 
 /// Revokes token `id`.
 pub async fn revoke_token(kubeconfig: Option<&Path>, id: &str) -> Result<(), CliError> {
-    let t = target(kubeconfig)?;
-    let client = Client::new(&t)?;
+    let (_, client) = connect(kubeconfig)?;
     let (code, v) = client
         .send(reqwest::Method::DELETE, &format!("{TOKENS}/{id}"), None)
         .await?;
@@ -191,8 +200,7 @@ pub async fn revoke_token(kubeconfig: Option<&Path>, id: &str) -> Result<(), Cli
 
 /// Rotates the signing key (admin only); returns the new key id.
 pub async fn rotate_key(kubeconfig: Option<&Path>) -> Result<String, CliError> {
-    let t = target(kubeconfig)?;
-    let client = Client::new(&t)?;
+    let (_, client) = connect(kubeconfig)?;
     let (code, v) = client
         .send(reqwest::Method::POST, "/internal/tokens/rotate", None)
         .await?;
@@ -214,8 +222,8 @@ pub async fn user_kubeconfig(
     workspace: &str,
     ttl: Duration,
 ) -> Result<String, CliError> {
-    let t = target(kubeconfig)?;
-    let issued = create_token(kubeconfig, user, groups, ttl).await?;
+    let (t, client) = connect(kubeconfig)?;
+    let issued = issue(&client, user, groups, ttl).await?;
     let cluster = |server: String| {
         let mut c = serde_yaml::Mapping::new();
         if let Some(ca) = &t.ca_pem {

@@ -157,11 +157,7 @@ pub async fn follow(
 }
 
 async fn fetch(backends: &Backends, shard: usize, after: &str) -> Result<TokenState, String> {
-    let after: String = after
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
-        .collect();
-    let path = format!("/internal/tokens/state?after={after}&timeoutSeconds={POLL_SECONDS}");
+    let path = canopy_auth::revocation::state_path(after, POLL_SECONDS);
     let req = crate::index::own_request(backends, shard, &path).map_err(|e| e.to_string())?;
     let call = async {
         let resp = backends

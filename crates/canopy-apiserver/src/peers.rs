@@ -212,13 +212,10 @@ impl Peers {
                 message: "no root shard configured".into(),
             });
         };
-        // versions are `<hex>.<number>`: nothing to escape
-        let after: String = after
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
-            .collect();
-        let url =
-            format!("{root}/internal/tokens/state?after={after}&timeoutSeconds={timeout_secs}");
+        let url = format!(
+            "{root}{}",
+            canopy_auth::revocation::state_path(after, timeout_secs)
+        );
         let err = |m: String| PeerError::Call {
             url: url.clone(),
             message: m,

@@ -385,6 +385,19 @@ pub async fn run_root(api: ApiServer) {
     }
 }
 
+/// The token service answers only on the shard holding root.
+fn require_root(api: &ApiServer) -> Result<(), ApiError> {
+    if api.logical_cluster_exists("root") {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            404,
+            "NotFound",
+            "the token service runs on the shard holding root",
+        ))
+    }
+}
+
 /// `GET /internal/tokens/state` and `POST /internal/tokens/rotate`.
 pub async fn serve_internal(
     api: &ApiServer,
@@ -392,13 +405,7 @@ pub async fn serve_internal(
     path: &str,
     query: &std::collections::HashMap<String, String>,
 ) -> Result<Response<Body>, ApiError> {
-    if !api.logical_cluster_exists("root") {
-        return Err(ApiError::new(
-            404,
-            "NotFound",
-            "the token service runs on the shard holding root",
-        ));
-    }
+    require_root(api)?;
     match (method, path) {
         (&Method::GET, "/internal/tokens/state") => {
             let after = query.get("after").map(String::as_str).unwrap_or("");
@@ -505,13 +512,7 @@ pub async fn serve(
     let Some(tail) = rest.strip_prefix(&format!("{gv}/tokens")) else {
         return Err(not_found());
     };
-    if !api.logical_cluster_exists("root") {
-        return Err(ApiError::new(
-            404,
-            "NotFound",
-            "the token service runs on the shard holding root",
-        ));
-    }
+    require_root(api)?;
     let name = tail.strip_prefix('/').unwrap_or(tail);
     if !tail.is_empty() && (!tail.starts_with('/') || name.contains('/')) {
         return Err(not_found());

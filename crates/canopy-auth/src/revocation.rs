@@ -34,6 +34,17 @@ pub struct TokenState {
     pub revoked: Vec<Revoked>,
 }
 
+/// The root shard's path answering a [`TokenState`] (long poll): at once when its
+/// version differs from `after`, else on the next change or after `timeout_secs`.
+pub fn state_path(after: &str, timeout_secs: u64) -> String {
+    // versions are `<hex>.<number>`: anything else is dropped, nothing needs escaping
+    let after: String = after
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
+        .collect();
+    format!("/internal/tokens/state?after={after}&timeoutSeconds={timeout_secs}")
+}
+
 /// Verifies tokens against the current keys and revocations. Cheap to share (`Arc`).
 ///
 /// A token whose signature verified is remembered (by the SHA-256 of the token) with its
@@ -156,12 +167,10 @@ impl Authenticator {
     /// only ever end by expiry, so a union never accepts a token either side refuses.
     pub fn merge(&self, state: &TokenState) -> Result<(), AuthError> {
         let incoming = TokenVerifier::from_jwks(&state.jwks)?;
-        {
-            let mut v = self.verifier.write().unwrap_or_else(|e| e.into_inner());
-            let mut merged = v.clone();
-            merged.merge(&incoming);
-            *v = merged;
-        }
+        self.verifier
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .merge(&incoming);
         let now = chrono::Utc::now().timestamp();
         let mut revoked = self.revoked.write().unwrap_or_else(|e| e.into_inner());
         revoked.retain(|_, exp| *exp >= now);
