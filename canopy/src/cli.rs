@@ -202,7 +202,7 @@ pub async fn revoke_token(kubeconfig: Option<&Path>, id: &str) -> Result<(), Cli
 pub async fn rotate_key(kubeconfig: Option<&Path>) -> Result<String, CliError> {
     let (_, client) = connect(kubeconfig)?;
     let (code, v) = client
-        .send(reqwest::Method::POST, "/internal/tokens/rotate", None)
+        .send(reqwest::Method::POST, "/services/tokens/rotate", None)
         .await?;
     if code != 200 {
         return Err(failure(code, &v));

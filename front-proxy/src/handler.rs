@@ -165,6 +165,17 @@ async fn handle_inner(
     if user.is_none() && !is_public(&path) {
         return (status(&ApiError::unauthorized()), None);
     }
+    // Shard-to-shard endpoints are never reachable through the proxy, whoever asks.
+    if path == "/internal" || path.starts_with("/internal/") {
+        return (
+            status(&ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            )),
+            None,
+        );
+    }
 
     // Rate limit, per user.
     if let Some(limiter) = &state.limiter {

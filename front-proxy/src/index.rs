@@ -164,6 +164,11 @@ impl Index {
 
 /// (name, path) of a `LogicalCluster` object.
 fn identify(obj: &Value) -> Option<(String, String)> {
+    // only a logical cluster's own `LogicalCluster/cluster` speaks for it (shards refuse
+    // other LogicalCluster objects and keep these annotations the system's)
+    if obj.pointer("/metadata/name").and_then(Value::as_str) != Some("cluster") {
+        return None;
+    }
     let ann = obj.pointer("/metadata/annotations")?;
     let path = ann.get(PATH_ANNOTATION).and_then(Value::as_str)?;
     let name = ann
@@ -465,9 +470,14 @@ mod tests {
     fn identifies_logical_clusters() {
         let lc = json!({"metadata": {"name": "cluster", "annotations": {"kcp.io/path": "root:a", "kcp.io/cluster": "abc"}}});
         assert_eq!(identify(&lc), Some(("abc".into(), "root:a".into())));
-        let old_root = json!({"metadata": {"annotations": {"kcp.io/path": "root"}}});
+        let old_root =
+            json!({"metadata": {"name": "cluster", "annotations": {"kcp.io/path": "root"}}});
         assert_eq!(identify(&old_root), Some(("root".into(), "root".into())));
-        let old = json!({"metadata": {"annotations": {"kcp.io/path": "root:a"}}});
+        let old =
+            json!({"metadata": {"name": "cluster", "annotations": {"kcp.io/path": "root:a"}}});
         assert_eq!(identify(&old), None);
+        // a second LogicalCluster object in a workspace speaks for nothing
+        let other = json!({"metadata": {"name": "evil", "annotations": {"kcp.io/path": "root", "kcp.io/cluster": "abc"}}});
+        assert_eq!(identify(&other), None);
     }
 }

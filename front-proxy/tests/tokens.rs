@@ -66,7 +66,7 @@ async fn a_replica_cut_off_from_root_learns_revocations_through_redis() {
     assert_eq!(code, 401);
 
     // a rotated key's tokens are accepted by the cut-off replica as well
-    let (code, b) = admin.post("/internal/tokens/rotate", json!({})).await;
+    let (code, b) = admin.post("/services/tokens/rotate", json!({})).await;
     assert_eq!(code, 200, "{b}");
     let (code, issued) = admin
         .post(

@@ -210,12 +210,17 @@ async fn home_workspaces_and_access() {
     let alice = env.client(Some(&env.token("alice", &["devs"])));
     let bob = env.client(Some(&env.token("bob", &[])));
 
+    let ah = format!(
+        "root:users:{}",
+        canopy_core::resource::home_workspace_name("alice")
+    );
+    let bh = format!(
+        "root:users:{}",
+        canopy_core::resource::home_workspace_name("bob")
+    );
     let (code, home) = alice.get(&format!("/clusters/root/{WS}/~")).await;
     assert_eq!(code, 200, "{home}");
-    assert_eq!(
-        home["spec"]["URL"],
-        format!("{}/clusters/root:users:alice", env.url())
-    );
+    assert_eq!(home["spec"]["URL"], format!("{}/clusters/{ah}", env.url()));
     assert_eq!(home["spec"]["type"]["name"], "home");
     // the same workspace the second time
     let (_, again) = alice.get(&format!("/clusters/root/{WS}/~")).await;
@@ -225,7 +230,7 @@ async fn home_workspaces_and_access() {
     assert_eq!(
         alice
             .post(
-                "/clusters/root:users:alice/api/v1/namespaces/default/configmaps",
+                &format!("/clusters/{ah}/api/v1/namespaces/default/configmaps"),
                 json!({"metadata": {"name": "mine"}})
             )
             .await
@@ -233,7 +238,9 @@ async fn home_workspaces_and_access() {
         201
     );
     let (c1, e1) = bob
-        .get("/clusters/root:users:alice/api/v1/namespaces/default/configmaps")
+        .get(&format!(
+            "/clusters/{ah}/api/v1/namespaces/default/configmaps"
+        ))
         .await;
     let (c2, e2) = bob
         .get("/clusters/root:users:nobody/api/v1/namespaces/default/configmaps")
@@ -250,7 +257,7 @@ async fn home_workspaces_and_access() {
         "/openapi/v3",
         "/openapi/v2",
     ] {
-        let (a, ea) = bob.get(&format!("/clusters/root:users:alice{path}")).await;
+        let (a, ea) = bob.get(&format!("/clusters/{ah}{path}")).await;
         let (b, eb) = bob.get(&format!("/clusters/root:users:nobody{path}")).await;
         assert_eq!((a, b), (403, 403), "{path}: {ea} {eb}");
         assert_eq!(ea["message"], eb["message"], "{path}");
@@ -268,7 +275,7 @@ async fn home_workspaces_and_access() {
     let (_, bob_home) = bob.get(&format!("/clusters/root/{WS}/~")).await;
     assert_eq!(
         bob_home["spec"]["URL"],
-        format!("{}/clusters/root:users:bob", env.url())
+        format!("{}/clusters/{bh}", env.url())
     );
 
     // access is RBAC inside the workspace: alice grants bob access and a role
@@ -278,7 +285,7 @@ async fn home_workspaces_and_access() {
     assert_eq!(
         alice
             .post(
-                "/clusters/root:users:alice/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+                &format!("/clusters/{ah}/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"),
                 grant
             )
             .await
@@ -286,11 +293,15 @@ async fn home_workspaces_and_access() {
         201
     );
     let (code, _) = bob
-        .get("/clusters/root:users:alice/api/v1/namespaces/default/configmaps")
+        .get(&format!(
+            "/clusters/{ah}/api/v1/namespaces/default/configmaps"
+        ))
         .await;
     assert_eq!(code, 403, "access alone grants no resources");
     let (code, err) = bob
-        .get("/clusters/root:users:alice/api/v1/namespaces/default/configmaps/mine")
+        .get(&format!(
+            "/clusters/{ah}/api/v1/namespaces/default/configmaps/mine"
+        ))
         .await;
     assert_eq!(code, 403);
     assert!(
@@ -316,29 +327,26 @@ async fn home_workspaces_and_access() {
     ] {
         let (code, b) = alice
             .post(
-                &format!("/clusters/root:users:alice/apis/rbac.authorization.k8s.io/v1/{kind}"),
+                &format!("/clusters/{ah}/apis/rbac.authorization.k8s.io/v1/{kind}"),
                 body,
             )
             .await;
         assert_eq!(code, 201, "{b}");
     }
     let (code, b) = bob
-        .post(
-            &format!("/clusters/root:users:alice/{WS}"),
-            ws("bobs", None),
-        )
+        .post(&format!("/clusters/{ah}/{WS}"), ws("bobs", None))
         .await;
     assert_eq!(code, 201, "{b}");
-    wait_ready(&bob, "root:users:alice", "bobs").await;
+    wait_ready(&bob, &ah, "bobs").await;
     assert_eq!(
-        bob.get("/clusters/root:users:alice:bobs/api/v1/namespaces")
+        bob.get(&format!("/clusters/{ah}:bobs/api/v1/namespaces"))
             .await
             .0,
         200
     );
     assert_eq!(
         alice
-            .get("/clusters/root:users:alice:bobs/api/v1/namespaces")
+            .get(&format!("/clusters/{ah}:bobs/api/v1/namespaces"))
             .await
             .0,
         403,

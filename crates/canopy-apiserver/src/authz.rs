@@ -2,7 +2,7 @@
 //! its own Roles and bindings (read from the watch cache); impersonation.
 
 use canopy_auth::rbac::{self, Attributes, PolicyRule, RbacObjects};
-use canopy_auth::{UserInfo, SUPERUSER_GROUPS};
+use canopy_auth::{impersonation, UserInfo, SUPERUSER_GROUPS};
 use canopy_core::{ApiError, RequestInfo, Subject};
 use canopy_storage::{ObjectKey, Store};
 use http::HeaderMap;
@@ -56,8 +56,13 @@ impl RbacObjects for StoreRbac<'_> {
     }
 }
 
-/// Whether `user` may do what `attrs` describe in `cluster`.
+/// Whether `user` may do what `attrs` describe in `cluster`. An identity confined to
+/// other logical clusters (an impersonated one, see [`impersonation::in_scope`]) may do
+/// nothing here, whatever its groups.
 pub fn allowed(store: &Store, cluster: &str, attrs: &Attributes<'_>) -> Option<String> {
+    if !impersonation::in_scope(attrs.user, Some(cluster)) {
+        return None;
+    }
     if is_superuser(attrs.user) {
         return Some("superuser".into());
     }
@@ -66,6 +71,9 @@ pub fn allowed(store: &Store, cluster: &str, attrs: &Attributes<'_>) -> Option<S
 
 /// The rules that apply to `user` in `cluster` and `namespace`.
 pub fn rules(store: &Store, cluster: &str, user: &UserInfo, namespace: &str) -> Vec<PolicyRule> {
+    if !impersonation::in_scope(user, Some(cluster)) {
+        return Vec::new();
+    }
     if is_superuser(user) {
         return vec![
             PolicyRule {
@@ -115,6 +123,9 @@ pub fn forbidden_for(user: &UserInfo, info: &RequestInfo) -> ApiError {
 /// non-resource verb `access` on `/` granted by RBAC inside that logical cluster (so the
 /// check needs nothing from the parent, wherever it lives).
 pub fn has_access(store: &Store, cluster: &str, user: &UserInfo) -> bool {
+    if !impersonation::in_scope(user, Some(cluster)) {
+        return false;
+    }
     if is_superuser(user) {
         return true;
     }
@@ -139,6 +150,9 @@ pub fn authorize(
     user: &UserInfo,
     info: &RequestInfo,
 ) -> Result<(), ApiError> {
+    if !impersonation::in_scope(user, cluster) {
+        return Err(forbidden_for(user, info));
+    }
     if is_superuser(user) {
         return Ok(());
     }
@@ -163,8 +177,11 @@ pub fn authorize(
     }
 }
 
-/// Applies `Impersonate-*` headers: the caller must be allowed to `impersonate` the
-/// user, each group, the uid and each extra value, in the target logical cluster.
+/// Applies `Impersonate-*` headers: the gatekeeper first (no privileged group, system
+/// user or reserved extra the caller does not hold, [`impersonation::gatekeeper`]), then
+/// RBAC: the caller must be allowed to `impersonate` the user, each group, the uid and
+/// each extra value, in the target logical cluster. The identity it yields is confined to
+/// that logical cluster (kcp's `authentication.kcp.io/scopes: cluster:<name>`).
 pub fn impersonate(
     api: &ApiServer,
     cluster: Option<&str>,
@@ -197,7 +214,22 @@ pub fn impersonate(
         }
         return Ok(user);
     };
+    impersonation::gatekeeper(
+        &user,
+        &impersonation::Request {
+            user: name,
+            groups: &groups,
+            extra: &extra,
+        },
+    )
+    .map_err(|e| ApiError::forbidden_message(format!("forbidden: {e}")))?;
     let cluster = cluster.unwrap_or("root");
+    if !impersonation::in_scope(&user, Some(cluster)) {
+        return Err(ApiError::forbidden_message(format!(
+            "forbidden: User {:?} cannot impersonate outside its scope",
+            user.name
+        )));
+    }
     let check = |verb: &str,
                  group: &str,
                  resource: &str,
@@ -276,13 +308,16 @@ pub fn impersonate(
     if name != "system:anonymous" && !groups.iter().any(|g| g == "system:authenticated") {
         groups.push("system:authenticated".into());
     }
-    tracing::debug!(by = %user.name, as_user = name, "impersonating");
-    Ok(UserInfo {
-        name: name.to_string(),
-        uid: uid.unwrap_or("").to_string(),
-        groups,
-        extra,
-    })
+    tracing::debug!(by = %user.name, as_user = name, cluster, "impersonating");
+    Ok(impersonation::scoped(
+        UserInfo {
+            name: name.to_string(),
+            uid: uid.unwrap_or("").to_string(),
+            groups,
+            extra,
+        },
+        cluster,
+    ))
 }
 
 fn percent_decode(s: &str) -> String {

@@ -36,11 +36,15 @@ pub fn non_resource(api: &ApiServer, ctx: &Ctx) -> Result<Response<Body>, ApiErr
     match path {
         "/version" => Ok(response::json(200, &version(api))),
         "/healthz" | "/livez" | "/readyz" => Ok(response::text(200, "ok")),
-        "/metrics" => Ok(response::bytes(
-            200,
-            "text/plain; version=0.0.4; charset=utf-8",
-            api.inner.metrics.render(),
-        )),
+        // the whole shard's metrics (every tenant's resources): at the server's root
+        // only (RBAC in root, so superusers), never inside a workspace
+        "/metrics" if ctx.info.cluster == canopy_core::ClusterSelector::None => {
+            Ok(response::bytes(
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                api.inner.metrics.render(),
+            ))
+        }
         "/api" => Ok(match codec::wants_aggregated_discovery(accept) {
             Some(v) => aggregated(v, &aggregated_groups(registry, true)),
             None => response::json(

@@ -15,6 +15,7 @@
 //!    `kube-root-ca.crt` ConfigMaps, garbage collection and ClusterRole aggregation
 //!    running, all through the same store.
 
+pub mod admission;
 pub mod apis;
 pub mod authz;
 pub mod bootstrap;

@@ -61,6 +61,31 @@ fn is_public(path: &str) -> bool {
         || path.starts_with("/readyz/")
 }
 
+/// Whether a request to `/internal/...` comes from a shard peer (or, for the token
+/// state only, a front-proxy): the connection presented a client certificate of the
+/// proxy client CA, the identity it forwards is a system identity in `system:masters`,
+/// and nobody asked to impersonate.
+fn is_peer(from_proxy: bool, user: &UserInfo, headers: &HeaderMap, path: &str) -> bool {
+    if !from_proxy || !user.in_group("system:masters") {
+        return false;
+    }
+    if headers
+        .keys()
+        .any(|k| k.as_str().starts_with("impersonate-"))
+    {
+        return false;
+    }
+    if user.name.starts_with("system:shard:") {
+        return true;
+    }
+    user.name == "system:front-proxy" && path.starts_with("/internal/tokens/state")
+}
+
+/// Paths of services that live outside every logical cluster.
+fn is_service_path(path: &str) -> bool {
+    path == crate::tokens::PREFIX || path.starts_with(&format!("{}/", crate::tokens::PREFIX))
+}
+
 /// Handles one request.
 pub async fn handle<B>(api: ApiServer, req: Request<B>) -> Response<Body>
 where
@@ -163,14 +188,20 @@ where
         ),
     };
 
-    // Impersonation (checked in the target logical cluster).
-    let user = authz::impersonate(api, cluster.as_deref(), &parts.headers, user).map_err(fail)?;
-
-    // Shard-to-shard calls (placing logical clusters) need no logical cluster; only
-    // superusers (other shards) may make them.
-    if info.path.starts_with("/internal/") && !info.is_resource_request {
-        if !authz::is_superuser(&user) {
-            return Err(fail(authz::forbidden_for(&user, &info)));
+    // Shard-to-shard calls (placing logical clusters, token state) live outside every
+    // logical cluster and answer only peers: a connection with a client certificate of
+    // the proxy client CA whose forwarded identity is a shard's or the front-proxy's own
+    // (the front-proxy never forwards `/internal/` for its clients). No bearer token and
+    // no impersonation reaches them, and inside a workspace the path does not exist.
+    if info.path == "/internal" || info.path.starts_with("/internal/") {
+        if info.cluster != ClusterSelector::None
+            || !is_peer(from_proxy, &user, &parts.headers, &info.path)
+        {
+            return Err(fail(ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            )));
         }
         if info.path.starts_with("/internal/tokens/") {
             return crate::tokens::serve_internal(api, &parts.method, &info.path, &query)
@@ -184,6 +215,21 @@ where
             .await
             .map(|r| (labels.clone(), r))
             .map_err(fail);
+    }
+
+    // Impersonation (checked in the target logical cluster; the identity it yields is
+    // confined to that logical cluster).
+    let user = authz::impersonate(api, cluster.as_deref(), &parts.headers, user).map_err(fail)?;
+
+    // An identity confined to one logical cluster (impersonated) acts nowhere else: not
+    // across logical clusters, not in the token service.
+    let scope_cluster = match info.cluster {
+        ClusterSelector::Wildcard => None,
+        _ if is_service_path(&info.path) => None,
+        _ => cluster.as_deref(),
+    };
+    if !canopy_auth::impersonation::in_scope(&user, scope_cluster) && !is_public(&info.path) {
+        return Err(fail(authz::forbidden_for(&user, &info)));
     }
 
     // Unauthenticated public endpoints need no logical cluster.

@@ -683,8 +683,28 @@ async fn create(
     Ok(response::with_warnings(resp, &warnings))
 }
 
-/// Runs the resource's admission for a user's create request.
+/// Runs the validating admission chain ([`crate::admission`]) on a user's write.
+fn validate_admission(
+    api: &ApiServer,
+    ctx: &Ctx,
+    res: &Resource,
+    op: crate::admission::Operation<'_>,
+) -> Result<(), ApiError> {
+    crate::admission::validate(&crate::admission::Request {
+        user: &ctx.user,
+        store: &api.inner.store,
+        cluster: ctx.cluster.as_deref().unwrap_or(""),
+        resource: res,
+        subresource: &ctx.info.subresource,
+        namespace: &ctx.info.namespace,
+        op,
+    })
+}
+
+/// Runs the admission chain, then the resource's own admission, for a user's create
+/// request.
 fn admit(api: &ApiServer, ctx: &Ctx, res: &Resource, obj: &mut Value) -> Result<(), ApiError> {
+    validate_admission(api, ctx, res, crate::admission::Operation::Create(obj))?;
     let cluster = ctx.cluster.as_deref().unwrap_or("");
     let store = &api.inner.store;
     let parent_type = crate::workspaces::type_of(store, cluster);
@@ -922,6 +942,15 @@ pub async fn update_object(
             meta::set_meta(&mut new, "generation", json!(g + 1));
         }
         validate_all(res, &new, Some(&*cur_view))?;
+        validate_admission(
+            api,
+            ctx,
+            res,
+            crate::admission::Operation::Update {
+                new: &new,
+                old: &cur_view,
+            },
+        )?;
         // An update that changes nothing is not written (no new resourceVersion).
         let mut cmp = new.clone();
         meta::set_meta(&mut cmp, "resourceVersion", json!(cur.rv.to_string()));
@@ -1263,6 +1292,12 @@ pub async fn delete_object(
                 ));
             }
         }
+        validate_admission(
+            api,
+            ctx,
+            res,
+            crate::admission::Operation::Delete(&cur.value),
+        )?;
         let mut fins = meta::finalizers(&cur.value);
         let deleting = meta::is_deleting(&cur.value);
         match opts.propagation.as_str() {

@@ -19,7 +19,7 @@
 //! front-proxies and other shards) answers a [`TokenState`] — keys and revoked, not yet
 //! expired token ids — at once when its version differs from `after`, otherwise when
 //! something changes or the timeout passes: a long poll that carries a revocation to
-//! every verifier within milliseconds. `POST /internal/tokens/rotate` rotates the
+//! every verifier within milliseconds. `POST /services/tokens/rotate` (superusers) rotates the
 //! signing key (old tokens stay valid, see [`canopy_auth::TokenIssuer::rotate`]).
 //!
 //! **Durable state.** Records are objects of resource `tokens.canopy.dev/tokens` in the
@@ -398,7 +398,7 @@ fn require_root(api: &ApiServer) -> Result<(), ApiError> {
     }
 }
 
-/// `GET /internal/tokens/state` and `POST /internal/tokens/rotate`.
+/// `GET /internal/tokens/state` (shard peers and front-proxies only).
 pub async fn serve_internal(
     api: &ApiServer,
     method: &Method,
@@ -425,10 +425,6 @@ pub async fn serve_internal(
             }
             let s = serde_json::to_value(state(api)).unwrap_or(Value::Null);
             Ok(response::json(200, &s))
-        }
-        (&Method::POST, "/internal/tokens/rotate") => {
-            let kid = rotate(api)?;
-            Ok(response::json(200, &json!({ "kid": kid })))
         }
         _ => Err(ApiError::new(
             404,
@@ -506,6 +502,18 @@ pub async fn serve(
                     }],
                 }),
             ))
+        }
+        // key rotation: superusers only (`canopy token rotate-key`)
+        "/rotate" if method == Method::POST => {
+            require_root(api)?;
+            if !is_superuser(user) {
+                return Err(ApiError::forbidden_message(format!(
+                    "forbidden: User {:?} cannot rotate the token signing key",
+                    user.name
+                )));
+            }
+            let kid = rotate(api)?;
+            return Ok(response::json(200, &json!({ "kid": kid })));
         }
         _ => {}
     }

@@ -84,6 +84,20 @@ pub fn resolve_in(api: &ApiServer, path_or_name: &str) -> Option<String> {
     ready(&c).then_some(c)
 }
 
+/// The path a `LogicalCluster` object vouches for: only the one object named `cluster`
+/// counts, and only when it names the logical cluster it is stored in (its annotations
+/// are written by the system alone, see [`crate::admission`]; anything else is ignored).
+fn trusted_path(o: &StoredObject) -> Option<&str> {
+    if o.key.name != "cluster" {
+        return None;
+    }
+    let named = meta::annotation(&o.value, crate::bootstrap::CLUSTER_NAME_ANNOTATION);
+    if named.is_some_and(|n| n != &*o.key.cluster) {
+        return None;
+    }
+    meta::annotation(&o.value, PATH_ANNOTATION)
+}
+
 /// Keeps [`crate::Inner::paths`] — the workspace path of every logical cluster held
 /// here — current from the store's watch (filled from the initial state at start and
 /// after a lagging watcher is cut off), so resolving never scans logical clusters.
@@ -105,7 +119,7 @@ pub async fn maintain_paths(api: ApiServer) {
             .initial
             .iter()
             .filter_map(|e| {
-                let p = meta::annotation(&e.object.value, PATH_ANNOTATION)?;
+                let p = trusted_path(&e.object)?;
                 Some((p.to_string(), e.object.key.cluster.to_string()))
             })
             .collect();
@@ -113,7 +127,7 @@ pub async fn maintain_paths(api: ApiServer) {
         loop {
             match w.next().await {
                 Ok(Some(ev)) => {
-                    let Some(p) = meta::annotation(&ev.object.value, PATH_ANNOTATION) else {
+                    let Some(p) = trusted_path(&ev.object) else {
                         continue;
                     };
                     let cluster = ev.object.key.cluster.to_string();
@@ -802,22 +816,27 @@ pub async fn home(
     let store = &api.inner.store;
     let users = resolve(store, "root:users")
         .ok_or_else(|| ApiError::service_unavailable("the users workspace is not ready yet", 1))?;
-    let name: String = user
-        .name
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect::<String>()
-        .trim_matches('-')
-        .chars()
-        .take(63)
-        .collect();
-    if name.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "no home workspace for user {:?}",
-            user.name
-        )));
+    // Homes are named by a hash of the exact user name (distinct users, distinct homes);
+    // a home made before that under the old readable-only name is kept for the user it
+    // names as owner, and never handed to anyone else.
+    let owned_by_user = |ws: &StoredObject| {
+        meta::annotation(&ws.value, OWNER_ANNOTATION)
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+            .and_then(|o| {
+                o.get("username")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .is_some_and(|u| u == user.name)
+    };
+    let legacy = legacy_home_name(&user.name);
+    if !legacy.is_empty() {
+        let key = ObjectKey::new(WORKSPACES, &users, "", &legacy);
+        if let Some(ws) = store.get(&key).filter(|ws| owned_by_user(ws)) {
+            return wait_ready(api, key, ws).await;
+        }
     }
+    let name = canopy_core::resource::home_workspace_name(&user.name);
     let key = ObjectKey::new(WORKSPACES, &users, "", &name);
     if store.get(&key).is_none() {
         let ws_res = api
@@ -833,15 +852,52 @@ pub async fn home(
         });
         rest::create_system(api, &users, ws_res, ws).await?;
     }
+    match store.get(&key) {
+        Some(ws) if owned_by_user(&ws) => wait_ready(api, key, ws).await,
+        Some(_) => Err(ApiError::new(
+            409,
+            "Conflict",
+            format!(
+                "the home workspace name for user {:?} is held by another user",
+                user.name
+            ),
+        )),
+        None => Err(ApiError::service_unavailable(
+            "the home workspace is not ready yet",
+            1,
+        )),
+    }
+}
+
+/// The readable-only home name older versions used (`Bob.Smith` → `bob-smith`).
+fn legacy_home_name(user: &str) -> String {
+    user.to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .trim_matches('-')
+        .chars()
+        .take(63)
+        .collect()
+}
+
+/// Waits (up to 10 s) until the home workspace is Ready.
+async fn wait_ready(
+    api: &ApiServer,
+    key: ObjectKey,
+    mut ws: std::sync::Arc<StoredObject>,
+) -> Result<std::sync::Arc<StoredObject>, canopy_core::ApiError> {
     for _ in 0..200 {
-        if let Some(ws) = store.get(&key) {
-            if ws.value.pointer("/status/phase").and_then(Value::as_str) == Some("Ready") {
-                return Ok(ws);
-            }
+        if ws.value.pointer("/status/phase").and_then(Value::as_str) == Some("Ready") {
+            return Ok(ws);
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        match api.inner.store.get(&key) {
+            Some(w) => ws = w,
+            None => break,
+        }
     }
-    Err(ApiError::service_unavailable(
+    Err(canopy_core::ApiError::service_unavailable(
         "the home workspace is not ready yet",
         1,
     ))

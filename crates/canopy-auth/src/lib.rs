@@ -10,6 +10,7 @@
 //!
 //! Nothing here knows about HTTP or storage; the API server wires it in.
 
+pub mod impersonation;
 pub mod pki;
 pub mod rbac;
 pub mod requestheader;

@@ -232,6 +232,119 @@ pub fn rules_for(
     out
 }
 
+/// The parts of `servant` (the rules a Role grants) that `owner` (the rules a user
+/// holds) does not cover, as k8s.io/component-helpers' `rbac/validation.Covers`: each
+/// servant rule is broken into single (verb, group, resource, name) or (verb, URL)
+/// atoms and each atom must be allowed by one owner rule. Empty: fully covered.
+pub fn uncovered(owner: &[PolicyRule], servant: &[PolicyRule]) -> Vec<PolicyRule> {
+    let mut missing = Vec::new();
+    for rule in servant {
+        for atom in atoms(rule) {
+            if !owner.iter().any(|o| rule_covers(o, &atom)) {
+                missing.push(atom);
+            }
+        }
+    }
+    missing
+}
+
+/// A rule broken into rules of one verb, group, resource and name each (or one verb and
+/// one URL).
+fn atoms(r: &PolicyRule) -> Vec<PolicyRule> {
+    let one = |s: &String| vec![s.clone()];
+    let mut out = Vec::new();
+    for verb in &r.verbs {
+        for group in &r.api_groups {
+            for resource in &r.resources {
+                if r.resource_names.is_empty() {
+                    out.push(PolicyRule {
+                        verbs: one(verb),
+                        api_groups: one(group),
+                        resources: one(resource),
+                        ..Default::default()
+                    });
+                }
+                for name in &r.resource_names {
+                    out.push(PolicyRule {
+                        verbs: one(verb),
+                        api_groups: one(group),
+                        resources: one(resource),
+                        resource_names: one(name),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        for url in &r.non_resource_urls {
+            out.push(PolicyRule {
+                verbs: one(verb),
+                non_resource_urls: one(url),
+                ..Default::default()
+            });
+        }
+    }
+    out
+}
+
+fn has(list: &[String], s: &str) -> bool {
+    list.iter().any(|x| x == s)
+}
+
+/// kube's `ruleCovers` for one atom.
+fn rule_covers(owner: &PolicyRule, atom: &PolicyRule) -> bool {
+    let verbs = has(&owner.verbs, "*") || atom.verbs.iter().all(|v| has(&owner.verbs, v));
+    if !verbs {
+        return false;
+    }
+    if !atom.non_resource_urls.is_empty() {
+        return atom.non_resource_urls.iter().all(|u| {
+            owner.non_resource_urls.iter().any(|o| {
+                o == "*" || o == u || (o.ends_with('*') && u.starts_with(&o[..o.len() - 1]))
+            })
+        });
+    }
+    let groups =
+        has(&owner.api_groups, "*") || atom.api_groups.iter().all(|g| has(&owner.api_groups, g));
+    let resources = has(&owner.resources, "*")
+        || atom.resources.iter().all(|r| {
+            has(&owner.resources, r)
+                || r.split_once('/')
+                    .is_some_and(|(_, sub)| has(&owner.resources, &format!("*/{sub}")))
+        });
+    let names = owner.resource_names.is_empty()
+        || (!atom.resource_names.is_empty()
+            && atom
+                .resource_names
+                .iter()
+                .all(|n| has(&owner.resource_names, n)));
+    groups && resources && names
+}
+
+/// A rule as kube prints it in escalation errors (`rbacv1helpers.CompactString`).
+pub fn compact(r: &PolicyRule) -> String {
+    let list = |l: &[String]| {
+        l.iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut parts = Vec::new();
+    if !r.api_groups.is_empty() || r.non_resource_urls.is_empty() {
+        parts.push(format!("APIGroups:[{}]", list(&r.api_groups)));
+    }
+    if !r.resources.is_empty() {
+        parts.push(format!("Resources:[{}]", list(&r.resources)));
+    }
+    if !r.resource_names.is_empty() {
+        parts.push(format!("ResourceNames:[{}]", list(&r.resource_names)));
+    }
+    if !r.non_resource_urls.is_empty() {
+        parts.push(format!("NonResourceURLs:[{}]", list(&r.non_resource_urls)));
+    }
+    parts.push(format!("Verbs:[{}]", list(&r.verbs)));
+    format!("{{{}}}", parts.join(", "))
+}
+
 /// Evaluates a request: `Some(reason)` when allowed.
 pub fn authorize(src: &dyn RbacObjects, a: &Attributes<'_>) -> Option<String> {
     rules_for(src, a.user, a.namespace)
@@ -254,7 +367,7 @@ mod tests {
     }
     impl RbacObjects for Objs {
         fn cluster_role_bindings(&self, f: &mut dyn FnMut(&Value)) {
-            self.crbs.iter().for_each(|b| f(b));
+            self.crbs.iter().for_each(f);
         }
         fn role_bindings(&self, ns: &str, f: &mut dyn FnMut(&Value)) {
             self.rbs
@@ -266,7 +379,7 @@ mod tests {
             self.crs
                 .iter()
                 .filter(|r| r["metadata"]["name"] == name)
-                .for_each(|r| f(r));
+                .for_each(f);
         }
         fn role(&self, ns: &str, name: &str, f: &mut dyn FnMut(&Value)) {
             self.roles
@@ -328,6 +441,93 @@ mod tests {
                     json!({"metadata": {"name": "alice-one"}, "roleRef": {"kind": "Role", "name": "cm-one"}, "subjects": [{"kind": "User", "name": "alice"}, {"kind": "ServiceAccount", "name": "bot"}]}),
                 ),
             ],
+        }
+    }
+
+    fn rule(verbs: &[&str], groups: &[&str], resources: &[&str], names: &[&str]) -> PolicyRule {
+        let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
+        PolicyRule {
+            verbs: v(verbs),
+            api_groups: v(groups),
+            resources: v(resources),
+            resource_names: v(names),
+            non_resource_urls: vec![],
+        }
+    }
+
+    #[test]
+    fn covers_as_kube() {
+        let admin = vec![rule(&["*"], &["*"], &["*"], &[])];
+        let cm = vec![rule(&["get", "list"], &[""], &["configmaps"], &[])];
+        let secrets = vec![rule(&["get"], &[""], &["secrets"], &[])];
+        assert!(uncovered(&admin, &secrets).is_empty());
+        assert!(uncovered(&cm, &cm).is_empty());
+        let missing = uncovered(&cm, &secrets);
+        assert_eq!(missing.len(), 1);
+        assert_eq!(
+            compact(&missing[0]),
+            r#"{APIGroups:[""], Resources:["secrets"], Verbs:["get"]}"#
+        );
+        // a name-restricted grant does not cover an unrestricted one, and vice versa
+        let named = vec![rule(&["get"], &[""], &["configmaps"], &["a"])];
+        assert!(!uncovered(&named, &cm).is_empty());
+        assert!(uncovered(&cm, &[rule(&["get"], &[""], &["configmaps"], &["a"])]).is_empty());
+        assert!(uncovered(&named, &named).is_empty());
+        // subresource wildcards
+        let status = vec![rule(&["update"], &["apps"], &["*/status"], &[])];
+        assert!(uncovered(
+            &status,
+            &[rule(&["update"], &["apps"], &["deployments/status"], &[])]
+        )
+        .is_empty());
+        assert!(!uncovered(
+            &status,
+            &[rule(&["update"], &["apps"], &["deployments"], &[])]
+        )
+        .is_empty());
+        // wildcards asked for must be held as wildcards
+        assert!(!uncovered(&cm, &[rule(&["*"], &[""], &["configmaps"], &[])]).is_empty());
+        // non-resource URLs
+        let urls = PolicyRule {
+            verbs: vec!["get".into()],
+            non_resource_urls: vec!["/healthz/*".into()],
+            ..Default::default()
+        };
+        let mut asked = urls.clone();
+        asked.non_resource_urls = vec!["/healthz/etcd".into()];
+        assert!(uncovered(std::slice::from_ref(&urls), std::slice::from_ref(&asked)).is_empty());
+        asked.non_resource_urls = vec!["/metrics".into()];
+        assert!(!uncovered(&[urls], &[asked]).is_empty());
+    }
+
+    proptest::proptest! {
+        /// Whatever `uncovered` reports as covered is allowed by the owner for every
+        /// concrete request the servant rule allows.
+        #[test]
+        fn covered_means_allowed(
+            ov in proptest::sample::subsequence(vec!["get", "list", "*"], 1..3),
+            og in proptest::sample::subsequence(vec!["", "apps", "*"], 1..3),
+            or in proptest::sample::subsequence(vec!["configmaps", "secrets", "*", "*/status"], 1..4),
+            on in proptest::sample::subsequence(vec!["a", "b"], 0..2),
+            sv in proptest::sample::subsequence(vec!["get", "list"], 1..3),
+            sg in proptest::sample::subsequence(vec!["", "apps"], 1..3),
+            sr in proptest::sample::subsequence(vec!["configmaps", "secrets", "deployments/status"], 1..3),
+            sn in proptest::sample::subsequence(vec!["a", "b"], 0..2),
+        ) {
+            let owner = rule(&ov, &og, &or, &on);
+            let servant = rule(&sv, &sg, &sr, &sn);
+            if uncovered(std::slice::from_ref(&owner), std::slice::from_ref(&servant)).is_empty() {
+                let u = user("u", &[]);
+                for v in &sv { for g in &sg { for r in &sr {
+                    let (res, sub) = r.split_once('/').unwrap_or((r, ""));
+                    let names: Vec<&str> = if sn.is_empty() { vec!["a", "b", "zzz"] } else { sn.clone() };
+                    for n in names {
+                        let a = Attributes { user: &u, verb: v, is_resource_request: true, namespace: "",
+                            api_group: g, resource: res, subresource: sub, name: n, path: "" };
+                        proptest::prop_assert!(owner.allows(&a), "{:?} should allow {v} {g} {r} {n}", owner);
+                    }
+                }}}
+            }
         }
     }
 

@@ -343,6 +343,35 @@ pub fn builtin_resources() -> Vec<ResourceDescriptor> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn home_names_are_distinct_and_valid() {
+        use super::home_workspace_name as h;
+        let names = [
+            "bob.smith",
+            "Bob-Smith",
+            "bob-smith",
+            "BOB.SMITH",
+            "bob@smith",
+            "ü",
+            "",
+            &"x".repeat(300),
+        ];
+        let homes: Vec<String> = names.iter().map(|n| h(n)).collect();
+        for (i, a) in homes.iter().enumerate() {
+            assert!(a.len() <= 63 && !a.is_empty(), "{a}");
+            assert!(
+                a.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{a}"
+            );
+            assert!(!a.starts_with('-') && !a.ends_with('-'), "{a}");
+            for b in &homes[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(h("bob.smith"), h("bob.smith"));
+        assert!(h("bob.smith").starts_with("bob-smith-"));
+    }
     use super::*;
 
     #[test]
@@ -448,6 +477,27 @@ mod version_order_tests {
 /// kcp's short hash of a shard name, as stored in a Workspace's
 /// `internal.tenancy.kcp.io/shard` annotation: the first 8 characters of the lower-case
 /// base36 form of the name's SHA-224.
+/// The name of a user's home workspace under `root:users`: a readable prefix of the user
+/// name (lower-case, other characters as `-`, at most 40 characters) and 12 base36
+/// characters of the SHA-224 of the exact user name, so distinct users always get
+/// distinct homes (`bob.smith` and `Bob-Smith` differ in their hash) and the mapping is
+/// the same on every shard and after every restart.
+pub fn home_workspace_name(user: &str) -> String {
+    let readable: String = user
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(40)
+        .collect();
+    let readable = readable.trim_matches('-');
+    let hash: String = shard_hash(user).chars().take(12).collect();
+    if readable.is_empty() {
+        format!("u-{hash}")
+    } else {
+        format!("{readable}-{hash}")
+    }
+}
+
 pub fn shard_hash(shard_name: &str) -> String {
     use sha2::{Digest, Sha224};
     let digest = Sha224::digest(shard_name.as_bytes());
