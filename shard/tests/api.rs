@@ -467,13 +467,15 @@ async fn discovery_documents() {
     }
     let (code, metrics) = {
         let r = c
-            .request(reqwest::Method::GET, "/clusters/root/metrics")
+            .request(reqwest::Method::GET, "/metrics")
             .send()
             .await
             .unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     };
     assert_eq!(code, 200);
+    // the whole shard's metrics are not served inside any workspace, root included
+    assert_eq!(c.get("/clusters/root/metrics").await.0, 404);
     assert!(metrics.contains("apiserver_request_total{"), "{metrics}");
 }
 
