@@ -745,3 +745,94 @@ async fn authorization_matrix_has_no_cross_tenant_access() {
         }
     }
 }
+
+/// A custom resource may never share a built-in's storage (that would bypass the
+/// built-in's strategy and admission: a Workspace pointed at root's logical cluster), and
+/// the system's finalizers and home lookups are not a tenant's to bend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_in_apis_cannot_be_shadowed() {
+    let env = canopy_test_harness::TestShard::builder().start().await;
+    let admin = env.admin();
+    let mallory = env.client(Some(&env.token("mallory", &[])));
+    let m_home = home(&mallory).await;
+    let crds = format!("/clusters/{m_home}/apis/apiextensions.k8s.io/v1/customresourcedefinitions");
+    let crd = |group: &str, plural: &str, kind: &str, version: &str| {
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+               "metadata": {"name": format!("{plural}.{group}")},
+               "spec": {"group": group, "scope": "Cluster",
+                        "names": {"plural": plural, "singular": kind.to_lowercase(), "kind": kind},
+                        "versions": [{"name": version, "served": true, "storage": true,
+                                      "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
+    };
+    for (group, plural, kind, version) in [
+        ("tenancy.kcp.io", "workspaces", "Workspace", "v1"),
+        (
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            "v9",
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+            "v2",
+        ),
+        ("core.kcp.io", "logicalclusters", "LogicalCluster", "v1"),
+        ("apis.kcp.io", "apibindings", "APIBinding", "v1alpha1"),
+        ("tokens.canopy.dev", "tokens", "Token", "v1"),
+    ] {
+        let (code, b) = mallory.post(&crds, crd(group, plural, kind, version)).await;
+        assert_eq!(code, 422, "{group}/{plural}: {b}");
+        assert_eq!(b["details"]["causes"][0]["field"], "spec.group", "{b}");
+    }
+    // kube's protected groups need the approval annotation
+    let (code, b) = mallory
+        .post(&crds, crd("widgets.k8s.io", "gadgets", "Gadget", "v1"))
+        .await;
+    assert_eq!(code, 422, "{b}");
+    let mut approved = crd("widgets.k8s.io", "gadgets", "Gadget", "v1");
+    approved["metadata"]["annotations"] = json!({"api-approved.kubernetes.io": "https://github.com/kubernetes/enhancements/pull/1111"});
+    assert_eq!(mallory.post(&crds, approved).await.0, 201);
+
+    // the finalizer that takes a workspace's logical cluster with it stays
+    let (code, b) = mallory
+        .post(
+            &format!("/clusters/{m_home}/{WS}"),
+            json!({"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace", "metadata": {"name": "w"}, "spec": {}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{b}");
+    let (code, b) = mallory
+        .patch(
+            &format!("/clusters/{m_home}/{WS}/w"),
+            "application/merge-patch+json",
+            r#"{"metadata": {"finalizers": []}}"#,
+        )
+        .await;
+    assert_eq!(code, 403, "{b}");
+
+    // homes: only in root, only for oneself
+    let (code, b) = mallory.get(&format!("/clusters/{m_home}/{WS}/~")).await;
+    assert_eq!(code, 403, "{b}");
+    make_admin(&mallory, &m_home, "carol").await;
+    let (code, b) = send(
+        &mallory,
+        reqwest::Method::GET,
+        &format!("/clusters/{m_home}/{WS}/~"),
+        None,
+        &[("Impersonate-User", "carol")],
+    )
+    .await;
+    assert_eq!(code, 403, "{b}");
+    // no home was made for carol
+    let (code, list) = admin.get(&format!("/clusters/root:users/{WS}")).await;
+    assert_eq!(code, 200);
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|w| w["metadata"]["name"].as_str())
+        .collect();
+    assert!(!names.iter().any(|n| n.starts_with("carol")), "{names:?}");
+}

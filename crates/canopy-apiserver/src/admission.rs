@@ -186,6 +186,18 @@ impl Validating for TenancyObjects {
                 if req.subresource == "status" && new.get("status") != old.get("status") {
                     return refuse("the status of a workspace is set by the system");
                 }
+                // the finalizer that deletes the workspace's logical cluster with it
+                let held = |v: &Value| {
+                    meta::finalizers(v)
+                        .iter()
+                        .any(|f| f == crate::registry::tenancy::LOGICAL_CLUSTER_FINALIZER)
+                };
+                if held(old) && !held(new) {
+                    return refuse(&format!(
+                        "the finalizer {:?} is removed by the system",
+                        crate::registry::tenancy::LOGICAL_CLUSTER_FINALIZER
+                    ));
+                }
             }
         }
         Ok(())

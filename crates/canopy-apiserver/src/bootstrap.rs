@@ -251,6 +251,27 @@ pub async fn ensure_logical_cluster_at(
     owner: Option<Value>,
     admin: Option<&str>,
 ) -> Result<(), ApiError> {
+    // Placing is idempotent for the same owner only: never adopt (and bind an admin in)
+    // a logical cluster that exists for someone else, root included.
+    if let Some(existing) = api.inner.store.get(&canopy_storage::ObjectKey::new(
+        LOGICAL_CLUSTER_RESOURCE,
+        name,
+        "",
+        "cluster",
+    )) {
+        let uid = |o: Option<&Value>| {
+            o.and_then(|o| o.get("uid"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        if uid(existing.value.pointer("/spec/owner")) != uid(owner.as_ref()) {
+            return Err(ApiError::new(
+                409,
+                "AlreadyExists",
+                format!("logical cluster {name:?} already exists for another owner"),
+            ));
+        }
+    }
     // Everything in one atomic commit: the logical cluster appears complete or not at all.
     let mut items: Vec<(Resource, Value)> = Vec::new();
     let cr = resource(api, RBAC, "v1", "clusterroles")?;

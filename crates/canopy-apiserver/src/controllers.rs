@@ -167,7 +167,25 @@ impl Loop {
             self.index(o);
         }
         for o in &objects {
-            self.reconcile(o, EventType::Added).await;
+            self.reconcile_guarded(o, EventType::Added).await;
+        }
+    }
+
+    /// Reconciles one object; a panic (a bug, or a stored object of a shape nobody
+    /// expected) is logged with the object's key and skips that object, so one object can
+    /// never stop the controllers of every tenant on the shard.
+    async fn reconcile_guarded(&mut self, o: &StoredObject, kind: EventType) {
+        use futures::FutureExt;
+        let key = o.key.clone();
+        let run = std::panic::AssertUnwindSafe(self.reconcile(o, kind));
+        if run.catch_unwind().await.is_err() {
+            tracing::error!(
+                resource = %key.resource,
+                cluster = %key.cluster,
+                namespace = %key.namespace,
+                name = %key.name,
+                "controller panicked reconciling an object; it is skipped"
+            );
         }
     }
 
@@ -211,7 +229,7 @@ impl Loop {
             EventType::Deleted => self.unindex(&ev.object),
             _ => self.index(&ev.object),
         }
-        self.reconcile(&ev.object, ev.kind).await;
+        self.reconcile_guarded(&ev.object, ev.kind).await;
     }
 
     async fn reconcile(&mut self, o: &StoredObject, kind: EventType) {

@@ -711,6 +711,25 @@ pub async fn logical_cluster_changed(api: &ApiServer, lc: &StoredObject) {
 
 /// Deletes everything inside a workspace's logical cluster, then lets the Workspace go.
 /// Child workspaces inside it are Workspaces too: deleting them recurses.
+/// Whether logical cluster `child` (on this shard) belongs to Workspace `ws`: its
+/// `LogicalCluster.spec.owner` names the workspace's uid (or it has no LogicalCluster at
+/// all, e.g. a placement that never completed, but still has content of its own).
+fn owned_by(api: &ApiServer, child: &str, ws: &StoredObject) -> bool {
+    match logical_cluster(&api.inner.store, child) {
+        Some(lc) => {
+            let owner_uid = lc.value.pointer("/spec/owner/uid").and_then(Value::as_str);
+            let owner_cluster = lc
+                .value
+                .pointer("/spec/owner/cluster")
+                .and_then(Value::as_str);
+            owner_uid.is_some()
+                && owner_uid == ws.value.pointer("/metadata/uid").and_then(Value::as_str)
+                && owner_cluster == Some(&*ws.key.cluster)
+        }
+        None => child != "root",
+    }
+}
+
 async fn delete_child(api: &ApiServer, ws: &StoredObject) {
     let _ = rest::update_system(api, &ws.key, |cur| {
         if cur.pointer("/status/phase").and_then(Value::as_str) == Some("Deleting") {
@@ -746,8 +765,13 @@ async fn delete_child(api: &ApiServer, ws: &StoredObject) {
                     "the workspace's shard is unknown",
                 )),
             }
-        } else {
+        } else if owned_by(api, child, ws) {
             crate::internal::delete_cluster(api, child).await
+        } else {
+            // a logical cluster that is not this workspace's (never placed, or someone
+            // else's): nothing of it is deleted
+            tracing::warn!(workspace = %ws.key.name, cluster = %ws.key.cluster, child, "not deleting a logical cluster this workspace does not own");
+            Ok(true)
         };
         if remote && !matches!(result, Ok(true)) {
             // waiting on the other shard: look again soon

@@ -59,6 +59,9 @@ impl Strategy for CrdStrategy {
         } else if !canopy_core::validation::is_dns1123_subdomain(group).is_empty() {
             causes.push(Cause::invalid("spec.group", &json!(group), "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"));
         }
+        if let Some(cause) = protected_group(obj, group) {
+            causes.push(cause);
+        }
         if plural.is_empty() {
             causes.push(Cause::required("spec.names.plural", ""));
         } else if !is_dns_label(plural) {
@@ -383,8 +386,46 @@ impl Strategy for CustomResourceStrategy {
 }
 
 /// Served resources of one CRD (one per served version).
+/// Why a CRD may not use `group`: a group a built-in API serves (a custom resource there
+/// would share the built-in's storage and bypass its strategy and admission), the
+/// `kcp.io` and `canopy.dev` domains (the system's own APIs), or a `k8s.io` /
+/// `kubernetes.io` group without kube's approval annotation.
+fn protected_group(crd: &Value, group: &str) -> Option<Cause> {
+    if group.is_empty() {
+        return None;
+    }
+    let in_domain = |d: &str| group == d || group.ends_with(&format!(".{d}"));
+    if canopy_core::resource::builtin_resources()
+        .iter()
+        .any(|r| r.group == group)
+        || in_domain("kcp.io")
+        || in_domain("canopy.dev")
+    {
+        return Some(Cause::invalid(
+            "spec.group",
+            &json!(group),
+            "the group is reserved for built-in APIs",
+        ));
+    }
+    if (in_domain("k8s.io") || in_domain("kubernetes.io"))
+        && canopy_core::meta::annotation(crd, "api-approved.kubernetes.io")
+            .is_none_or(str::is_empty)
+    {
+        return Some(Cause::required(
+            "metadata.annotations[api-approved.kubernetes.io]",
+            "protected groups must have approval annotation \"api-approved.kubernetes.io\", see https://github.com/kubernetes/enhancements/pull/1111",
+        ));
+    }
+    None
+}
+
+/// The resources a CRD serves; none when its group is reserved (a CRD stored before
+/// that check existed never shadows a built-in).
 pub fn resources_of(crd: &Value) -> Vec<Resource> {
     let group = s(crd, "/spec/group").to_string();
+    if protected_group(crd, &group).is_some_and(|c| c.field == "spec.group") {
+        return Vec::new();
+    }
     let names = crd
         .pointer("/status/acceptedNames")
         .filter(|n| !s(n, "/plural").is_empty())
