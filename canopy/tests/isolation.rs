@@ -243,6 +243,18 @@ async fn impersonated_identity_is_refused_in_other_workspaces() {
         .post(&format!("/clusters/{a_home}/{WS}"), private_ws.clone())
         .await;
     assert_eq!(code, 403, "alice herself may not use corp's type: {b}");
+    // ... and cannot tell it from a type that does not exist
+    let (_, missing) = alice
+        .post(
+            &format!("/clusters/{a_home}/{WS}"),
+            json!({"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace", "metadata": {"name": "stolen"},
+                   "spec": {"type": {"name": "nosuchtype", "path": corp}}}),
+        )
+        .await;
+    assert_eq!(
+        b["message"].as_str().map(|m| m.replace("private", "T")),
+        missing["message"].as_str().map(|m| m.replace("nosuchtype", "T")),
+    );
     // bob may create workspaces in alice's home, and use the type in corp: but not as
     // an identity alice made up inside her home
     make_admin(&alice, &a_home, "bob").await;

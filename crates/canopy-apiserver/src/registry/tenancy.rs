@@ -341,6 +341,17 @@ impl Strategy for WorkspaceStrategy {
                         && matches!(alias.name.as_str(), "universal" | "organization" | "team"))
             };
             if !allowed {
+                // whoever may not enter the workspace holding the type cannot tell it
+                // from a type that does not exist
+                let visible = alias.cluster == "root"
+                    || !crate::bootstrap::logical_cluster_exists(ctx.store, &alias.cluster)
+                    || crate::authz::has_access(ctx.store, &alias.cluster, ctx.user);
+                if !visible {
+                    return Err(forbidden(&format!(
+                        "workspace type {} does not exist",
+                        alias.qualified()
+                    )));
+                }
                 return Err(forbidden(&format!(
                     "unable to use cluster workspace type {}: missing verb='use' permission on workspacetype",
                     alias.qualified()
