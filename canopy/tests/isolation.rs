@@ -267,7 +267,7 @@ async fn impersonated_identity_is_refused_in_other_workspaces() {
     )
     .await;
     assert_eq!(code, 403, "bob's identity is confined to alice's home: {b}");
-    assert!(b["message"].as_str().unwrap_or("").contains("use"), "{b}");
+    assert!(b["message"].as_str().unwrap_or("").contains("root:corp:private"), "{b}");
     // the real bob may (so the refusal above is the scope's doing)
     let bob = env.client(Some(&env.token("bob", &[])));
     let (code, b) = bob
