@@ -71,7 +71,7 @@ pub use value::{compare as compare_values, equals as values_equal, go_json};
 use serde_json::{json, Value};
 
 /// Containers an applied configuration or a live object may nest: request bodies
-/// hold at most 128 (serde_json's and serde_yaml's limit), a live object's
+/// hold at most 127 (serde_json's limit), a live object's
 /// managedFields a few more. Deeper inputs are refused by [`FieldManager::apply`]
 /// before anything recurses on them; up to this depth, apply and managedFields
 /// bookkeeping fit in a 2 MiB stack (`tests/deep.rs`).

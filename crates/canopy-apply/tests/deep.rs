@@ -1,5 +1,5 @@
 //! Server-side apply and managedFields of the deepest objects a request body can
-//! hold (serde_json and serde_yaml stop at 128 nested containers), on threads with
+//! hold (serde_json stops at 127 nested containers), on threads with
 //! the default 2 MiB stack; deeper inputs are refused without recursing on them.
 
 use canopy_apply::{apply, update, ApplyError, Schema, TypeDef};

@@ -36,7 +36,7 @@ pub const MAX_COPY_BYTES: u64 = 3 * 1024 * 1024;
 pub const MAX_RESULT_BYTES: u64 = 3 * 1024 * 1024;
 /// Containers nested in a patched object: what serde_json (and so a request body)
 /// allows, so that a patched object can always be read back.
-pub const MAX_NESTING: usize = 128;
+pub const MAX_NESTING: usize = 127;
 /// Units of work (values visited, elements shifted) one patch may take: about a
 /// second of CPU in a debug build, far more than any patch of a real client needs.
 pub const MAX_WORK: u64 = 50_000_000;
@@ -298,7 +298,7 @@ mod tests {
         }
         assert_eq!(
             apply_merge_patch(&json!({}), &deep),
-            Err(PatchError::TooDeep { limit: 128 })
+            Err(PatchError::TooDeep { limit: MAX_NESTING })
         );
         let big = json!({"x": "y".repeat(4 << 20)});
         assert_eq!(

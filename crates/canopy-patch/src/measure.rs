@@ -33,7 +33,7 @@ pub struct Measure {
     /// Length of the compact JSON serialization.
     pub bytes: u64,
     /// Containers nested in the value: 0 for a scalar, 1 for `[]` or `{}`, 2 for
-    /// `{"a": []}` (what serde_json's recursion limit of 128 counts).
+    /// `{"a": []}` (serde_json parses at most 127).
     pub nesting: usize,
     /// Values visited (the work done).
     pub nodes: u64,
@@ -109,5 +109,18 @@ mod tests {
         while let Value::Array(mut a) = cur {
             cur = a.pop().unwrap_or(Value::Null);
         }
+    }
+}
+
+#[cfg(test)]
+mod serde_json_limit {
+    /// serde_json parses at most `crate::MAX_NESTING` nested containers.
+    #[test]
+    fn max_nesting_is_what_serde_json_parses() {
+        let n = crate::MAX_NESTING;
+        let ok = format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(serde_json::from_str::<serde_json::Value>(&ok).is_ok());
+        let too_deep = format!("{}{}", "[".repeat(n + 1), "]".repeat(n + 1));
+        assert!(serde_json::from_str::<serde_json::Value>(&too_deep).is_err());
     }
 }

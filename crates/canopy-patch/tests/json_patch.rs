@@ -294,7 +294,12 @@ fn nesting_is_bounded() {
         path.push_str("/c/b");
     }
     let err = on_small_stack(move || apply_json_patch(&json!({}), &Value::Array(ops)).unwrap_err());
-    assert_eq!(err, PatchError::TooDeep { limit: 128 });
+    assert_eq!(
+        err,
+        PatchError::TooDeep {
+            limit: canopy_patch::MAX_NESTING
+        }
+    );
     // moving a value deeper than allowed
     let mut deep = json!({});
     for _ in 0..100 {
@@ -302,7 +307,7 @@ fn nesting_is_bounded() {
     }
     let doc = json!({"a": deep, "b": {"c": {"e": {}}}});
     let patch = json!([{"op": "move", "from": "/a", "path": "/b/c/e/f"}]);
-    // 100 + the root and 4 levels on the way: fits in 128 with room
+    // 100 + the root and 4 levels on the way: fits in 127 with room
     assert!(apply_json_patch(&doc, &patch).is_ok());
     let mut deeper = json!({});
     for _ in 0..125 {
@@ -311,7 +316,9 @@ fn nesting_is_bounded() {
     let doc = json!({"a": deeper, "b": {"c": {"e": {}}}});
     assert_eq!(
         apply_json_patch(&doc, &patch),
-        Err(PatchError::TooDeep { limit: 128 })
+        Err(PatchError::TooDeep {
+            limit: canopy_patch::MAX_NESTING
+        })
     );
 }
 
@@ -369,7 +376,12 @@ fn deep_documents_are_refused_before_recursion() {
         let r2 = apply_json_patch(&doc, &patch);
         (r1, r2)
     });
-    assert_eq!(err.0, Err(PatchError::TooDeep { limit: 128 }));
+    assert_eq!(
+        err.0,
+        Err(PatchError::TooDeep {
+            limit: canopy_patch::MAX_NESTING
+        })
+    );
     assert!(err.1.is_ok());
 }
 
@@ -439,9 +451,17 @@ proptest::proptest! {
     fn never_panics_and_tracks_size(doc in json_value(), ops in proptest::collection::vec(op(), 0..8)) {
         let doc = json!({"r": doc});
         if let Ok(out) = apply_json_patch(&doc, &Value::Array(ops.clone())) {
-            // the exact size passes as a limit
+            // sizes are tracked exactly: a document that ends larger than it started
+            // crossed any smaller limit on the way
             let exact = serde_json::to_vec(&out).unwrap().len() as u64;
-            proptest::prop_assert!(apply_json_patch_with(&doc, &Value::Array(ops), &Limits::with_max_result_bytes(exact)).is_ok());
+            let initial = serde_json::to_vec(&doc).unwrap().len() as u64;
+            let r = apply_json_patch_with(&doc, &Value::Array(ops.clone()), &Limits::with_max_result_bytes(exact));
+            let too_large = Err(PatchError::ResultTooLarge { limit: exact });
+            proptest::prop_assert!(r.is_ok() || r == too_large, "{:?}", r);
+            if exact > initial {
+                let r = apply_json_patch_with(&doc, &Value::Array(ops), &Limits::with_max_result_bytes(exact - 1));
+                proptest::prop_assert_eq!(r, Err(PatchError::ResultTooLarge { limit: exact - 1 }));
+            }
         }
     }
 
