@@ -1063,19 +1063,52 @@ fn carry_system_metadata(res: &Resource, new: &mut Value, old: &Value) {
     }
 }
 
+/// kube's answer to a patch that cannot be applied (`handlers/patch.go`): a list that
+/// is not a JSON patch 400, too many operations 413, an operation that fails 422 with
+/// kube's generic message, a merge patch that is not an object 400 ("Invalid JSON
+/// Patch"); a result over the size limit 413, as an oversized body.
+pub(crate) fn patch_error(e: canopy_patch::PatchError) -> ApiError {
+    use canopy_patch::PatchError as E;
+    match e {
+        E::InvalidJsonPatch(m) => ApiError::bad_request(m),
+        E::InvalidMergePatch => ApiError::bad_request(e.to_string()),
+        E::TooManyOperations { .. } => {
+            ApiError::too_large(format!("Request entity too large: {e}"))
+        }
+        E::ResultTooLarge { limit } => {
+            ApiError::too_large(format!("Request entity too large: limit is {limit}"))
+        }
+        E::JsonPatch(_) | E::CopySizeExceeded { .. } => ApiError::new(
+            422,
+            "Invalid",
+            "the server rejected our request due to an error in our request",
+        ),
+        E::TooDeep { .. } | E::TooComplex { .. } | E::Strategic(_) => {
+            ApiError::new(422, "Invalid", e.to_string())
+        }
+    }
+}
+
+/// The limits patches are applied under. `max_result_bytes` is kube's request body
+/// limit (3 MiB) until the storage's object size limit is passed here.
+pub(crate) fn patch_limits() -> canopy_patch::Limits {
+    canopy_patch::Limits::with_max_result_bytes(codec::MAX_BODY_BYTES as u64)
+}
+
 fn apply_patch(
     res: &Resource,
     content_type: &str,
     current: &Value,
     patch: &Value,
 ) -> Result<Value, ApiError> {
-    let invalid = |e: canopy_patch::PatchError| ApiError::new(422, "Invalid", e.to_string());
+    let invalid = patch_error;
+    let limits = patch_limits();
     match content_type {
         "application/json-patch+json" => {
-            canopy_patch::apply_json_patch(current, patch).map_err(invalid)
+            canopy_patch::apply_json_patch_with(current, patch, &limits).map_err(invalid)
         }
         "application/merge-patch+json" => {
-            canopy_patch::apply_merge_patch(current, patch).map_err(invalid)
+            canopy_patch::apply_merge_patch_with(current, patch, &limits).map_err(invalid)
         }
         "application/strategic-merge-patch+json" => {
             let schema = canopy_patch::strategic::builtin_schema(
@@ -1084,12 +1117,12 @@ fn apply_patch(
                 &res.desc.kind,
             )
             .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
-            canopy_patch::strategic::apply(current, patch, &schema).map_err(invalid)
+            canopy_patch::strategic::apply_with(current, patch, &schema, &limits).map_err(invalid)
         }
         "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
             // Until server-side apply's field ownership lands (see ARCHITECTURE.md), an
             // apply merges the applied configuration into the live object.
-            canopy_patch::apply_merge_patch(current, patch).map_err(invalid)
+            canopy_patch::apply_merge_patch_with(current, patch, &limits).map_err(invalid)
         }
         other => Err(ApiError::unsupported_media_type(other)),
     }

@@ -140,16 +140,18 @@ pub async fn serve(
                 serde_json::from_slice(body)
                     .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
             };
-            let invalid =
-                |e: canopy_patch::PatchError| ApiError::new(422, "Invalid", e.to_string());
+            let invalid = rest::patch_error;
+            let limits = rest::patch_limits();
             match ct.as_str() {
                 "application/json-patch+json" => {
-                    canopy_patch::apply_json_patch(&cur_scale, &patch).map_err(invalid)?
+                    canopy_patch::apply_json_patch_with(&cur_scale, &patch, &limits)
+                        .map_err(invalid)?
                 }
                 "application/merge-patch+json"
                 | "application/strategic-merge-patch+json"
                 | "application/apply-patch+yaml" => {
-                    canopy_patch::apply_merge_patch(&cur_scale, &patch).map_err(invalid)?
+                    canopy_patch::apply_merge_patch_with(&cur_scale, &patch, &limits)
+                        .map_err(invalid)?
                 }
                 other => return Err(ApiError::unsupported_media_type(other)),
             }

@@ -262,6 +262,15 @@ impl FieldManager {
         force: bool,
         now: DateTime<Utc>,
     ) -> Result<Value, ApplyError> {
+        // everything below recurses on the objects: refuse the deepest first
+        for v in std::iter::once(applied).chain(live) {
+            if crate::nesting(v) > crate::MAX_NESTING {
+                return Err(ApplyError::BadRequest(format!(
+                    "the object nests more than {} levels of objects and arrays",
+                    crate::MAX_NESTING
+                )));
+            }
+        }
         let mut live = live.cloned().unwrap_or_else(|| json!({}));
         if !applied.is_object() {
             return Err(ApplyError::BadRequest(

@@ -70,6 +70,33 @@ pub use value::{compare as compare_values, equals as values_equal, go_json};
 
 use serde_json::{json, Value};
 
+/// Containers an applied configuration or a live object may nest: request bodies
+/// hold at most 127 (serde_json's limit), a live object's
+/// managedFields a few more. Deeper inputs are refused by [`FieldManager::apply`]
+/// before anything recurses on them; up to this depth, apply and managedFields
+/// bookkeeping fit in a 2 MiB stack (`tests/deep.rs`).
+pub const MAX_NESTING: usize = 256;
+
+/// Containers nested in `v` (0 for a scalar), measured without recursion.
+pub fn nesting(v: &Value) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        match v {
+            Value::Array(a) => {
+                max = max.max(d + 1);
+                stack.extend(a.iter().map(|x| (x, d + 1)));
+            }
+            Value::Object(m) => {
+                max = max.max(d + 1);
+                stack.extend(m.values().map(|x| (x, d + 1)));
+            }
+            _ => {}
+        }
+    }
+    max
+}
+
 /// A malformed FieldsV1 document or path element.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FieldsError {

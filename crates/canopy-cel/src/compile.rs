@@ -197,19 +197,27 @@ fn compile_expr(
     self_ty: &Ty,
     optional_old_self: bool,
 ) -> Result<(IdedExpr, crate::check::Checked), String> {
-    let program = env.compile(src).map_err(|e| render_parse_errors(&e))?;
+    crate::guard::check_source(src)?;
+    let (expr, source_info) = env
+        .parser()
+        .max_recursion_depth(crate::guard::MAX_PARSE_DEPTH as u16)
+        .parse_with_source_info(src)
+        .map_err(|e| render_parse_errors(&e))?;
+    if crate::guard::ast_depth(&expr) > crate::guard::MAX_AST_DEPTH {
+        return Err(crate::guard::recursion_error());
+    }
     let old_ty = if optional_old_self {
         Ty::Optional(Box::new(self_ty.clone()))
     } else {
         self_ty.clone()
     };
     let checked = Checker::new(self_ty.clone(), Some(old_ty))
-        .check_expr(program.expression())
+        .check_expr(&expr)
         .map_err(|CheckError { expr_id, msg }| {
-            let off = program.source_info().offset_for(expr_id).map(|(s, _)| s);
+            let off = source_info.offset_for(expr_id).map(|(s, _)| s);
             render_check_error(src, off, &msg)
         })?;
-    Ok((program.expression().clone(), checked))
+    Ok((expr, checked))
 }
 
 /// Parses a rule's `fieldPath` against the schema of its node, as kube's

@@ -34,11 +34,13 @@
 //! [`types`] (CEL types of schemas), [`check`] (type checker and cost
 //! estimator), [`value`] (JSON to CEL values), [`library`] (the Kubernetes
 //! CEL library and the cost meter), [`netfmt`] (IPs, CIDRs and named formats), [`quantity`] (resource quantities),
-//! [`instrument`] (runtime cost metering), [`compile`] and [`validate`].
+//! [`instrument`] (runtime cost metering), [`guard`] (parser limits: length and
+//! nesting, checked without recursion), [`compile`] and [`validate`].
 
 pub mod check;
 pub mod compile;
 pub mod errors;
+pub mod guard;
 pub mod instrument;
 pub mod library;
 pub mod netfmt;
@@ -125,6 +127,17 @@ impl CompiledRules {
         openapi_v3_schema: &Value,
         schema_path: &FieldPath,
     ) -> Result<CompiledRules, Vec<RuleError>> {
+        stacker::maybe_grow(
+            guard::COMPILE_STACK_BYTES,
+            guard::COMPILE_STACK_BYTES,
+            || Self::compile_on_stack(openapi_v3_schema, schema_path),
+        )
+    }
+
+    fn compile_on_stack(
+        openapi_v3_schema: &Value,
+        schema_path: &FieldPath,
+    ) -> Result<CompiledRules, Vec<RuleError>> {
         let schema = schema::Schema::from_json(openapi_v3_schema);
         let mut c = Compiler::new();
         let root = c.node(&schema, schema_path, true, Some(1), None);
@@ -171,6 +184,17 @@ impl CompiledRules {
     /// [`validate`](Self::validate) with options, also returning warnings and
     /// the budget left.
     pub fn validate_with(
+        &self,
+        obj: &Value,
+        old: Option<&Value>,
+        opts: &ValidateOptions,
+    ) -> Validation {
+        stacker::maybe_grow(guard::EVAL_RED_ZONE_BYTES, guard::EVAL_STACK_BYTES, || {
+            self.validate_on_stack(obj, old, opts)
+        })
+    }
+
+    fn validate_on_stack(
         &self,
         obj: &Value,
         old: Option<&Value>,

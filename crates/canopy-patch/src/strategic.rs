@@ -11,11 +11,11 @@
 //! - `$deleteFromPrimitiveList/<field>: [..]`: removes values from a merged primitive list;
 //! - `$setElementOrder/<field>: [..]`: the order of the merged list.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use serde_json::{Map, Value};
 
-use crate::PatchError;
+use crate::{Limits, PatchError};
 
 const DIRECTIVE: &str = "$patch";
 const RETAIN_KEYS: &str = "$retainKeys";
@@ -124,21 +124,44 @@ fn err(m: impl Into<String>) -> PatchError {
     PatchError::Strategic(m.into())
 }
 
-/// Applies a strategic merge patch to `original`.
+/// Applies a strategic merge patch to `original` under the default [`Limits`].
 pub fn apply(original: &Value, patch: &Value, schema: &Schema) -> Result<Value, PatchError> {
+    apply_with(original, patch, schema, &Limits::default())
+}
+
+/// Applies a strategic merge patch to `original` under `limits`: inputs nested deeper
+/// than [`Limits::max_nesting`] are refused before anything recurses on them, and
+/// a result larger than [`Limits::max_result_bytes`] is refused. Lookups of keys,
+/// merge keys and list values are hashed, so the work is linear in the inputs.
+pub fn apply_with(
+    original: &Value,
+    patch: &Value,
+    schema: &Schema,
+    limits: &Limits,
+) -> Result<Value, PatchError> {
     let Value::Object(p) = patch else {
         return Err(err("a strategic merge patch must be a JSON object"));
     };
-    let empty = Map::new();
-    let o = original.as_object().unwrap_or(&empty);
-    Ok(merge_map(o, p, schema)?
+    crate::check_inputs(&[original, patch], limits)?;
+    let o = match original {
+        Value::Object(o) => o.clone(),
+        _ => Map::new(),
+    };
+    let out = merge_map(o, p, schema)?
         .map(Value::Object)
-        .unwrap_or_else(|| Value::Object(Map::new())))
+        .unwrap_or_else(|| Value::Object(Map::new()));
+    crate::check_result(&out, limits)?;
+    Ok(out)
+}
+
+/// A hashable identity of a value (its JSON).
+fn id(v: &Value) -> String {
+    v.to_string()
 }
 
 /// Merges a patch map into an original map; `None` means "delete this map".
 fn merge_map(
-    original: &Map<String, Value>,
+    original: Map<String, Value>,
     patch: &Map<String, Value>,
     schema: &Schema,
 ) -> Result<Option<Map<String, Value>>, PatchError> {
@@ -149,11 +172,11 @@ fn merge_map(
         Some(Value::String(d)) if d == "replace" => {
             let mut rest = patch.clone();
             rest.remove(DIRECTIVE);
-            return merge_map(&Map::new(), &rest, schema);
+            return merge_map(Map::new(), &rest, schema);
         }
         Some(other) => return Err(err(format!("Unknown patch type: {other}"))),
     }
-    let mut out = original.clone();
+    let mut out = original;
     if let Some(retain) = patch.get(RETAIN_KEYS) {
         let keys = retain
             .as_array()
@@ -161,73 +184,77 @@ fn merge_map(
             .iter()
             .map(|k| {
                 k.as_str()
-                    .map(str::to_string)
                     .ok_or_else(|| err("$retainKeys must be a list of strings"))
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        out.retain(|k, _| keys.iter().any(|r| r == k));
+            .collect::<Result<HashSet<&str>, _>>()?;
+        out.retain(|k, _| keys.contains(k.as_str()));
     }
-    let mut orders: Vec<(String, Vec<Value>)> = Vec::new();
+    let mut orders: Vec<(String, &Vec<Value>)> = Vec::new();
     for (k, v) in patch {
         if let Some(field) = k.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) {
-            let remove = v
+            let remove: HashSet<String> = v
                 .as_array()
-                .ok_or_else(|| err(format!("{k} must be a list")))?;
+                .ok_or_else(|| err(format!("{k} must be a list")))?
+                .iter()
+                .map(id)
+                .collect();
             if let Some(Value::Array(list)) = out.get_mut(field) {
-                list.retain(|x| !remove.contains(x));
+                list.retain(|x| !remove.contains(&id(x)));
             }
         } else if let Some(field) = k.strip_prefix(SET_ELEMENT_ORDER) {
             let order = v
                 .as_array()
                 .ok_or_else(|| err(format!("{k} must be a list")))?;
-            orders.push((field.to_string(), order.clone()));
+            orders.push((field.to_string(), order));
         } else if k.starts_with('$') && k != DIRECTIVE && k != RETAIN_KEYS {
             return Err(err(format!("unknown directive {k:?}")));
         }
     }
+    let mut deleted: HashSet<&str> = HashSet::new();
     for (k, v) in patch {
         if k.starts_with('$') {
             continue;
         }
         if v.is_null() {
-            out.remove(k);
+            deleted.insert(k.as_str());
             continue;
         }
         let child = schema.child(k);
-        let merged = match out.get(k) {
-            Some(cur) => merge_value(cur, v, child)?,
-            None => merge_value(&Value::Null, v, child)?,
-        };
-        match merged {
+        let cur = out.get_mut(k).map(std::mem::take).unwrap_or(Value::Null);
+        match merge_value(cur, v, child)? {
             Some(m) => {
+                deleted.remove(k.as_str());
                 out.insert(k.clone(), m);
             }
             None => {
-                out.remove(k);
+                deleted.insert(k.as_str());
             }
         }
+    }
+    if !deleted.is_empty() {
+        out.retain(|k, _| !deleted.contains(k.as_str()));
     }
     for (field, order) in orders {
         let key = schema.child(&field).merge_key.clone();
         if let Some(Value::Array(list)) = out.get_mut(&field) {
-            reorder(list, &order, key.as_deref());
+            reorder(list, order, key.as_deref());
         }
     }
     Ok(Some(out))
 }
 
 fn merge_value(
-    original: &Value,
+    original: Value,
     patch: &Value,
     schema: &Schema,
 ) -> Result<Option<Value>, PatchError> {
     match (original, patch) {
         (Value::Object(o), Value::Object(p)) => Ok(merge_map(o, p, schema)?.map(Value::Object)),
-        (_, Value::Object(p)) => Ok(merge_map(&Map::new(), p, schema)?.map(Value::Object)),
+        (_, Value::Object(p)) => Ok(merge_map(Map::new(), p, schema)?.map(Value::Object)),
         (Value::Array(o), Value::Array(p)) => {
             merge_list(o, p, schema).map(|l| Some(Value::Array(l)))
         }
-        (_, Value::Array(p)) => merge_list(&[], p, schema).map(|l| Some(Value::Array(l))),
+        (_, Value::Array(p)) => merge_list(Vec::new(), p, schema).map(|l| Some(Value::Array(l))),
         (_, other) => Ok(Some(other.clone())),
     }
 }
@@ -242,7 +269,7 @@ fn directive_of(v: &Value) -> Option<&str> {
 fn fresh(items: &[Value], schema: &Schema) -> Result<Vec<Value>, PatchError> {
     let mut out = Vec::with_capacity(items.len());
     for v in items {
-        if let Some(m) = merge_value(&Value::Null, v, schema)? {
+        if let Some(m) = merge_value(Value::Null, v, schema)? {
             out.push(m);
         }
     }
@@ -250,20 +277,18 @@ fn fresh(items: &[Value], schema: &Schema) -> Result<Vec<Value>, PatchError> {
 }
 
 fn merge_list(
-    original: &[Value],
+    original: Vec<Value>,
     patch: &[Value],
     schema: &Schema,
 ) -> Result<Vec<Value>, PatchError> {
     let item = schema.item();
-    if patch
-        .iter()
-        .any(|v| directive_of(v) == Some("replace") && v.as_object().is_some_and(|m| m.len() == 1))
-    {
+    let is_list_replace = |v: &Value| {
+        directive_of(v) == Some("replace") && v.as_object().is_some_and(|m| m.len() == 1)
+    };
+    if patch.iter().any(is_list_replace) {
         let rest: Vec<Value> = patch
             .iter()
-            .filter(|v| {
-                !(directive_of(v) == Some("replace") && v.as_object().is_some_and(|m| m.len() == 1))
-            })
+            .filter(|v| !is_list_replace(v))
             .cloned()
             .collect();
         return fresh(&rest, item);
@@ -273,18 +298,26 @@ fn merge_list(
     }
     let Some(key) = &schema.merge_key else {
         // a merged list of primitives: the union, original order first
-        let mut out: Vec<Value> = original.to_vec();
+        let mut seen: HashSet<String> = original.iter().map(id).collect();
+        let mut out = original;
         for v in patch {
             if v.is_object() {
                 return Err(err("a merged list of primitives cannot hold objects"));
             }
-            if !out.contains(v) {
+            if seen.insert(id(v)) {
                 out.push(v.clone());
             }
         }
         return Ok(out);
     };
-    let mut out: Vec<Value> = original.to_vec();
+    // elements by position (None once deleted), and the positions of each merge key
+    let mut out: Vec<Option<Value>> = original.into_iter().map(Some).collect();
+    let mut by_key: HashMap<String, VecDeque<usize>> = HashMap::new();
+    for (i, o) in out.iter().enumerate() {
+        if let Some(kv) = o.as_ref().and_then(|o| o.get(key.as_str())) {
+            by_key.entry(id(kv)).or_default().push_back(i);
+        }
+    }
     for p in patch {
         let Value::Object(pm) = p else {
             return Err(err(format!(
@@ -296,60 +329,81 @@ fn merge_list(
                 "map: {p} does not contain declared merge key: {key}"
             )));
         };
-        let pos = out.iter().position(|o| o.get(key.as_str()) == Some(kv));
+        let k = id(kv);
+        let pos = by_key.get(&k).and_then(|v| v.front().copied());
         match directive_of(p) {
-            Some("delete") => out.retain(|o| o.get(key.as_str()) != Some(kv)),
+            Some("delete") => {
+                for i in by_key.remove(&k).unwrap_or_default() {
+                    out[i] = None;
+                }
+            }
             Some("replace") => {
                 let mut rest = pm.clone();
                 rest.remove(DIRECTIVE);
-                let v = merge_map(&Map::new(), &rest, item)?.map(Value::Object);
+                let v = merge_map(Map::new(), &rest, item)?.map(Value::Object);
                 match (pos, v) {
-                    (Some(i), Some(v)) => out[i] = v,
-                    (None, Some(v)) => out.push(v),
+                    (Some(i), Some(v)) => out[i] = Some(v),
+                    (None, Some(v)) => {
+                        by_key.entry(k).or_default().push_back(out.len());
+                        out.push(Some(v));
+                    }
                     (Some(i), None) => {
-                        out.remove(i);
+                        out[i] = None;
+                        if let Some(q) = by_key.get_mut(&k) {
+                            q.pop_front();
+                        }
                     }
                     (None, None) => {}
                 }
             }
             Some("merge") | None => match pos {
                 Some(i) => {
-                    let empty = Map::new();
-                    let cur = out[i].as_object().unwrap_or(&empty).clone();
-                    match merge_map(&cur, pm, item)? {
-                        Some(m) => out[i] = Value::Object(m),
+                    let cur = match out[i].take() {
+                        Some(Value::Object(m)) => m,
+                        _ => Map::new(),
+                    };
+                    match merge_map(cur, pm, item)? {
+                        Some(m) => out[i] = Some(Value::Object(m)),
                         None => {
-                            out.remove(i);
+                            if let Some(q) = by_key.get_mut(&k) {
+                                q.pop_front();
+                            }
                         }
                     }
                 }
                 None => {
-                    if let Some(m) = merge_map(&Map::new(), pm, item)? {
-                        out.push(Value::Object(m));
+                    if let Some(m) = merge_map(Map::new(), pm, item)? {
+                        by_key.entry(k).or_default().push_back(out.len());
+                        out.push(Some(Value::Object(m)));
                     }
                 }
             },
             Some(other) => return Err(err(format!("Unknown patch type: {other}"))),
         }
     }
-    Ok(out)
+    Ok(out.into_iter().flatten().collect())
 }
 
 /// Orders `list` by `order` (merge-key values, or the values themselves for primitives);
 /// elements not named keep their relative order after the named ones.
 fn reorder(list: &mut Vec<Value>, order: &[Value], key: Option<&str>) {
-    let rank = |v: &Value| -> usize {
-        let id = match key {
-            Some(k) => v.get(k).cloned().unwrap_or(Value::Null),
-            None => v.clone(),
+    let mut rank_of: HashMap<String, usize> = HashMap::new();
+    for (i, o) in order.iter().enumerate() {
+        let ident = match key {
+            Some(k) => match o.get(k) {
+                Some(v) => id(v),
+                None => continue,
+            },
+            None => id(o),
         };
-        order
-            .iter()
-            .position(|o| match key {
-                Some(k) => o.get(k) == Some(&id),
-                None => *o == id,
-            })
-            .unwrap_or(usize::MAX)
+        rank_of.entry(ident).or_insert(i);
+    }
+    let rank = |v: &Value| -> usize {
+        let ident = match key {
+            Some(k) => id(v.get(k).unwrap_or(&Value::Null)),
+            None => id(v),
+        };
+        rank_of.get(&ident).copied().unwrap_or(usize::MAX)
     };
     let mut ranked: Vec<(usize, usize, Value)> = list
         .drain(..)

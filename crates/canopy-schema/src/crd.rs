@@ -45,6 +45,16 @@ pub fn validate_crd_schema_with(
     path: &str,
     opts: CrdSchemaOptions,
 ) -> Vec<FieldError> {
+    crate::schema::with_stack(crate::schema::nesting(schema), || {
+        validate_crd_schema_on_stack(schema, path, opts)
+    })
+}
+
+fn validate_crd_schema_on_stack(
+    schema: &Value,
+    path: &str,
+    opts: CrdSchemaOptions,
+) -> Vec<FieldError> {
     let fld = FieldPath::new(path);
     let mut all = Vec::new();
     let Value::Object(root) = schema else {

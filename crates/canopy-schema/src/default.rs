@@ -64,7 +64,7 @@ impl CompiledSchema {
     /// Applies the schema's defaults to `obj` in place, like kube-apiserver
     /// does when it decodes a custom resource.
     pub fn default(&self, obj: &mut Value) {
-        default_value(obj, &self.root);
+        self.on_stack(|| default_value(obj, &self.root));
     }
 }
 

@@ -274,7 +274,7 @@ impl CompiledSchema {
     /// `metadata` are never pruned here.
     pub fn prune(&self, obj: &mut Value) -> Vec<String> {
         let mut t = Some(Tracker::default());
-        prune_value(obj, Some(&self.root), true, &mut t);
+        self.on_stack(|| prune_value(obj, Some(&self.root), true, &mut t));
         let mut paths = t.map(|t| t.unknown).unwrap_or_default();
         paths.sort();
         paths
@@ -282,7 +282,7 @@ impl CompiledSchema {
 
     /// Like [`CompiledSchema::prune`] without collecting the paths.
     pub fn prune_silently(&self, obj: &mut Value) {
-        prune_value(obj, Some(&self.root), true, &mut None);
+        self.on_stack(|| prune_value(obj, Some(&self.root), true, &mut None));
     }
 
     /// Deletes `null` object fields whose schema is neither `nullable` nor
@@ -290,7 +290,7 @@ impl CompiledSchema {
     /// runs it right after pruning). Nulls with a default are left for
     /// [`CompiledSchema::default`].
     pub fn prune_non_nullable_nulls(&self, obj: &mut Value) {
-        prune_nulls(obj, Some(&self.root));
+        self.on_stack(|| prune_nulls(obj, Some(&self.root)));
     }
 }
 

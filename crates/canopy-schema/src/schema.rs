@@ -159,6 +159,42 @@ impl Node {
 #[derive(Debug, Clone)]
 pub struct CompiledSchema {
     pub(crate) root: Arc<Node>,
+    /// Containers nested in the schema's JSON: how deep compiling, defaulting,
+    /// pruning and validating recurse.
+    pub(crate) nesting: usize,
+}
+
+/// Stack one level of schema nesting may take in compiling, defaulting, pruning or
+/// validating, with room to spare (debug builds take up to about 17 KiB).
+const STACK_PER_LEVEL: usize = 32 << 10;
+
+/// Runs `f` with at least the stack a schema nesting `nesting` containers needs:
+/// on the current thread when it has that much left, else on a stack segment of
+/// its own (`stacker`). Schemas are at most 127 deep (serde_json's limit): typical
+/// ones never leave the thread's stack, the deepest get a segment of a few MiB.
+pub(crate) fn with_stack<R>(nesting: usize, f: impl FnOnce() -> R) -> R {
+    let need = (64 << 10) + nesting.saturating_mul(STACK_PER_LEVEL);
+    stacker::maybe_grow(need, need.max(1 << 20) * 2, f)
+}
+
+/// Containers nested in `v`, measured without recursion.
+pub(crate) fn nesting(v: &Value) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        match v {
+            Value::Array(a) => {
+                max = max.max(d + 1);
+                stack.extend(a.iter().map(|x| (x, d + 1)));
+            }
+            Value::Object(m) => {
+                max = max.max(d + 1);
+                stack.extend(m.values().map(|x| (x, d + 1)));
+            }
+            _ => {}
+        }
+    }
+    max
 }
 
 impl CompiledSchema {
@@ -167,10 +203,14 @@ impl CompiledSchema {
     /// problems are reported by [`crate::validate_crd_schema`], and invalid
     /// `pattern`s are reported when a value is validated, like kube does.
     pub fn compile(schema: &Value) -> Result<CompiledSchema, CompileError> {
-        let mut cx = Compiler::default();
-        let root = cx.node(schema, "")?;
-        Ok(CompiledSchema {
-            root: Arc::new(root),
+        let nesting = nesting(schema);
+        with_stack(nesting, || {
+            let mut cx = Compiler::default();
+            let root = cx.node(schema, "")?;
+            Ok(CompiledSchema {
+                root: Arc::new(root),
+                nesting,
+            })
         })
     }
 
@@ -179,7 +219,13 @@ impl CompiledSchema {
     pub fn property(&self, name: &str) -> Option<CompiledSchema> {
         self.root.property(name).map(|n| CompiledSchema {
             root: Arc::new(n.clone()),
+            nesting: self.nesting,
         })
+    }
+
+    /// Runs `f` with the stack this schema needs (see [`with_stack`]).
+    pub(crate) fn on_stack<R>(&self, f: impl FnOnce() -> R) -> R {
+        with_stack(self.nesting, f)
     }
 }
 

@@ -1268,12 +1268,14 @@ impl CompiledSchema {
     /// The root `metadata` is validated only against what the schema says
     /// about it; kube-apiserver validates it as `ObjectMeta` separately.
     pub fn validate(&self, obj: &Value) -> Vec<FieldError> {
-        let mut errs = openapi_errors(&self.root, obj, None);
-        validate_embedded(&FieldPath::default(), obj, Some(&self.root), &mut errs);
-        if let Value::Object(m) = obj {
-            validate_lists_object(&FieldPath::default(), &self.root, m, &mut errs);
-        }
-        errs
+        self.on_stack(|| {
+            let mut errs = openapi_errors(&self.root, obj, None);
+            validate_embedded(&FieldPath::default(), obj, Some(&self.root), &mut errs);
+            if let Value::Object(m) = obj {
+                validate_lists_object(&FieldPath::default(), &self.root, m, &mut errs);
+            }
+            errs
+        })
     }
 
     /// Validates `value` against this schema with every field path prefixed
@@ -1282,10 +1284,12 @@ impl CompiledSchema {
     /// schema of `properties.status`; see [`CompiledSchema::property`]).
     /// Only the OpenAPI part runs, as in kube.
     pub fn validate_at(&self, value: &Value, base: &str) -> Vec<FieldError> {
-        openapi_errors(
-            &self.root,
-            value,
-            if base.is_empty() { None } else { Some(base) },
-        )
+        self.on_stack(|| {
+            openapi_errors(
+                &self.root,
+                value,
+                if base.is_empty() { None } else { Some(base) },
+            )
+        })
     }
 }
