@@ -685,9 +685,28 @@ impl PgCluster {
     pub async fn stop(mut self) -> Result<(), PgError> {
         let rx = self.exited.take().and_then(|m| m.into_inner().ok());
         let pid = self.pid;
-        tokio::task::spawn_blocking(move || shutdown(pid, rx))
-            .await
-            .map_err(|e| PgError::Start(e.to_string()))
+        let outside = self.outside_socket_dir();
+        tokio::task::spawn_blocking(move || {
+            shutdown(pid, rx);
+            remove_socket_dir(outside);
+        })
+        .await
+        .map_err(|e| PgError::Start(e.to_string()))
+    }
+
+    /// The socket directory when it is not inside the data directory (removed, empty,
+    /// once the server stopped).
+    fn outside_socket_dir(&self) -> Option<PathBuf> {
+        self.socket_dir
+            .clone()
+            .filter(|d| !d.starts_with(&self.data_dir))
+    }
+}
+
+fn remove_socket_dir(dir: Option<PathBuf>) {
+    if let Some(d) = dir {
+        // only when empty: the server removes its socket and lock file when it stops
+        let _ = std::fs::remove_dir(d);
     }
 }
 
@@ -710,6 +729,7 @@ impl Drop for PgCluster {
     fn drop(&mut self) {
         if let Some(rx) = self.exited.take().and_then(|m| m.into_inner().ok()) {
             shutdown(self.pid, Some(rx));
+            remove_socket_dir(self.outside_socket_dir());
         }
     }
 }
