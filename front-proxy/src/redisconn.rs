@@ -143,15 +143,30 @@ pub async fn connect(
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(response_timeout))
         .set_number_of_retries(1);
-    let conn = redis::aio::ConnectionManager::new_with_config(c.clone(), cfg)
+    let fail = |e: redis::RedisError| {
+        let hint = match e.kind() {
+            redis::ErrorKind::AuthenticationFailed => {
+                " (Redis refused the password: give the right one in the URL, redis://:PASSWORD@host:port/)"
+            }
+            _ if e.code() == Some("NOAUTH") => {
+                " (Redis wants a password: put it in the URL, redis://:PASSWORD@host:port/)"
+            }
+            _ => "",
+        };
+        format!(
+            "{}: {}{hint}",
+            redact(&settings.url),
+            scrub(&e.to_string(), &settings.url)
+        )
+    };
+    let mut conn = redis::aio::ConnectionManager::new_with_config(c.clone(), cfg)
         .await
-        .map_err(|e| {
-            format!(
-                "{}: {}",
-                redact(&settings.url),
-                scrub(&e.to_string(), &settings.url)
-            )
-        })?;
+        .map_err(fail)?;
+    // a wrong or missing password shows here, at start, rather than on every request
+    let _: String = redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .map_err(fail)?;
     Ok((c, conn))
 }
 

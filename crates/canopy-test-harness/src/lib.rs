@@ -771,8 +771,10 @@ pub struct TestRedis {
     child: tokio::process::Child,
     /// `redis://127.0.0.1:<port>/` (with `:<password>@` when started with one).
     pub url: String,
-    /// `redis://127.0.0.1:<port>/`, without any password.
+    /// `redis://127.0.0.1:<port>/` (`rediss://` with TLS), without any password.
     pub url_without_password: String,
+    /// With TLS: the CA of the server's certificate (PEM).
+    pub ca_cert_pem: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -788,7 +790,17 @@ impl TestRedis {
         Self::start_with(Some(password)).await
     }
 
+    /// Starts one speaking TLS only (`rediss://`), with a certificate for 127.0.0.1 from
+    /// a CA of its own ([`ca_cert_pem`](Self::ca_cert_pem)), optionally with a password.
+    pub async fn start_tls(password: Option<&str>) -> TestRedis {
+        Self::start_opts(password, true).await
+    }
+
     async fn start_with(password: Option<&str>) -> TestRedis {
+        Self::start_opts(password, false).await
+    }
+
+    async fn start_opts(password: Option<&str>, tls: bool) -> TestRedis {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -796,9 +808,24 @@ impl TestRedis {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("redis.conf");
         let mut text = format!(
-            "port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\n",
+            "bind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\n",
             dir.path().display()
         );
+        let mut ca_cert_pem = None;
+        if tls {
+            let pki = canopy_auth::Pki::load_or_create(&dir.path().join("pki"), &[])
+                .expect("TLS certificates for redis-server");
+            let p = dir.path().join("pki");
+            text.push_str(&format!(
+                "port 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\ntls-auth-clients no\n",
+                p.join("serving.crt").display(),
+                p.join("serving.key").display(),
+                p.join("ca.crt").display()
+            ));
+            ca_cert_pem = Some(pki.ca_cert_pem);
+        } else {
+            text.push_str(&format!("port {port}\n"));
+        }
         if let Some(p) = password {
             text.push_str(&format!("requirepass {p}\n"));
         }
@@ -817,14 +844,16 @@ impl TestRedis {
                 .await
                 .is_ok()
             {
-                let plain = format!("redis://127.0.0.1:{port}/");
+                let scheme = if tls { "rediss" } else { "redis" };
+                let plain = format!("{scheme}://127.0.0.1:{port}/");
                 return TestRedis {
                     child,
                     url: match password {
-                        Some(p) => format!("redis://:{p}@127.0.0.1:{port}/"),
+                        Some(p) => format!("{scheme}://:{p}@127.0.0.1:{port}/"),
                         None => plain.clone(),
                     },
                     url_without_password: plain,
+                    ca_cert_pem,
                     _dir: dir,
                 };
             }
