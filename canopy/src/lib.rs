@@ -23,8 +23,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Options of `canopy start`.
-#[derive(Debug, Clone)]
+/// Options of `canopy start` (its `Debug` never shows a database password).
+#[derive(Clone)]
 pub struct StartOptions {
     pub root_directory: PathBuf,
     pub secure_port: u16,
@@ -32,6 +32,18 @@ pub struct StartOptions {
     pub database_url: Option<String>,
     /// How many shards (1: a single shard serves clients directly).
     pub shards: usize,
+}
+
+impl std::fmt::Debug for StartOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartOptions")
+            .field("root_directory", &self.root_directory)
+            .field("secure_port", &self.secure_port)
+            .field("bind_address", &self.bind_address)
+            .field("database_url", &self.database_url.as_deref().map(redact))
+            .field("shards", &self.shards)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -53,8 +53,8 @@ impl CacheServerOptions {
     }
 }
 
-/// How to run a shard.
-#[derive(Debug, Clone)]
+/// How to run a shard. Its `Debug` never shows the database password.
+#[derive(Clone)]
 pub struct ShardOptions {
     /// Where the shard keeps its PKI and signing keys.
     pub root_directory: PathBuf,
@@ -87,6 +87,37 @@ pub struct ShardOptions {
     /// no token is accepted until then. Ignored on root's shard, which holds the
     /// signing key.
     pub token_verifier: TokenVerifier,
+}
+
+impl std::fmt::Debug for ShardOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardOptions")
+            .field("root_directory", &self.root_directory)
+            .field("bind_address", &self.bind_address)
+            .field("secure_port", &self.secure_port)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("external_hostname", &self.external_hostname)
+            .field("external_url", &self.external_url)
+            .field("root", &self.root)
+            .field("shard_name", &self.shard_name)
+            .field("cache_server", &self.cache_server)
+            .field("token_verifier", &self.token_verifier)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL with the password of its user info replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 impl ShardOptions {

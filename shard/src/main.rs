@@ -27,7 +27,7 @@ struct Args {
     #[arg(long, default_value_t = 6443)]
     secure_port: u16,
     /// PostgreSQL URL of this shard's database (postgres://user@host/db).
-    #[arg(long, env = "CANOPY_DATABASE_URL")]
+    #[arg(long, env = "CANOPY_DATABASE_URL", hide_env_values = true)]
     database_url: String,
     /// Host name clients use to reach this shard (for certificates and URLs); behind a
     /// front-proxy, the host of this shard's URL in the proxy's --shard and in the other

@@ -643,6 +643,12 @@ mod tests {
         let old_kid = t.key_id();
         let new_kid = t.rotate().unwrap();
         assert_ne!(old_kid, new_kid);
+        // the private key is 0600 in a 0700 directory, before and after rotation
+        use std::os::unix::fs::MetadataExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join(ACTIVE_KEY_FILE)), 0o600);
+        assert_eq!(mode(dir.path()), 0o700);
+        assert_eq!(mode(&dir.path().join(PUBLIC_KEY_FILE)), 0o644);
         let new = t.issue("bob", &[], Duration::from_secs(600)).unwrap();
         let header = jsonwebtoken::decode_header(&new).unwrap();
         assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
