@@ -316,7 +316,10 @@ async fn start_with_shards_keeps_keys_and_tokens_private_and_signs_in_one_place(
             signing_copies.push(f.clone());
         }
     }
-    assert!(secrets >= 8, "keys, tokens and kubeconfigs found: {secrets}");
+    assert!(
+        secrets >= 8,
+        "keys, tokens and kubeconfigs found: {secrets}"
+    );
     assert_eq!(
         signing_copies,
         vec![root.join("pki").join(canopy_auth::token::ACTIVE_KEY_FILE)],

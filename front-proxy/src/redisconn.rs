@@ -54,7 +54,9 @@ pub fn redact(url: &str) -> String {
         let query: Vec<String> = query
             .split('&')
             .map(|kv| match kv.split_once('=') {
-                Some(("pass" | "password", _)) => format!("{}=***", kv.split('=').next().unwrap_or("")),
+                Some(("pass" | "password", _)) => {
+                    format!("{}=***", kv.split('=').next().unwrap_or(""))
+                }
                 _ => kv.to_string(),
             })
             .collect();
@@ -110,7 +112,8 @@ pub fn scrub(text: &str, url: &str) -> String {
 /// A Redis client for `settings` (not connected yet).
 pub fn client(settings: &RedisSettings) -> Result<redis::Client, String> {
     let url = &settings.url;
-    let fail = |e: &dyn std::fmt::Display| format!("{}: {}", redact(url), scrub(&e.to_string(), url));
+    let fail =
+        |e: &dyn std::fmt::Display| format!("{}: {}", redact(url), scrub(&e.to_string(), url));
     let tls = url.starts_with("rediss://") || url.starts_with("valkeys://");
     if !tls && settings.ca_pem.is_some() {
         return Err(format!(

@@ -186,8 +186,7 @@ async fn forged_keys_and_revocations_published_on_redis_are_ignored() {
     // 1. an unsigned state carrying the attacker's key and revoking alice's token
     publish_raw(&redis.url, &serde_json::to_string(&forged_state).unwrap()).await;
     // 2. the same signed with the attacker's key
-    let signed_by_attacker =
-        canopy_auth::revocation::sign_state(&attacker, &forged_state).unwrap();
+    let signed_by_attacker = canopy_auth::revocation::sign_state(&attacker, &forged_state).unwrap();
     publish_raw(&redis.url, &signed_by_attacker).await;
     // 3. signed with the attacker's key but naming root's key id (a bad signature)
     publish_raw(
@@ -310,7 +309,10 @@ async fn redis_with_a_password_and_over_tls() {
                 .expect("a proxy without the right Redis password must not start")
                 .to_string();
             assert!(e.contains(want), "{e}");
-            assert!(!e.contains("wrong-password") && !e.contains(password), "{e}");
+            assert!(
+                !e.contains("wrong-password") && !e.contains(password),
+                "{e}"
+            );
         }
     }
 
@@ -367,7 +369,11 @@ async fn redis_with_a_password_and_over_tls() {
         .await
         .expect("a proxy with rediss:// and the server's CA");
     assert!(p.wait_ready(Duration::from_secs(10)).await);
-    let c = Client::new(&p.url, p.ca_cert_pem.as_deref().unwrap(), Some(&env.admin_token));
+    let c = Client::new(
+        &p.url,
+        p.ca_cert_pem.as_deref().unwrap(),
+        Some(&env.admin_token),
+    );
     let (code, _) = c.get("/version").await;
     assert_eq!(code, 200);
     p.stop().await;

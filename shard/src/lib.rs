@@ -330,7 +330,7 @@ impl Shard {
 /// `canopy start --shards N` before) copied root's key into every shard's directory:
 /// such a copy is deleted (only root's shard needs it; tokens are verified here with
 /// root's public keys).
-fn remove_signing_key_copy(pki_dir: &std::path::Path) -> Result<(), ShardError> {
+fn remove_signing_key_copy(pki_dir: &std::path::Path) -> Result<(), canopy_auth::AuthError> {
     let copy = pki_dir.join(canopy_auth::token::ACTIVE_KEY_FILE);
     match std::fs::remove_file(&copy) {
         Ok(()) => {
@@ -338,10 +338,10 @@ fn remove_signing_key_copy(pki_dir: &std::path::Path) -> Result<(), ShardError> 
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(ShardError::Auth(canopy_auth::AuthError::Io {
+        Err(e) => Err(canopy_auth::AuthError::Io {
             path: copy.display().to_string(),
             source: e,
-        })),
+        }),
     }
 }
 

@@ -143,8 +143,8 @@ impl ClientCa {
         let cert_path = dir.join(format!("{name}.crt"));
         let params = ca_params_named(name);
         let (key, cert_pem) = if key_path.exists() && cert_path.exists() {
-            let key =
-                KeyPair::from_pem(&crate::files::read_private(&key_path)?).map_err(AuthError::pki)?;
+            let key = KeyPair::from_pem(&crate::files::read_private(&key_path)?)
+                .map_err(AuthError::pki)?;
             (key, read(&cert_path)?)
         } else {
             let key = KeyPair::generate().map_err(AuthError::pki)?;

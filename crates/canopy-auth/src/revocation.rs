@@ -363,11 +363,8 @@ mod tests {
         // the attacker names a trusted key id: the signature does not verify
         let mut parts: Vec<String> = forged.split('.').map(str::to_string).collect();
         let mut header: serde_json::Value = serde_json::from_slice(
-            &base64::Engine::decode(
-                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                &parts[0],
-            )
-            .unwrap(),
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &parts[0])
+                .unwrap(),
         )
         .unwrap();
         header["kid"] = issuer.key_id().into();

@@ -173,7 +173,12 @@ pub(crate) fn set_password(
     cmd.arg("--single")
         .arg("-D")
         .arg(dir)
-        .args(["-c", "log_statement=none", "-c", "log_min_error_statement=panic"])
+        .args([
+            "-c",
+            "log_statement=none",
+            "-c",
+            "log_min_error_statement=panic",
+        ])
         .arg("postgres")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -67,7 +67,10 @@ pub enum PgError {
     Query(String),
 }
 
-pub(crate) fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> PgError + 'a {
+pub(crate) fn io<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> PgError + 'a {
     move |source| PgError::Io {
         what,
         path: path.display().to_string(),
@@ -672,7 +675,10 @@ impl PgCluster {
                 self.port,
                 s.display()
             ),
-            None => format!("postgres://postgres:{pw}@127.0.0.1:{}/{database}", self.port),
+            None => format!(
+                "postgres://postgres:{pw}@127.0.0.1:{}/{database}",
+                self.port
+            ),
         }
     }
 

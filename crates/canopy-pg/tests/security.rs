@@ -150,13 +150,16 @@ async fn a_long_root_directory_keeps_the_socket_private_and_needs_a_password() {
     // the cluster does not trust anyone
     let hba = std::fs::read_to_string(pg.data_dir().join("pg_hba.conf")).unwrap();
     assert!(
-        !hba.lines().any(|l| !l.starts_with('#') && l.contains("trust")),
+        !hba.lines()
+            .any(|l| !l.starts_with('#') && l.contains("trust")),
         "{hba}"
     );
     pg.stop().await.unwrap();
 
     // a restart keeps the password
-    let pg = PgCluster::start(PgOptions::new(long)).await.expect("restart");
+    let pg = PgCluster::start(PgOptions::new(long))
+        .await
+        .expect("restart");
     assert_eq!(password_of(&pg.url("postgres")), password);
     password_required(&pg).await;
     pg.stop().await.unwrap();
@@ -175,15 +178,26 @@ async fn a_cluster_of_an_older_version_is_switched_from_trust_to_passwords() {
         std::os::unix::fs::chown(&data, Some(server_uid()), Some(server_gid())).unwrap();
         let bin = canopy_pg::find_bin_dir().unwrap();
         let mut cmd = std::process::Command::new(bin.join("initdb"));
-        cmd.arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"]);
+        cmd.arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+        ]);
         // SAFETY: getuid has no preconditions
         if unsafe { libc::geteuid() } == 0 {
             cmd.uid(server_uid()).gid(server_gid());
         }
         let out = cmd.output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let hba = std::fs::read_to_string(data.join("pg_hba.conf")).unwrap();
         assert!(hba.contains("trust"), "the old cluster trusts: {hba}");
     }
@@ -194,7 +208,8 @@ async fn a_cluster_of_an_older_version_is_switched_from_trust_to_passwords() {
     password_required(&pg).await;
     let hba = std::fs::read_to_string(data.join("pg_hba.conf")).unwrap();
     assert!(
-        !hba.lines().any(|l| !l.starts_with('#') && l.contains("trust")),
+        !hba.lines()
+            .any(|l| !l.starts_with('#') && l.contains("trust")),
         "{hba}"
     );
     assert_eq!(mode(&data.join("pg_hba.conf")) & 0o077, 0);

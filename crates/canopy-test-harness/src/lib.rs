@@ -312,12 +312,8 @@ impl TestShard {
     /// The private key the shard signs tokens with (PEM); only the shard holding root
     /// has one.
     pub fn token_signing_key_pem(&self) -> String {
-        std::fs::read_to_string(
-            self.shard
-                .pki_dir
-                .join(canopy_auth::token::ACTIVE_KEY_FILE),
-        )
-        .expect("token signing key (only the shard holding root has one)")
+        std::fs::read_to_string(self.shard.pki_dir.join(canopy_auth::token::ACTIVE_KEY_FILE))
+            .expect("token signing key (only the shard holding root has one)")
     }
 
     /// A token for `user` in `groups` (signed by root's shard's key, or on a shard

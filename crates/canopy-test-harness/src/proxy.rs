@@ -72,9 +72,8 @@ impl TestProxyBuilder {
 
     pub async fn start(self) -> TestProxy {
         let dir = tempfile::tempdir().expect("temp dir");
-        let issuer = Arc::new(
-            TokenIssuer::load_or_create(&dir.path().join("issuer")).expect("issuer"),
-        );
+        let issuer =
+            Arc::new(TokenIssuer::load_or_create(&dir.path().join("issuer")).expect("issuer"));
         let signing_key = std::fs::read_to_string(
             dir.path()
                 .join("issuer")
@@ -185,7 +184,10 @@ impl TestProxyBuilder {
             client_ca_pem: client_ca.ca_cert_pem.clone(),
             client_cert,
             issuer,
-            shards: shards.into_iter().map(Slot::Running).collect(),
+            shards: shards
+                .into_iter()
+                .map(|s| Slot::Running(Box::new(s)))
+                .collect(),
             options,
         }
     }
@@ -203,8 +205,8 @@ async fn start_sequentially<F: std::future::Future<Output = TestShard>>(
 }
 
 enum Slot {
-    Running(TestShard),
-    Stopped(StoppedShard),
+    Running(Box<TestShard>),
+    Stopped(Box<StoppedShard>),
     Moving,
 }
 
@@ -262,7 +264,7 @@ impl TestProxy {
     /// Stops shard `i` (the proxy is not told).
     pub async fn stop_shard(&mut self, i: usize) {
         match std::mem::replace(&mut self.shards[i], Slot::Moving) {
-            Slot::Running(s) => self.shards[i] = Slot::Stopped(s.stop().await),
+            Slot::Running(s) => self.shards[i] = Slot::Stopped(Box::new(s.stop().await)),
             other => {
                 self.shards[i] = other;
                 panic!("shard {i} is not running");
@@ -273,7 +275,7 @@ impl TestProxy {
     /// Starts shard `i` again on the same port.
     pub async fn start_shard(&mut self, i: usize) {
         match std::mem::replace(&mut self.shards[i], Slot::Moving) {
-            Slot::Stopped(s) => self.shards[i] = Slot::Running(s.start().await),
+            Slot::Stopped(s) => self.shards[i] = Slot::Running(Box::new((*s).start().await)),
             other => {
                 self.shards[i] = other;
                 panic!("shard {i} is not stopped");
