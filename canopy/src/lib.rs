@@ -13,7 +13,7 @@
 //!
 //! Files holding secrets (`admin.kubeconfig`, `admin.token`, every private key, the
 //! embedded PostgreSQL's password) are written atomically with mode 0600; the root
-//! directory is created 0700 and refused when others may write to it.
+//! directory is created 0700 and refused when it is world-writable.
 //!
 //! [`cli`] holds the client commands (`canopy token …`, `canopy kubeconfig`).
 
@@ -53,7 +53,7 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
-    #[error("root directory {path} is writable by other users (mode {mode:o}): they could replace keys or credentials in it; use a directory only you can write to (chmod go-w)")]
+    #[error("root directory {path} is writable by every user (mode {mode:o}): they could replace keys or credentials in it; use a directory others cannot write to (chmod o-w)")]
     RootDirectoryOpen { path: String, mode: u32 },
     #[error("embedded PostgreSQL: {0}")]
     Postgres(#[from] canopy_pg::PgError),
@@ -404,7 +404,7 @@ pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 /// Creates the root directory (mode 0700) or checks an existing one: it holds keys and
-/// credentials, so other users must not be able to write to it.
+/// credentials, so it must not be world-writable.
 fn root_directory(dir: &Path) -> Result<PathBuf, StartError> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     let fail = |source| StartError::RootDirectory {
@@ -423,7 +423,7 @@ fn root_directory(dir: &Path) -> Result<PathBuf, StartError> {
     }
     let root = std::fs::canonicalize(dir).map_err(fail)?;
     let mode = std::fs::metadata(&root).map_err(fail)?.mode();
-    if mode & 0o022 != 0 {
+    if mode & 0o002 != 0 {
         return Err(StartError::RootDirectoryOpen {
             path: root.display().to_string(),
             mode: mode & 0o7777,

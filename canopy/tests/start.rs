@@ -96,6 +96,27 @@ async fn bad_flags_and_databases_get_one_clear_line() {
         !err.contains("hunter2"),
         "the database password must not be printed: {err}"
     );
+
+    // a root directory anyone may write to (keys and credentials go there) is refused
+    let open = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (ok, err) = canopy_cli(&[
+        "start",
+        "--root-directory",
+        open.path().to_str().unwrap(),
+        "--secure-port",
+        "0",
+    ])
+    .await;
+    assert!(!ok);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("canopy:")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("writable by every user"), "{err}");
+    assert!(
+        std::fs::read_dir(open.path()).unwrap().next().is_none(),
+        "nothing written there"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,6 +59,9 @@ pub const CHANNEL: &str = "canopy:tokens:signed";
 
 /// How often at most a dropped Redis message is logged (each is counted).
 const WARN_EVERY: Duration = Duration::from_secs(10);
+/// Larger messages are dropped unread (a signed state of 100,000 revocations is about
+/// 10 MB; anyone who can publish on Redis could otherwise make replicas parse anything).
+const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// Signed token states shared between replicas through Redis.
 #[derive(Clone)]
@@ -100,9 +103,13 @@ impl RedisShare {
         let mut last_warn: Option<std::time::Instant> = None;
         let mut dropped_since_warn = 0u64;
         let mut merge = |payload: &[u8]| {
-            let outcome = std::str::from_utf8(payload)
-                .map_err(|_| canopy_auth::token::DocumentError::Malformed)
-                .and_then(|jws| state.auth.merge_signed(jws.trim()));
+            let outcome = if payload.len() > MAX_MESSAGE_BYTES {
+                Err(canopy_auth::token::DocumentError::Malformed)
+            } else {
+                std::str::from_utf8(payload)
+                    .map_err(|_| canopy_auth::token::DocumentError::Malformed)
+                    .and_then(|jws| state.auth.merge_signed(jws.trim()))
+            };
             match outcome {
                 Ok(_) => {
                     state.metrics.token_state_merged();
