@@ -5,9 +5,15 @@
 //! With `--shards N` (N > 1) it runs N shards, each with its own database in the embedded
 //! PostgreSQL, behind a front-proxy on the public port, and a cache server (on a free
 //! local port) to which every shard replicates its shared objects and from which it
-//! reads everyone's (its global view); the shards share one token signing key and trust
-//! the proxy's client CA, and reach each other as peers. The admin kubeconfig then
+//! reads everyone's (its global view). Only root's shard holds the token-signing key
+//! (`<root>/pki/token-signing.key`, 0600 in a 0700 directory); the other shards and the
+//! proxy verify tokens with its public keys and follow its token state. The shards trust
+//! the proxy's client CA and reach each other as peers. The admin kubeconfig then
 //! points at the proxy.
+//!
+//! Files holding secrets (`admin.kubeconfig`, `admin.token`, every private key, the
+//! embedded PostgreSQL's password) are written atomically with mode 0600; the root
+//! directory is created 0700 and refused when it is world-writable.
 //!
 //! [`cli`] holds the client commands (`canopy token …`, `canopy kubeconfig`).
 
@@ -17,8 +23,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Options of `canopy start`.
-#[derive(Debug, Clone)]
+/// Options of `canopy start` (its `Debug` never shows a database password).
+#[derive(Clone)]
 pub struct StartOptions {
     pub root_directory: PathBuf,
     pub secure_port: u16,
@@ -28,6 +34,18 @@ pub struct StartOptions {
     pub shards: usize,
 }
 
+impl std::fmt::Debug for StartOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartOptions")
+            .field("root_directory", &self.root_directory)
+            .field("secure_port", &self.secure_port)
+            .field("bind_address", &self.bind_address)
+            .field("database_url", &self.database_url.as_deref().map(redact))
+            .field("shards", &self.shards)
+            .finish()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot create root directory {path}: {source}")]
@@ -35,6 +53,8 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error("root directory {path} is writable by every user (mode {mode:o}): they could replace keys or credentials in it; use a directory others cannot write to (chmod o-w)")]
+    RootDirectoryOpen { path: String, mode: u32 },
     #[error("embedded PostgreSQL: {0}")]
     Postgres(#[from] canopy_pg::PgError),
     #[error("{0}")]
@@ -87,26 +107,13 @@ const ADMIN_TOKEN_TTL: Duration = Duration::from_secs(365 * 86400);
 
 /// Starts everything and writes the admin kubeconfig.
 pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
-    std::fs::create_dir_all(&opts.root_directory).map_err(|source| StartError::RootDirectory {
-        path: opts.root_directory.display().to_string(),
-        source,
-    })?;
-    let root = std::fs::canonicalize(&opts.root_directory).map_err(|source| {
-        StartError::RootDirectory {
-            path: opts.root_directory.display().to_string(),
-            source,
-        }
-    })?;
+    let root = root_directory(&opts.root_directory)?;
     let (database_url, postgres) = match &opts.database_url {
         Some(url) => (url.clone(), None),
         None => {
-            let pg = canopy_pg::PgCluster::start(canopy_pg::PgOptions {
-                data_dir: root.join("postgres"),
-                bin_dir: None,
-                port: None,
-                die_with_parent: true,
-            })
-            .await?;
+            // its password is kept in <root>/postgres.password (0600)
+            let pg = canopy_pg::PgCluster::start(canopy_pg::PgOptions::new(root.join("postgres")))
+                .await?;
             pg.create_database("canopy").await?;
             (pg.url("canopy"), Some(pg))
         }
@@ -147,6 +154,7 @@ pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
         root: true,
         shard_name: "root".into(),
         cache_server: None,
+        token_verifier: Default::default(),
     })
     .await;
     let shard = match shard {
@@ -232,7 +240,7 @@ async fn start_sharded(
     .await
     .map_err(|e| err(&e))?;
     let mut shards = Vec::new();
-    let mut signing_key: Option<String> = None;
+    let mut root_keys: Option<canopy_auth::TokenVerifier> = None;
     for i in 0..opts.shards {
         let name = if i == 0 {
             "root".to_string()
@@ -246,12 +254,12 @@ async fn start_sharded(
             pg.create_database(&db).await?;
             (root.join("shards").join(&name), pg.url(&db))
         };
-        if let Some(key) = &signing_key {
-            let pki = dir.join("pki");
-            std::fs::create_dir_all(&pki).map_err(|e| err(&e))?;
-            std::fs::write(pki.join("token-signing.key"), key).map_err(|e| err(&e))?;
-        }
         let mut o = shard::ShardOptions::new(dir.clone(), db);
+        if let Some(v) = &root_keys {
+            // public keys only: tokens verify from the start, root's token state
+            // (rotations, revocations) follows once peers are set
+            o.token_verifier = v.clone();
+        }
         o.bind_address = opts.bind_address;
         o.external_url = Some(proxy_url.clone());
         o.proxy_client_ca_pem = Some(client_ca.ca_cert_pem.clone());
@@ -270,10 +278,7 @@ async fn start_sharded(
         o.shard_name = name;
         let s = shard::Shard::start(o).await.map_err(|e| err(&e))?;
         if i == 0 {
-            signing_key = Some(
-                std::fs::read_to_string(s.pki_dir.join("token-signing.key"))
-                    .map_err(|e| err(&e))?,
-            );
+            root_keys = s.tokens.as_ref().map(|t| t.verifier());
         }
         shards.push(s);
     }
@@ -310,7 +315,11 @@ async fn start_sharded(
         root.join("front-proxy"),
         targets,
         ca_bundle,
-        shards[0].tokens.verifier(),
+        shards[0]
+            .tokens
+            .as_ref()
+            .map(|t| t.verifier())
+            .unwrap_or_default(),
     );
     po.bind_address = opts.bind_address;
     po.client_cert = Some(front_proxy::CertAndKey { cert_pem, key_pem });
@@ -340,10 +349,10 @@ async fn start_sharded(
 /// copied elsewhere keep working across restarts.
 async fn admin_token(root: &Path, shard: &shard::Shard) -> Result<String, StartError> {
     let path = root.join("admin.token");
-    if let Ok(t) = std::fs::read_to_string(&path) {
+    if let Ok(t) = canopy_auth::files::read_private(&path) {
         let t = t.trim().to_string();
-        if let (Ok(c), Ok(_)) = (
-            shard.tokens.verify(&t),
+        if let (Some(Ok(c)), Ok(_)) = (
+            shard.tokens.as_ref().map(|k| k.verify(&t)),
             shard.api.authenticator().authenticate(&t),
         ) {
             let remaining = c.exp - now();
@@ -388,17 +397,39 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Writes `text` to `path`, readable by its owner only.
+/// Writes `text` to `path`, readable by its owner only: atomically (a temporary file
+/// in the same directory, mode 0600 from its creation, renamed over `path`).
 pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())
+    canopy_auth::files::write_private(path, text.as_bytes())
+}
+
+/// Creates the root directory (mode 0700) or checks an existing one: it holds keys and
+/// credentials, so it must not be world-writable.
+fn root_directory(dir: &Path) -> Result<PathBuf, StartError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let fail = |source| StartError::RootDirectory {
+        path: dir.display().to_string(),
+        source,
+    };
+    if !dir.exists() {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(fail)?;
+        }
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    let root = std::fs::canonicalize(dir).map_err(fail)?;
+    let mode = std::fs::metadata(&root).map_err(fail)?.mode();
+    if mode & 0o002 != 0 {
+        return Err(StartError::RootDirectoryOpen {
+            path: root.display().to_string(),
+            mode: mode & 0o7777,
+        });
+    }
+    Ok(root)
 }
 
 #[cfg(test)]

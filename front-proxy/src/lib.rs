@@ -37,6 +37,7 @@ pub mod handler;
 pub mod index;
 pub mod metrics;
 pub mod ratelimit;
+pub mod redisconn;
 pub mod server;
 pub mod tokens;
 
@@ -73,16 +74,40 @@ impl std::fmt::Debug for CertAndKey {
 }
 
 /// Per-user request rate limit (token bucket).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RateLimitOptions {
     /// Sustained requests per second per user; 0 disables the limit.
     pub qps: f64,
     /// Bucket size: requests a user may make at once (at least 1 when enabled).
     pub burst: u32,
-    /// `redis://host:port/`: share the buckets between proxy replicas in Redis instead
-    /// of keeping them in this process; replicas then also share token states (keys and
-    /// revocations, see [`tokens`]).
+    /// `redis://[user][:password@]host:port/[db]` or `rediss://…` (TLS): share the
+    /// buckets between proxy replicas in Redis instead of keeping them in this process;
+    /// replicas then also share signed revocations (see [`tokens`]). Never printed
+    /// unredacted ([`redisconn::redact`]).
     pub redis_url: Option<String>,
+    /// CA certificate(s) (PEM) of the Redis server's certificate (`rediss://`); `None`:
+    /// the system's roots.
+    pub redis_ca_pem: Option<String>,
+}
+
+impl std::fmt::Debug for RateLimitOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitOptions")
+            .field("qps", &self.qps)
+            .field("burst", &self.burst)
+            .field("redis", &self.redis())
+            .finish()
+    }
+}
+
+impl RateLimitOptions {
+    /// How to reach Redis, when one is configured.
+    pub fn redis(&self) -> Option<redisconn::RedisSettings> {
+        self.redis_url.as_ref().map(|u| redisconn::RedisSettings {
+            url: u.clone(),
+            ca_pem: self.redis_ca_pem.clone(),
+        })
+    }
 }
 
 /// How to run a front-proxy.
@@ -250,9 +275,9 @@ impl FrontProxy {
         )?);
         let limiter: Option<Arc<dyn ratelimit::RateLimiter>> = if opts.rate_limit.qps > 0.0 {
             let burst = opts.rate_limit.burst.max(1);
-            Some(match &opts.rate_limit.redis_url {
-                Some(u) => Arc::new(
-                    ratelimit::RedisRateLimiter::connect(u, opts.rate_limit.qps, burst).await?,
+            Some(match &opts.rate_limit.redis() {
+                Some(r) => Arc::new(
+                    ratelimit::RedisRateLimiter::connect(r, opts.rate_limit.qps, burst).await?,
                 ),
                 None => Arc::new(ratelimit::TokenBuckets::new(opts.rate_limit.qps, burst)),
             })
@@ -271,8 +296,8 @@ impl FrontProxy {
             backends: backends.clone(),
             metrics,
         });
-        let share = match &opts.rate_limit.redis_url {
-            Some(u) => Some(tokens::RedisShare::connect(u).await?),
+        let share = match &opts.rate_limit.redis() {
+            Some(r) => Some(tokens::RedisShare::connect(r).await?),
             None => None,
         };
         let mut tasks = vec![tokio::spawn(tokens::follow(
@@ -282,7 +307,7 @@ impl FrontProxy {
             share.clone(),
         ))];
         if let Some(s) = share {
-            tasks.push(tokio::spawn(s.follow(auth, tokens_synced)));
+            tasks.push(tokio::spawn(s.follow(state.clone())));
         }
         for i in 0..opts.shards.len() {
             tasks.push(tokio::spawn(index::watch_shard(
@@ -343,6 +368,23 @@ impl RunningProxy {
     /// Revoked token ids this proxy knows of.
     pub fn revoked_tokens(&self) -> usize {
         self.state.auth.revoked_len()
+    }
+
+    /// Token states received through Redis and dropped (unsigned, or not signed by a
+    /// key this proxy trusts).
+    pub fn token_states_rejected(&self) -> u64 {
+        self.state.metrics.token_states_rejected()
+    }
+
+    /// Key ids this proxy accepts tokens of.
+    pub fn token_key_ids(&self) -> Vec<String> {
+        self.state
+            .auth
+            .verifier()
+            .key_ids()
+            .into_iter()
+            .map(str::to_string)
+            .collect()
     }
 
     /// Waits until [`is_ready`](Self::is_ready), up to `timeout`.

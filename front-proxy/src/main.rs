@@ -67,10 +67,23 @@ struct Args {
     /// Requests a user may make at once (bucket size).
     #[arg(long, default_value_t = 100)]
     rate_limit_burst: u32,
-    /// Redis (redis://host:port/) shared by proxy replicas: rate-limit buckets and the
-    /// token states (keys, revocations) each replica gets from the root shard.
-    #[arg(long = "redis-url", alias = "rate-limit-redis-url", value_name = "URL")]
+    /// Redis shared by proxy replicas: rate-limit buckets and the revocations each
+    /// replica gets from the root shard (signed by it; keys never come from Redis).
+    /// redis://[user][:password@]host:port/[db], or rediss://... for TLS. Prefer the
+    /// environment variable (a password in the command line shows in `ps`); the
+    /// password is never printed.
+    #[arg(
+        long = "redis-url",
+        alias = "rate-limit-redis-url",
+        value_name = "URL",
+        env = "CANOPY_REDIS_URL",
+        hide_env_values = true
+    )]
     rate_limit_redis_url: Option<String>,
+    /// CA certificate(s) (PEM) of the Redis server's TLS certificate (rediss:// URLs);
+    /// default: the system's roots.
+    #[arg(long, value_name = "FILE", requires = "rate_limit_redis_url")]
+    redis_ca_file: Option<PathBuf>,
     /// Connect timeout (TCP and TLS) towards shards, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     shard_connect_timeout_ms: u64,
@@ -136,6 +149,10 @@ fn options(a: Args) -> anyhow::Result<FrontProxyOptions> {
         qps: a.rate_limit_qps,
         burst: a.rate_limit_burst,
         redis_url: a.rate_limit_redis_url,
+        redis_ca_pem: match &a.redis_ca_file {
+            Some(f) => Some(read(f)?),
+            None => None,
+        },
     };
     o.connect_timeout = Duration::from_millis(a.shard_connect_timeout_ms.max(1));
     o.shard_down_for = Duration::from_millis(a.shard_down_ms);

@@ -28,6 +28,13 @@ struct RecheckLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectLabels {
+    /// `malformed` (not a signed state: unsigned JSON, garbage), `unknown_key` (signed
+    /// by a key this proxy does not trust), `bad_signature`.
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ShardLabels {
     shard: String,
 }
@@ -39,6 +46,8 @@ pub struct Metrics {
     index_size: Gauge<i64, AtomicI64>,
     shard_up: Family<ShardLabels, Gauge<i64, AtomicI64>>,
     rechecks: Family<RecheckLabels, Counter>,
+    token_states_rejected: Family<RejectLabels, Counter>,
+    token_states_merged: Counter,
     shards: Vec<String>,
 }
 
@@ -52,7 +61,19 @@ impl Metrics {
         let index_size = Gauge::<i64, AtomicI64>::default();
         let shard_up = Family::<ShardLabels, Gauge<i64, AtomicI64>>::default();
         let rechecks = Family::<RecheckLabels, Counter>::default();
+        let token_states_rejected = Family::<RejectLabels, Counter>::default();
+        let token_states_merged = Counter::default();
         let mut registry = Registry::default();
+        registry.register(
+            "canopy_front_proxy_token_states_rejected",
+            "Token states received through Redis and dropped, by reason (malformed or unsigned, unknown_key, bad_signature)",
+            token_states_rejected.clone(),
+        );
+        registry.register(
+            "canopy_front_proxy_token_states_merged",
+            "Signed token states received through Redis whose revocations were merged",
+            token_states_merged.clone(),
+        );
         registry.register(
             "canopy_front_proxy_index_rechecks",
             "Index misses re-checked with the shards, by whether a shard held the logical cluster",
@@ -85,8 +106,38 @@ impl Metrics {
             index_size,
             shard_up,
             rechecks,
+            token_states_rejected,
+            token_states_merged,
             shards: shards.iter().map(|s| s.name.clone()).collect(),
         }
+    }
+
+    /// A token state from Redis was dropped for `reason`.
+    pub fn token_state_rejected(&self, reason: &str) {
+        self.token_states_rejected
+            .get_or_create(&RejectLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// A signed token state from Redis was merged.
+    pub fn token_state_merged(&self) {
+        self.token_states_merged.inc();
+    }
+
+    /// Token states from Redis dropped so far (every reason).
+    pub fn token_states_rejected(&self) -> u64 {
+        ["malformed", "unknown_key", "bad_signature"]
+            .iter()
+            .map(|r| {
+                self.token_states_rejected
+                    .get_or_create(&RejectLabels {
+                        reason: r.to_string(),
+                    })
+                    .get()
+            })
+            .sum()
     }
 
     pub fn observe(&self, code: u16, shard: Option<&str>, elapsed: Duration) {

@@ -136,17 +136,15 @@ pub struct RedisRateLimiter {
 const REDIS_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 impl RedisRateLimiter {
-    /// Connects to `url` (`redis://host:port/`).
-    pub async fn connect(url: &str, qps: f64, burst: u32) -> Result<RedisRateLimiter, ProxyError> {
-        let client =
-            redis::Client::open(url).map_err(|e| ProxyError::RateLimiter(format!("{url}: {e}")))?;
-        let cfg = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_millis(500)))
-            .set_number_of_retries(1);
-        let conn = redis::aio::ConnectionManager::new_with_config(client, cfg)
+    /// Connects to Redis (see [`crate::redisconn`]: AUTH, TLS, redacted errors).
+    pub async fn connect(
+        redis: &crate::redisconn::RedisSettings,
+        qps: f64,
+        burst: u32,
+    ) -> Result<RedisRateLimiter, ProxyError> {
+        let (_, conn) = crate::redisconn::connect(redis, Duration::from_millis(500))
             .await
-            .map_err(|e| ProxyError::RateLimiter(format!("{url}: {e}")))?;
+            .map_err(ProxyError::RateLimiter)?;
         Ok(RedisRateLimiter {
             conn,
             script: redis::Script::new(BUCKET_SCRIPT),

@@ -8,13 +8,24 @@
 //! connection to root's shard broke. Root's shard is the one durable source (its
 //! PostgreSQL).
 //!
-//! With Redis (`--redis-url`), replicas also share what they learn: every state a
-//! replica gets from root's shard is published on the channel `canopy:tokens` and kept
-//! under the key `canopy:tokens:state`; every replica subscribes and *merges* what it
-//! hears (keys and revocations are added, never removed: a relayed state may be older
-//! than the last one from root, and revocations only end by expiry). So a replica whose
-//! own link to root's shard is broken still learns every revocation through Redis, and
-//! a replica starting while root's shard is unreachable starts from the shared state.
+//! With Redis (`--redis-url`), replicas also share what they learn — **revocations
+//! only, and only as root's shard signed them**. Every state root's shard serves
+//! carries [`TokenState::signed`]: its revocations and version, signed (ES256 JWS) with
+//! the token service's active key. A replica publishes that signed document, exactly as
+//! received, on the channel [`CHANNEL`] and keeps it under [`STATE_KEY`]; every replica
+//! subscribes, verifies each document with the keys *it already trusts* (its configured
+//! public keys and what root's shard sent it over TLS) and merges the revocations
+//! (a union: a relayed state may be older than the last one from root, and revocations
+//! only end by expiry, so replaying an old document can only re-add genuine
+//! revocations). Anything else — unsigned JSON, a document signed by a key it does not
+//! trust, a bad signature — is dropped, counted in
+//! `canopy_front_proxy_token_states_rejected_total{reason}` and logged at warn (without
+//! its content). **Keys never come from Redis**: whoever can publish there can neither
+//! add a key nor forge a revocation. So a replica whose own link to root's shard is
+//! broken still learns every revocation through Redis, and a replica starting while
+//! root's shard is unreachable starts from the shared revocations; what it cannot learn
+//! there is a new key: after a rotation it accepts the new key's tokens (and the
+//! revocations signed with it) only once it reaches root's shard again.
 //!
 //! Until a first state has arrived the proxy knows no revocations, so it reports not
 //! ready (`/readyz` 503) and load balancers keep clients away.
@@ -28,6 +39,7 @@ use http::StatusCode;
 use http_body_util::BodyExt;
 
 use crate::backend::Backends;
+use crate::redisconn::RedisSettings;
 
 const POLL_SECONDS: u64 = 30;
 const RETRY: Duration = Duration::from_millis(500);
@@ -39,12 +51,19 @@ pub fn root_shard(backends: &Backends) -> usize {
         .unwrap_or(0)
 }
 
-/// Redis key holding the last state a replica got from root's shard.
-pub const STATE_KEY: &str = "canopy:tokens:state";
-/// Redis channel on which replicas publish the states they get from root's shard.
-pub const CHANNEL: &str = "canopy:tokens";
+/// Redis key holding the last signed state a replica got from root's shard.
+pub const STATE_KEY: &str = "canopy:tokens:signed-state";
+/// Redis channel on which replicas publish the signed states they get from root's
+/// shard.
+pub const CHANNEL: &str = "canopy:tokens:signed";
 
-/// Token states shared between replicas through Redis.
+/// How often at most a dropped Redis message is logged (each is counted).
+const WARN_EVERY: Duration = Duration::from_secs(10);
+/// Larger messages are dropped unread (a signed state of 100,000 revocations is about
+/// 10 MB; anyone who can publish on Redis could otherwise make replicas parse anything).
+const MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+/// Signed token states shared between replicas through Redis.
 #[derive(Clone)]
 pub struct RedisShare {
     client: redis::Client,
@@ -52,29 +71,23 @@ pub struct RedisShare {
 }
 
 impl RedisShare {
-    pub async fn connect(url: &str) -> Result<RedisShare, crate::ProxyError> {
-        let err = |e: &dyn std::fmt::Display| crate::ProxyError::Redis(format!("{url}: {e}"));
-        let client = redis::Client::open(url).map_err(|e| err(&e))?;
-        let cfg = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(1);
-        let conn = redis::aio::ConnectionManager::new_with_config(client.clone(), cfg)
+    pub async fn connect(settings: &RedisSettings) -> Result<RedisShare, crate::ProxyError> {
+        let (client, conn) = crate::redisconn::connect(settings, Duration::from_secs(1))
             .await
-            .map_err(|e| err(&e))?;
+            .map_err(crate::ProxyError::Redis)?;
         Ok(RedisShare { client, conn })
     }
 
-    /// Shares a state from root's shard with the other replicas.
+    /// Shares the signed part of a state from root's shard with the other replicas.
     async fn publish(&self, state: &TokenState) {
-        let Ok(json) = serde_json::to_string(state) else {
+        let Some(signed) = &state.signed else {
             return;
         };
         let mut conn = self.conn.clone();
         let r: redis::RedisResult<()> = redis::pipe()
-            .set_ex(STATE_KEY, &json, 366 * 86400)
+            .set_ex(STATE_KEY, signed, 366 * 86400)
             .ignore()
-            .publish(CHANNEL, &json)
+            .publish(CHANNEL, signed)
             .ignore()
             .query_async(&mut conn)
             .await;
@@ -83,16 +96,36 @@ impl RedisShare {
         }
     }
 
-    /// Merges every state other replicas share into `auth`, forever (re-subscribing
-    /// after Redis connection losses).
-    pub async fn follow(self, auth: Arc<Authenticator>, synced: Arc<AtomicBool>) {
+    /// Merges the revocations of every correctly signed state other replicas share
+    /// into `state.auth`, forever (re-subscribing after Redis connection losses).
+    pub(crate) async fn follow(self, state: Arc<crate::State>) {
         use futures::StreamExt;
-        let merge = |payload: &[u8]| match serde_json::from_slice::<TokenState>(payload) {
-            Ok(s) => match auth.merge(&s) {
-                Ok(()) => synced.store(true, Ordering::Release),
-                Err(e) => tracing::debug!(error = %e, "a token state from Redis"),
-            },
-            Err(e) => tracing::debug!(error = %e, "a token state from Redis"),
+        let mut last_warn: Option<std::time::Instant> = None;
+        let mut dropped_since_warn = 0u64;
+        let mut merge = |payload: &[u8]| {
+            let outcome = if payload.len() > MAX_MESSAGE_BYTES {
+                Err(canopy_auth::token::DocumentError::Malformed)
+            } else {
+                std::str::from_utf8(payload)
+                    .map_err(|_| canopy_auth::token::DocumentError::Malformed)
+                    .and_then(|jws| state.auth.merge_signed(jws.trim()))
+            };
+            match outcome {
+                Ok(_) => {
+                    state.metrics.token_state_merged();
+                    state.tokens_synced.store(true, Ordering::Release);
+                }
+                Err(e) => {
+                    state.metrics.token_state_rejected(e.reason());
+                    dropped_since_warn += 1;
+                    if last_warn.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+                        // never the content: it is whatever someone published
+                        tracing::warn!(reason = e.reason(), dropped = dropped_since_warn, bytes = payload.len(), "dropped a token state from Redis that root's shard did not sign (only signed revocations are taken from Redis)");
+                        last_warn = Some(std::time::Instant::now());
+                        dropped_since_warn = 0;
+                    }
+                }
+            }
         };
         loop {
             let mut pubsub = match self.client.get_async_pubsub().await {

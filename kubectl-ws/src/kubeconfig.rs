@@ -232,9 +232,23 @@ impl KubeConfig {
 
     pub fn save(&self) -> Result<(), WsError> {
         let text = serde_yaml::to_string(&self.doc).map_err(|e| WsError::Config(e.to_string()))?;
+        // a kubeconfig holds credentials: the replacement is 0600 from its creation on
+        // (as kubectl writes them), then renamed over the old one
         let tmp = self.path.with_extension("ws-tmp");
-        std::fs::write(&tmp, text)
-            .map_err(|e| WsError::Config(format!("cannot write {}: {e}", tmp.display())))?;
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let _ = std::fs::remove_file(&tmp);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        };
+        write().map_err(|e| WsError::Config(format!("cannot write {}: {e}", tmp.display())))?;
         std::fs::rename(&tmp, &self.path)
             .map_err(|e| WsError::Config(format!("cannot write {}: {e}", self.path.display())))
     }
@@ -294,6 +308,9 @@ extensions-kept: true
             "{text}"
         );
         assert!(kc.target("root").is_ok(), "the original context is kept");
+        // it holds a token: never readable by others, whatever the umask
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
     }
 
     #[test]

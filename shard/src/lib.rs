@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use canopy_apiserver::{ApiServer, Config, TlsConfig, VersionInfo};
-use canopy_auth::{Pki, TokenIssuer};
+use canopy_auth::{Pki, TokenIssuer, TokenVerifier};
 use canopy_storage::{Store, StoreOptions};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -53,8 +53,8 @@ impl CacheServerOptions {
     }
 }
 
-/// How to run a shard.
-#[derive(Debug, Clone)]
+/// How to run a shard. Its `Debug` never shows the database password.
+#[derive(Clone)]
 pub struct ShardOptions {
     /// Where the shard keeps its PKI and signing keys.
     pub root_directory: PathBuf,
@@ -82,6 +82,42 @@ pub struct ShardOptions {
     pub shard_name: String,
     /// Replicate to and read from a cache server; `None`: no global view.
     pub cache_server: Option<CacheServerOptions>,
+    /// Public keys of the token service (root's shard) a shard without root verifies
+    /// tokens with until root's token state (keys and revocations) first arrives; empty:
+    /// no token is accepted until then. Ignored on root's shard, which holds the
+    /// signing key.
+    pub token_verifier: TokenVerifier,
+}
+
+impl std::fmt::Debug for ShardOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardOptions")
+            .field("root_directory", &self.root_directory)
+            .field("bind_address", &self.bind_address)
+            .field("secure_port", &self.secure_port)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("external_hostname", &self.external_hostname)
+            .field("external_url", &self.external_url)
+            .field("root", &self.root)
+            .field("shard_name", &self.shard_name)
+            .field("cache_server", &self.cache_server)
+            .field("token_verifier", &self.token_verifier)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL with the password of its user info replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 impl ShardOptions {
@@ -99,6 +135,7 @@ impl ShardOptions {
             root: true,
             shard_name: "root".into(),
             cache_server: None,
+            token_verifier: TokenVerifier::default(),
         }
     }
 }
@@ -130,9 +167,11 @@ pub struct Shard {
     /// `https://host:port`.
     pub url: String,
     pub ca_cert_pem: String,
-    pub tokens: Arc<TokenIssuer>,
-    /// Where the PKI and the token signing key live (`token-signing.pub` is the key
-    /// the front-proxy needs).
+    /// The token-signing key: on the shard holding root only (`None` elsewhere: other
+    /// shards verify tokens with root's public keys).
+    pub tokens: Option<Arc<TokenIssuer>>,
+    /// Where the PKI (and, on root's shard, the token signing key) live
+    /// (`token-signing.pub` is the key the front-proxy needs).
     pub pki_dir: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     serve: Option<JoinHandle<()>>,
@@ -165,23 +204,30 @@ impl Shard {
 
         let pki_dir = opts.root_directory.join("pki");
         let pki = Pki::load_or_create(&pki_dir, &[host.clone(), opts.bind_address.to_string()])?;
-        let tokens = Arc::new(TokenIssuer::load_or_create(&pki_dir)?);
+        // Only root's shard holds the token-signing key; the others verify with public
+        // keys (root's token state) and must not hold a copy of it.
+        let tokens = if opts.root {
+            Some(Arc::new(TokenIssuer::load_or_create(&pki_dir)?))
+        } else {
+            remove_signing_key_copy(&pki_dir)?;
+            None
+        };
         let store = Store::open(&opts.database_url, opts.store.clone()).await?;
-        let api = ApiServer::new(
-            store,
-            tokens.clone(),
-            Config {
-                external_url: opts
-                    .external_url
-                    .as_deref()
-                    .map(|u| u.trim_end_matches('/').to_string())
-                    .unwrap_or_else(|| url.clone()),
-                ca_cert_pem: pki.ca_cert_pem.clone(),
-                version: VersionInfo::default(),
-                shard_name: opts.shard_name.clone(),
-                shard_url: url.clone(),
-            },
-        );
+        let config = Config {
+            external_url: opts
+                .external_url
+                .as_deref()
+                .map(|u| u.trim_end_matches('/').to_string())
+                .unwrap_or_else(|| url.clone()),
+            ca_cert_pem: pki.ca_cert_pem.clone(),
+            version: VersionInfo::default(),
+            shard_name: opts.shard_name.clone(),
+            shard_url: url.clone(),
+        };
+        let api = match &tokens {
+            Some(t) => ApiServer::new(store, t.clone(), config),
+            None => ApiServer::verify_only(store, opts.token_verifier.clone(), config),
+        };
         if opts.root {
             api.ensure_logical_cluster("root")
                 .await
@@ -253,9 +299,12 @@ impl Shard {
             .map(|(_, t)| t)
     }
 
-    /// Issues a token for the built-in admin (member of `system:masters`).
+    /// Issues a token for the built-in admin (member of `system:masters`); only on the
+    /// shard holding root (the others have no signing key).
     pub fn admin_token(&self, ttl: Duration) -> Result<String, canopy_auth::AuthError> {
         self.tokens
+            .as_ref()
+            .ok_or(canopy_auth::AuthError::NoSigningKey)?
             .issue("admin", &["system:masters".to_string()], ttl)
     }
 
@@ -274,6 +323,25 @@ impl Shard {
             let _ = h.await;
         }
         self.api.store().close().await;
+    }
+}
+
+/// A shard without root must not hold the token-signing key. Older versions (and
+/// `canopy start --shards N` before) copied root's key into every shard's directory:
+/// such a copy is deleted (only root's shard needs it; tokens are verified here with
+/// root's public keys).
+fn remove_signing_key_copy(pki_dir: &std::path::Path) -> Result<(), canopy_auth::AuthError> {
+    let copy = pki_dir.join(canopy_auth::token::ACTIVE_KEY_FILE);
+    match std::fs::remove_file(&copy) {
+        Ok(()) => {
+            tracing::warn!(file = %copy.display(), "removed a copy of the token-signing key from a shard without root (only root's shard signs tokens; others verify with its public keys)");
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(canopy_auth::AuthError::Io {
+            path: copy.display().to_string(),
+            source: e,
+        }),
     }
 }
 

@@ -12,10 +12,12 @@ use clap::Parser;
     about = "A Canopy shard: serves logical clusters from one PostgreSQL database"
 )]
 struct Args {
-    /// Directory for the shard's certificates and keys, in <dir>/pki: its CA (ca.crt,
-    /// ca.key; generated when missing, or one you put there, whose subject must be
-    /// CN=canopy-ca, O=Canopy), the serving certificate it issues from that CA, and the
-    /// token-signing key (token-signing.key; token-signing.pub for front-proxies).
+    /// Directory for the shard's certificates and keys, in <dir>/pki (mode 0700, keys
+    /// 0600): its CA (ca.crt, ca.key; generated when missing, or one you put there, whose
+    /// subject must be CN=canopy-ca, O=Canopy), the serving certificate it issues from
+    /// that CA, and, on the shard holding root only, the token-signing key
+    /// (token-signing.key; token-signing.pub is its public key for front-proxies and the
+    /// other shards).
     #[arg(long, default_value = ".canopy")]
     root_directory: PathBuf,
     /// Address to listen on.
@@ -25,7 +27,7 @@ struct Args {
     #[arg(long, default_value_t = 6443)]
     secure_port: u16,
     /// PostgreSQL URL of this shard's database (postgres://user@host/db).
-    #[arg(long, env = "CANOPY_DATABASE_URL")]
+    #[arg(long, env = "CANOPY_DATABASE_URL", hide_env_values = true)]
     database_url: String,
     /// Host name clients use to reach this shard (for certificates and URLs); behind a
     /// front-proxy, the host of this shard's URL in the proxy's --shard and in the other
@@ -72,6 +74,13 @@ struct Args {
     /// URL of the shard holding root (for shards started with --no-root).
     #[arg(long)]
     root_shard_url: Option<String>,
+    /// Public key(s) (PEM) of the token service (root's shard's
+    /// <root>/pki/token-signing.pub), for a shard started with --no-root: tokens are
+    /// verified with them until root's token state arrives (then with the keys root
+    /// publishes, so rotations need no restart). Without it such a shard accepts no
+    /// token until then. Repeatable. A shard without root never holds a private key.
+    #[arg(long = "token-public-key-file", value_name = "FILE")]
+    token_public_key_files: Vec<PathBuf>,
 }
 
 #[tokio::main]
@@ -105,6 +114,14 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let mut token_verifier = canopy_auth::TokenVerifier::default();
+    for f in &a.token_public_key_files {
+        let pem = std::fs::read_to_string(f)
+            .map_err(|e| anyhow::anyhow!("--token-public-key-file {}: {e}", f.display()))?;
+        token_verifier
+            .add_public_key_pem(&pem)
+            .map_err(|e| anyhow::anyhow!("--token-public-key-file {}: {e}", f.display()))?;
+    }
     let shard = shard::Shard::start(shard::ShardOptions {
         root_directory: a.root_directory,
         bind_address: a.bind_address,
@@ -117,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
         root: !a.no_root,
         shard_name: a.shard_name.clone(),
         cache_server,
+        token_verifier,
     })
     .await?;
     if let (Some(ca), Some(cert), Some(key)) = (

@@ -87,7 +87,9 @@ pub struct ApiServer {
 
 pub(crate) struct Inner {
     pub store: Store,
-    pub tokens: Arc<TokenIssuer>,
+    /// The token service's signing key: only on the shard holding root; every other
+    /// shard verifies with public keys only (`auth`).
+    pub tokens: Option<Arc<TokenIssuer>>,
     /// Verifies bearer tokens: the issuer's keys (as the root shard publishes them) and
     /// revocations ([`tokens`]).
     pub auth: Arc<canopy_auth::Authenticator>,
@@ -119,13 +121,36 @@ pub(crate) struct Inner {
 }
 
 impl ApiServer {
+    /// An API server that holds the token-signing key (the shard holding root, where
+    /// the token service runs).
     pub fn new(store: Store, tokens: Arc<TokenIssuer>, config: Config) -> ApiServer {
+        let verifier = tokens.verifier();
+        Self::build(store, Some(tokens), verifier, config)
+    }
+
+    /// An API server without any private key (every shard but root's): it verifies
+    /// tokens with `verifier`'s public keys until root's token state arrives, then with
+    /// the keys root's shard publishes.
+    pub fn verify_only(
+        store: Store,
+        verifier: canopy_auth::TokenVerifier,
+        config: Config,
+    ) -> ApiServer {
+        Self::build(store, None, verifier, config)
+    }
+
+    fn build(
+        store: Store,
+        tokens: Option<Arc<TokenIssuer>>,
+        verifier: canopy_auth::TokenVerifier,
+        config: Config,
+    ) -> ApiServer {
         let registry = registry::Registry::builtin();
         let apis = apis::ApisCache::new(registry.clone());
         ApiServer {
             inner: Arc::new(Inner {
                 store,
-                auth: Arc::new(canopy_auth::Authenticator::new(tokens.verifier())),
+                auth: Arc::new(canopy_auth::Authenticator::new(verifier)),
                 boot_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
                 token_changes: tokio::sync::watch::Sender::new(0),
                 tokens,
@@ -147,8 +172,9 @@ impl ApiServer {
         &self.inner.store
     }
 
-    pub fn tokens(&self) -> &Arc<TokenIssuer> {
-        &self.inner.tokens
+    /// The token-signing key, on the shard holding root only.
+    pub fn tokens(&self) -> Option<&Arc<TokenIssuer>> {
+        self.inner.tokens.as_ref()
     }
 
     /// What authenticates bearer tokens here (keys and revocations).

@@ -141,9 +141,7 @@ pub async fn issue(
     issued_by: &str,
 ) -> Result<(Value, String), ApiError> {
     let name = format!("tok-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
-    let (token, claims) = api
-        .inner
-        .tokens
+    let (token, claims) = issuer(api)?
         .issue_claims(user, groups, ttl, &name)
         .map_err(|e| ApiError::internal(format!("signing the token: {e}")))?;
     let record = json!({
@@ -269,9 +267,7 @@ async fn revoke_one(api: &ApiServer, name: &str) -> Result<Option<Value>, ApiErr
 
 /// Rotates the signing key; returns the new key id.
 pub fn rotate(api: &ApiServer) -> Result<String, ApiError> {
-    let kid = api
-        .inner
-        .tokens
+    let kid = issuer(api)?
         .rotate()
         .map_err(|e| ApiError::internal(format!("rotating the signing key: {e}")))?;
     changed(api);
@@ -289,11 +285,34 @@ pub fn state(api: &ApiServer) -> TokenState {
             exp: expiry(&o.value),
         })
         .collect();
-    TokenState {
+    let mut s = TokenState {
         resource_version: version(api),
-        jwks: api.inner.tokens.jwks(),
+        jwks: match &api.inner.tokens {
+            Some(t) => t.jwks(),
+            None => api.inner.auth.verifier().jwks(),
+        },
         revoked,
+        signed: None,
+    };
+    // signed for relaying through unauthenticated channels (Redis)
+    if let Some(t) = &api.inner.tokens {
+        match canopy_auth::revocation::sign_state(t, &s) {
+            Ok(jws) => s.signed = Some(jws),
+            Err(e) => tracing::warn!(error = %e, "signing the token state"),
+        }
     }
+    s
+}
+
+/// The signing key: only the shard holding root has one.
+fn issuer(api: &ApiServer) -> Result<&canopy_auth::TokenIssuer, ApiError> {
+    api.inner.tokens.as_deref().ok_or_else(|| {
+        ApiError::new(
+            404,
+            "NotFound",
+            "the token service runs on the shard holding root",
+        )
+    })
 }
 
 fn version(api: &ApiServer) -> String {

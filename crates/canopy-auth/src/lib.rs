@@ -1,5 +1,7 @@
 //! Who is calling and what they may do.
 //!
+//! - [`files`]: secrets on disk: written atomically, 0600 from creation, in 0700
+//!   directories.
 //! - [`pki`]: the shard's CA and serving certificate, created on first start.
 //! - [`token`]: bearer tokens Canopy issues (ES256 JWTs) and their verification, also
 //!   with public keys only ([`TokenVerifier`], what the front-proxy uses).
@@ -10,6 +12,7 @@
 //!
 //! Nothing here knows about HTTP or storage; the API server wires it in.
 
+pub mod files;
 pub mod impersonation;
 pub mod pki;
 pub mod rbac;
@@ -52,6 +55,8 @@ pub enum AuthError {
     Jwt(String),
     #[error("invalid bearer token")]
     InvalidToken,
+    #[error("this server holds no token-signing key (only the shard holding root issues tokens)")]
+    NoSigningKey,
 }
 
 impl AuthError {
@@ -70,17 +75,15 @@ impl AuthError {
 }
 
 pub(crate) fn pki_write_private(path: &Path, contents: &str) -> Result<(), AuthError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| AuthError::io(path, e))?;
-    f.write_all(contents.as_bytes())
-        .map_err(|e| AuthError::io(path, e))
+    files::write_private(path, contents.as_bytes()).map_err(|e| AuthError::io(path, e))
+}
+
+pub(crate) fn pki_write_public(path: &Path, contents: &str) -> Result<(), AuthError> {
+    files::write_public(path, contents.as_bytes()).map_err(|e| AuthError::io(path, e))
+}
+
+pub(crate) fn pki_private_dir(dir: &Path) -> Result<(), AuthError> {
+    files::private_dir(dir).map_err(|e| AuthError::io(dir, e))
 }
 
 pub(crate) fn meta_name(v: &serde_json::Value) -> &str {

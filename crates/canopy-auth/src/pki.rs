@@ -65,21 +65,26 @@ fn read(path: &Path) -> Result<String, AuthError> {
     fs::read_to_string(path).map_err(|e| AuthError::io(path, e))
 }
 
+fn write_public(path: &Path, contents: &str) -> Result<(), AuthError> {
+    crate::pki_write_public(path, contents)
+}
+
 impl Pki {
     /// Loads the PKI from `dir`, creating what is missing. The serving certificate is
     /// re-issued when it does not cover every name in `hosts` (DNS names or IPs).
     pub fn load_or_create(dir: &Path, hosts: &[String]) -> Result<Pki, AuthError> {
-        fs::create_dir_all(dir).map_err(|e| AuthError::io(dir, e))?;
+        crate::pki_private_dir(dir)?;
         let ca_key_path = dir.join("ca.key");
         let ca_cert_path = dir.join("ca.crt");
         let (ca_key, ca_cert_pem) = if ca_key_path.exists() && ca_cert_path.exists() {
-            let key = KeyPair::from_pem(&read(&ca_key_path)?).map_err(AuthError::pki)?;
+            let key = KeyPair::from_pem(&crate::files::read_private(&ca_key_path)?)
+                .map_err(AuthError::pki)?;
             (key, read(&ca_cert_path)?)
         } else {
             let key = KeyPair::generate().map_err(AuthError::pki)?;
             let cert = ca_params().self_signed(&key).map_err(AuthError::pki)?;
             write_private(&ca_key_path, &key.serialize_pem())?;
-            fs::write(&ca_cert_path, cert.pem()).map_err(|e| AuthError::io(&ca_cert_path, e))?;
+            write_public(&ca_cert_path, &cert.pem())?;
             (key, cert.pem())
         };
 
@@ -100,16 +105,15 @@ impl Pki {
             return Ok(Pki {
                 ca_cert_pem,
                 serving_cert_pem: read(&serving_cert_path)?,
-                serving_key_pem: read(&serving_key_path)?,
+                serving_key_pem: crate::files::read_private(&serving_key_path)?,
                 dir: dir.to_path_buf(),
             });
         }
         let issuer = Issuer::new(ca_params(), ca_key);
         let (cert_pem, key_pem) = issue_leaf(&issuer, "canopy-shard", &[], &names, true)?;
         write_private(&serving_key_path, &key_pem)?;
-        fs::write(&serving_cert_path, &cert_pem)
-            .map_err(|e| AuthError::io(&serving_cert_path, e))?;
-        fs::write(&names_path, wanted_names).map_err(|e| AuthError::io(&names_path, e))?;
+        write_public(&serving_cert_path, &cert_pem)?;
+        write_public(&names_path, &wanted_names)?;
         Ok(Pki {
             ca_cert_pem,
             serving_cert_pem: cert_pem,
@@ -134,18 +138,19 @@ impl std::fmt::Debug for ClientCa {
 impl ClientCa {
     /// Loads `<dir>/<name>.crt` and `.key`, creating them on first use.
     pub fn load_or_create(dir: &Path, name: &str) -> Result<ClientCa, AuthError> {
-        fs::create_dir_all(dir).map_err(|e| AuthError::io(dir, e))?;
+        crate::pki_private_dir(dir)?;
         let key_path = dir.join(format!("{name}.key"));
         let cert_path = dir.join(format!("{name}.crt"));
         let params = ca_params_named(name);
         let (key, cert_pem) = if key_path.exists() && cert_path.exists() {
-            let key = KeyPair::from_pem(&read(&key_path)?).map_err(AuthError::pki)?;
+            let key = KeyPair::from_pem(&crate::files::read_private(&key_path)?)
+                .map_err(AuthError::pki)?;
             (key, read(&cert_path)?)
         } else {
             let key = KeyPair::generate().map_err(AuthError::pki)?;
             let cert = params.clone().self_signed(&key).map_err(AuthError::pki)?;
             write_private(&key_path, &key.serialize_pem())?;
-            fs::write(&cert_path, cert.pem()).map_err(|e| AuthError::io(&cert_path, e))?;
+            write_public(&cert_path, &cert.pem())?;
             (key, cert.pem())
         };
         Ok(ClientCa {
@@ -172,14 +177,15 @@ impl ClientCa {
         common_name: &str,
         organizations: &[&str],
     ) -> Result<(String, String), AuthError> {
+        crate::pki_private_dir(dir)?;
         let cert_path = dir.join(format!("{file}.crt"));
         let key_path = dir.join(format!("{file}.key"));
         if cert_path.exists() && key_path.exists() {
-            return Ok((read(&cert_path)?, read(&key_path)?));
+            return Ok((read(&cert_path)?, crate::files::read_private(&key_path)?));
         }
         let (cert, key) = self.issue_client_cert(common_name, organizations)?;
         write_private(&key_path, &key)?;
-        fs::write(&cert_path, &cert).map_err(|e| AuthError::io(&cert_path, e))?;
+        write_public(&cert_path, &cert)?;
         Ok((cert, key))
     }
 }

@@ -32,6 +32,49 @@ pub struct TokenState {
     /// The verification keys (`{"keys": [...]}`).
     pub jwks: serde_json::Value,
     pub revoked: Vec<Revoked>,
+    /// The revocations and version of this state signed by the token service's active
+    /// key ([`sign_state`]): what verifiers relay to each other through channels that
+    /// are not authenticated (Redis), where only the signature vouches for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<String>,
+}
+
+/// What the token service signs of a [`TokenState`] for relaying (the payload of
+/// [`TokenState::signed`], a compact JWS of the active signing key, see
+/// [`crate::TokenIssuer::sign_document`]).
+///
+/// **Only revocations travel this way, never keys**: a receiver verifies the signature
+/// with the keys it already trusts (from files it was configured with, or from root's
+/// shard over authenticated TLS) and then adds the revocations; nothing here can make
+/// it accept a token it would not accept before. **Replay** of an old signed state is
+/// harmless: receivers take the *union* of revocations (they only end by the token's
+/// expiry, after which the token is refused anyway), so an old state can only re-add
+/// revocations that were genuinely made, never remove one. The version
+/// (`<boot id>.<change counter>` of root's shard) and the signing time say which state
+/// it was, for logs and debugging.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedState {
+    /// Always [`SIGNED_STATE_KIND`]: what the signed document is.
+    pub kind: String,
+    /// The state's version (`<boot id>.<change counter>`).
+    pub resource_version: String,
+    /// When root's shard signed it (Unix seconds).
+    pub signed_at: i64,
+    pub revoked: Vec<Revoked>,
+}
+
+/// [`SignedState::kind`].
+pub const SIGNED_STATE_KIND: &str = "TokenRevocations";
+
+/// Signs the revocations and version of `state` with the issuer's active key.
+pub fn sign_state(issuer: &crate::TokenIssuer, state: &TokenState) -> Result<String, AuthError> {
+    issuer.sign_document(&SignedState {
+        kind: SIGNED_STATE_KIND.into(),
+        resource_version: state.resource_version.clone(),
+        signed_at: chrono::Utc::now().timestamp(),
+        revoked: state.revoked.clone(),
+    })
 }
 
 /// The root shard's path answering a [`TokenState`] (long poll): at once when its
@@ -161,25 +204,35 @@ impl Authenticator {
         Ok(())
     }
 
-    /// Adds what `state` knows to what is known here: its keys and its revocations
-    /// (dropping revocations of tokens expired by now). For states relayed by other
-    /// verifiers (Redis), which may be older than the one applied last: revocations
-    /// only ever end by expiry, so a union never accepts a token either side refuses.
-    pub fn merge(&self, state: &TokenState) -> Result<(), AuthError> {
-        let incoming = TokenVerifier::from_jwks(&state.jwks)?;
-        self.verifier
-            .write()
+    /// Verifies a signed state relayed by another verifier ([`TokenState::signed`],
+    /// e.g. through Redis) with the keys trusted here, then adds its revocations (see
+    /// [`merge_revoked`](Self::merge_revoked)). Keys are never learned this way.
+    pub fn merge_signed(&self, jws: &str) -> Result<SignedState, crate::token::DocumentError> {
+        let state: SignedState = self
+            .verifier
+            .read()
             .unwrap_or_else(|e| e.into_inner())
-            .merge(&incoming);
+            .verify_document(jws)?;
+        if state.kind != SIGNED_STATE_KIND {
+            return Err(crate::token::DocumentError::Malformed);
+        }
+        self.merge_revoked(&state.revoked);
+        Ok(state)
+    }
+
+    /// Adds revocations to those known here (dropping those of tokens expired by now).
+    /// For states relayed by other verifiers, which may be older than the one applied
+    /// last: revocations only ever end by expiry, so a union never accepts a token
+    /// either side refuses.
+    pub fn merge_revoked(&self, incoming: &[Revoked]) {
         let now = chrono::Utc::now().timestamp();
         let mut revoked = self.revoked.write().unwrap_or_else(|e| e.into_inner());
         revoked.retain(|_, exp| *exp >= now);
-        for r in &state.revoked {
+        for r in incoming {
             if r.exp >= now {
                 revoked.insert(r.jti.clone(), r.exp);
             }
         }
-        Ok(())
     }
 
     /// Revoked ids remembered (expired ones are dropped on the next [`apply`](Self::apply)).
@@ -218,6 +271,7 @@ mod tests {
                 jti: "t-a".into(),
                 exp: ca.exp,
             }],
+            signed: None,
         };
         auth.apply(&state).unwrap();
         assert!(auth.is_revoked("t-a"));
@@ -246,43 +300,90 @@ mod tests {
         assert!(auth.apply(&bad).is_err());
         assert!(auth.authenticate(&c).is_ok());
 
-        // merging adds: a relayed older state keeps the newer key and its revocations,
-        // and adds its own; expired revocations are dropped
-        let fresh = Authenticator::new(TokenVerifier::default());
-        fresh
-            .merge(&TokenState {
-                resource_version: "1".into(),
-                jwks: issuer.jwks(),
-                revoked: vec![
-                    Revoked {
-                        jti: "t-b".into(),
-                        exp: i64::MAX,
-                    },
-                    Revoked {
-                        jti: "gone".into(),
-                        exp: 0,
-                    },
-                ],
-            })
-            .unwrap();
+        // relayed states: only signed revocations are merged, with the keys trusted
+        // here; keys never come this way
+        let fresh = Authenticator::new(issuer.verifier());
+        let relayed = TokenState {
+            resource_version: "1".into(),
+            jwks: issuer.jwks(),
+            revoked: vec![
+                Revoked {
+                    jti: "t-b".into(),
+                    exp: i64::MAX,
+                },
+                Revoked {
+                    jti: "gone".into(),
+                    exp: 0,
+                },
+            ],
+            signed: None,
+        };
+        let jws = sign_state(&issuer, &relayed).unwrap();
+        let got = fresh.merge_signed(&jws).unwrap();
+        assert_eq!(got.resource_version, "1");
         assert!(fresh.authenticate(&b).is_err() && fresh.is_revoked("t-b"));
-        assert!(!fresh.is_revoked("gone"));
+        assert!(!fresh.is_revoked("gone"), "expired revocations are dropped");
         assert_eq!(fresh.authenticate(&c).unwrap().name, "carol");
-        let other = crate::TokenIssuer::load_or_create(&dir.path().join("other")).unwrap();
-        fresh
-            .merge(&TokenState {
+        // an older state relayed later (a replay) adds nothing and removes nothing
+        let older = sign_state(
+            &issuer,
+            &TokenState {
                 resource_version: "0".into(),
-                jwks: other.jwks(),
                 revoked: vec![],
-            })
-            .unwrap();
+                ..relayed.clone()
+            },
+        )
+        .unwrap();
+        fresh.merge_signed(&older).unwrap();
         assert!(
             fresh.is_revoked("t-b"),
             "a union never forgets a revocation"
         );
-        assert_eq!(fresh.authenticate(&c).unwrap().name, "carol");
+        // another issuer's signed state (an attacker's key) is refused, adding neither
+        // its revocations nor its key
+        let other = crate::TokenIssuer::load_or_create(&dir.path().join("other")).unwrap();
+        let forged = sign_state(
+            &other,
+            &TokenState {
+                revoked: vec![Revoked {
+                    jti: "t-c".into(),
+                    exp: i64::MAX,
+                }],
+                ..relayed.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            fresh.merge_signed(&forged).unwrap_err(),
+            crate::token::DocumentError::UnknownKey
+        );
+        assert!(!fresh.is_revoked("t-c"));
         let d = other.issue("dave", &[], Duration::from_secs(60)).unwrap();
-        assert_eq!(fresh.authenticate(&d).unwrap().name, "dave");
+        assert!(fresh.authenticate(&d).is_err());
+        // the attacker names a trusted key id: the signature does not verify
+        let mut parts: Vec<String> = forged.split('.').map(str::to_string).collect();
+        let mut header: serde_json::Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &parts[0])
+                .unwrap(),
+        )
+        .unwrap();
+        header["kid"] = issuer.key_id().into();
+        parts[0] = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            header.to_string(),
+        );
+        assert_eq!(
+            fresh.merge_signed(&parts.join(".")).unwrap_err(),
+            crate::token::DocumentError::BadSignature
+        );
+        // unsigned JSON, a bearer token, garbage: refused
+        let plain = serde_json::to_string(&relayed).unwrap();
+        assert!(fresh.merge_signed(&plain).is_err());
+        assert!(fresh.merge_signed(&c).is_err());
+        assert!(fresh.merge_signed("").is_err());
+        // and a signed state is never a bearer token
+        assert!(fresh.authenticate(&jws).is_err());
+        assert!(issuer.verify(&jws).is_err());
         let json = serde_json::to_value(&bad).unwrap();
         assert!(json.get("resourceVersion").is_some());
     }

@@ -35,8 +35,15 @@ pub struct Claims {
 /// unexpired token.
 pub const MAX_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(366 * 86400);
 
-const ACTIVE_KEY_FILE: &str = "token-signing.key";
-const PUBLIC_KEY_FILE: &str = "token-signing.pub";
+/// The active signing key (private, 0600) in an issuer's directory. Only the token
+/// service (root's shard) has one; every other verifier has public keys only.
+pub const ACTIVE_KEY_FILE: &str = "token-signing.key";
+/// The active key's public part, for verifiers given a file.
+pub const PUBLIC_KEY_FILE: &str = "token-signing.pub";
+/// The JWS `typ` of documents the issuer signs that are not bearer tokens (signed token
+/// states, [`crate::revocation::SignedState`]). A bearer token is never accepted as
+/// such a document, and such a document never as a bearer token.
+pub const DOCUMENT_TYP: &str = "canopy-signed+jwt";
 const RETIRED_KEYS_FILE: &str = "token-signing-retired.json";
 
 /// A public key that no longer signs but still verifies, and since when.
@@ -98,13 +105,11 @@ fn read_retired(path: &Path) -> Result<Vec<RetiredKey>, AuthError> {
 }
 
 fn write_atomic(path: &Path, contents: &str, private: bool) -> Result<(), AuthError> {
-    let tmp = path.with_extension("tmp");
     if private {
-        crate::pki_write_private(&tmp, contents)?;
+        crate::pki_write_private(path, contents)
     } else {
-        fs::write(&tmp, contents).map_err(|e| AuthError::io(&tmp, e))?;
+        crate::pki_write_public(path, contents)
     }
-    fs::rename(&tmp, path).map_err(|e| AuthError::io(path, e))
 }
 
 impl TokenIssuer {
@@ -112,10 +117,10 @@ impl TokenIssuer {
     /// (re)written next to it as `token-signing.pub` for verifiers such as the
     /// front-proxy.
     pub fn load_or_create(dir: &Path) -> Result<TokenIssuer, AuthError> {
-        fs::create_dir_all(dir).map_err(|e| AuthError::io(dir, e))?;
+        crate::pki_private_dir(dir)?;
         let path = dir.join(ACTIVE_KEY_FILE);
         let key = if path.exists() {
-            let pem = fs::read_to_string(&path).map_err(|e| AuthError::io(&path, e))?;
+            let pem = crate::files::read_private(&path)?;
             rcgen::KeyPair::from_pem(&pem).map_err(AuthError::pki)?
         } else {
             let key = rcgen::KeyPair::generate().map_err(AuthError::pki)?;
@@ -237,6 +242,18 @@ impl TokenIssuer {
             jti: jti.into(),
         };
         Ok((self.sign(&claims)?, claims))
+    }
+
+    /// Signs `payload` as a compact JWS (ES256, the active key's id as `kid`, `typ`
+    /// [`DOCUMENT_TYP`]): the signature covers the exact bytes of the payload, so no
+    /// canonical re-encoding is needed to verify it. Verified with
+    /// [`TokenVerifier::verify_document`].
+    pub fn sign_document<T: Serialize>(&self, payload: &T) -> Result<String, AuthError> {
+        let s = self.read();
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(s.kid.clone());
+        header.typ = Some(DOCUMENT_TYP.into());
+        jsonwebtoken::encode(&header, payload, &s.encoding).map_err(AuthError::jwt)
     }
 
     /// Signs `claims` as they are (tests use it for expired or odd tokens).
@@ -430,9 +447,11 @@ impl TokenVerifier {
         // clocks of issuer and verifiers are synchronized (one service): an expired
         // token is refused within 2 s of its expiry everywhere
         v.leeway = LEEWAY_SECONDS as u64;
-        let kid = jsonwebtoken::decode_header(token)
-            .map_err(|_| AuthError::InvalidToken)?
-            .kid;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::InvalidToken)?;
+        if header.typ.as_deref() == Some(DOCUMENT_TYP) {
+            return Err(AuthError::InvalidToken);
+        }
+        let kid = header.kid;
         let candidates = self
             .keys
             .iter()
@@ -445,9 +464,65 @@ impl TokenVerifier {
         Err(AuthError::InvalidToken)
     }
 
+    /// Verifies a compact JWS of [`TokenIssuer::sign_document`]: `typ` must be
+    /// [`DOCUMENT_TYP`] and `kid` must name one of these keys, whose signature must
+    /// verify. Returns the payload. Nothing else is checked (no expiry): what the
+    /// payload means is the caller's business.
+    pub fn verify_document<T: serde::de::DeserializeOwned>(
+        &self,
+        jws: &str,
+    ) -> Result<T, DocumentError> {
+        let header = jsonwebtoken::decode_header(jws).map_err(|_| DocumentError::Malformed)?;
+        if header.typ.as_deref() != Some(DOCUMENT_TYP) || header.alg != Algorithm::ES256 {
+            return Err(DocumentError::Malformed);
+        }
+        let kid = header.kid.ok_or(DocumentError::UnknownKey)?;
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or(DocumentError::UnknownKey)?;
+        let mut v = Validation::new(Algorithm::ES256);
+        v.required_spec_claims.clear();
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        v.validate_aud = false;
+        match jsonwebtoken::decode::<T>(jws, &key.key, &v) {
+            Ok(data) => Ok(data.claims),
+            Err(e) => match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                    Err(DocumentError::BadSignature)
+                }
+                _ => Err(DocumentError::Malformed),
+            },
+        }
+    }
+
     /// Verifies a token and returns who it authenticates.
     pub fn authenticate(&self, token: &str) -> Result<UserInfo, AuthError> {
         self.verify(token).map(user_of)
+    }
+}
+
+/// Why a signed document was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DocumentError {
+    #[error("not a signed Canopy document")]
+    Malformed,
+    #[error("signed by a key this verifier does not trust")]
+    UnknownKey,
+    #[error("bad signature")]
+    BadSignature,
+}
+
+impl DocumentError {
+    /// A short label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DocumentError::Malformed => "malformed",
+            DocumentError::UnknownKey => "unknown_key",
+            DocumentError::BadSignature => "bad_signature",
+        }
     }
 }
 
@@ -568,6 +643,12 @@ mod tests {
         let old_kid = t.key_id();
         let new_kid = t.rotate().unwrap();
         assert_ne!(old_kid, new_kid);
+        // the private key is 0600 in a 0700 directory, before and after rotation
+        use std::os::unix::fs::MetadataExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join(ACTIVE_KEY_FILE)), 0o600);
+        assert_eq!(mode(dir.path()), 0o700);
+        assert_eq!(mode(&dir.path().join(PUBLIC_KEY_FILE)), 0o644);
         let new = t.issue("bob", &[], Duration::from_secs(600)).unwrap();
         let header = jsonwebtoken::decode_header(&new).unwrap();
         assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));

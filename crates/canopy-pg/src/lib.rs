@@ -10,9 +10,18 @@
 //!   0700), the cluster lives in `/var/lib/canopy/pg-<hash of the path>` and the data
 //!   directory becomes a symlink to it; the user's own directories keep their
 //!   permissions.
-//! - **Sockets.** The cluster listens only on a Unix socket in its own directory (plus
-//!   127.0.0.1 when a port is asked for). Socket paths are limited to ~107 bytes, so a
-//!   long data directory gets a short socket directory under `/tmp`.
+//! - **Sockets.** The cluster listens only on a Unix socket (plus 127.0.0.1 when a port
+//!   is asked for), in a directory of mode 0700 owned by the user PostgreSQL runs as
+//!   (root, who runs Canopy then, passes anyway), never in a directory others can
+//!   write to: `<data>/run`, or — socket paths are limited to ~107 bytes — for a long
+//!   data directory `/run/canopy/pg-<hash>` when root (`/run/canopy` is root's, 0755),
+//!   `$XDG_RUNTIME_DIR/canopy-pg-<hash>` otherwise; when neither fits, no socket at all
+//!   and TCP on 127.0.0.1 only, at a free port. The socket itself is 0700.
+//! - **Passwords.** Every connection authenticates with SCRAM-SHA-256, also on the
+//!   socket ([`auth`]): a random password made at first start is kept in
+//!   [`PgOptions::password_file`] (0600) and is part of [`PgCluster::url`] (in memory;
+//!   never logged, never on a command line). Clusters of older versions, which trusted
+//!   every local connection, are switched to passwords on start.
 //! - **Lifetime.** The postmaster gets `PR_SET_PDEATHSIG` (SIGINT, PostgreSQL's fast
 //!   shutdown): when this process dies, however it dies, PostgreSQL stops too. The child
 //!   is spawned from a dedicated thread that lives as long as the child, because the
@@ -28,6 +37,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use sqlx::Connection;
 
+mod auth;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -57,7 +67,10 @@ pub enum PgError {
     Query(String),
 }
 
-fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> PgError + 'a {
+pub(crate) fn io<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> PgError + 'a {
     move |source| PgError::Io {
         what,
         path: path.display().to_string(),
@@ -75,6 +88,35 @@ pub struct PgOptions {
     pub port: Option<u16>,
     /// Stop PostgreSQL when this process exits, even without `stop` or `Drop`.
     pub die_with_parent: bool,
+    /// Where the password of the `postgres` user is kept (mode 0600; made at first
+    /// start). `None`: next to the data directory, `<data_dir>.password`.
+    pub password_file: Option<PathBuf>,
+}
+
+impl PgOptions {
+    /// Options for a cluster in `data_dir` with defaults: binaries found, the Unix
+    /// socket only, stopped with this process, the password next to the data directory.
+    pub fn new(data_dir: PathBuf) -> PgOptions {
+        PgOptions {
+            data_dir,
+            bin_dir: None,
+            port: None,
+            die_with_parent: true,
+            password_file: None,
+        }
+    }
+
+    /// The password file (see [`password_file`](Self::password_file)).
+    pub fn password_path(&self) -> PathBuf {
+        self.password_file.clone().unwrap_or_else(|| {
+            let name = self
+                .data_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "postgres".into());
+            self.data_dir.with_file_name(format!("{name}.password"))
+        })
+    }
 }
 
 /// Finds the PostgreSQL server binaries: `$CANOPY_PG_BIN`, `pg_config --bindir`, the
@@ -130,7 +172,7 @@ fn find_bin_dir_from(explicit: Option<String>) -> Result<PathBuf, PgError> {
 
 /// The user PostgreSQL runs as when we are root.
 #[derive(Debug, Clone, Copy)]
-struct RunAs {
+pub(crate) struct RunAs {
     uid: u32,
     gid: u32,
 }
@@ -180,7 +222,7 @@ fn reachable_by(dir: &Path, user: RunAs) -> bool {
     true
 }
 
-fn chown(path: &Path, user: RunAs) -> Result<(), PgError> {
+pub(crate) fn chown(path: &Path, user: RunAs) -> Result<(), PgError> {
     std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid)).map_err(io("cannot chown", path))
 }
 
@@ -211,7 +253,7 @@ fn resolve_data_dir(data_dir: &Path, user: Option<RunAs>) -> Result<PathBuf, PgE
 /// Drops root for the child: supplementary groups, then gid, then uid (the order
 /// matters: after setuid the others are no longer permitted). Called between fork and
 /// exec, so it uses only async-signal-safe calls.
-fn drop_privileges(user: Option<RunAs>) -> std::io::Result<()> {
+pub(crate) fn drop_privileges(user: Option<RunAs>) -> std::io::Result<()> {
     if let Some(u) = user {
         // SAFETY: async-signal-safe libc calls on plain integers.
         unsafe {
@@ -288,12 +330,111 @@ fn clear_stale_pid(dir: &Path) -> Result<(), PgError> {
     std::fs::remove_file(&pidfile).map_err(io("cannot remove stale", &pidfile))
 }
 
+/// Socket paths (`<dir>/.s.PGSQL.<port>`) must fit in `sun_path` (108 bytes with its
+/// NUL); this leaves room for the file name.
+fn socket_fits(dir: &Path) -> bool {
+    dir.as_os_str().len() + 20 <= 100
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// Creates `dir` for the socket: mode 0700, owned by the user PostgreSQL runs as. An
+/// existing one must be a directory (not a link) of that user or of ours.
+fn private_socket_dir(dir: &Path, user: Option<RunAs>) -> Result<(), PgError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let m = std::fs::symlink_metadata(dir).map_err(io("cannot inspect", dir))?;
+            let ours = m.uid() == euid() || user.is_some_and(|u| u.uid == m.uid());
+            if !m.is_dir() || !ours {
+                return Err(PgError::Start(format!(
+                    "{} is not a directory of this user or of postgres; remove it",
+                    dir.display()
+                )));
+            }
+        }
+        Err(e) => return Err(io("cannot create", dir)(e)),
+    }
+    if let Some(u) = user {
+        std::os::unix::fs::lchown(dir, Some(u.uid), Some(u.gid))
+            .map_err(io("cannot chown", dir))?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(io("cannot chmod", dir))
+}
+
+/// `/run/canopy`: root's, not writable by others (created 0755 when missing).
+fn root_run_dir(base: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    match std::fs::DirBuilder::new().mode(0o755).create(base) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let m = std::fs::symlink_metadata(base).map_err(|e| e.to_string())?;
+    if !m.is_dir() || m.uid() != 0 || m.mode() & 0o022 != 0 {
+        return Err("not a directory of root's that only root may write to".into());
+    }
+    Ok(())
+}
+
+/// Where the socket goes (see the module docs); `None`: no socket, TCP on loopback.
+fn choose_socket_dir(data: &Path, user: Option<RunAs>) -> Result<Option<PathBuf>, PgError> {
+    use std::os::unix::fs::MetadataExt;
+    let inside = data.join("run");
+    if socket_fits(&inside) {
+        private_socket_dir(&inside, user)?;
+        return Ok(Some(inside));
+    }
+    let name = format!("pg-{}", short_hash(data));
+    if user.is_some() || euid() == 0 {
+        let base = Path::new("/run/canopy");
+        let d = base.join(&name);
+        if Path::new("/run").is_dir() && socket_fits(&d) {
+            match root_run_dir(base) {
+                Ok(()) => {
+                    private_socket_dir(&d, user)?;
+                    return Ok(Some(d));
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %base.display(), error = %e, "cannot keep PostgreSQL's socket there; using TCP on 127.0.0.1")
+                }
+            }
+        }
+    } else if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
+        let base = PathBuf::from(x);
+        let d = base.join(format!("canopy-{name}"));
+        let private = std::fs::symlink_metadata(&base)
+            .is_ok_and(|m| m.is_dir() && m.uid() == euid() && m.mode() & 0o077 == 0);
+        if private && socket_fits(&d) {
+            private_socket_dir(&d, None)?;
+            return Ok(Some(d));
+        }
+    }
+    Ok(None)
+}
+
+fn free_port() -> Result<u16, PgError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| PgError::Start(format!("no free port on 127.0.0.1: {e}")))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| PgError::Start(e.to_string()))
+}
+
 /// A running private PostgreSQL cluster.
 #[derive(Debug)]
 pub struct PgCluster {
     data_dir: PathBuf,
-    socket_dir: PathBuf,
+    /// `None`: TCP on 127.0.0.1 only.
+    socket_dir: Option<PathBuf>,
     port: u16,
+    password: auth::Secret,
+    password_file: PathBuf,
     pid: i32,
     exited: Option<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
 }
@@ -324,6 +465,7 @@ impl PgCluster {
             chown(&dir, u)?;
         }
         if !dir.join("PG_VERSION").exists() {
+            // `trust` only until the lines below replace it, before the server ever runs
             let out = run_tool(
                 Command::new(bin.join("initdb")).arg("-D").arg(&dir).args([
                     "-U",
@@ -346,15 +488,24 @@ impl PgCluster {
         }
         clear_stale_pid(&dir)?;
 
-        let port = opts.port.unwrap_or(5432);
-        let mut socket_dir = dir.join("run");
-        if socket_dir.as_os_str().len() + 20 > 100 {
-            socket_dir = std::env::temp_dir().join(format!("canopy-pg-{}", short_hash(&dir)));
+        // password authentication, also for clusters older versions made with `trust`
+        let password_file = opts.password_path();
+        let (password, made) = auth::load_or_create_password(&password_file)?;
+        let trusts = auth::hba_trusts(&dir)?;
+        if made || trusts {
+            auth::set_password(&bin, &dir, user, &password)?;
         }
-        std::fs::create_dir_all(&socket_dir).map_err(io("cannot create", &socket_dir))?;
-        if let Some(u) = user {
-            chown(&socket_dir, u)?;
+        if trusts {
+            auth::write_hba(&dir, user)?;
+            tracing::info!(data = %dir.display(), "PostgreSQL switched from trust to password authentication");
         }
+
+        let socket_dir = choose_socket_dir(&dir, user)?;
+        let port = match (opts.port, &socket_dir) {
+            (Some(p), _) => p,
+            (None, Some(_)) => 5432,
+            (None, None) => free_port()?,
+        };
         let log = dir.join("postgres.log");
         let log_file = std::fs::OpenOptions::new()
             .create(true)
@@ -364,12 +515,18 @@ impl PgCluster {
         if let Some(u) = user {
             chown(&log, u)?;
         }
-        let listen = if opts.port.is_some() { "127.0.0.1" } else { "" };
+        let listen = if opts.port.is_some() || socket_dir.is_none() {
+            "127.0.0.1"
+        } else {
+            ""
+        };
         let mut cmd = Command::new(bin.join("postgres"));
-        cmd.arg("-D")
-            .arg(&dir)
-            .arg("-k")
-            .arg(&socket_dir)
+        cmd.arg("-D").arg(&dir).arg("-c");
+        match &socket_dir {
+            Some(d) => cmd.arg(format!("unix_socket_directories={}", d.display())),
+            None => cmd.arg("unix_socket_directories="),
+        };
+        cmd.args(["-c", "unix_socket_permissions=0700"])
             .arg("-p")
             .arg(port.to_string())
             .arg("-c")
@@ -423,6 +580,8 @@ impl PgCluster {
             data_dir: dir,
             socket_dir,
             port,
+            password,
+            password_file,
             pid,
             exited: Some(std::sync::Mutex::new(exit_rx)),
         };
@@ -446,17 +605,33 @@ impl PgCluster {
                     )));
                 }
             }
-            let ok = rt.block_on(async {
+            let r = rt.block_on(async {
                 match sqlx::PgConnection::connect(&url).await {
                     Ok(c) => {
                         let _ = c.close().await;
-                        true
+                        Ok(true)
                     }
-                    Err(_) => false,
+                    Err(e) => {
+                        let code = e
+                            .as_database_error()
+                            .and_then(|d| d.code().map(|c| c.into_owned()));
+                        match code.as_deref() {
+                            // invalid_password, invalid_authorization_specification
+                            Some("28P01") | Some("28000") => Err(e.to_string()),
+                            _ => Ok(false),
+                        }
+                    }
                 }
             });
-            if ok {
-                return Ok(());
+            match r {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => {
+                    return Err(PgError::Start(format!(
+                        "{e}: the password in {} does not let Canopy in; if it was changed or lost, delete it and start again (a new one is set)",
+                        self.password_file.display()
+                    )))
+                }
             }
             if std::time::Instant::now() > deadline {
                 return Err(PgError::Start(format!(
@@ -473,17 +648,38 @@ impl PgCluster {
         &self.data_dir
     }
 
-    pub fn socket_dir(&self) -> &Path {
-        &self.socket_dir
+    /// The directory of the Unix socket (mode 0700); `None` when the cluster listens on
+    /// TCP at 127.0.0.1 only.
+    pub fn socket_dir(&self) -> Option<&Path> {
+        self.socket_dir.as_deref()
     }
 
-    /// A connection URL for `database` over the Unix socket.
+    /// The TCP port (also the number in the socket's name).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Where the password of `postgres` is kept (mode 0600).
+    pub fn password_file(&self) -> &Path {
+        &self.password_file
+    }
+
+    /// A connection URL for `database` as `postgres`, with the password: over the Unix
+    /// socket, or TCP on 127.0.0.1 when there is none. Keep it in memory: never log it
+    /// or pass it on a command line.
     pub fn url(&self, database: &str) -> String {
-        format!(
-            "postgres://postgres@localhost:{}/{database}?host={}",
-            self.port,
-            self.socket_dir.display()
-        )
+        let pw = &self.password.0;
+        match &self.socket_dir {
+            Some(s) => format!(
+                "postgres://postgres:{pw}@localhost:{}/{database}?host={}",
+                self.port,
+                s.display()
+            ),
+            None => format!(
+                "postgres://postgres:{pw}@127.0.0.1:{}/{database}",
+                self.port
+            ),
+        }
     }
 
     /// Creates `name` unless it exists.
@@ -495,9 +691,28 @@ impl PgCluster {
     pub async fn stop(mut self) -> Result<(), PgError> {
         let rx = self.exited.take().and_then(|m| m.into_inner().ok());
         let pid = self.pid;
-        tokio::task::spawn_blocking(move || shutdown(pid, rx))
-            .await
-            .map_err(|e| PgError::Start(e.to_string()))
+        let outside = self.outside_socket_dir();
+        tokio::task::spawn_blocking(move || {
+            shutdown(pid, rx);
+            remove_socket_dir(outside);
+        })
+        .await
+        .map_err(|e| PgError::Start(e.to_string()))
+    }
+
+    /// The socket directory when it is not inside the data directory (removed, empty,
+    /// once the server stopped).
+    fn outside_socket_dir(&self) -> Option<PathBuf> {
+        self.socket_dir
+            .clone()
+            .filter(|d| !d.starts_with(&self.data_dir))
+    }
+}
+
+fn remove_socket_dir(dir: Option<PathBuf>) {
+    if let Some(d) = dir {
+        // only when empty: the server removes its socket and lock file when it stops
+        let _ = std::fs::remove_dir(d);
     }
 }
 
@@ -520,6 +735,7 @@ impl Drop for PgCluster {
     fn drop(&mut self) {
         if let Some(rx) = self.exited.take().and_then(|m| m.into_inner().ok()) {
             shutdown(self.pid, Some(rx));
+            remove_socket_dir(self.outside_socket_dir());
         }
     }
 }
@@ -553,12 +769,7 @@ mod tests {
     use super::*;
 
     fn opts(dir: &Path) -> PgOptions {
-        PgOptions {
-            data_dir: dir.to_path_buf(),
-            bin_dir: None,
-            port: None,
-            die_with_parent: true,
-        }
+        PgOptions::new(dir.to_path_buf())
     }
 
     async fn count(url: &str) -> i64 {

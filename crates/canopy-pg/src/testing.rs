@@ -31,15 +31,11 @@ async fn admin_url() -> Result<String, PgError> {
             let dir = std::env::temp_dir().join(format!("canopy-test-pg-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             // The cluster outlives any one test's runtime; it is stopped by the death
-            // signal when the test binary exits.
-            let c = PgCluster::start(PgOptions {
-                data_dir: dir,
-                bin_dir: None,
-                port: None,
-                die_with_parent: true,
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+            // signal when the test binary exits. Its password is kept in the same
+            // directory (0600), removed with it.
+            let mut o = PgOptions::new(dir.join("data"));
+            o.password_file = Some(dir.join("password"));
+            let c = PgCluster::start(o).await.map_err(|e| e.to_string())?;
             let url = c.url("postgres");
             Ok((c, url))
         })

@@ -25,6 +25,7 @@ pub struct TestShardBuilder {
     proxy_client_ca_pem: Option<String>,
     no_root: bool,
     token_signing_key_pem: Option<String>,
+    token_issuer: Option<Arc<canopy_auth::TokenIssuer>>,
     external_url: Option<String>,
     shard_name: Option<String>,
     cache: Option<CacheServerRef>,
@@ -106,10 +107,19 @@ impl TestShardBuilder {
         self
     }
 
-    /// Sign tokens with this key (PEM) instead of a new one, e.g. another shard's
-    /// ([`TestShard::token_signing_key_pem`]), so that both accept the same tokens.
+    /// Sign tokens with this key (PEM) instead of a new one (a shard holding root: it
+    /// is written to the shard's `pki/token-signing.key`, 0600).
     pub fn token_signing_key(mut self, pem: &str) -> Self {
         self.token_signing_key_pem = Some(pem.to_string());
+        self
+    }
+
+    /// For a shard without root, which holds no private key: it verifies tokens with
+    /// `issuer`'s public keys (until root's token state arrives), and the test signs
+    /// its [`TestShard::token`]s and admin token with `issuer` (held by the test, never
+    /// written to the shard's directory).
+    pub fn token_issuer(mut self, issuer: Arc<canopy_auth::TokenIssuer>) -> Self {
+        self.token_issuer = Some(issuer);
         self
     }
 
@@ -119,9 +129,17 @@ impl TestShardBuilder {
             .expect("test database");
         let dir = tempfile::tempdir().expect("temp dir");
         if let Some(key) = &self.token_signing_key_pem {
+            assert!(
+                !self.no_root,
+                "only the shard holding root has a signing key; use token_issuer"
+            );
             let pki = dir.path().join("pki");
-            std::fs::create_dir_all(&pki).expect("pki dir");
-            std::fs::write(pki.join("token-signing.key"), key).expect("write signing key");
+            canopy_auth::files::private_dir(&pki).expect("pki dir");
+            canopy_auth::files::write_private(
+                &pki.join(canopy_auth::token::ACTIVE_KEY_FILE),
+                key.as_bytes(),
+            )
+            .expect("write signing key");
         }
         let settings = Settings {
             store: self.store.unwrap_or_default(),
@@ -132,6 +150,7 @@ impl TestShardBuilder {
             shard_name: self.shard_name.unwrap_or_else(|| "root".into()),
             peers: None,
             cache: self.cache,
+            issuer: self.token_issuer,
         };
         TestShard::start_in(db, dir, settings).await
     }
@@ -150,6 +169,9 @@ struct Settings {
     /// How it reaches the other shards, once set ([`TestShard::set_peers`]).
     peers: Option<canopy_apiserver::peers::PeerConfig>,
     cache: Option<CacheServerRef>,
+    /// For a shard without root: who signs the test's tokens (the shard gets its
+    /// public keys only).
+    issuer: Option<Arc<canopy_auth::TokenIssuer>>,
 }
 
 /// A shard running in this process.
@@ -202,6 +224,9 @@ impl TestShard {
             .cache
             .as_ref()
             .map(|c| c.options(&settings.shard_name));
+        if let Some(i) = &settings.issuer {
+            opts.token_verifier = i.verifier();
+        }
         // the port was just released by the stopped shard: retry briefly
         let mut tries = 0;
         let shard = loop {
@@ -218,8 +243,12 @@ impl TestShard {
         if let Some(p) = &settings.peers {
             shard.api.set_peers(p).expect("peer configuration");
         }
-        let admin_token = shard
-            .admin_token(Duration::from_secs(3600))
+        let admin_token = issuer_of(&shard, &settings)
+            .issue(
+                "admin",
+                &["system:masters".to_string()],
+                Duration::from_secs(3600),
+            )
             .expect("admin token");
         let kubeconfig = dir.path().join("admin.kubeconfig");
         std::fs::write(
@@ -280,17 +309,18 @@ impl TestShard {
         &self.shard.url
     }
 
-    /// The private key the shard signs tokens with (PEM).
+    /// The private key the shard signs tokens with (PEM); only the shard holding root
+    /// has one.
     pub fn token_signing_key_pem(&self) -> String {
-        std::fs::read_to_string(self.shard.pki_dir.join("token-signing.key"))
-            .expect("token signing key")
+        std::fs::read_to_string(self.shard.pki_dir.join(canopy_auth::token::ACTIVE_KEY_FILE))
+            .expect("token signing key (only the shard holding root has one)")
     }
 
-    /// A token for `user` in `groups`.
+    /// A token for `user` in `groups` (signed by root's shard's key, or on a shard
+    /// without root by the test's issuer, see [`TestShardBuilder::token_issuer`]).
     pub fn token(&self, user: &str, groups: &[&str]) -> String {
         let groups: Vec<String> = groups.iter().map(|s| s.to_string()).collect();
-        self.shard
-            .tokens
+        issuer_of(&self.shard, &self.settings)
             .issue(user, &groups, Duration::from_secs(3600))
             .expect("issue token")
     }
@@ -319,6 +349,15 @@ impl TestShard {
     pub fn admin(&self) -> Client {
         self.client(Some(&self.admin_token))
     }
+}
+
+/// Who signs a test shard's tokens: its own key on root's shard, else the test's.
+fn issuer_of<'a>(shard: &'a shard::Shard, settings: &'a Settings) -> &'a canopy_auth::TokenIssuer {
+    shard
+        .tokens
+        .as_deref()
+        .or(settings.issuer.as_deref())
+        .expect("a shard without root has no signing key: give it TestShardBuilder::token_issuer")
 }
 
 /// The kubectl binary under test: `$CANOPY_KUBECTL`, else `kubectl` on PATH. Fails with
@@ -726,32 +765,69 @@ impl TestCacheServer {
 /// A private redis-server on a free port, killed when dropped.
 pub struct TestRedis {
     child: tokio::process::Child,
-    /// `redis://127.0.0.1:<port>/`.
+    /// `redis://127.0.0.1:<port>/` (with `:<password>@` when started with one).
     pub url: String,
+    /// `redis://127.0.0.1:<port>/` (`rediss://` with TLS), without any password.
+    pub url_without_password: String,
+    /// With TLS: the CA of the server's certificate (PEM).
+    pub ca_cert_pem: Option<String>,
     _dir: tempfile::TempDir,
 }
 
 impl TestRedis {
     /// Starts one; fails the test with an install hint when `redis-server` is missing.
     pub async fn start() -> TestRedis {
+        Self::start_with(None).await
+    }
+
+    /// Starts one that requires `password` (`requirepass`, kept in its configuration
+    /// file rather than on the command line).
+    pub async fn start_with_password(password: &str) -> TestRedis {
+        Self::start_with(Some(password)).await
+    }
+
+    /// Starts one speaking TLS only (`rediss://`), with a certificate for 127.0.0.1 from
+    /// a CA of its own ([`ca_cert_pem`](Self::ca_cert_pem)), optionally with a password.
+    pub async fn start_tls(password: Option<&str>) -> TestRedis {
+        Self::start_opts(password, true).await
+    }
+
+    async fn start_with(password: Option<&str>) -> TestRedis {
+        Self::start_opts(password, false).await
+    }
+
+    async fn start_opts(password: Option<&str>, tls: bool) -> TestRedis {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
         let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("redis.conf");
+        let mut text = format!(
+            "bind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\n",
+            dir.path().display()
+        );
+        let mut ca_cert_pem = None;
+        if tls {
+            let pki = canopy_auth::Pki::load_or_create(&dir.path().join("pki"), &[])
+                .expect("TLS certificates for redis-server");
+            let p = dir.path().join("pki");
+            text.push_str(&format!(
+                "port 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\ntls-auth-clients no\n",
+                p.join("serving.crt").display(),
+                p.join("serving.key").display(),
+                p.join("ca.crt").display()
+            ));
+            ca_cert_pem = Some(pki.ca_cert_pem);
+        } else {
+            text.push_str(&format!("port {port}\n"));
+        }
+        if let Some(p) = password {
+            text.push_str(&format!("requirepass {p}\n"));
+        }
+        canopy_auth::files::write_private(&conf, text.as_bytes()).unwrap();
         let child = tokio::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                dir.path().to_str().unwrap(),
-            ])
+            .arg(&conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -764,9 +840,16 @@ impl TestRedis {
                 .await
                 .is_ok()
             {
+                let scheme = if tls { "rediss" } else { "redis" };
+                let plain = format!("{scheme}://127.0.0.1:{port}/");
                 return TestRedis {
                     child,
-                    url: format!("redis://127.0.0.1:{port}/"),
+                    url: match password {
+                        Some(p) => format!("{scheme}://:{p}@127.0.0.1:{port}/"),
+                        None => plain.clone(),
+                    },
+                    url_without_password: plain,
+                    ca_cert_pem,
                     _dir: dir,
                 };
             }

@@ -1,8 +1,9 @@
 //! N shards behind a front-proxy, all in this process.
 //!
 //! Trust, as in production: the harness makes one token signing key and gives it to
-//! every shard (each also accepts those tokens directly), the proxy gets only its public
-//! key and authenticates every request itself; a proxy client CA signs the proxy's
+//! root's shard only; the other shards and the proxy get only its public key (and then
+//! follow root's token state), each accepting those tokens directly; the proxy
+//! authenticates every request itself; a proxy client CA signs the proxy's
 //! client certificate, and every shard trusts `X-Remote-*` headers only from
 //! connections presenting a certificate that CA signed. Shard 0 holds `root`; the others
 //! start without it (logical clusters are created on them directly, e.g. with
@@ -17,6 +18,7 @@
 //! ```
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use canopy_auth::{ClientCa, TokenIssuer};
@@ -70,9 +72,14 @@ impl TestProxyBuilder {
 
     pub async fn start(self) -> TestProxy {
         let dir = tempfile::tempdir().expect("temp dir");
-        let issuer = TokenIssuer::load_or_create(&dir.path().join("issuer")).expect("issuer");
-        let signing_key = std::fs::read_to_string(dir.path().join("issuer/token-signing.key"))
-            .expect("signing key");
+        let issuer =
+            Arc::new(TokenIssuer::load_or_create(&dir.path().join("issuer")).expect("issuer"));
+        let signing_key = std::fs::read_to_string(
+            dir.path()
+                .join("issuer")
+                .join(canopy_auth::token::ACTIVE_KEY_FILE),
+        )
+        .expect("signing key");
         let client_ca = ClientCa::load_or_create(&dir.path().join("client-ca"), "proxy-client-ca")
             .expect("proxy client CA");
         let (cert_pem, key_pem) = client_ca
@@ -94,10 +101,14 @@ impl TestProxyBuilder {
             if let Some(c) = &cache {
                 b.cache = Some(c.clone());
             }
+            b = if i == 0 {
+                b.token_signing_key(&signing_key)
+            } else {
+                b.token_issuer(issuer.clone())
+            };
             b.root(i == 0)
                 .shard_name(&shard_name(i))
                 .external_url(&proxy_url)
-                .token_signing_key(&signing_key)
                 .proxy_client_ca(&client_ca.ca_cert_pem)
                 .start()
         });
@@ -173,7 +184,10 @@ impl TestProxyBuilder {
             client_ca_pem: client_ca.ca_cert_pem.clone(),
             client_cert,
             issuer,
-            shards: shards.into_iter().map(Slot::Running).collect(),
+            shards: shards
+                .into_iter()
+                .map(|s| Slot::Running(Box::new(s)))
+                .collect(),
             options,
         }
     }
@@ -191,8 +205,8 @@ async fn start_sequentially<F: std::future::Future<Output = TestShard>>(
 }
 
 enum Slot {
-    Running(TestShard),
-    Stopped(StoppedShard),
+    Running(Box<TestShard>),
+    Stopped(Box<StoppedShard>),
     Moving,
 }
 
@@ -207,7 +221,7 @@ pub struct TestProxy {
     pub client_ca_pem: String,
     /// The proxy's client certificate (what shards trust).
     pub client_cert: CertAndKey,
-    issuer: TokenIssuer,
+    issuer: Arc<TokenIssuer>,
     shards: Vec<Slot>,
     options: FrontProxyOptions,
 }
@@ -250,7 +264,7 @@ impl TestProxy {
     /// Stops shard `i` (the proxy is not told).
     pub async fn stop_shard(&mut self, i: usize) {
         match std::mem::replace(&mut self.shards[i], Slot::Moving) {
-            Slot::Running(s) => self.shards[i] = Slot::Stopped(s.stop().await),
+            Slot::Running(s) => self.shards[i] = Slot::Stopped(Box::new(s.stop().await)),
             other => {
                 self.shards[i] = other;
                 panic!("shard {i} is not running");
@@ -261,7 +275,7 @@ impl TestProxy {
     /// Starts shard `i` again on the same port.
     pub async fn start_shard(&mut self, i: usize) {
         match std::mem::replace(&mut self.shards[i], Slot::Moving) {
-            Slot::Stopped(s) => self.shards[i] = Slot::Running(s.start().await),
+            Slot::Stopped(s) => self.shards[i] = Slot::Running(Box::new((*s).start().await)),
             other => {
                 self.shards[i] = other;
                 panic!("shard {i} is not stopped");
