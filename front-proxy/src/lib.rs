@@ -72,19 +72,6 @@ impl std::fmt::Debug for CertAndKey {
     }
 }
 
-/// Per-user request rate limit (token bucket).
-#[derive(Debug, Clone, Default)]
-pub struct RateLimitOptions {
-    /// Sustained requests per second per user; 0 disables the limit.
-    pub qps: f64,
-    /// Bucket size: requests a user may make at once (at least 1 when enabled).
-    pub burst: u32,
-    /// `redis://host:port/`: share the buckets between proxy replicas in Redis instead
-    /// of keeping them in this process; replicas then also share token states (keys and
-    /// revocations, see [`tokens`]).
-    pub redis_url: Option<String>,
-}
-
 /// How to run a front-proxy.
 #[derive(Debug, Clone)]
 pub struct FrontProxyOptions {
@@ -107,7 +94,14 @@ pub struct FrontProxyOptions {
     pub client_cert: Option<CertAndKey>,
     /// Verifies bearer tokens (the token issuer's public keys).
     pub token_verifier: TokenVerifier,
-    pub rate_limit: RateLimitOptions,
+    /// Connection limits (timeouts, caps per process and per address) and request
+    /// limits (in-flight requests with fair queuing per user, watches per user, the
+    /// per-user rate limit) — the same as a shard's (`canopy_edge`).
+    pub limits: canopy_edge::ServerLimits,
+    /// `redis://host:port/`: share the rate-limit buckets between proxy replicas in
+    /// Redis instead of keeping them in this process; replicas then also share token
+    /// states (keys and revocations, see [`tokens`]).
+    pub redis_url: Option<String>,
     /// How long connecting (TCP + TLS) to a shard may take.
     pub connect_timeout: Duration,
     /// How long a shard that could not be reached is answered for with 503 without
@@ -116,8 +110,9 @@ pub struct FrontProxyOptions {
 }
 
 impl FrontProxyOptions {
-    /// Options with defaults (127.0.0.1, a free port, no rate limit, 1 s connect
-    /// timeout, shards remembered as down for 1 s).
+    /// Options with defaults (127.0.0.1, a free port, the production limits with the
+    /// connection and watch caps halved — each proxied watch holds a connection to a
+    /// shard too —, 1 s connect timeout, shards remembered as down for 1 s).
     pub fn new(
         root_directory: PathBuf,
         shards: Vec<ShardTarget>,
@@ -134,7 +129,8 @@ impl FrontProxyOptions {
             shard_ca_pem,
             client_cert: None,
             token_verifier,
-            rate_limit: RateLimitOptions::default(),
+            limits: canopy_edge::ServerLimits::sharing_fds(2),
+            redis_url: None,
             connect_timeout: Duration::from_secs(1),
             shard_down_for: Duration::from_secs(1),
         }
@@ -165,7 +161,9 @@ pub(crate) struct State {
     pub auth: Arc<canopy_auth::Authenticator>,
     /// Whether root's token state (keys, revocations) has arrived once.
     pub tokens_synced: Arc<std::sync::atomic::AtomicBool>,
-    pub limiter: Option<Arc<dyn ratelimit::RateLimiter>>,
+    /// Request limits (rate, in-flight with fair queuing, watches), as a tower layer
+    /// after authentication (`handler.rs`).
+    pub limits: canopy_edge::Limits,
     pub index: Arc<index::Index>,
     pub backends: Arc<backend::Backends>,
     pub metrics: metrics::Metrics,
@@ -248,30 +246,35 @@ impl FrontProxy {
             opts.connect_timeout,
             opts.shard_down_for,
         )?);
-        let limiter: Option<Arc<dyn ratelimit::RateLimiter>> = if opts.rate_limit.qps > 0.0 {
-            let burst = opts.rate_limit.burst.max(1);
-            Some(match &opts.rate_limit.redis_url {
-                Some(u) => Arc::new(
-                    ratelimit::RedisRateLimiter::connect(u, opts.rate_limit.qps, burst).await?,
-                ),
-                None => Arc::new(ratelimit::TokenBuckets::new(opts.rate_limit.qps, burst)),
+        let requests = &opts.limits.requests;
+        let limiter: Option<Arc<dyn ratelimit::RateLimiter>> = if requests.rate_limit_qps > 0.0 {
+            let (qps, burst) = (requests.rate_limit_qps, requests.rate_limit_burst.max(1));
+            Some(match &opts.redis_url {
+                Some(u) => Arc::new(ratelimit::RedisRateLimiter::connect(u, qps, burst).await?),
+                None => Arc::new(ratelimit::TokenBuckets::new(qps, burst)),
             })
         } else {
             None
         };
+        let limits = canopy_edge::Limits::with_rate_limiter(requests.clone(), limiter);
+        let conn_metrics = canopy_https::ConnectionMetrics::default();
         let index = Arc::new(index::Index::new(opts.shards.len()));
         let metrics = metrics::Metrics::new(&opts.shards);
+        metrics.register(|r| {
+            conn_metrics.register(r, "canopy_front_proxy");
+            limits.metrics().register(r, "canopy_front_proxy");
+        });
         let auth = Arc::new(canopy_auth::Authenticator::new(opts.token_verifier.clone()));
         let tokens_synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let state = Arc::new(State {
             auth: auth.clone(),
             tokens_synced: tokens_synced.clone(),
-            limiter,
+            limits,
             index: index.clone(),
             backends: backends.clone(),
             metrics,
         });
-        let share = match &opts.rate_limit.redis_url {
+        let share = match &opts.redis_url {
             Some(u) => Some(tokens::RedisShare::connect(u).await?),
             None => None,
         };
@@ -293,11 +296,17 @@ impl FrontProxy {
         }
         let (tx, rx) = oneshot::channel::<()>();
         let serve_state = state.clone();
+        let connections = canopy_https::ServeOptions {
+            grace: Duration::from_secs(5),
+            upgrades: false,
+            limits: opts.limits.connections.clone(),
+            metrics: conn_metrics,
+        };
         let serve = tokio::spawn(async move {
             let shutdown = async {
                 let _ = rx.await;
             };
-            server::serve(serve_state, listener, acceptor, shutdown).await;
+            server::serve(serve_state, listener, acceptor, connections, shutdown).await;
         });
         tracing::info!(%url, shards = opts.shards.len(), "front-proxy serving");
         Ok(RunningProxy {

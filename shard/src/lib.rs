@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use canopy_apiserver::{ApiServer, Config, TlsConfig, VersionInfo};
+use canopy_apiserver::{ApiServer, Config, ServerLimits, TlsConfig, VersionInfo};
 use canopy_auth::{Pki, TokenIssuer};
 use canopy_storage::{Store, StoreOptions};
 use tokio::net::TcpListener;
@@ -82,6 +82,9 @@ pub struct ShardOptions {
     pub shard_name: String,
     /// Replicate to and read from a cache server; `None`: no global view.
     pub cache_server: Option<CacheServerOptions>,
+    /// Connection and request limits (timeouts, connection caps, in-flight requests
+    /// with fair queuing, watches per user, rate limits); `Default`: production.
+    pub limits: ServerLimits,
 }
 
 impl ShardOptions {
@@ -99,6 +102,7 @@ impl ShardOptions {
             root: true,
             shard_name: "root".into(),
             cache_server: None,
+            limits: ServerLimits::default(),
         }
     }
 }
@@ -212,11 +216,13 @@ impl Shard {
         canopy_apiserver::server::acceptor(&tls)?;
         let (tx, rx) = oneshot::channel::<()>();
         let serve_api = api.clone();
+        let limits = opts.limits.clone();
         let serve = tokio::spawn(async move {
             let shutdown = async {
                 let _ = rx.await;
             };
-            if let Err(e) = canopy_apiserver::serve(serve_api, listener, tls, shutdown).await {
+            if let Err(e) = canopy_apiserver::serve(serve_api, listener, tls, limits, shutdown).await
+            {
                 tracing::error!(error = %e, "server stopped");
             }
         });

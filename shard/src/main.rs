@@ -72,6 +72,8 @@ struct Args {
     /// URL of the shard holding root (for shards started with --no-root).
     #[arg(long)]
     root_shard_url: Option<String>,
+    #[command(flatten)]
+    limits: canopy_edge::flags::LimitFlags,
 }
 
 #[tokio::main]
@@ -81,7 +83,17 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    canopy_https::raise_fd_limit_logged();
     let a = Args::parse();
+    let limits = canopy_apiserver::ServerLimits {
+        connections: a.limits.connection_limits(1)?,
+        requests: a.limits.request_limits(1)?,
+    };
+    tracing::info!(
+        max_connections = limits.connections.max_connections,
+        max_watches = limits.requests.max_watches,
+        "connection and request limits"
+    );
     let proxy_client_ca_pem = match &a.proxy_client_ca_file {
         Some(p) => Some(
             std::fs::read_to_string(p)
@@ -117,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
         root: !a.no_root,
         shard_name: a.shard_name.clone(),
         cache_server,
+        limits,
     })
     .await?;
     if let (Some(ca), Some(cert), Some(key)) = (

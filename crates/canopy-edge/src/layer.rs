@@ -58,7 +58,7 @@ impl<S, F, ReqB, B> tower::Service<Request<ReqB>> for LimitsService<S, F>
 where
     S: tower::Service<Request<ReqB>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    F: Fn(&ApiError) -> Response<B> + Clone + Send + Sync + 'static,
+    F: Fn(ApiError) -> Response<B> + Clone + Send + Sync + 'static,
     ReqB: Send + 'static,
     B: 'static,
 {
@@ -89,7 +89,7 @@ where
                     let resp = inner.call(req).await?;
                     Ok(resp.map(|b| PermitBody::new(b, Some(permit))))
                 }
-                Err(e) => Ok(reject(&e).map(|b| PermitBody::new(b, None))),
+                Err(e) => Ok(reject(e).map(|b| PermitBody::new(b, None))),
             }
         })
     }
@@ -150,7 +150,7 @@ mod tests {
 
     type TestBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
-    fn reject(e: &ApiError) -> Response<TestBody> {
+    fn reject(e: ApiError) -> Response<TestBody> {
         let mut r = Response::new(Full::new(Bytes::from(e.message.clone())).boxed());
         *r.status_mut() = http::StatusCode::from_u16(e.code).unwrap();
         r

@@ -89,6 +89,38 @@ impl LimitsConfig {
     }
 }
 
+/// Every limit a server applies: per connection (`canopy_https`) and per request.
+/// `Default`: the production defaults of a shard.
+#[derive(Debug, Clone, Default)]
+pub struct ServerLimits {
+    pub connections: canopy_https::ConnectionLimits,
+    pub requests: LimitsConfig,
+}
+
+impl ServerLimits {
+    /// The production defaults for a process whose file descriptors are shared `ways`
+    /// ways (a front-proxy: 2, since each proxied watch also holds a connection to a
+    /// shard): the connection and watch caps are divided accordingly.
+    pub fn sharing_fds(ways: u64) -> ServerLimits {
+        let cap = canopy_https::default_max_connections(ways);
+        let mut l = ServerLimits::default();
+        l.connections.max_connections = cap;
+        l.requests.max_watches = cap;
+        l
+    }
+
+    /// No limit at all but the timeouts (for tests of other things).
+    pub fn unlimited() -> ServerLimits {
+        let mut connections = canopy_https::ConnectionLimits::default();
+        connections.max_connections = 0;
+        connections.max_connections_per_ip = 0;
+        ServerLimits {
+            connections,
+            requests: LimitsConfig::unlimited(),
+        }
+    }
+}
+
 /// The request limits of one server: cheap to clone (shared state inside).
 #[derive(Clone)]
 pub struct Limits {

@@ -22,7 +22,7 @@ pub mod limits;
 
 pub use body::ServedBody;
 pub use limits::{
-    default_max_connections, fd_limit, raise_fd_limit, ConnectionLimits, ConnectionMetrics,
+    default_max_connections, fd_limit, raise_fd_limit, raise_fd_limit_logged, ConnectionLimits, ConnectionMetrics,
     FdLimit, FD_RESERVE,
 };
 

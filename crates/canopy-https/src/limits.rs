@@ -91,6 +91,21 @@ pub fn raise_fd_limit() -> std::io::Result<FdLimit> {
     Ok(FdLimit { soft, hard })
 }
 
+/// [`raise_fd_limit`], logging the result (a failure is a warning: the server still
+/// runs, with fewer connections).
+pub fn raise_fd_limit_logged() -> Option<FdLimit> {
+    match raise_fd_limit() {
+        Ok(l) => {
+            tracing::info!(soft = l.soft, hard = l.hard, "open-files limit");
+            Some(l)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-files limit");
+            None
+        }
+    }
+}
+
 /// The current open-files limit.
 pub fn fd_limit() -> std::io::Result<FdLimit> {
     let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;

@@ -28,6 +28,16 @@ pub struct TestShardBuilder {
     external_url: Option<String>,
     shard_name: Option<String>,
     cache: Option<CacheServerRef>,
+    limits: Option<canopy_apiserver::ServerLimits>,
+}
+
+/// The limits test shards and proxies run with unless a test sets its own: the
+/// production defaults without the per-user rate limit (tests of other things make
+/// bursts of requests as ordinary users).
+pub fn test_limits(fd_ways: u64) -> canopy_apiserver::ServerLimits {
+    let mut l = canopy_apiserver::ServerLimits::sharing_fds(fd_ways);
+    l.requests.rate_limit_qps = 0.0;
+    l
 }
 
 /// What a shard needs to reach a [`TestCacheServer`] (a token is issued for the shard's
@@ -106,6 +116,12 @@ impl TestShardBuilder {
         self
     }
 
+    /// Connection and request limits (default: [`test_limits`]).
+    pub fn limits(mut self, limits: canopy_apiserver::ServerLimits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
     /// Sign tokens with this key (PEM) instead of a new one, e.g. another shard's
     /// ([`TestShard::token_signing_key_pem`]), so that both accept the same tokens.
     pub fn token_signing_key(mut self, pem: &str) -> Self {
@@ -132,6 +148,7 @@ impl TestShardBuilder {
             shard_name: self.shard_name.unwrap_or_else(|| "root".into()),
             peers: None,
             cache: self.cache,
+            limits: self.limits.unwrap_or_else(|| test_limits(1)),
         };
         TestShard::start_in(db, dir, settings).await
     }
@@ -150,6 +167,7 @@ struct Settings {
     /// How it reaches the other shards, once set ([`TestShard::set_peers`]).
     peers: Option<canopy_apiserver::peers::PeerConfig>,
     cache: Option<CacheServerRef>,
+    limits: canopy_apiserver::ServerLimits,
 }
 
 /// A shard running in this process.
@@ -198,6 +216,7 @@ impl TestShard {
         opts.root = settings.root;
         opts.external_url = settings.external_url.clone();
         opts.shard_name = settings.shard_name.clone();
+        opts.limits = settings.limits.clone();
         opts.cache_server = settings
             .cache
             .as_ref()
