@@ -327,7 +327,7 @@ pub async fn serve<H, Fut, B>(
                 io: stream,
                 _slot: slot,
             });
-            let result = if upgrades {
+            let (result, closed_for_time) = if upgrades {
                 let c = builder.serve_connection_with_upgrades(io, svc);
                 tokio::pin!(c);
                 drive(c, &activity, &limits, &mut stop_rx, &metrics, |c| {
@@ -343,8 +343,9 @@ pub async fn serve<H, Fut, B>(
                 .await
             };
             if let Err(e) = result {
-                if e.downcast_ref::<hyper::Error>()
-                    .is_some_and(|e| e.is_timeout())
+                if !closed_for_time
+                    && e.downcast_ref::<hyper::Error>()
+                        .is_some_and(|e| e.is_timeout())
                 {
                     metrics.closed("header_read_timeout");
                 }
@@ -365,7 +366,8 @@ pub async fn serve<H, Fut, B>(
 /// Drives one connection: closes it gracefully when it has been idle too long (no open
 /// request for the idle timeout; no first request within the header-read timeout) or
 /// when the server stops; a connection asked to close for idleness that has not within
-/// a few seconds is dropped.
+/// a few seconds is dropped. Returns the connection's result and whether this closed it
+/// for a timeout (already counted).
 async fn drive<C>(
     mut c: Pin<&mut C>,
     activity: &body::Activity,
@@ -373,7 +375,7 @@ async fn drive<C>(
     stop: &mut tokio::sync::watch::Receiver<bool>,
     metrics: &ConnectionMetrics,
     graceful: fn(Pin<&mut C>),
-) -> Result<(), body::BoxError>
+) -> (Result<(), body::BoxError>, bool)
 where
     C: Future<Output = Result<(), body::BoxError>>,
 {
@@ -391,14 +393,14 @@ where
             },
         };
         tokio::select! {
-            r = c.as_mut() => return r,
+            r = c.as_mut() => return (r, closing.is_some()),
             _ = stop.wait_for(|s| *s), if !stopping => {
                 stopping = true;
                 graceful(c.as_mut());
             }
             _ = tokio::time::sleep_until(wake.into()) => {
                 if closing.is_some() {
-                    return Ok(());
+                    return (Ok(()), true);
                 }
                 let limit = if activity.served_any() {
                     limits.idle_timeout
