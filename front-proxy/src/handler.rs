@@ -203,8 +203,9 @@ struct Route {
     user: Option<UserInfo>,
 }
 
-type RouteFuture =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+type RouteFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>,
+>;
 
 impl tower::Service<Request<Incoming>> for Route {
     type Response = Response<ProxyBody>;
@@ -230,7 +231,11 @@ impl tower::Service<Request<Incoming>> for Route {
 struct RoutedTo(String);
 
 /// Routes a request to the shard holding its logical cluster and forwards it.
-async fn route(state: &State, req: Request<Incoming>, user: Option<UserInfo>) -> Response<ProxyBody> {
+async fn route(
+    state: &State,
+    req: Request<Incoming>,
+    user: Option<UserInfo>,
+) -> Response<ProxyBody> {
     let path = req.uri().path().to_string();
     let selector = match canopy_core::request::split_cluster(&path) {
         Ok((sel, _)) => sel,

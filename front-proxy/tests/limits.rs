@@ -138,7 +138,12 @@ async fn connections_over_the_proxys_address_cap_are_refused_while_the_admin_is_
     if let Ok(mut s) = raw_tls(addr, &ca, "http/1.1", None).await {
         assert!(closed_by_server(&mut s, Duration::from_secs(10)).await);
     }
-    let admin = Client::from_address(env.url(), &ca, Some(&env.token("admin", &["system:masters"])), ip("127.0.0.2"));
+    let admin = Client::from_address(
+        env.url(),
+        &ca,
+        Some(&env.token("admin", &["system:masters"])),
+        ip("127.0.0.2"),
+    );
     let (code, v) = admin.get("/clusters/root/api/v1/namespaces/default").await;
     assert_eq!(code, 200, "{v}");
     let text = admin
@@ -171,8 +176,8 @@ async fn the_binary_raises_its_open_files_limit_to_the_hard_limit() {
     let issuer = canopy_auth::TokenIssuer::load_or_create(&dir.path().join("issuer")).unwrap();
     let key = dir.path().join("token.pub");
     std::fs::write(&key, issuer.public_key_pem()).unwrap();
-    let pki = canopy_auth::Pki::load_or_create(&dir.path().join("pki"), &["127.0.0.1".into()])
-        .unwrap();
+    let pki =
+        canopy_auth::Pki::load_or_create(&dir.path().join("pki"), &["127.0.0.1".into()]).unwrap();
     let ca = dir.path().join("ca.crt");
     std::fs::write(&ca, &pki.ca_cert_pem).unwrap();
     // started with a low soft limit, as many service managers do

@@ -221,7 +221,8 @@ impl Shard {
             let shutdown = async {
                 let _ = rx.await;
             };
-            if let Err(e) = canopy_apiserver::serve(serve_api, listener, tls, limits, shutdown).await
+            if let Err(e) =
+                canopy_apiserver::serve(serve_api, listener, tls, limits, shutdown).await
             {
                 tracing::error!(error = %e, "server stopped");
             }

@@ -168,12 +168,21 @@ async fn connections_over_the_caps_are_refused_while_the_admin_is_served() {
         assert!(closed_by_server(&mut s, Duration::from_secs(10)).await);
     }
     // the admin, from another address, is served
-    let admin = Client::from_address(&shard.shard.url, &ca, Some(&shard.admin_token), ip("127.0.0.2"));
+    let admin = Client::from_address(
+        &shard.shard.url,
+        &ca,
+        Some(&shard.admin_token),
+        ip("127.0.0.2"),
+    );
     let (code, v) = admin.get("/api/v1/namespaces/default").await;
     assert_eq!(code, 200, "{v}");
     // 5 + the admin's + 2 more from a third address reach the process cap of 8
     for _ in 0..2 {
-        held.push(raw_tls(addr, &ca, "http/1.1", Some(ip("127.0.0.3"))).await.unwrap());
+        held.push(
+            raw_tls(addr, &ca, "http/1.1", Some(ip("127.0.0.3")))
+                .await
+                .unwrap(),
+        );
     }
     let over = raw_tls(addr, &ca, "http/1.1", Some(ip("127.0.0.4"))).await;
     if let Ok(mut s) = over {
@@ -301,7 +310,10 @@ async fn watches_beyond_the_per_user_cap_get_429_and_others_still_watch() {
             break;
         }
         assert_eq!(r.status(), 429);
-        assert!(tokio::time::Instant::now() < deadline, "the slot was not freed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot was not freed"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -329,7 +341,10 @@ async fn a_user_flooding_writes_gets_429s_while_another_users_writes_succeed() {
                     let alice = alice.clone();
                     async move {
                         let r = alice
-                            .request(reqwest::Method::POST, "/api/v1/namespaces/default/configmaps")
+                            .request(
+                                reqwest::Method::POST,
+                                "/api/v1/namespaces/default/configmaps",
+                            )
                             .json(&configmap(&format!("flood-{wave}-{i}")))
                             .send()
                             .await
@@ -356,7 +371,10 @@ async fn a_user_flooding_writes_gets_429s_while_another_users_writes_succeed() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     for i in 0..10 {
         let (code, v) = bob
-            .post("/api/v1/namespaces/default/configmaps", configmap(&format!("bob-{i}")))
+            .post(
+                "/api/v1/namespaces/default/configmaps",
+                configmap(&format!("bob-{i}")),
+            )
             .await;
         assert_eq!(code, 201, "bob's write {i}: {v}");
     }
@@ -395,7 +413,11 @@ async fn the_per_user_rate_limit_answers_429_with_retry_after() {
         .await
         .unwrap();
     assert_eq!(r.status(), 429);
-    let secs: u32 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let secs: u32 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=5).contains(&secs));
     // bob, the admin and health probes are not affected
     let bob = shard.client(Some(&shard.token("bob", &[])));

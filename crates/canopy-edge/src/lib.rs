@@ -41,9 +41,10 @@ pub use identity::{Identity, EXEMPT_GROUPS};
 pub use kind::RequestKind;
 pub use layer::{LimitsLayer, LimitsService, PermitBody};
 pub use limits::{
-    AdmissionSlot, Limits, LimitsConfig, Permit, ServerLimits, DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT,
-    DEFAULT_MAX_QUEUED_PER_USER, DEFAULT_MAX_REQUESTS_INFLIGHT, DEFAULT_MAX_WATCHES_PER_USER,
-    DEFAULT_QUEUE_WAIT, DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_QPS, TOO_MANY_REQUESTS,
+    AdmissionSlot, Limits, LimitsConfig, Permit, ServerLimits,
+    DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT, DEFAULT_MAX_QUEUED_PER_USER,
+    DEFAULT_MAX_REQUESTS_INFLIGHT, DEFAULT_MAX_WATCHES_PER_USER, DEFAULT_QUEUE_WAIT,
+    DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_QPS, TOO_MANY_REQUESTS,
 };
 pub use metrics::EdgeMetrics;
 pub use ratelimit::{Decision, RateLimiter, TokenBuckets};

@@ -22,8 +22,8 @@ pub mod limits;
 
 pub use body::ServedBody;
 pub use limits::{
-    default_max_connections, fd_limit, raise_fd_limit, raise_fd_limit_logged, ConnectionLimits, ConnectionMetrics,
-    FdLimit, FD_RESERVE,
+    default_max_connections, fd_limit, raise_fd_limit, raise_fd_limit_logged, ConnectionLimits,
+    ConnectionMetrics, FdLimit, FD_RESERVE,
 };
 
 use std::future::Future;
