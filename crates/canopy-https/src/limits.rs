@@ -319,8 +319,16 @@ mod tests {
         drop(third);
         let _s3 = c.take(b, &limits).ok().unwrap();
         drop(s1);
-        assert!(matches!(c.take(b, &limits), Ok(_)));
+        let _s4 = c.take(b, &limits).ok().unwrap();
         assert_eq!(c.metrics.open_count(), 3);
+        // 0 turns the caps off
+        let off = ConnectionLimits {
+            max_connections: 0,
+            max_connections_per_ip: 0,
+            ..ConnectionLimits::default()
+        };
+        let many: Vec<_> = (0..10).map(|_| c.take(a, &off).ok().unwrap()).collect();
+        assert_eq!(many.len(), 10);
     }
 
     #[test]
