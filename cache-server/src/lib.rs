@@ -271,6 +271,7 @@ async fn serve(
         canopy_https::ServeOptions {
             grace: Duration::from_secs(5),
             upgrades: true,
+            ..Default::default()
         },
     )
     .await;

@@ -78,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    canopy_https::raise_fd_limit_logged();
     let cli = Cli::parse();
     if let Some(Command::IssueToken {
         root_directory,

@@ -32,6 +32,10 @@ pub struct StartOptions {
     pub database_url: Option<String>,
     /// How many shards (1: a single shard serves clients directly).
     pub shards: usize,
+    /// Connection and request limits of whatever serves clients (the shard, or with
+    /// `--shards N` the front-proxy; shards behind it keep the same limits but leave the
+    /// per-user rate limit to the proxy). On by default (`ServerLimits::default()`).
+    pub limits: canopy_edge::ServerLimits,
 }
 
 impl std::fmt::Debug for StartOptions {
@@ -155,6 +159,7 @@ pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
         shard_name: "root".into(),
         cache_server: None,
         token_verifier: Default::default(),
+        limits: opts.limits.clone(),
     })
     .await;
     let shard = match shard {
@@ -264,6 +269,9 @@ async fn start_sharded(
         o.external_url = Some(proxy_url.clone());
         o.proxy_client_ca_pem = Some(client_ca.ca_cert_pem.clone());
         o.root = i == 0;
+        // the proxy rate-limits each user once; shards keep the other limits
+        o.limits = opts.limits.clone();
+        o.limits.requests.rate_limit_qps = 0.0;
         let cache_token = cache
             .token(
                 &cache_server::TokenSubject::Shard(name.clone()),
@@ -322,6 +330,7 @@ async fn start_sharded(
             .unwrap_or_default(),
     );
     po.bind_address = opts.bind_address;
+    po.limits = opts.limits.clone();
     po.client_cert = Some(front_proxy::CertAndKey { cert_pem, key_pem });
     let proxy = front_proxy::FrontProxy::start_on(listener, po)
         .await

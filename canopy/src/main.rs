@@ -37,6 +37,8 @@ enum Command {
         /// behind a front-proxy on the HTTPS port.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         shards: u16,
+        #[command(flatten)]
+        limits: canopy_edge::flags::LimitFlags,
     },
     /// Issue, list and revoke tokens (through the server of the current kubeconfig
     /// context, as its user: the admin for anyone, other users for themselves).
@@ -185,9 +187,24 @@ async fn main() {
         bind_address,
         database_url,
         shards,
+        limits,
     } = cli.command
     else {
         unreachable!("checked above")
+    };
+    canopy_https::raise_fd_limit_logged();
+    // With --shards N one process holds the proxy's client connections, its connections
+    // to the shards and the shards' ends of them: the default caps take a third each.
+    let ways = if shards > 1 { 3 } else { 1 };
+    let limits = match (limits.connection_limits(ways), limits.request_limits(ways)) {
+        (Ok(connections), Ok(requests)) => canopy_edge::ServerLimits {
+            connections,
+            requests,
+        },
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("canopy: {e}");
+            std::process::exit(2);
+        }
     };
     let running = match canopy::start(canopy::StartOptions {
         root_directory,
@@ -195,6 +212,7 @@ async fn main() {
         bind_address,
         database_url,
         shards: shards as usize,
+        limits,
     })
     .await
     {

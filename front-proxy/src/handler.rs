@@ -1,6 +1,8 @@
-//! One request through the proxy: its own endpoints, then authenticate → rate-limit →
-//! route → forward (see the crate documentation for why in this order).
+//! One request through the proxy: its own endpoints, then authenticate → limits
+//! (`canopy_edge::LimitsLayer`: rate, in-flight with fair queuing, watches) → route →
+//! forward (see the crate documentation for why in this order).
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,8 +15,9 @@ use hyper::body::Incoming;
 
 use crate::backend::{self, BackendError, BoxError, ProxyBody};
 use crate::index;
-use crate::ratelimit::{retry_after_seconds, Decision};
 use crate::State;
+use canopy_edge::{Identity, LimitsLayer};
+use tower::{Layer, Service};
 
 /// Handles one client request.
 pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<ProxyBody> {
@@ -91,7 +94,7 @@ fn is_superuser(u: &UserInfo) -> bool {
 }
 
 async fn handle_inner(
-    state: &State,
+    state: &Arc<State>,
     req: Request<Incoming>,
 ) -> (Response<ProxyBody>, Option<String>) {
     let path = req.uri().path().to_string();
@@ -177,23 +180,74 @@ async fn handle_inner(
         );
     }
 
-    // Rate limit, per user.
-    if let Some(limiter) = &state.limiter {
-        let key = user
-            .as_ref()
-            .map_or("system:anonymous", |u| u.name.as_str());
-        if let Decision::Deny { retry_after } = limiter.check(key).await {
-            return (
-                status(&ApiError::too_many_requests(
-                    "Too many requests, please try again later.",
-                    retry_after_seconds(retry_after),
-                )),
-                None,
-            );
-        }
+    // Request limits (canopy_edge, the same as a shard's: rate, in-flight requests with
+    // fair queuing per user, watches per user), as a tower layer keyed on the
+    // authenticated user; they run before routing, whose misses cost a request to every
+    // shard. The permit rides on the response body until it ends.
+    let mut req = req;
+    req.extensions_mut().insert(match &user {
+        Some(u) => Identity::new(u.name.clone(), &u.groups),
+        None => Identity::anonymous(),
+    });
+    let routed = Route {
+        state: state.clone(),
+        user,
+    };
+    let reject = |e: ApiError| status(&e);
+    // `Route` is always ready, so is the layer around it: no `poll_ready` needed (and
+    // the future is a boxed `Send` one, nothing of the service is held across it)
+    let fut = LimitsLayer::new(state.limits.clone(), reject)
+        .layer(routed)
+        .call(req);
+    let resp = match fut.await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let shard = resp.extensions().get::<RoutedTo>().map(|r| r.0.clone());
+    (resp.map(|b| b.boxed()), shard)
+}
+
+/// Routing and forwarding as the service the limits wrap.
+#[derive(Clone)]
+struct Route {
+    state: Arc<State>,
+    user: Option<UserInfo>,
+}
+
+type RouteFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>,
+>;
+
+impl tower::Service<Request<Incoming>> for Route {
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = RouteFuture;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
     }
 
-    // Routing.
+    fn call(&mut self, req: Request<Incoming>) -> RouteFuture {
+        let state = self.state.clone();
+        let user = self.user.clone();
+        Box::pin(async move { Ok(route(&state, req, user).await) })
+    }
+}
+
+/// Response extension: the shard a request was forwarded to (for metrics).
+#[derive(Clone)]
+struct RoutedTo(String);
+
+/// Routes a request to the shard holding its logical cluster and forwards it.
+async fn route(
+    state: &State,
+    req: Request<Incoming>,
+    user: Option<UserInfo>,
+) -> Response<ProxyBody> {
+    let path = req.uri().path().to_string();
     let selector = match canopy_core::request::split_cluster(&path) {
         Ok((sel, _)) => sel,
         // a path the shards reject: let root's shard word the error
@@ -210,33 +264,26 @@ async fn handle_inner(
             // for a workspace the caller may not enter.
             match find(state, "root").await {
                 Ok(Some(root)) if !state.backends.is_down(root) => root,
-                _ => return (unknown_forbidden(&req, user.as_ref()), None),
+                _ => return unknown_forbidden(&req, user.as_ref()),
             }
         }
         Ok(None) => {
-            return (
-                status(&ApiError::service_unavailable(
-                    "no shard holds the root logical cluster yet",
-                    1,
-                )),
-                None,
-            )
+            return status(&ApiError::service_unavailable(
+                "no shard holds the root logical cluster yet",
+                1,
+            ))
         }
         Err(e) => {
-            return (
-                status(&ApiError::service_unavailable(
-                    format!("{e}; try again later"),
-                    1,
-                )),
-                None,
-            )
+            return status(&ApiError::service_unavailable(
+                format!("{e}; try again later"),
+                1,
+            ))
         }
     };
     let shard_name = state.backends.shard(shard).name.clone();
-    (
-        forward(state, shard, req, user.as_ref()).await,
-        Some(shard_name),
-    )
+    let mut resp = forward(state, shard, req, user.as_ref()).await;
+    resp.extensions_mut().insert(RoutedTo(shard_name));
+    resp
 }
 
 /// The shard holding `key` (a path or a logical cluster name): from the index, else

@@ -73,45 +73,8 @@ impl std::fmt::Debug for CertAndKey {
     }
 }
 
-/// Per-user request rate limit (token bucket).
-#[derive(Clone, Default)]
-pub struct RateLimitOptions {
-    /// Sustained requests per second per user; 0 disables the limit.
-    pub qps: f64,
-    /// Bucket size: requests a user may make at once (at least 1 when enabled).
-    pub burst: u32,
-    /// `redis://[user][:password@]host:port/[db]` or `rediss://…` (TLS): share the
-    /// buckets between proxy replicas in Redis instead of keeping them in this process;
-    /// replicas then also share signed revocations (see [`tokens`]). Never printed
-    /// unredacted ([`redisconn::redact`]).
-    pub redis_url: Option<String>,
-    /// CA certificate(s) (PEM) of the Redis server's certificate (`rediss://`); `None`:
-    /// the system's roots.
-    pub redis_ca_pem: Option<String>,
-}
-
-impl std::fmt::Debug for RateLimitOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimitOptions")
-            .field("qps", &self.qps)
-            .field("burst", &self.burst)
-            .field("redis", &self.redis())
-            .finish()
-    }
-}
-
-impl RateLimitOptions {
-    /// How to reach Redis, when one is configured.
-    pub fn redis(&self) -> Option<redisconn::RedisSettings> {
-        self.redis_url.as_ref().map(|u| redisconn::RedisSettings {
-            url: u.clone(),
-            ca_pem: self.redis_ca_pem.clone(),
-        })
-    }
-}
-
 /// How to run a front-proxy.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FrontProxyOptions {
     pub bind_address: IpAddr,
     /// 0 picks a free port (tests).
@@ -132,7 +95,18 @@ pub struct FrontProxyOptions {
     pub client_cert: Option<CertAndKey>,
     /// Verifies bearer tokens (the token issuer's public keys).
     pub token_verifier: TokenVerifier,
-    pub rate_limit: RateLimitOptions,
+    /// Connection limits (timeouts, caps per process and per address) and request
+    /// limits (in-flight requests with fair queuing per user, watches per user, the
+    /// per-user rate limit) — the same as a shard's (`canopy_edge`).
+    pub limits: canopy_edge::ServerLimits,
+    /// `redis://[user][:password@]host:port/[db]` or `rediss://…` (TLS): share the
+    /// rate-limit buckets between proxy replicas in Redis instead of keeping them in
+    /// this process; replicas then also share signed revocations (see [`tokens`]).
+    /// Never printed unredacted ([`redisconn::redact`]).
+    pub redis_url: Option<String>,
+    /// CA certificate(s) (PEM) of the Redis server's certificate (`rediss://`); `None`:
+    /// the system's roots.
+    pub redis_ca_pem: Option<String>,
     /// How long connecting (TCP + TLS) to a shard may take.
     pub connect_timeout: Duration,
     /// How long a shard that could not be reached is answered for with 503 without
@@ -140,9 +114,34 @@ pub struct FrontProxyOptions {
     pub shard_down_for: Duration,
 }
 
+impl std::fmt::Debug for FrontProxyOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrontProxyOptions")
+            .field("bind_address", &self.bind_address)
+            .field("secure_port", &self.secure_port)
+            .field("root_directory", &self.root_directory)
+            .field("external_hostname", &self.external_hostname)
+            .field("shards", &self.shards)
+            .field("limits", &self.limits)
+            .field("redis", &self.redis_url.as_deref().map(redisconn::redact))
+            .field("connect_timeout", &self.connect_timeout)
+            .field("shard_down_for", &self.shard_down_for)
+            .finish_non_exhaustive()
+    }
+}
+
 impl FrontProxyOptions {
-    /// Options with defaults (127.0.0.1, a free port, no rate limit, 1 s connect
-    /// timeout, shards remembered as down for 1 s).
+    /// How to reach Redis, when one is configured.
+    pub fn redis(&self) -> Option<redisconn::RedisSettings> {
+        self.redis_url.as_ref().map(|u| redisconn::RedisSettings {
+            url: u.clone(),
+            ca_pem: self.redis_ca_pem.clone(),
+        })
+    }
+
+    /// Options with defaults (127.0.0.1, a free port, the production limits with the
+    /// connection and watch caps halved — each proxied watch holds a connection to a
+    /// shard too —, 1 s connect timeout, shards remembered as down for 1 s).
     pub fn new(
         root_directory: PathBuf,
         shards: Vec<ShardTarget>,
@@ -159,7 +158,9 @@ impl FrontProxyOptions {
             shard_ca_pem,
             client_cert: None,
             token_verifier,
-            rate_limit: RateLimitOptions::default(),
+            limits: canopy_edge::ServerLimits::sharing_fds(2),
+            redis_url: None,
+            redis_ca_pem: None,
             connect_timeout: Duration::from_secs(1),
             shard_down_for: Duration::from_secs(1),
         }
@@ -190,7 +191,9 @@ pub(crate) struct State {
     pub auth: Arc<canopy_auth::Authenticator>,
     /// Whether root's token state (keys, revocations) has arrived once.
     pub tokens_synced: Arc<std::sync::atomic::AtomicBool>,
-    pub limiter: Option<Arc<dyn ratelimit::RateLimiter>>,
+    /// Request limits (rate, in-flight with fair queuing, watches), as a tower layer
+    /// after authentication (`handler.rs`).
+    pub limits: canopy_edge::Limits,
     pub index: Arc<index::Index>,
     pub backends: Arc<backend::Backends>,
     pub metrics: metrics::Metrics,
@@ -273,30 +276,35 @@ impl FrontProxy {
             opts.connect_timeout,
             opts.shard_down_for,
         )?);
-        let limiter: Option<Arc<dyn ratelimit::RateLimiter>> = if opts.rate_limit.qps > 0.0 {
-            let burst = opts.rate_limit.burst.max(1);
-            Some(match &opts.rate_limit.redis() {
-                Some(r) => Arc::new(
-                    ratelimit::RedisRateLimiter::connect(r, opts.rate_limit.qps, burst).await?,
-                ),
-                None => Arc::new(ratelimit::TokenBuckets::new(opts.rate_limit.qps, burst)),
+        let requests = &opts.limits.requests;
+        let limiter: Option<Arc<dyn ratelimit::RateLimiter>> = if requests.rate_limit_qps > 0.0 {
+            let (qps, burst) = (requests.rate_limit_qps, requests.rate_limit_burst.max(1));
+            Some(match &opts.redis() {
+                Some(r) => Arc::new(ratelimit::RedisRateLimiter::connect(r, qps, burst).await?),
+                None => Arc::new(ratelimit::TokenBuckets::new(qps, burst)),
             })
         } else {
             None
         };
+        let limits = canopy_edge::Limits::with_rate_limiter(requests.clone(), limiter);
+        let conn_metrics = canopy_https::ConnectionMetrics::default();
         let index = Arc::new(index::Index::new(opts.shards.len()));
         let metrics = metrics::Metrics::new(&opts.shards);
+        metrics.register(|r| {
+            conn_metrics.register(r, "canopy_front_proxy");
+            limits.metrics().register(r, "canopy_front_proxy");
+        });
         let auth = Arc::new(canopy_auth::Authenticator::new(opts.token_verifier.clone()));
         let tokens_synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let state = Arc::new(State {
             auth: auth.clone(),
             tokens_synced: tokens_synced.clone(),
-            limiter,
+            limits,
             index: index.clone(),
             backends: backends.clone(),
             metrics,
         });
-        let share = match &opts.rate_limit.redis() {
+        let share = match &opts.redis() {
             Some(r) => Some(tokens::RedisShare::connect(r).await?),
             None => None,
         };
@@ -318,11 +326,17 @@ impl FrontProxy {
         }
         let (tx, rx) = oneshot::channel::<()>();
         let serve_state = state.clone();
+        let connections = canopy_https::ServeOptions {
+            grace: Duration::from_secs(5),
+            upgrades: false,
+            limits: opts.limits.connections.clone(),
+            metrics: conn_metrics,
+        };
         let serve = tokio::spawn(async move {
             let shutdown = async {
                 let _ = rx.await;
             };
-            server::serve(serve_state, listener, acceptor, shutdown).await;
+            server::serve(serve_state, listener, acceptor, connections, shutdown).await;
         });
         tracing::info!(%url, shards = opts.shards.len(), "front-proxy serving");
         Ok(RunningProxy {

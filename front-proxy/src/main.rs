@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use front_proxy::{CertAndKey, FrontProxy, FrontProxyOptions, RateLimitOptions, ShardTarget};
+use front_proxy::{CertAndKey, FrontProxy, FrontProxyOptions, ShardTarget};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -61,12 +61,6 @@ struct Args {
     /// Host name clients use to reach the proxy (for the generated certificate).
     #[arg(long)]
     external_hostname: Option<String>,
-    /// Requests per second each user may make (token bucket); 0 disables the limit.
-    #[arg(long, default_value_t = 0.0)]
-    rate_limit_qps: f64,
-    /// Requests a user may make at once (bucket size).
-    #[arg(long, default_value_t = 100)]
-    rate_limit_burst: u32,
     /// Redis shared by proxy replicas: rate-limit buckets and the revocations each
     /// replica gets from the root shard (signed by it; keys never come from Redis).
     /// redis://[user][:password@]host:port/[db], or rediss://... for TLS. Prefer the
@@ -91,6 +85,8 @@ struct Args {
     /// in milliseconds.
     #[arg(long, default_value_t = 1000)]
     shard_down_ms: u64,
+    #[command(flatten)]
+    limits: canopy_edge::flags::LimitFlags,
 }
 
 fn read(p: &Path) -> anyhow::Result<String> {
@@ -136,23 +132,22 @@ fn options(a: Args) -> anyhow::Result<FrontProxyOptions> {
             .with_context(|| format!("--token-jwks-file {}", f.display()))?;
         verifier.extend(from_jwks);
     }
-    if a.rate_limit_qps < 0.0 || !a.rate_limit_qps.is_finite() {
-        bail!("--rate-limit-qps must be 0 (off) or positive");
-    }
     let mut o = FrontProxyOptions::new(a.root_directory, shards, shard_ca_pem, verifier);
     o.bind_address = a.bind_address;
     o.secure_port = a.secure_port;
     o.external_hostname = a.external_hostname;
     o.serving_cert = pair(&a.tls_cert_file, &a.tls_private_key_file)?;
     o.client_cert = pair(&a.proxy_client_cert_file, &a.proxy_client_key_file)?;
-    o.rate_limit = RateLimitOptions {
-        qps: a.rate_limit_qps,
-        burst: a.rate_limit_burst,
-        redis_url: a.rate_limit_redis_url,
-        redis_ca_pem: match &a.redis_ca_file {
-            Some(f) => Some(read(f)?),
-            None => None,
-        },
+    // each proxied watch holds a connection to a shard too: the default caps take half
+    // of the open-files limit each
+    o.limits = canopy_edge::ServerLimits {
+        connections: a.limits.connection_limits(2)?,
+        requests: a.limits.request_limits(2)?,
+    };
+    o.redis_url = a.rate_limit_redis_url;
+    o.redis_ca_pem = match &a.redis_ca_file {
+        Some(f) => Some(read(f)?),
+        None => None,
     };
     o.connect_timeout = Duration::from_millis(a.shard_connect_timeout_ms.max(1));
     o.shard_down_for = Duration::from_millis(a.shard_down_ms);
@@ -166,7 +161,13 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    canopy_https::raise_fd_limit_logged();
     let opts = options(Args::parse())?;
+    tracing::info!(
+        max_connections = opts.limits.connections.max_connections,
+        max_watches = opts.limits.requests.max_watches,
+        "connection and request limits"
+    );
     let pki = opts.root_directory.join("pki");
     let proxy = FrontProxy::start(opts).await?;
     if proxy.client_ca_pem.is_some() {
@@ -223,12 +224,17 @@ mod tests {
         .unwrap();
         assert_eq!(o.shards.len(), 2);
         assert_eq!(o.shards[0].url, "https://127.0.0.1:6443");
-        assert_eq!(o.rate_limit.qps, 5.0);
-        assert_eq!(o.rate_limit.burst, 10);
+        assert_eq!(o.limits.requests.rate_limit_qps, 5.0);
+        assert_eq!(o.limits.requests.rate_limit_burst, 10);
         assert_eq!(o.connect_timeout, Duration::from_millis(250));
         assert_eq!(o.token_verifier.key_ids().len(), 1);
         assert!(parse(&["--shard", "no-equals-sign"]).is_err());
-        assert!(parse(&["--shard", "a=https://x:1", "--rate-limit-qps", "-1"]).is_err());
+        assert!(parse(&["--shard", "a=https://x:1", "--rate-limit-qps=-1"]).is_err());
+        // the limits are on by default
+        let d = parse(&["--shard", "a=https://x:1"]).unwrap();
+        assert_eq!(d.limits.requests.rate_limit_qps, 50.0);
+        assert_eq!(d.limits.requests.max_watches_per_user, 100);
+        assert_eq!(d.limits.connections.max_connections_per_ip, 1000);
         assert!(parse(&[]).is_err(), "--shard is required");
     }
 }

@@ -171,6 +171,11 @@ impl Metrics {
     }
 
     /// The text exposition, with gauges read now.
+    /// Adds metrics of other parts (connection and request limits) to this registry.
+    pub fn register(&self, f: impl FnOnce(&mut Registry)) {
+        f(&mut self.registry.lock());
+    }
+
     pub fn render(&self, index_size: usize, shard_down: impl Fn(usize) -> bool) -> String {
         self.index_size.set(index_size as i64);
         for (i, name) in self.shards.iter().enumerate() {

@@ -1,10 +1,9 @@
 //! Client-facing HTTPS: the shared serving loop (`canopy_https`: TLS with ALPN h2 and
-//! http/1.1, a task per connection, panics answered as 500) and graceful shutdown
-//! (in-flight requests get up to 5 s; watches are cut then).
+//! http/1.1, a task per connection, panics answered as 500, connection timeouts and
+//! caps) and graceful shutdown (in-flight requests get up to 5 s; watches are cut then).
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use canopy_https::TlsAcceptor;
 use tokio::net::TcpListener;
@@ -30,6 +29,7 @@ pub(crate) async fn serve(
     state: Arc<State>,
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    options: canopy_https::ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) {
     let handle = move |req, _conn| crate::handler::handle(state.clone(), req);
@@ -40,10 +40,7 @@ pub(crate) async fn serve(
         on_panic,
         shutdown,
         || {},
-        canopy_https::ServeOptions {
-            grace: Duration::from_secs(5),
-            upgrades: false,
-        },
+        options,
     )
     .await;
 }

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use canopy_apiserver::{ApiServer, Config, TlsConfig, VersionInfo};
+use canopy_apiserver::{ApiServer, Config, ServerLimits, TlsConfig, VersionInfo};
 use canopy_auth::{Pki, TokenIssuer, TokenVerifier};
 use canopy_storage::{Store, StoreOptions};
 use tokio::net::TcpListener;
@@ -87,6 +87,9 @@ pub struct ShardOptions {
     /// no token is accepted until then. Ignored on root's shard, which holds the
     /// signing key.
     pub token_verifier: TokenVerifier,
+    /// Connection and request limits (timeouts, connection caps, in-flight requests
+    /// with fair queuing, watches per user, rate limits); `Default`: production.
+    pub limits: ServerLimits,
 }
 
 impl std::fmt::Debug for ShardOptions {
@@ -102,6 +105,7 @@ impl std::fmt::Debug for ShardOptions {
             .field("shard_name", &self.shard_name)
             .field("cache_server", &self.cache_server)
             .field("token_verifier", &self.token_verifier)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -136,6 +140,7 @@ impl ShardOptions {
             shard_name: "root".into(),
             cache_server: None,
             token_verifier: TokenVerifier::default(),
+            limits: ServerLimits::default(),
         }
     }
 }
@@ -258,11 +263,14 @@ impl Shard {
         canopy_apiserver::server::acceptor(&tls)?;
         let (tx, rx) = oneshot::channel::<()>();
         let serve_api = api.clone();
+        let limits = opts.limits.clone();
         let serve = tokio::spawn(async move {
             let shutdown = async {
                 let _ = rx.await;
             };
-            if let Err(e) = canopy_apiserver::serve(serve_api, listener, tls, shutdown).await {
+            if let Err(e) =
+                canopy_apiserver::serve(serve_api, listener, tls, limits, shutdown).await
+            {
                 tracing::error!(error = %e, "server stopped");
             }
         });

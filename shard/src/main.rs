@@ -81,6 +81,8 @@ struct Args {
     /// token until then. Repeatable. A shard without root never holds a private key.
     #[arg(long = "token-public-key-file", value_name = "FILE")]
     token_public_key_files: Vec<PathBuf>,
+    #[command(flatten)]
+    limits: canopy_edge::flags::LimitFlags,
 }
 
 #[tokio::main]
@@ -90,7 +92,17 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    canopy_https::raise_fd_limit_logged();
     let a = Args::parse();
+    let limits = canopy_apiserver::ServerLimits {
+        connections: a.limits.connection_limits(1)?,
+        requests: a.limits.request_limits(1)?,
+    };
+    tracing::info!(
+        max_connections = limits.connections.max_connections,
+        max_watches = limits.requests.max_watches,
+        "connection and request limits"
+    );
     let proxy_client_ca_pem = match &a.proxy_client_ca_file {
         Some(p) => Some(
             std::fs::read_to_string(p)
@@ -135,6 +147,7 @@ async fn main() -> anyhow::Result<()> {
         shard_name: a.shard_name.clone(),
         cache_server,
         token_verifier,
+        limits,
     })
     .await?;
     if let (Some(ca), Some(cert), Some(key)) = (

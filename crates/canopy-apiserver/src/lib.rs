@@ -43,7 +43,7 @@ use canopy_auth::TokenIssuer;
 use canopy_storage::Store;
 
 pub use pipeline::handle;
-pub use server::{serve, FrontProxyPeer, TlsConfig};
+pub use server::{serve, FrontProxyPeer, ServerLimits, TlsConfig};
 
 /// Static configuration of an API server.
 #[derive(Clone)]

@@ -77,6 +77,11 @@ impl Metrics {
         }
     }
 
+    /// Adds metrics of other parts (connection and request limits) to this registry.
+    pub fn register(&self, f: impl FnOnce(&mut Registry)) {
+        f(&mut self.registry.lock());
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry.lock());

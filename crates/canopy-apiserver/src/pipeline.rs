@@ -178,6 +178,15 @@ where
         (None, None) => return Err(fail(ApiError::unauthorized())),
     };
 
+    // Request limits (canopy_edge: rate, in-flight seats with fair queuing per user,
+    // watches per user), keyed on the authenticated user, before any other work; the
+    // serving loop (server.rs) holds the permit until the response body ends.
+    if let Some(slot) = parts.extensions.get::<canopy_edge::AdmissionSlot>() {
+        let who = canopy_edge::Identity::new(user.name.clone(), &user.groups);
+        let kind = canopy_edge::RequestKind::of(&info);
+        slot.admit(&who, kind).await.map_err(fail)?;
+    }
+
     // Logical cluster: a path (`root:a:b`) or a logical cluster name.
     let (cluster, prefix) = match &info.cluster {
         ClusterSelector::None => (Some("root".to_string()), String::new()),

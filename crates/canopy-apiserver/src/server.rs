@@ -1,5 +1,9 @@
 //! HTTPS serving: TLS (rustls) with ALPN for HTTP/2 and HTTP/1.1, one task per
-//! connection, graceful shutdown that lets in-flight requests finish (watches are ended).
+//! connection, graceful shutdown that lets in-flight requests finish (watches are ended);
+//! the connection limits of `canopy_https` and, per request, the limits of
+//! `canopy_edge`: every request carries an [`canopy_edge::AdmissionSlot`], which the
+//! pipeline fills right after authentication, and the permit in it is moved onto the
+//! response body here, so that it is held until the body (a watch: its stream) ends.
 //!
 //! With a proxy client CA configured, clients may present a certificate (optional client
 //! auth); a connection whose certificate that CA signed is the front-proxy's, and its
@@ -49,15 +53,28 @@ pub fn acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, ServeError> {
     .map_err(|e| ServeError::Tls(e.to_string()))
 }
 
+/// The limits a shard serves with: per connection (`canopy_https`) and per request
+/// (`canopy_edge`). `Default`: the production defaults.
+pub use canopy_edge::ServerLimits;
+
+type Served = canopy_edge::PermitBody<crate::response::Body>;
+
 /// Serves `api` on `listener` until `shutdown` completes, then ends open watches and
 /// waits (up to 10 s) for open connections to finish their current requests.
 pub async fn serve(
     api: ApiServer,
     listener: TcpListener,
     tls: TlsConfig,
+    limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let acceptor = acceptor(&tls)?;
+    let requests = canopy_edge::Limits::new(limits.requests.clone());
+    let conn_metrics = canopy_https::ConnectionMetrics::default();
+    api.inner.metrics.register(|r| {
+        conn_metrics.register(r, "canopy_shard");
+        requests.metrics().register(r, "canopy_shard");
+    });
     let handler_api = api.clone();
     let handle = move |mut req: hyper::Request<hyper::body::Incoming>, conn: canopy_https::Conn| {
         // The verifier accepts only certificates the proxy client CA signed: any
@@ -65,12 +82,20 @@ pub async fn serve(
         if conn.client_certificate {
             req.extensions_mut().insert(FrontProxyPeer);
         }
-        crate::pipeline::handle(handler_api.clone(), req)
+        let slot = canopy_edge::AdmissionSlot::new(requests.clone());
+        req.extensions_mut().insert(slot.clone());
+        let api = handler_api.clone();
+        async move {
+            let resp = crate::pipeline::handle(api, req).await;
+            let permit = slot.take();
+            resp.map(|b| Served::new(b, permit))
+        }
     };
-    fn on_panic() -> hyper::Response<crate::response::Body> {
+    fn on_panic() -> hyper::Response<Served> {
         crate::response::error(&canopy_core::ApiError::internal(
             "the server panicked while handling the request",
         ))
+        .map(|b| Served::new(b, None))
     }
     canopy_https::serve(
         listener,
@@ -83,6 +108,8 @@ pub async fn serve(
         canopy_https::ServeOptions {
             grace: Duration::from_secs(10),
             upgrades: true,
+            limits: limits.connections,
+            metrics: conn_metrics,
         },
     )
     .await;

@@ -3,25 +3,52 @@
 //! - [`acceptor`]: rustls with the ring provider, ALPN `h2` then `http/1.1`, and, when
 //!   given a client CA, *optional* client certificates (a connection may present one;
 //!   if it does, the CA must have signed it).
-//! - [`serve`]: accepts until shutdown, a task per connection (TLS handshakes time out
-//!   after 10 s), hands each request with its [`Conn`] to the handler, answers a
-//!   handler panic with the handler's own 500 instead of dropping the connection (and
-//!   every request multiplexed on it), and on shutdown lets in-flight requests finish
+//! - [`serve`]: accepts until shutdown, a task per connection, hands each request with
+//!   its [`Conn`] to the handler, answers a handler panic with the handler's own 500
+//!   instead of dropping the connection (and every request multiplexed on it), ends just
+//!   the one response whose body panics, and on shutdown lets in-flight requests finish
 //!   for a grace period before closing what is left.
+//! - [`ConnectionLimits`] (module [`limits`]): the connection-level protections, in
+//!   this one place for every server — TLS handshake, header-read and idle timeouts,
+//!   HTTP/2 keep-alive pings and stream limit, caps on open connections per process and
+//!   per client address (over a cap the new connection is closed at once and counted in
+//!   [`ConnectionMetrics`]) — and [`raise_fd_limit`], which every binary calls at start.
+//!
+//! Request-level limits (in-flight requests with fair queuing per user, watches per
+//! user, rate limits) need the authenticated user and live in `canopy-edge`.
+
+pub mod body;
+pub mod limits;
+
+pub use body::ServedBody;
+pub use limits::{
+    default_max_connections, fd_limit, raise_fd_limit, raise_fd_limit_logged, ConnectionLimits,
+    ConnectionMetrics, FdLimit, FD_RESERVE,
+};
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls;
-pub use tokio_rustls::TlsAcceptor;
+
+/// The TLS configuration of a server, from [`acceptor`].
+#[derive(Clone)]
+pub struct TlsAcceptor {
+    inner: tokio_rustls::TlsAcceptor,
+    /// Whether clients may present certificates (a client CA was given).
+    client_auth: bool,
+}
 
 /// Why TLS material was refused.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +112,10 @@ pub fn acceptor(tls: &ServerTls) -> Result<TlsAcceptor, TlsError> {
         .with_single_cert(certs, key)
         .map_err(|e| err("serving certificate", &e))?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(cfg)))
+    Ok(TlsAcceptor {
+        inner: tokio_rustls::TlsAcceptor::from(Arc::new(cfg)),
+        client_auth: tls.client_ca_pem.is_some(),
+    })
 }
 
 /// What a handler knows about the connection a request came on.
@@ -98,12 +128,16 @@ pub struct Conn {
 }
 
 /// How [`serve`] behaves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// How long in-flight requests may take after shutdown began.
     pub grace: Duration,
     /// Allow HTTP/1.1 upgrades (SPDY/WebSocket streams).
     pub upgrades: bool,
+    /// Timeouts and connection caps.
+    pub limits: ConnectionLimits,
+    /// Where connection counts go (register them in the server's registry).
+    pub metrics: ConnectionMetrics,
 }
 
 impl Default for ServeOptions {
@@ -111,9 +145,57 @@ impl Default for ServeOptions {
         ServeOptions {
             grace: Duration::from_secs(5),
             upgrades: true,
+            limits: ConnectionLimits::default(),
+            metrics: ConnectionMetrics::default(),
         }
     }
 }
+
+/// The TLS stream of one connection, which counts against the connection caps until it
+/// is dropped (also after an upgrade hands it to the handler).
+struct CountedIo {
+    io: tokio_rustls::server::TlsStream<TcpStream>,
+    _slot: limits::Slot,
+}
+
+impl AsyncRead for CountedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CountedIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+/// How long a connection closed for being idle may take to finish closing.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves on `listener` until `shutdown` completes; then calls `stopping` (to end
 /// long-running responses such as watches), waits up to the grace period for open
@@ -135,7 +217,10 @@ pub async fn serve<H, Fut, B>(
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let counters = limits::Counters::new(options.metrics.clone());
+    let limits = Arc::new(options.limits.clone());
+    let client_ca = acceptor.client_auth;
     let mut conns = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -145,26 +230,52 @@ pub async fn serve<H, Fut, B>(
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
+                    // typically out of file descriptors: wait for some to be freed
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
+        // Over a cap: close at once (answering would need a TLS handshake first).
+        let (slot, must_be_peer) = match counters.take(peer.ip(), &limits) {
+            Ok(slot) => (slot, false),
+            Err(limits::Over::Process) => {
+                options.metrics.rejected("max_connections");
+                tracing::debug!(%peer, "connection refused: --max-connections reached");
+                continue;
+            }
+            Err(limits::Over::Ip(slot)) if client_ca => (slot, true),
+            Err(limits::Over::Ip(_)) => {
+                options.metrics.rejected("max_connections_per_ip");
+                tracing::debug!(%peer, "connection refused: --max-connections-per-ip reached");
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
+        let acceptor = acceptor.inner.clone();
         let handle = handle.clone();
-        let watcher = graceful.watcher();
+        let limits = limits.clone();
+        let upgrades = options.upgrades;
+        let mut stop_rx = stop_rx.clone();
         conns.spawn(async move {
-            let stream =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
+            let mut slot = slot;
+            let stream = match tokio::time::timeout(
+                limits.tls_handshake_timeout,
+                acceptor.accept(tcp),
+            )
+            .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    slot.metrics().closed("tls_handshake_timeout");
+                    return;
+                }
+            };
             let conn = Conn {
                 peer,
                 client_certificate: stream
@@ -173,38 +284,142 @@ pub async fn serve<H, Fut, B>(
                     .peer_certificates()
                     .is_some_and(|c| !c.is_empty()),
             };
+            if conn.client_certificate {
+                // the front-proxy or a shard peer (the verifier accepts only the
+                // client CA's certificates): not limited by its address
+                slot.exempt_from_ip_cap();
+            } else if must_be_peer {
+                slot.metrics().rejected("max_connections_per_ip");
+                tracing::debug!(%peer, "connection refused: --max-connections-per-ip reached");
+                return;
+            }
+            let metrics = slot.metrics().clone();
+            let activity = body::Activity::new();
+            let svc_activity = activity.clone();
             let svc = service_fn(move |req| {
+                let active = svc_activity.begin();
                 let fut = std::panic::AssertUnwindSafe(handle(req, conn)).catch_unwind();
                 async move {
-                    Ok::<_, std::convert::Infallible>(match fut.await {
+                    let resp = match fut.await {
                         Ok(r) => r,
                         Err(_) => {
                             tracing::error!(%peer, "a request handler panicked");
                             on_panic()
                         }
-                    })
+                    };
+                    Ok::<_, std::convert::Infallible>(
+                        resp.map(|b| body::ServedBody::new(b, active)),
+                    )
                 }
             });
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let result = if options.upgrades {
-                let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                watcher.watch(c.into_owned()).await
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(limits.http2_max_concurrent_streams)
+                .keep_alive_interval(limits.http2_keepalive_interval)
+                .keep_alive_timeout(Duration::from_secs(20));
+            let io = TokioIo::new(CountedIo {
+                io: stream,
+                _slot: slot,
+            });
+            let (result, closed_for_time) = if upgrades {
+                let c = builder.serve_connection_with_upgrades(io, svc);
+                tokio::pin!(c);
+                drive(c, &activity, &limits, &mut stop_rx, &metrics, |c| {
+                    c.graceful_shutdown()
+                })
+                .await
             } else {
-                let c = builder.serve_connection(TokioIo::new(stream), svc);
-                watcher.watch(c.into_owned()).await
+                let c = builder.serve_connection(io, svc);
+                tokio::pin!(c);
+                drive(c, &activity, &limits, &mut stop_rx, &metrics, |c| {
+                    c.graceful_shutdown()
+                })
+                .await
             };
             if let Err(e) = result {
+                if !closed_for_time
+                    && e.downcast_ref::<hyper::Error>()
+                        .is_some_and(|e| e.is_timeout())
+                {
+                    metrics.closed("header_read_timeout");
+                }
                 tracing::debug!(%peer, error = %e, "connection ended with error");
             }
         });
     }
     drop(listener);
     stopping();
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(options.grace) => {
-            tracing::info!(grace = ?options.grace, "connections still open after the grace period; closing them");
-        }
+    let _ = stop_tx.send(true);
+    let drained = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(options.grace, drained).await.is_err() {
+        tracing::info!(grace = ?options.grace, "connections still open after the grace period; closing them");
     }
     conns.abort_all();
+}
+
+/// Drives one connection: closes it gracefully when it has been idle too long (no open
+/// request for the idle timeout; no first request within the header-read timeout) or
+/// when the server stops; a connection asked to close for idleness that has not within
+/// a few seconds is dropped. Returns the connection's result and whether this closed it
+/// for a timeout (already counted).
+async fn drive<C>(
+    mut c: Pin<&mut C>,
+    activity: &body::Activity,
+    limits: &ConnectionLimits,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    metrics: &ConnectionMetrics,
+    graceful: fn(Pin<&mut C>),
+) -> (Result<(), body::BoxError>, bool)
+where
+    C: Future<Output = Result<(), body::BoxError>>,
+{
+    let mut closing: Option<Instant> = None;
+    let mut stopping = false;
+    loop {
+        let now = Instant::now();
+        let wake = match closing {
+            Some(t) => t + CLOSE_GRACE,
+            None => match activity.idle_since() {
+                // a request is open: look again later
+                None => now + limits.idle_timeout,
+                Some(since) if activity.served_any() => since + limits.idle_timeout,
+                Some(since) => since + limits.header_read_timeout,
+            },
+        };
+        tokio::select! {
+            r = c.as_mut() => return (r, closing.is_some()),
+            _ = stop.wait_for(|s| *s), if !stopping => {
+                stopping = true;
+                graceful(c.as_mut());
+            }
+            _ = tokio::time::sleep_until(wake.into()) => {
+                if closing.is_some() {
+                    return (Ok(()), true);
+                }
+                let limit = if activity.served_any() {
+                    limits.idle_timeout
+                } else {
+                    limits.header_read_timeout
+                };
+                if activity
+                    .idle_since()
+                    .is_some_and(|since| since.elapsed() >= limit)
+                {
+                    metrics.closed(if activity.served_any() {
+                        "idle"
+                    } else {
+                        "header_read_timeout"
+                    });
+                    closing = Some(Instant::now());
+                    graceful(c.as_mut());
+                }
+            }
+        }
+    }
 }

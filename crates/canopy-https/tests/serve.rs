@@ -99,6 +99,7 @@ async fn serves_http2_and_http1_with_optional_client_certificates() {
         ServeOptions {
             grace: Duration::from_secs(1),
             upgrades: true,
+            ..Default::default()
         },
     ));
 
@@ -169,4 +170,85 @@ async fn serves_http2_and_http1_with_optional_client_certificates() {
         .send()
         .await
         .is_err());
+}
+
+/// A body that panics when first polled.
+struct PanickingBody;
+
+impl http_body::Body for PanickingBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        panic!("a bug while streaming");
+    }
+}
+
+type AnyBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+#[tokio::test]
+async fn a_body_that_panics_ends_only_its_own_response() {
+    use http_body_util::BodyExt;
+    let dir = tempfile::tempdir().unwrap();
+    let pki =
+        canopy_auth::Pki::load_or_create(&dir.path().join("pki"), &["127.0.0.1".into()]).unwrap();
+    let tls = ServerTls {
+        cert_pem: pki.serving_cert_pem.clone(),
+        key_pem: pki.serving_key_pem.clone(),
+        client_ca_pem: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    async fn handle(req: http::Request<hyper::body::Incoming>, _: Conn) -> http::Response<AnyBody> {
+        if req.uri().path() == "/panic-body" {
+            return http::Response::new(PanickingBody.boxed());
+        }
+        if req.uri().path() == "/late" {
+            // headers now, the body a second later: still streaming when the other
+            // stream's body panics
+            let late = futures::stream::once(async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ok(http_body::Frame::data(Bytes::from_static(b"late")))
+            });
+            return http::Response::new(http_body_util::StreamBody::new(late).boxed());
+        }
+        http::Response::new(Full::new(Bytes::from_static(b"fine")).boxed())
+    }
+    fn on_panic() -> http::Response<AnyBody> {
+        http::Response::new(Full::new(Bytes::from_static(b"panicked")).boxed())
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(
+        listener,
+        acceptor(&tls).unwrap(),
+        handle,
+        on_panic,
+        async {
+            let _ = rx.await;
+        },
+        || {},
+        ServeOptions::default(),
+    ));
+    // one HTTP/2 connection: a stream whose body panics, and others on the same
+    // connection before and after it
+    let c = client(&pki.ca_cert_pem, None, true);
+    let late = c.get(format!("{url}/late")).send().await.unwrap();
+    let broken = c.get(format!("{url}/panic-body")).send().await;
+    if let Ok(r) = broken {
+        assert!(
+            r.bytes().await.is_err(),
+            "the panicking body ends in an error"
+        );
+    }
+    // the connection (and the stream still streaming on it) survived
+    assert_eq!(late.text().await.unwrap(), "late");
+    let r = c.get(format!("{url}/x")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "fine");
+    tx.send(()).unwrap();
+    server.await.unwrap();
 }

@@ -29,6 +29,16 @@ pub struct TestShardBuilder {
     external_url: Option<String>,
     shard_name: Option<String>,
     cache: Option<CacheServerRef>,
+    limits: Option<canopy_apiserver::ServerLimits>,
+}
+
+/// The limits test shards and proxies run with unless a test sets its own: the
+/// production defaults without the per-user rate limit (tests of other things make
+/// bursts of requests as ordinary users).
+pub fn test_limits(fd_ways: u64) -> canopy_apiserver::ServerLimits {
+    let mut l = canopy_apiserver::ServerLimits::sharing_fds(fd_ways);
+    l.requests.rate_limit_qps = 0.0;
+    l
 }
 
 /// What a shard needs to reach a [`TestCacheServer`] (a token is issued for the shard's
@@ -107,6 +117,12 @@ impl TestShardBuilder {
         self
     }
 
+    /// Connection and request limits (default: [`test_limits`]).
+    pub fn limits(mut self, limits: canopy_apiserver::ServerLimits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
     /// Sign tokens with this key (PEM) instead of a new one (a shard holding root: it
     /// is written to the shard's `pki/token-signing.key`, 0600).
     pub fn token_signing_key(mut self, pem: &str) -> Self {
@@ -151,6 +167,7 @@ impl TestShardBuilder {
             peers: None,
             cache: self.cache,
             issuer: self.token_issuer,
+            limits: self.limits.unwrap_or_else(|| test_limits(1)),
         };
         TestShard::start_in(db, dir, settings).await
     }
@@ -172,6 +189,7 @@ struct Settings {
     /// For a shard without root: who signs the test's tokens (the shard gets its
     /// public keys only).
     issuer: Option<Arc<canopy_auth::TokenIssuer>>,
+    limits: canopy_apiserver::ServerLimits,
 }
 
 /// A shard running in this process.
@@ -220,6 +238,7 @@ impl TestShard {
         opts.root = settings.root;
         opts.external_url = settings.external_url.clone();
         opts.shard_name = settings.shard_name.clone();
+        opts.limits = settings.limits.clone();
         opts.cache_server = settings
             .cache
             .as_ref()
@@ -501,6 +520,72 @@ impl Kubectl {
     }
 }
 
+fn tls_client_builder(
+    ca_pem: &str,
+) -> tokio_rustls::rustls::ConfigBuilder<
+    tokio_rustls::rustls::ClientConfig,
+    tokio_rustls::rustls::client::WantsClientCert,
+> {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots.add(c.expect("CA certificate")).expect("add CA");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("tls versions")
+        .with_root_certificates(roots)
+}
+
+/// A raw TLS connection to `addr` from `local` (default 127.0.0.1), offering `alpn`
+/// (e.g. `http/1.1`), for tests that speak HTTP by hand (slow clients, idle
+/// connections, connection caps). Fails when the server closes it during the handshake.
+pub async fn raw_tls(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+    alpn: &str,
+    local: Option<std::net::IpAddr>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    use tokio_rustls::rustls;
+    let tcp = raw_tcp(addr, local).await?;
+    let mut cfg = tls_client_builder(ca_pem).with_no_client_auth();
+    cfg.alpn_protocols = vec![alpn.as_bytes().to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    connector.connect(name, tcp).await
+}
+
+/// A plain TCP connection to `addr` from `local` (default: any).
+pub async fn raw_tcp(
+    addr: std::net::SocketAddr,
+    local: Option<std::net::IpAddr>,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    if let Some(ip) = local {
+        socket.bind(std::net::SocketAddr::new(ip, 0))?;
+    }
+    socket.connect(addr).await
+}
+
+/// Whether the server closed `stream` (reads end or fail) within `within`; bytes the
+/// server sends first (e.g. a response) are read and discarded.
+pub async fn closed_by_server<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    within: Duration,
+) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
 /// A small HTTPS client for raw API requests.
 #[derive(Clone)]
 pub struct Client {
@@ -511,7 +596,18 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str, ca_pem: &str, token: Option<&str>) -> Client {
-        Client::build(base, ca_pem, token, None)
+        Client::build(base, ca_pem, token, None, None)
+    }
+
+    /// A client whose connections come from `local` (any 127.x.y.z address works on
+    /// Linux loopback: a second "client machine" for per-address limits).
+    pub fn from_address(
+        base: &str,
+        ca_pem: &str,
+        token: Option<&str>,
+        local: std::net::IpAddr,
+    ) -> Client {
+        Client::build(base, ca_pem, token, None, Some(local))
     }
 
     /// A client presenting a TLS client certificate (PEM certificate and key), e.g. the
@@ -523,7 +619,7 @@ impl Client {
         cert_pem: &str,
         key_pem: &str,
     ) -> Client {
-        Client::build(base, ca_pem, token, Some((cert_pem, key_pem)))
+        Client::build(base, ca_pem, token, Some((cert_pem, key_pem)), None)
     }
 
     fn build(
@@ -531,17 +627,9 @@ impl Client {
         ca_pem: &str,
         token: Option<&str>,
         identity: Option<(&str, &str)>,
+        local: Option<std::net::IpAddr>,
     ) -> Client {
-        use tokio_rustls::rustls;
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-            roots.add(c.expect("CA certificate")).expect("add CA");
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("tls versions")
-            .with_root_certificates(roots);
+        let builder = tls_client_builder(ca_pem);
         let mut cfg = match identity {
             None => builder.with_no_client_auth(),
             Some((cert, key)) => {
@@ -559,6 +647,7 @@ impl Client {
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(cfg)
+            .local_address(local)
             .build()
             .expect("http client");
         Client {

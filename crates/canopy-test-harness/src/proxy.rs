@@ -29,7 +29,9 @@ use crate::{Client, Kubectl, StoppedShard, TestShard};
 /// Builds a [`TestProxy`].
 pub struct TestProxyBuilder {
     shards: usize,
-    rate_limit: front_proxy::RateLimitOptions,
+    limits: canopy_apiserver::ServerLimits,
+    shard_limits: Option<canopy_apiserver::ServerLimits>,
+    redis_url: Option<String>,
     cache: Option<crate::CacheServerRef>,
 }
 
@@ -37,7 +39,9 @@ impl Default for TestProxyBuilder {
     fn default() -> Self {
         TestProxyBuilder {
             shards: 1,
-            rate_limit: Default::default(),
+            limits: crate::test_limits(2),
+            shard_limits: None,
+            redis_url: None,
             cache: None,
         }
     }
@@ -53,8 +57,20 @@ impl TestProxyBuilder {
 
     /// Per-user rate limit of the proxy.
     pub fn rate_limit(mut self, qps: f64, burst: u32) -> Self {
-        self.rate_limit.qps = qps;
-        self.rate_limit.burst = burst;
+        self.limits.requests.rate_limit_qps = qps;
+        self.limits.requests.rate_limit_burst = burst;
+        self
+    }
+
+    /// The proxy's connection and request limits (default: [`crate::test_limits`]).
+    pub fn limits(mut self, limits: canopy_apiserver::ServerLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The shards' limits (default: [`crate::test_limits`]).
+    pub fn shard_limits(mut self, limits: canopy_apiserver::ServerLimits) -> Self {
+        self.shard_limits = Some(limits);
         self
     }
 
@@ -66,7 +82,7 @@ impl TestProxyBuilder {
 
     /// Keep the rate-limit buckets in this Redis (`redis://127.0.0.1:port/`).
     pub fn redis(mut self, url: &str) -> Self {
-        self.rate_limit.redis_url = Some(url.to_string());
+        self.redis_url = Some(url.to_string());
         self
     }
 
@@ -96,6 +112,7 @@ impl TestProxyBuilder {
             listener.local_addr().unwrap().port()
         );
         let cache = self.cache.clone();
+        let shard_limits = self.shard_limits.clone();
         let starts = (0..self.shards).map(|i| {
             let mut b = TestShard::builder();
             if let Some(c) = &cache {
@@ -106,6 +123,9 @@ impl TestProxyBuilder {
             } else {
                 b.token_issuer(issuer.clone())
             };
+            if let Some(l) = &shard_limits {
+                b = b.limits(l.clone());
+            }
             b.root(i == 0)
                 .shard_name(&shard_name(i))
                 .external_url(&proxy_url)
@@ -153,7 +173,8 @@ impl TestProxyBuilder {
             issuer.verifier(),
         );
         options.client_cert = Some(client_cert.clone());
-        options.rate_limit = self.rate_limit;
+        options.limits = self.limits;
+        options.redis_url = self.redis_url;
         let proxy = FrontProxy::start_on(listener, options.clone())
             .await
             .expect("start front-proxy");
