@@ -26,6 +26,8 @@ pub struct StartOptions {
     pub database_url: Option<String>,
     /// How many shards (1: a single shard serves clients directly).
     pub shards: usize,
+    /// Request body and object size limits of every shard.
+    pub limits: canopy_apiserver::Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +149,7 @@ pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
         root: true,
         shard_name: "root".into(),
         cache_server: None,
+        limits: opts.limits,
     })
     .await;
     let shard = match shard {
@@ -256,6 +259,7 @@ async fn start_sharded(
         o.external_url = Some(proxy_url.clone());
         o.proxy_client_ca_pem = Some(client_ca.ca_cert_pem.clone());
         o.root = i == 0;
+        o.limits = opts.limits;
         let cache_token = cache
             .token(
                 &cache_server::TokenSubject::Shard(name.clone()),

@@ -37,6 +37,12 @@ enum Command {
         /// behind a front-proxy on the HTTPS port.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         shards: u16,
+        /// The largest request body accepted, in bytes (larger: 413).
+        #[arg(long, default_value_t = canopy_apiserver::Limits::default().max_request_body_bytes)]
+        max_request_body_bytes: usize,
+        /// The largest object stored, in bytes of JSON (larger results of any write: 413).
+        #[arg(long, default_value_t = canopy_apiserver::Limits::default().max_object_bytes)]
+        max_object_bytes: usize,
     },
     /// Issue, list and revoke tokens (through the server of the current kubeconfig
     /// context, as its user: the admin for anyone, other users for themselves).
@@ -185,6 +191,8 @@ async fn main() {
         bind_address,
         database_url,
         shards,
+        max_request_body_bytes,
+        max_object_bytes,
     } = cli.command
     else {
         unreachable!("checked above")
@@ -195,6 +203,10 @@ async fn main() {
         bind_address,
         database_url,
         shards: shards as usize,
+        limits: canopy_apiserver::Limits {
+            max_request_body_bytes,
+            max_object_bytes,
+        },
     })
     .await
     {

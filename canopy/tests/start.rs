@@ -16,6 +16,7 @@ async fn start_serves_root_and_restart_keeps_data() {
         bind_address: "127.0.0.1".parse().unwrap(),
         database_url: None,
         shards: 1,
+        limits: Default::default(),
     };
     let running = canopy::start(opts.clone()).await.expect("canopy start");
     assert_eq!(
@@ -108,6 +109,7 @@ async fn start_with_shards_serves_through_a_front_proxy() {
         bind_address: "127.0.0.1".parse().unwrap(),
         database_url: None,
         shards: 3,
+        limits: Default::default(),
     };
     let running = canopy::start(opts.clone())
         .await

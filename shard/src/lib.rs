@@ -82,6 +82,9 @@ pub struct ShardOptions {
     pub shard_name: String,
     /// Replicate to and read from a cache server; `None`: no global view.
     pub cache_server: Option<CacheServerOptions>,
+    /// Request body and object size limits; `limits.max_object_bytes` overrides
+    /// `store.max_object_bytes`.
+    pub limits: canopy_apiserver::Limits,
 }
 
 impl ShardOptions {
@@ -99,6 +102,7 @@ impl ShardOptions {
             root: true,
             shard_name: "root".into(),
             cache_server: None,
+            limits: canopy_apiserver::Limits::default(),
         }
     }
 }
@@ -120,6 +124,8 @@ pub enum ShardError {
     Serve(#[from] canopy_apiserver::server::ServeError),
     #[error(transparent)]
     Cache(#[from] canopy_cache::CacheError),
+    #[error("continue-token secret: {0}")]
+    Secret(#[from] canopy_apiserver::continue_token::SecretError),
 }
 
 /// A running shard.
@@ -166,7 +172,12 @@ impl Shard {
         let pki_dir = opts.root_directory.join("pki");
         let pki = Pki::load_or_create(&pki_dir, &[host.clone(), opts.bind_address.to_string()])?;
         let tokens = Arc::new(TokenIssuer::load_or_create(&pki_dir)?);
-        let store = Store::open(&opts.database_url, opts.store.clone()).await?;
+        let continue_keys = canopy_apiserver::continue_token::ContinueKeys::load_or_create(
+            &pki_dir.join("continue-token.key"),
+        )?;
+        let mut store_options = opts.store.clone();
+        store_options.max_object_bytes = opts.limits.max_object_bytes;
+        let store = Store::open(&opts.database_url, store_options).await?;
         let api = ApiServer::new(
             store,
             tokens.clone(),
@@ -180,6 +191,8 @@ impl Shard {
                 version: VersionInfo::default(),
                 shard_name: opts.shard_name.clone(),
                 shard_url: url.clone(),
+                limits: opts.limits,
+                continue_keys: Some(continue_keys),
             },
         );
         if opts.root {

@@ -72,6 +72,12 @@ struct Args {
     /// URL of the shard holding root (for shards started with --no-root).
     #[arg(long)]
     root_shard_url: Option<String>,
+    /// The largest request body accepted, in bytes (larger: 413).
+    #[arg(long, default_value_t = canopy_apiserver::Limits::default().max_request_body_bytes)]
+    max_request_body_bytes: usize,
+    /// The largest object stored, in bytes of JSON (larger results of any write: 413).
+    #[arg(long, default_value_t = canopy_apiserver::Limits::default().max_object_bytes)]
+    max_object_bytes: usize,
 }
 
 #[tokio::main]
@@ -117,6 +123,10 @@ async fn main() -> anyhow::Result<()> {
         root: !a.no_root,
         shard_name: a.shard_name.clone(),
         cache_server,
+        limits: canopy_apiserver::Limits {
+            max_request_body_bytes: a.max_request_body_bytes,
+            max_object_bytes: a.max_object_bytes,
+        },
     })
     .await?;
     if let (Some(ca), Some(cert), Some(key)) = (

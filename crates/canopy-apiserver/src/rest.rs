@@ -84,6 +84,11 @@ pub async fn dispatch(
     }
 }
 
+/// How large a YAML or protobuf body may grow when decoded.
+pub fn max_decoded(api: &ApiServer) -> usize {
+    api.inner.config.limits.max_decoded_bytes()
+}
+
 fn check_dry_run(ctx: &Ctx) -> Result<(), ApiError> {
     match ctx.query.get("dryRun").map(String::as_str) {
         None | Some("") | Some("All") => Ok(()),
@@ -137,12 +142,36 @@ pub fn storage_error(res: &Resource, name: &str, e: StorageError) -> ApiError {
             "Too large resource version",
         )])
         .with_retry_after(1),
+        StorageError::TooLarge { size, limit, .. } => object_too_large(res, name, size, limit),
         StorageError::InvalidObject(m) => ApiError::internal(m),
         StorageError::Unavailable(m) | StorageError::Config(m) => {
             tracing::error!(error = %m, "storage failure");
             ApiError::service_unavailable("storage is unavailable, try again", 1)
         }
     }
+}
+
+/// 413 for an object that would be stored larger than the limit (etcd answers such a
+/// write with "etcdserver: request is too large", which kube-apiserver passes on as a
+/// 500; the client's request is what is wrong, so Canopy answers as for a body over the
+/// limit).
+fn object_too_large(res: &Resource, name: &str, size: usize, limit: usize) -> ApiError {
+    let s = subject(res, name);
+    ApiError::too_large(format!(
+        "Request entity too large: {} {:?} would be {size} bytes when stored, limit is {limit}",
+        s.qualified(),
+        s.name
+    ))
+}
+
+/// Dry runs never reach the store: they are held to its size limit here.
+fn check_dry_run_size(api: &ApiServer, res: &Resource, obj: &Value) -> Result<(), ApiError> {
+    let limit = api.inner.config.limits.max_object_bytes;
+    let size = codec::json_size(obj);
+    if limit > 0 && size > limit {
+        return Err(object_too_large(res, meta::name(obj), size, limit));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -219,31 +248,6 @@ fn include_object(ctx: &Ctx) -> &str {
     ctx.q("includeObject").unwrap_or("Metadata")
 }
 
-/// A parsed `continue` token: the list's resourceVersion and the last key returned.
-fn encode_continue(rv: u64, key: &str) -> String {
-    let j = json!({"v": "canopy/v1", "rv": rv, "start": key});
-    base64::Engine::encode(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        j.to_string(),
-    )
-}
-
-fn decode_continue(token: &str) -> Result<(u64, String), ApiError> {
-    let bad = || {
-        ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
-    };
-    let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, token)
-        .map_err(|_| bad())?;
-    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
-    let rv = v.get("rv").and_then(Value::as_u64).ok_or_else(bad)?;
-    let start = v
-        .get("start")
-        .and_then(Value::as_str)
-        .ok_or_else(bad)?
-        .to_string();
-    Ok((rv, start))
-}
-
 /// Label and field selectors of a list or watch, checked against what the resource supports.
 pub struct Selectors {
     pub labels: canopy_selectors::label::Selector,
@@ -313,9 +317,20 @@ fn list(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, Ap
     };
     validate_list_rv(ctx)?;
     let store = &api.inner.store;
+    let storage_key = res.desc.storage_key();
+    let scope = crate::continue_token::Scope {
+        cluster: ctx.cluster.as_deref(),
+        resource: &storage_key,
+        namespace: &ctx.info.namespace,
+    };
     let (continue_after, list_rv) = match ctx.q("continue") {
         Some(tok) => {
-            let (rv, start) = decode_continue(tok)?;
+            if ctx.q("resourceVersion").is_some_and(|v| v != "0") {
+                return Err(ApiError::bad_request(
+                    "specifying resource version is not allowed when using continue",
+                ));
+            }
+            let (rv, start) = api.inner.continue_keys.decode(&scope, tok)?;
             if rv < store.oldest_rv() {
                 return Err(ApiError::expired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue value from the response.")
                     .with_reason_expired_continue());
@@ -339,7 +354,6 @@ fn list(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, Ap
         None
     };
     let filter = |o: &StoredObject| sel.matches(res, &o.value);
-    let storage_key = res.desc.storage_key();
     let opts = ListOptions {
         resource: &storage_key,
         cluster: ctx.cluster.as_deref(),
@@ -354,7 +368,7 @@ fn list(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, Ap
     let cont = result
         .continue_key
         .as_deref()
-        .map(|k| encode_continue(rv, k));
+        .map(|k| api.inner.continue_keys.encode(&scope, rv, k));
     let mut list_meta = json!({"resourceVersion": rv.to_string()});
     if let Some(c) = &cont {
         list_meta["continue"] = json!(c);
@@ -506,8 +520,13 @@ fn validate_list_rv(ctx: &Ctx) -> Result<(), ApiError> {
 
 /// Decodes a body into an object of this resource, canonicalized; returns warnings for
 /// dropped fields (or fails with `fieldValidation=Strict`).
-fn decode_object(ctx: &Ctx, res: &Resource, body: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
-    let mut obj = codec::decode_body(ctx.header(header::CONTENT_TYPE), body)?;
+fn decode_object(
+    api: &ApiServer,
+    ctx: &Ctx,
+    res: &Resource,
+    body: &[u8],
+) -> Result<(Value, Vec<String>), ApiError> {
+    let mut obj = codec::decode_body(ctx.header(header::CONTENT_TYPE), body, max_decoded(api))?;
     if !obj.is_object() {
         return Err(ApiError::bad_request("the request body must be an object"));
     }
@@ -653,7 +672,7 @@ async fn create(
     res: &Resource,
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
-    let (mut obj, warnings) = decode_object(ctx, res, body)?;
+    let (mut obj, warnings) = decode_object(api, ctx, res, body)?;
     let ns = ctx.info.namespace.clone();
     if res.desc.namespaced {
         let body_ns = meta::namespace(&obj).to_string();
@@ -725,6 +744,7 @@ pub async fn create_object(
     validate_all(res, &obj, None)?;
     check_namespace(api, ctx, res, &ns)?;
     if dry_run(ctx) {
+        check_dry_run_size(api, res, &obj)?;
         return Ok(Created::DryRun(obj));
     }
     let cluster = ctx.cluster.clone().unwrap_or_default();
@@ -767,7 +787,7 @@ async fn update(
     res: &Resource,
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
-    let (obj, warnings) = decode_object(ctx, res, body)?;
+    let (obj, warnings) = decode_object(api, ctx, res, body)?;
     let name = meta::name(&obj);
     if name != ctx.info.name {
         return Err(ApiError::bad_request(format!(
@@ -932,6 +952,7 @@ pub async fn update_object(
             && meta::finalizers(&new).is_empty()
             && !has_spec_finalizers(&new);
         if dry_run(ctx) {
+            check_dry_run_size(api, res, &cmp)?;
             return Ok(Updated::DryRun(cmp));
         }
         let mutation = if finalize_now {
@@ -1068,7 +1089,7 @@ async fn patch(
         .trim()
         .to_ascii_lowercase();
     let patch: Value = match ct.as_str() {
-        "application/apply-patch+yaml" => codec::decode_yaml(body)?,
+        "application/apply-patch+yaml" => codec::decode_yaml(body, max_decoded(api))?,
         "application/json-patch+json"
         | "application/merge-patch+json"
         | "application/strategic-merge-patch+json" => serde_json::from_slice(body)
@@ -1126,11 +1147,11 @@ pub struct DeleteOptions {
     pub precondition_rv: Option<u64>,
 }
 
-fn delete_options(ctx: &Ctx, body: &[u8]) -> Result<DeleteOptions, ApiError> {
+fn delete_options(api: &ApiServer, ctx: &Ctx, body: &[u8]) -> Result<DeleteOptions, ApiError> {
     let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        codec::decode_body(ctx.header(header::CONTENT_TYPE), body)?
+        codec::decode_body(ctx.header(header::CONTENT_TYPE), body, max_decoded(api))?
     };
     let mut propagation = v
         .get("propagationPolicy")
@@ -1186,7 +1207,7 @@ async fn delete(
     res: &Resource,
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
-    let opts = delete_options(ctx, body)?;
+    let opts = delete_options(api, ctx, body)?;
     let dry = dry_run(ctx) || body_dry_run(body);
     let (code, obj, immediate) = delete_object(
         api,
@@ -1339,7 +1360,7 @@ async fn delete_collection(
     res: &Resource,
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
-    let opts = delete_options(ctx, body)?;
+    let opts = delete_options(api, ctx, body)?;
     let sel = Selectors::from_ctx(ctx, res)?;
     let filter = |o: &StoredObject| sel.matches(res, &o.value);
     let storage_key = res.desc.storage_key();

@@ -27,7 +27,11 @@ pub async fn handle(
             &ctx.info.verb,
         ));
     }
-    let mut obj = codec::decode_body(ctx.header(header::CONTENT_TYPE), body)?;
+    let mut obj = codec::decode_body(
+        ctx.header(header::CONTENT_TYPE),
+        body,
+        crate::rest::max_decoded(api),
+    )?;
     if !obj.is_object() {
         return Err(ApiError::bad_request("the request body must be an object"));
     }

@@ -124,7 +124,11 @@ pub async fn serve(
     }
     let cur_scale = scale_of(&current, &paths);
     let new_scale: Value = match verb {
-        "update" => crate::codec::decode_body(ctx.header(http::header::CONTENT_TYPE), body)?,
+        "update" => crate::codec::decode_body(
+            ctx.header(http::header::CONTENT_TYPE),
+            body,
+            rest::max_decoded(api),
+        )?,
         "patch" => {
             let ct = ctx
                 .header(http::header::CONTENT_TYPE)
@@ -135,7 +139,7 @@ pub async fn serve(
                 .trim()
                 .to_ascii_lowercase();
             let patch: Value = if ct == "application/apply-patch+yaml" {
-                crate::codec::decode_yaml(body)?
+                crate::codec::decode_yaml(body, rest::max_decoded(api))?
             } else {
                 serde_json::from_slice(body)
                     .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?

@@ -28,6 +28,7 @@ pub struct TestShardBuilder {
     external_url: Option<String>,
     shard_name: Option<String>,
     cache: Option<CacheServerRef>,
+    limits: Option<canopy_apiserver::Limits>,
 }
 
 /// What a shard needs to reach a [`TestCacheServer`] (a token is issued for the shard's
@@ -72,6 +73,12 @@ impl CacheServerRef {
 impl TestShardBuilder {
     pub fn store_options(mut self, o: canopy_storage::StoreOptions) -> Self {
         self.store = Some(o);
+        self
+    }
+
+    /// Request body and object size limits (default: kube's).
+    pub fn limits(mut self, limits: canopy_apiserver::Limits) -> Self {
+        self.limits = Some(limits);
         self
     }
 
@@ -132,6 +139,7 @@ impl TestShardBuilder {
             shard_name: self.shard_name.unwrap_or_else(|| "root".into()),
             peers: None,
             cache: self.cache,
+            limits: self.limits.unwrap_or_default(),
         };
         TestShard::start_in(db, dir, settings).await
     }
@@ -150,6 +158,7 @@ struct Settings {
     /// How it reaches the other shards, once set ([`TestShard::set_peers`]).
     peers: Option<canopy_apiserver::peers::PeerConfig>,
     cache: Option<CacheServerRef>,
+    limits: canopy_apiserver::Limits,
 }
 
 /// A shard running in this process.
@@ -198,6 +207,7 @@ impl TestShard {
         opts.root = settings.root;
         opts.external_url = settings.external_url.clone();
         opts.shard_name = settings.shard_name.clone();
+        opts.limits = settings.limits;
         opts.cache_server = settings
             .cache
             .as_ref()
