@@ -321,12 +321,12 @@ async fn issued_tokens_revocation_expiry_and_rotation_across_replicas() {
         env.client(Some(&alice_token)),
         Client::new(&second.url, &second_ca, Some(&alice_token)),
         Client::new(
-            &env.shard(0).url(),
+            env.shard(0).url(),
             &env.shard(0).shard.ca_cert_pem,
             Some(&alice_token),
         ),
         Client::new(
-            &env.shard(1).url(),
+            env.shard(1).url(),
             &env.shard(1).shard.ca_cert_pem,
             Some(&alice_token),
         ),

@@ -327,6 +327,7 @@ users:
 
 /// Starts replicating this shard's objects of [`REPLICATED_RESOURCES`] and the global
 /// view of everyone's.
+#[allow(clippy::result_large_err)] // ShardError carries an ApiError from bootstrap
 fn start_replication(
     api: &ApiServer,
     shard_name: &str,

@@ -490,7 +490,7 @@ pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
             let mut many: std::collections::HashSet<Cow<'de, str>> = Default::default();
             while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
                 let dup = if many.is_empty() {
-                    few.iter().any(|s| *s == k)
+                    few.contains(&k)
                 } else {
                     many.contains(&k)
                 };

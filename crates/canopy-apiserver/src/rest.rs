@@ -369,10 +369,12 @@ fn list(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, Ap
         .continue_key
         .as_deref()
         .map(|k| api.inner.continue_keys.encode(&scope, rv, k));
-    let mut list_meta = json!({"resourceVersion": rv.to_string()});
+    let mut list_meta = serde_json::Map::new();
+    list_meta.insert("resourceVersion".into(), json!(rv.to_string()));
     if let Some(c) = &cont {
-        list_meta["continue"] = json!(c);
+        list_meta.insert("continue".into(), json!(c));
     }
+    let list_meta = Value::Object(list_meta);
     // Items stored in another version than the one served (shared storage) are
     // converted; the raw stored JSON is used only when none needs it.
     let converted: Option<Vec<Value>> = result
@@ -418,7 +420,8 @@ fn list(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, Ap
             let head = serde_json::to_vec(&head).map_err(|e| ApiError::internal(e.to_string()))?;
             let size: usize = result.items.iter().map(|o| o.json.len() + 1).sum();
             let mut buf = BytesMut::with_capacity(head.len() + size + 16);
-            buf.put_slice(&head[..head.len() - 1]);
+            // the head without its closing brace
+            buf.put_slice(head.split_last().map_or(&[][..], |(_, h)| h));
             buf.put_slice(b",\"items\":[");
             for (i, o) in result.items.iter().enumerate() {
                 if i > 0 {
@@ -547,36 +550,56 @@ fn decode_object(
 /// Checks (or fills in) apiVersion and kind.
 fn check_type(res: &Resource, obj: &mut Value) -> Result<(), ApiError> {
     let want_av = res.desc.api_version();
-    let av = obj
+    // a patch may turn the whole object into something else
+    let Value::Object(fields) = obj else {
+        return Err(ApiError::bad_request(format!(
+            "the object must be a JSON object, not {}",
+            meta::json_type(obj)
+        )));
+    };
+    let av = fields
         .get("apiVersion")
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let kind = obj
+    let kind = fields
         .get("kind")
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
     if av.is_empty() {
-        obj["apiVersion"] = json!(want_av);
+        fields.insert("apiVersion".into(), json!(want_av));
     } else if av != want_av {
         return Err(ApiError::bad_request(format!(
             "the API version in the data ({av}) does not match the expected API version ({want_av})"
         )));
     }
     if kind.is_empty() {
-        obj["kind"] = json!(res.desc.kind);
+        fields.insert("kind".into(), json!(res.desc.kind));
     } else if kind != res.desc.kind {
         return Err(ApiError::bad_request(format!(
             "the kind in the data ({kind}) does not match the expected kind ({})",
             res.desc.kind
         )));
     }
-    if !obj.get("metadata").is_some_and(Value::is_object) {
-        if obj.get("metadata").is_some_and(|m| !m.is_null()) {
-            return Err(ApiError::bad_request("metadata must be an object"));
+    match fields.get("metadata") {
+        None | Some(Value::Null) => {
+            fields.insert("metadata".into(), json!({}));
         }
-        obj["metadata"] = json!({});
+        Some(m) => {
+            // every field of ObjectMeta has its type, whatever the kind (as kube's
+            // decoder requires): labels a map of strings, finalizers a list, ...
+            use serde::Deserialize;
+            if let Err(e) =
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta::deserialize(m)
+            {
+                return Err(ApiError::bad_request(format!(
+                    "{kind} in version {:?} cannot be handled as a {kind}: metadata: {e}",
+                    res.desc.version,
+                    kind = res.desc.kind
+                )));
+            }
+        }
     }
     Ok(())
 }
@@ -627,15 +650,24 @@ fn check_namespace(api: &ApiServer, ctx: &Ctx, res: &Resource, ns: &str) -> Resu
 
 const GENERATE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
+/// kube's `SimpleNameGenerator`: the base cut to 58 bytes (at a character boundary, so
+/// a multi-byte character there is dropped whole; validation then judges the name)
+/// and 5 random characters.
 fn generate_name(base: &str) -> String {
-    use rand::Rng;
-    let base = if base.len() > 58 { &base[..58] } else { base };
+    use rand::seq::IndexedRandom;
+    let mut end = base.len().min(MAX_GENERATED_BASE);
+    while !base.is_char_boundary(end) {
+        end -= 1;
+    }
+    let base = base.get(..end).unwrap_or_default();
     let mut rng = rand::rng();
     let suffix: String = (0..5)
-        .map(|_| GENERATE_ALPHABET[rng.random_range(0..GENERATE_ALPHABET.len())] as char)
+        .filter_map(|_| GENERATE_ALPHABET.choose(&mut rng).map(|b| char::from(*b)))
         .collect();
     format!("{base}{suffix}")
 }
+
+const MAX_GENERATED_BASE: usize = 58;
 
 fn validate_all(res: &Resource, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
     let mut causes = Vec::new();
@@ -650,7 +682,7 @@ fn validate_all(res: &Resource, obj: &Value, old: Option<&Value>) -> Result<(), 
 }
 
 /// Sets the system-owned metadata of a new object.
-fn prepare_new(res: &Resource, obj: &mut Value) {
+fn prepare_new(res: &Resource, obj: &mut Value) -> Result<(), ApiError> {
     let m = meta::metadata_mut(obj);
     m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
     m.insert("creationTimestamp".into(), json!(meta::now()));
@@ -663,7 +695,7 @@ fn prepare_new(res: &Resource, obj: &mut Value) {
     } else {
         m.remove("generation");
     }
-    res.strategy.prepare_for_create(obj);
+    res.strategy.prepare_for_create(obj)
 }
 
 async fn create(
@@ -732,7 +764,7 @@ pub async fn create_object(
     mut obj: Value,
 ) -> Result<Created, ApiError> {
     let ns = meta::namespace(&obj).to_string();
-    prepare_new(res, &mut obj);
+    prepare_new(res, &mut obj)?;
     let generate = meta::meta_str(&obj, "generateName")
         .unwrap_or("")
         .to_string();
@@ -870,7 +902,7 @@ pub async fn update_object(
                 content_type,
                 patch,
             } => {
-                let mut patched = apply_patch(res, content_type, &*cur_view, patch)?;
+                let mut patched = apply_patch(res, content_type, &cur_view, patch)?;
                 check_type(res, &mut patched)?;
                 let (canon, _) = res.strategy.canonicalize(patched)?;
                 canon
@@ -900,16 +932,15 @@ pub async fn update_object(
                 )],
             ));
         }
-        carry_system_metadata(res, &mut new, &*cur_view);
+        carry_system_metadata(res, &mut new, &cur_view);
         match ctx.info.subresource.as_str() {
             "status" => {
                 let mut merged = cur_view.clone().into_owned();
-                merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
-                if let Some(m) = merged.as_object_mut() {
-                    if m.get("status").is_some_and(Value::is_null) {
-                        m.remove("status");
-                    }
-                }
+                let m = meta::object_at(&mut merged, &[])?;
+                match new.get("status") {
+                    Some(s) if !s.is_null() => m.insert("status".into(), s.clone()),
+                    _ => m.remove("status"),
+                };
                 new = merged;
             }
             "finalize" => {
@@ -918,28 +949,27 @@ pub async fn update_object(
                     .pointer("/spec/finalizers")
                     .cloned()
                     .unwrap_or(json!([]));
-                merged["spec"]["finalizers"] = fins;
+                meta::set_path(&mut merged, &["spec", "finalizers"], fins)?;
                 new = merged;
             }
             _ => {
-                res.strategy.prepare_for_update(&mut new, &*cur_view);
+                res.strategy.prepare_for_update(&mut new, &cur_view)?;
                 if res.desc.has_subresource("status") {
+                    let m = meta::object_at(&mut new, &[])?;
                     match cur_view.get("status") {
-                        Some(s) => new["status"] = s.clone(),
-                        None => {
-                            new.as_object_mut().map(|m| m.remove("status"));
-                        }
-                    }
+                        Some(s) => m.insert("status".into(), s.clone()),
+                        None => m.remove("status"),
+                    };
                 }
             }
         }
         let mut new = crate::fieldmanager::track_update(ctx, res, Some(&*cur_view), new)?;
-        if res.strategy.tracks_generation() && spec_changed(&new, &*cur_view) {
+        if res.strategy.tracks_generation() && spec_changed(&new, &cur_view) {
             let g = cur_view
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
-            meta::set_meta(&mut new, "generation", json!(g + 1));
+            meta::set_meta(&mut new, "generation", json!(g.saturating_add(1)));
         }
         validate_all(res, &new, Some(&*cur_view))?;
         // An update that changes nothing is not written (no new resourceVersion).
@@ -1320,7 +1350,7 @@ pub async fn delete_object(
         }
         meta::set_meta(&mut new, "finalizers", json!(fins));
         if res.desc.plural == "namespaces" {
-            new["status"]["phase"] = json!("Terminating");
+            meta::set_path(&mut new, &["status", "phase"], json!("Terminating"))?;
         }
         if new == cur.value {
             return Ok((202, cur, false));
@@ -1415,7 +1445,7 @@ pub async fn create_system(
 ) -> Result<Option<Arc<StoredObject>>, ApiError> {
     check_type(res, &mut obj)?;
     let (mut obj, _) = res.strategy.canonicalize(obj)?;
-    prepare_new(res, &mut obj);
+    prepare_new(res, &mut obj)?;
     validate_all(res, &obj, None)?;
     let key = key_for(res, cluster, meta::namespace(&obj), meta::name(&obj));
     match api
@@ -1444,7 +1474,7 @@ pub async fn create_system_batch(
     for (res, mut obj) in items {
         check_type(&res, &mut obj)?;
         let (mut obj, _) = res.strategy.canonicalize(obj)?;
-        prepare_new(&res, &mut obj);
+        prepare_new(&res, &mut obj)?;
         validate_all(&res, &obj, None)?;
         let key = key_for(&res, cluster, meta::namespace(&obj), meta::name(&obj));
         if store.get(&key).is_some() {
@@ -1542,7 +1572,8 @@ pub async fn delete_system(
             }
             meta::set_meta(&mut new, "finalizers", json!(fins));
             if new.get("kind").and_then(Value::as_str) == Some("Namespace") {
-                new["status"]["phase"] = json!("Terminating");
+                meta::set_path(&mut new, &["status", "phase"], json!("Terminating"))
+                    .map_err(|e| StorageError::InvalidObject(format!("{key}: {e}")))?;
             }
             Mutation::Update {
                 key: key.clone(),

@@ -96,7 +96,12 @@ pub fn object_at<'a>(
         let found = json_type(v);
         let Value::Object(m) = v else {
             return Err(NotAnObject {
-                path: path.iter().take(depth).copied().collect::<Vec<_>>().join("."),
+                path: path
+                    .iter()
+                    .take(depth)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join("."),
                 found,
             });
         };

@@ -26,13 +26,13 @@ pub(crate) struct Writer {
     max_object_bytes: usize,
 }
 
+/// Where a request's answer goes.
+type Reply = oneshot::Sender<Result<Vec<Arc<StoredObject>>, StorageError>>;
+
 /// The accepted part of a batch: events in rv order, and which requests they answer.
 struct Batch {
     events: Vec<Arc<WatchEvent>>,
-    replies: Vec<(
-        oneshot::Sender<Result<Vec<Arc<StoredObject>>, StorageError>>,
-        Vec<Arc<StoredObject>>,
-    )>,
+    replies: Vec<(Reply, Vec<Arc<StoredObject>>)>,
 }
 
 impl Writer {

@@ -190,6 +190,7 @@ async fn start_sequentially<F: std::future::Future<Output = TestShard>>(
     out
 }
 
+#[allow(clippy::large_enum_variant)] // a handful per test
 enum Slot {
     Running(TestShard),
     Stopped(StoppedShard),
