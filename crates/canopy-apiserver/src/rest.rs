@@ -557,6 +557,14 @@ fn check_type(res: &Resource, obj: &mut Value) -> Result<(), ApiError> {
             meta::json_type(obj)
         )));
     };
+    for f in ["apiVersion", "kind"] {
+        if let Some(v) = fields.get(f).filter(|v| !v.is_null() && !v.is_string()) {
+            return Err(ApiError::bad_request(format!(
+                "error decoding request body: {f}: expected a string, found {}",
+                meta::json_type(v)
+            )));
+        }
+    }
     let av = fields
         .get("apiVersion")
         .and_then(Value::as_str)

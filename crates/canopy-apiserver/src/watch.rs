@@ -79,10 +79,15 @@ pub fn serve(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body
         return Err(invalid(causes));
     }
     let timeout = match ctx.q("timeoutSeconds") {
-        Some(t) => Duration::from_secs(
-            t.parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
-        ),
+        // kube's ListOptions.timeoutSeconds is an int64
+        Some(t) => match t.parse::<i64>().ok().and_then(|v| u64::try_from(v).ok()) {
+            Some(secs) => Duration::from_secs(secs),
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid timeoutSeconds {t:?}"
+                )))
+            }
+        },
         None => Duration::from_secs(1800 + rand::random::<u64>() % 1800),
     };
 
