@@ -16,7 +16,10 @@ async fn start_serves_root_and_restart_keeps_data() {
         bind_address: "127.0.0.1".parse().unwrap(),
         database_url: None,
         shards: 1,
-        limits: Default::default(),
+        limits: canopy_apiserver::Limits {
+            max_request_body_bytes: 256 * 1024,
+            max_object_bytes: 64 * 1024,
+        },
     };
     let running = canopy::start(opts.clone()).await.expect("canopy start");
     assert_eq!(
@@ -40,6 +43,10 @@ async fn start_serves_root_and_restart_keeps_data() {
     k.ok(&["create", "configmap", "kept", "--from-literal=a=b"])
         .await;
     assert!(k.ok(&["get", "ns"]).await.contains("default"));
+    // the configured object limit
+    let big = format!("--from-literal=a={}", "x".repeat(100 * 1024));
+    let err = k.fails(&["create", "configmap", "big", &big]).await;
+    assert!(err.contains("Request entity too large"), "{err}");
     running.stop().await;
 
     let running = canopy::start(opts).await.expect("canopy restart");
@@ -71,6 +78,12 @@ async fn canopy_cli(args: &[&str]) -> (bool, String) {
 
 #[tokio::test]
 async fn bad_flags_and_databases_get_one_clear_line() {
+    let (ok, err) = canopy_cli(&["start", "--max-object-bytes", "lots"]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("invalid value 'lots' for '--max-object-bytes"),
+        "{err}"
+    );
     let (ok, err) = canopy_cli(&["start", "--secure-port", "not-a-port"]).await;
     assert!(!ok);
     assert!(
@@ -109,7 +122,10 @@ async fn start_with_shards_serves_through_a_front_proxy() {
         bind_address: "127.0.0.1".parse().unwrap(),
         database_url: None,
         shards: 3,
-        limits: Default::default(),
+        limits: canopy_apiserver::Limits {
+            max_request_body_bytes: 256 * 1024,
+            max_object_bytes: 64 * 1024,
+        },
     };
     let running = canopy::start(opts.clone())
         .await
@@ -133,6 +149,10 @@ async fn start_with_shards_serves_through_a_front_proxy() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(shards.lines().count(), 3, "{shards}");
+    // every shard holds the configured object limit, through the front-proxy too
+    let big = format!("--from-literal=a={}", "x".repeat(100 * 1024));
+    let err = k.fails(&["create", "configmap", "big", &big]).await;
+    assert!(err.contains("Request entity too large"), "{err}");
     // every shard sees the global set through the cache server: all three Shards and
     // root's WorkspaceTypes
     assert!(running.cache.is_some(), "--shards runs a cache server");
