@@ -36,6 +36,8 @@ pub struct StartOptions {
     /// `--shards N` the front-proxy; shards behind it keep the same limits but leave the
     /// per-user rate limit to the proxy). On by default (`ServerLimits::default()`).
     pub limits: canopy_edge::ServerLimits,
+    /// Request body and object size limits.
+    pub size_limits: canopy_apiserver::Limits,
 }
 
 impl std::fmt::Debug for StartOptions {
@@ -46,6 +48,7 @@ impl std::fmt::Debug for StartOptions {
             .field("bind_address", &self.bind_address)
             .field("database_url", &self.database_url.as_deref().map(redact))
             .field("shards", &self.shards)
+            .field("size_limits", &self.size_limits)
             .finish()
     }
 }
@@ -160,6 +163,7 @@ pub async fn start(opts: StartOptions) -> Result<Running, StartError> {
         cache_server: None,
         token_verifier: Default::default(),
         limits: opts.limits.clone(),
+        size_limits: opts.size_limits,
     })
     .await;
     let shard = match shard {
@@ -272,6 +276,7 @@ async fn start_sharded(
         // the proxy rate-limits each user once; shards keep the other limits
         o.limits = opts.limits.clone();
         o.limits.requests.rate_limit_qps = 0.0;
+        o.size_limits = opts.size_limits;
         let cache_token = cache
             .token(
                 &cache_server::TokenSubject::Shard(name.clone()),

@@ -39,6 +39,12 @@ enum Command {
         shards: u16,
         #[command(flatten)]
         limits: canopy_edge::flags::LimitFlags,
+        /// The largest request body accepted, in bytes (larger: 413).
+        #[arg(long, default_value_t = canopy_apiserver::Limits::default().max_request_body_bytes)]
+        max_request_body_bytes: usize,
+        /// The largest object stored, in bytes of JSON (larger results of any write: 413).
+        #[arg(long, default_value_t = canopy_apiserver::Limits::default().max_object_bytes)]
+        max_object_bytes: usize,
     },
     /// Issue, list and revoke tokens (through the server of the current kubeconfig
     /// context, as its user: the admin for anyone, other users for themselves).
@@ -188,6 +194,8 @@ async fn main() {
         database_url,
         shards,
         limits,
+        max_request_body_bytes,
+        max_object_bytes,
     } = cli.command
     else {
         unreachable!("checked above")
@@ -213,6 +221,10 @@ async fn main() {
         database_url,
         shards: shards as usize,
         limits,
+        size_limits: canopy_apiserver::Limits {
+            max_request_body_bytes,
+            max_object_bytes,
+        },
     })
     .await
     {

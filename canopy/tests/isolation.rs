@@ -253,7 +253,9 @@ async fn impersonated_identity_is_refused_in_other_workspaces() {
         .await;
     assert_eq!(
         b["message"].as_str().map(|m| m.replace("private", "T")),
-        missing["message"].as_str().map(|m| m.replace("nosuchtype", "T")),
+        missing["message"]
+            .as_str()
+            .map(|m| m.replace("nosuchtype", "T")),
     );
     // bob may create workspaces in alice's home, and use the type in corp: but not as
     // an identity alice made up inside her home
@@ -267,7 +269,13 @@ async fn impersonated_identity_is_refused_in_other_workspaces() {
     )
     .await;
     assert_eq!(code, 403, "bob's identity is confined to alice's home: {b}");
-    assert!(b["message"].as_str().unwrap_or("").contains("root:corp:private"), "{b}");
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("root:corp:private"),
+        "{b}"
+    );
     // the real bob may (so the refusal above is the scope's doing)
     let bob = env.client(Some(&env.token("bob", &[])));
     let (code, b) = bob

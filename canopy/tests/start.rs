@@ -17,6 +17,10 @@ async fn start_serves_root_and_restart_keeps_data() {
         database_url: None,
         shards: 1,
         limits: Default::default(),
+        size_limits: canopy_apiserver::Limits {
+            max_request_body_bytes: 256 * 1024,
+            max_object_bytes: 64 * 1024,
+        },
     };
     let running = canopy::start(opts.clone()).await.expect("canopy start");
     assert_eq!(
@@ -40,6 +44,10 @@ async fn start_serves_root_and_restart_keeps_data() {
     k.ok(&["create", "configmap", "kept", "--from-literal=a=b"])
         .await;
     assert!(k.ok(&["get", "ns"]).await.contains("default"));
+    // the configured object limit
+    let big = format!("--from-literal=a={}", "x".repeat(100 * 1024));
+    let err = k.fails(&["create", "configmap", "big", &big]).await;
+    assert!(err.contains("Request entity too large"), "{err}");
     running.stop().await;
 
     let running = canopy::start(opts).await.expect("canopy restart");
@@ -71,6 +79,12 @@ async fn canopy_cli(args: &[&str]) -> (bool, String) {
 
 #[tokio::test]
 async fn bad_flags_and_databases_get_one_clear_line() {
+    let (ok, err) = canopy_cli(&["start", "--max-object-bytes", "lots"]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("invalid value 'lots' for '--max-object-bytes"),
+        "{err}"
+    );
     let (ok, err) = canopy_cli(&["start", "--secure-port", "not-a-port"]).await;
     assert!(!ok);
     assert!(
@@ -131,6 +145,10 @@ async fn start_with_shards_serves_through_a_front_proxy() {
         database_url: None,
         shards: 3,
         limits: Default::default(),
+        size_limits: canopy_apiserver::Limits {
+            max_request_body_bytes: 256 * 1024,
+            max_object_bytes: 64 * 1024,
+        },
     };
     let running = canopy::start(opts.clone())
         .await
@@ -154,6 +172,10 @@ async fn start_with_shards_serves_through_a_front_proxy() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(shards.lines().count(), 3, "{shards}");
+    // every shard holds the configured object limit, through the front-proxy too
+    let big = format!("--from-literal=a={}", "x".repeat(100 * 1024));
+    let err = k.fails(&["create", "configmap", "big", &big]).await;
+    assert!(err.contains("Request entity too large"), "{err}");
     // every shard sees the global set through the cache server: all three Shards and
     // root's WorkspaceTypes
     assert!(running.cache.is_some(), "--shards runs a cache server");
@@ -298,6 +320,8 @@ async fn start_with_shards_keeps_keys_and_tokens_private_and_signs_in_one_place(
         bind_address: "127.0.0.1".parse().unwrap(),
         database_url: None,
         shards: 3,
+        limits: Default::default(),
+        size_limits: Default::default(),
     })
     .await
     .expect("canopy start --shards 3");

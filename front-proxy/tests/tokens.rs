@@ -301,8 +301,8 @@ async fn redis_with_a_password_and_over_tls() {
     ] {
         for qps in [0.0, 10.0] {
             let mut o = env.options();
-            o.rate_limit.redis_url = Some(url.clone());
-            o.rate_limit.qps = qps;
+            o.redis_url = Some(url.clone());
+            o.limits.requests.rate_limit_qps = qps;
             let e = FrontProxy::start(o)
                 .await
                 .err()
@@ -362,9 +362,9 @@ async fn redis_with_a_password_and_over_tls() {
     // TLS: rediss:// with the server's CA works; without it the certificate is refused
     let tls = TestRedis::start_tls(Some(password)).await;
     let mut o = env.options();
-    o.rate_limit.redis_url = Some(tls.url.clone());
-    o.rate_limit.redis_ca_pem = tls.ca_cert_pem.clone();
-    o.rate_limit.qps = 10.0;
+    o.redis_url = Some(tls.url.clone());
+    o.redis_ca_pem = tls.ca_cert_pem.clone();
+    o.limits.requests.rate_limit_qps = 10.0;
     let p = FrontProxy::start(o.clone())
         .await
         .expect("a proxy with rediss:// and the server's CA");
@@ -377,7 +377,7 @@ async fn redis_with_a_password_and_over_tls() {
     let (code, _) = c.get("/version").await;
     assert_eq!(code, 200);
     p.stop().await;
-    o.rate_limit.redis_ca_pem = None;
+    o.redis_ca_pem = None;
     let e = FrontProxy::start(o)
         .await
         .err()

@@ -90,6 +90,9 @@ pub struct ShardOptions {
     /// Connection and request limits (timeouts, connection caps, in-flight requests
     /// with fair queuing, watches per user, rate limits); `Default`: production.
     pub limits: ServerLimits,
+    /// Request body and object size limits; `size_limits.max_object_bytes` overrides
+    /// `store.max_object_bytes`.
+    pub size_limits: canopy_apiserver::Limits,
 }
 
 impl std::fmt::Debug for ShardOptions {
@@ -106,6 +109,7 @@ impl std::fmt::Debug for ShardOptions {
             .field("cache_server", &self.cache_server)
             .field("token_verifier", &self.token_verifier)
             .field("limits", &self.limits)
+            .field("size_limits", &self.size_limits)
             .finish_non_exhaustive()
     }
 }
@@ -141,6 +145,7 @@ impl ShardOptions {
             cache_server: None,
             token_verifier: TokenVerifier::default(),
             limits: ServerLimits::default(),
+            size_limits: canopy_apiserver::Limits::default(),
         }
     }
 }
@@ -162,6 +167,8 @@ pub enum ShardError {
     Serve(#[from] canopy_apiserver::server::ServeError),
     #[error(transparent)]
     Cache(#[from] canopy_cache::CacheError),
+    #[error("continue-token secret: {0}")]
+    Secret(#[from] canopy_apiserver::continue_token::SecretError),
 }
 
 /// A running shard.
@@ -217,7 +224,12 @@ impl Shard {
             remove_signing_key_copy(&pki_dir)?;
             None
         };
-        let store = Store::open(&opts.database_url, opts.store.clone()).await?;
+        let continue_keys = canopy_apiserver::continue_token::ContinueKeys::load_or_create(
+            &pki_dir.join("continue-token.key"),
+        )?;
+        let mut store_options = opts.store.clone();
+        store_options.max_object_bytes = opts.size_limits.max_object_bytes;
+        let store = Store::open(&opts.database_url, store_options).await?;
         let config = Config {
             external_url: opts
                 .external_url
@@ -228,6 +240,8 @@ impl Shard {
             version: VersionInfo::default(),
             shard_name: opts.shard_name.clone(),
             shard_url: url.clone(),
+            limits: opts.size_limits,
+            continue_keys: Some(continue_keys),
         };
         let api = match &tokens {
             Some(t) => ApiServer::new(store, t.clone(), config),
@@ -390,6 +404,7 @@ users:
 
 /// Starts replicating this shard's objects of [`REPLICATED_RESOURCES`] and the global
 /// view of everyone's.
+#[allow(clippy::result_large_err)] // ShardError carries an ApiError from bootstrap
 fn start_replication(
     api: &ApiServer,
     shard_name: &str,

@@ -83,6 +83,12 @@ struct Args {
     token_public_key_files: Vec<PathBuf>,
     #[command(flatten)]
     limits: canopy_edge::flags::LimitFlags,
+    /// The largest request body accepted, in bytes (larger: 413).
+    #[arg(long, default_value_t = canopy_apiserver::Limits::default().max_request_body_bytes)]
+    max_request_body_bytes: usize,
+    /// The largest object stored, in bytes of JSON (larger results of any write: 413).
+    #[arg(long, default_value_t = canopy_apiserver::Limits::default().max_object_bytes)]
+    max_object_bytes: usize,
 }
 
 #[tokio::main]
@@ -148,6 +154,10 @@ async fn main() -> anyhow::Result<()> {
         cache_server,
         token_verifier,
         limits,
+        size_limits: canopy_apiserver::Limits {
+            max_request_body_bytes: a.max_request_body_bytes,
+            max_object_bytes: a.max_object_bytes,
+        },
     })
     .await?;
     if let (Some(ca), Some(cert), Some(key)) = (

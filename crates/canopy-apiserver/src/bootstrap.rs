@@ -1,7 +1,7 @@
 //! Creating a logical cluster: its `LogicalCluster` object, the default namespaces and
 //! the default RBAC roles and bindings, as a fresh kube-apiserver has them.
 
-use canopy_core::ApiError;
+use canopy_core::{meta, ApiError};
 use canopy_storage::{ObjectKey, Store};
 use serde_json::{json, Value};
 
@@ -61,9 +61,11 @@ fn aggregated_role(name: &str, selector_label: &str) -> Value {
 
 fn labelled_role(name: &str, labels: &[&str], rules: Value) -> Value {
     let mut r = cluster_role(name, rules);
-    for l in labels {
-        r["metadata"]["labels"][*l] = json!("true");
-    }
+    let labels: serde_json::Map<String, Value> = labels
+        .iter()
+        .map(|l| (l.to_string(), json!("true")))
+        .collect();
+    meta::metadata_mut(&mut r).insert("labels".into(), Value::Object(labels));
     r
 }
 
@@ -301,10 +303,12 @@ pub async fn ensure_logical_cluster_at(
     }
     let lc = resource(api, "core.kcp.io", "v1alpha1", "logicalclusters")?;
     let url = format!("{}/clusters/{path}", api.inner.config.external_url);
-    let mut spec = json!({"initializers": initializers});
+    let mut spec = serde_json::Map::new();
+    spec.insert("initializers".into(), json!(initializers));
     if let Some(o) = owner {
-        spec["owner"] = o;
+        spec.insert("owner".into(), o);
     }
+    let spec = Value::Object(spec);
     let phase = if initializers.is_empty() {
         "Ready"
     } else {
@@ -353,7 +357,7 @@ pub async fn annotate_logical_clusters(api: &ApiServer) -> Result<usize, ApiErro
             let ann = canopy_core::meta::metadata_mut(&mut new)
                 .entry("annotations")
                 .or_insert_with(|| json!({}));
-            ann[CLUSTER_NAME_ANNOTATION] = json!(cluster);
+            meta::ensure_object(ann).insert(CLUSTER_NAME_ANNOTATION.into(), json!(cluster));
             Some(new)
         })
         .await

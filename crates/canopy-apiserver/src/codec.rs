@@ -5,11 +5,23 @@
 use canopy_core::ApiError;
 use serde_json::Value;
 
-/// The largest request body accepted (kube's default is 3 MiB for most requests).
-pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// The largest request body accepted by default (kube-apiserver's 3 MiB); configured
+/// by [`crate::Limits::max_request_body_bytes`].
+pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
-/// Decodes a request body by its Content-Type.
-pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
+/// kube's answer to a body over the limit: 413 `Request entity too large: limit is N`.
+pub fn body_too_large(limit: usize) -> ApiError {
+    ApiError::too_large(format!("Request entity too large: limit is {limit}"))
+}
+
+/// Decodes a request body by its Content-Type. YAML and protobuf bodies may decode to
+/// at most `max_decoded` bytes of JSON (YAML aliases and protobuf field names make a
+/// small body large); past that the answer is 413 and decoding stops early.
+pub fn decode_body(
+    content_type: Option<&str>,
+    body: &[u8],
+    max_decoded: usize,
+) -> Result<Value, ApiError> {
     let ct = content_type
         .unwrap_or("application/json")
         .split(';')
@@ -19,9 +31,16 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Api
         .to_ascii_lowercase();
     match ct.as_str() {
         "" | "application/json" | "*/*" => decode_json(body),
-        "application/yaml" | "application/x-yaml" | "text/yaml" => decode_yaml(body),
-        "application/vnd.kubernetes.protobuf" => canopy_protobuf::decode(body)
-            .map_err(|e| ApiError::bad_request(format!("unable to decode protobuf body: {e}"))),
+        "application/yaml" | "application/x-yaml" | "text/yaml" => decode_yaml(body, max_decoded),
+        "application/vnd.kubernetes.protobuf" => {
+            let v = canopy_protobuf::decode(body).map_err(|e| {
+                ApiError::bad_request(format!("unable to decode protobuf body: {e}"))
+            })?;
+            if json_size(&v) > max_decoded {
+                return Err(decoded_too_large(max_decoded));
+            }
+            Ok(v)
+        }
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }
@@ -31,9 +50,172 @@ pub fn decode_json(body: &[u8]) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("error decoding request body: json: {e}")))
 }
 
-pub fn decode_yaml(body: &[u8]) -> Result<Value, ApiError> {
-    serde_yaml::from_slice::<Value>(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding YAML body: {e}")))
+fn decoded_too_large(limit: usize) -> ApiError {
+    ApiError::too_large(format!(
+        "Request entity too large: the decoded body is larger than {limit} bytes"
+    ))
+}
+
+/// The length of `v` serialized as JSON, without building the text.
+pub fn json_size(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(b.len());
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    match serde_json::to_writer(&mut c, v) {
+        Ok(()) => c.0,
+        // a Value always serializes; should it not, count it as too large
+        Err(_) => usize::MAX,
+    }
+}
+
+/// Decodes YAML into JSON, charging every value (each alias expansion included) against
+/// a budget of `max_decoded` bytes of JSON; a body that would grow past it ("billion
+/// laughs") is refused with 413 as soon as the budget runs out, before it takes the
+/// memory. serde_yaml's own guard (at most 100 alias expansions per event of the
+/// document) does not bound the size: one large anchor referenced many times still
+/// expands quadratically.
+pub fn decode_yaml(body: &[u8], max_decoded: usize) -> Result<Value, ApiError> {
+    let budget = yaml_budget::Budget::new(max_decoded);
+    let de = serde_yaml::Deserializer::from_slice(body);
+    match serde::de::DeserializeSeed::deserialize(yaml_budget::Seed(&budget), de) {
+        Ok(v) => Ok(v),
+        Err(_) if budget.exhausted() => Err(decoded_too_large(max_decoded)),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "error decoding YAML body: {e}"
+        ))),
+    }
+}
+
+/// A `serde_json::Value` built through a visitor that counts what it builds.
+mod yaml_budget {
+    use std::cell::Cell;
+    use std::fmt;
+
+    use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Number, Value};
+
+    pub(super) struct Budget {
+        left: Cell<usize>,
+        exhausted: Cell<bool>,
+    }
+
+    impl Budget {
+        pub(super) fn new(bytes: usize) -> Budget {
+            Budget {
+                left: Cell::new(bytes),
+                exhausted: Cell::new(false),
+            }
+        }
+        pub(super) fn exhausted(&self) -> bool {
+            self.exhausted.get()
+        }
+        /// Takes `n` bytes (what the value costs as JSON, at least 1 per value).
+        fn charge<E: Error>(&self, n: usize) -> Result<(), E> {
+            match self.left.get().checked_sub(n.max(1)) {
+                Some(l) => {
+                    self.left.set(l);
+                    Ok(())
+                }
+                None => {
+                    self.exhausted.set(true);
+                    Err(E::custom("the decoded document is too large"))
+                }
+            }
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    pub(super) struct Seed<'a>(pub(super) &'a Budget);
+
+    impl<'de> DeserializeSeed<'de> for Seed<'_> {
+        type Value = Value;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    /// A map key: a string, charged like one.
+    struct KeySeed<'a>(&'a Budget);
+
+    impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+        type Value = String;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+            let s = String::deserialize(d)?;
+            self.0.charge(s.len() + 3)?;
+            Ok(s)
+        }
+    }
+    use serde::Deserialize;
+
+    impl<'de> Visitor<'de> for Seed<'_> {
+        type Value = Value;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any YAML value")
+        }
+        fn visit_bool<E: Error>(self, v: bool) -> Result<Value, E> {
+            self.0.charge(5)?;
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<Value, E> {
+            self.0.charge(20)?;
+            Ok(Value::Number(v.into()))
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<Value, E> {
+            self.0.charge(20)?;
+            Ok(Value::Number(v.into()))
+        }
+        fn visit_f64<E: Error>(self, v: f64) -> Result<Value, E> {
+            self.0.charge(24)?;
+            Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+        }
+        fn visit_str<E: Error>(self, v: &str) -> Result<Value, E> {
+            self.0.charge(v.len() + 2)?;
+            Ok(Value::String(v.to_string()))
+        }
+        fn visit_string<E: Error>(self, v: String) -> Result<Value, E> {
+            self.0.charge(v.len() + 2)?;
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E: Error>(self) -> Result<Value, E> {
+            self.0.charge(4)?;
+            Ok(Value::Null)
+        }
+        fn visit_none<E: Error>(self) -> Result<Value, E> {
+            self.visit_unit()
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            self.0.charge(2)?;
+            let mut out = Vec::new();
+            while let Some(v) = seq.next_element_seed(self)? {
+                self.0.charge(1)?;
+                out.push(v);
+            }
+            Ok(Value::Array(out))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            self.0.charge(2)?;
+            let mut out = Map::new();
+            while let Some(k) = map.next_key_seed(KeySeed(self.0))? {
+                let v = map.next_value_seed(self)?;
+                out.insert(k, v);
+            }
+            Ok(Value::Object(out))
+        }
+    }
 }
 
 /// What form of response the client asked for.
@@ -176,17 +358,22 @@ mod tests {
     #[test]
     fn bodies() {
         assert_eq!(
-            decode_body(Some("application/yaml"), b"a: 1\n").unwrap()["a"],
+            decode_body(Some("application/yaml"), b"a: 1\n", 1 << 20).unwrap()["a"],
             1
         );
-        assert_eq!(decode_body(None, b"{\"a\":1}").unwrap()["a"], 1);
+        assert_eq!(decode_body(None, b"{\"a\":1}", 1 << 20).unwrap()["a"], 1);
         assert_eq!(
-            decode_body(Some("application/json"), b"{")
+            decode_body(Some("application/json"), b"{", 1 << 20)
                 .unwrap_err()
                 .code,
             400
         );
-        assert_eq!(decode_body(Some("text/plain"), b"x").unwrap_err().code, 415);
+        assert_eq!(
+            decode_body(Some("text/plain"), b"x", 1 << 20)
+                .unwrap_err()
+                .code,
+            415
+        );
     }
 }
 
@@ -303,7 +490,7 @@ pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
             let mut many: std::collections::HashSet<Cow<'de, str>> = Default::default();
             while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
                 let dup = if many.is_empty() {
-                    few.iter().any(|s| *s == k)
+                    few.contains(&k)
                 } else {
                     many.contains(&k)
                 };
@@ -335,6 +522,97 @@ pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
     }
     .deserialize(&mut de);
     out
+}
+
+#[cfg(test)]
+mod yaml_bound_tests {
+    use super::*;
+
+    /// The classic "billion laughs": nine levels of ten aliases each (10^9 strings
+    /// from a body of under 1 KiB).
+    fn billion_laughs() -> String {
+        let mut y = String::from("a0: &a0 [\"lol\"]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            y.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        y.push_str("top: *a9\n");
+        y
+    }
+
+    /// One large anchor referenced many times: within serde_yaml's own repetition
+    /// limit (100 alias jumps per event), yet quadratic in the body size.
+    fn wide_anchor(items: usize, refs: usize) -> String {
+        let mut y = String::from("base: &b\n");
+        for i in 0..items {
+            y.push_str(&format!("  - item{i}\n"));
+        }
+        y.push_str("copies:\n");
+        for _ in 0..refs {
+            y.push_str("  - *b\n");
+        }
+        y
+    }
+
+    #[test]
+    fn billion_laughs_is_refused() {
+        let body = billion_laughs();
+        assert!(body.len() < 1024);
+        // serde_yaml's own guard (100 alias expansions per event) stops the deep form
+        // first: 400, as kube's YAML decoder answers "excessive aliasing"
+        let e = decode_yaml(body.as_bytes(), 3 << 20).unwrap_err();
+        assert_eq!(e.code, 400, "{e:?}");
+        assert!(e.message.contains("repetition limit exceeded"), "{e:?}");
+        // with a budget below what the allowed expansions build, the budget stops it
+        let e = decode_yaml(body.as_bytes(), 1000).unwrap_err();
+        assert_eq!(e.code, 413, "{e:?}");
+        assert_eq!(e.reason, "RequestEntityTooLarge");
+    }
+
+    #[test]
+    fn a_wide_anchor_stops_at_the_budget() {
+        // 20,000 items referenced 20,000 times: ~400 KB of YAML, 4*10^8 strings
+        // (gigabytes) if expanded; refused after the budget of 6 MiB
+        let body = wide_anchor(20_000, 20_000);
+        assert!(body.len() < 600_000, "{}", body.len());
+        let start = std::time::Instant::now();
+        let e = decode_yaml(body.as_bytes(), 6 << 20).unwrap_err();
+        assert_eq!(e.code, 413, "{e:?}");
+        // it stopped early rather than expanding everything (generous bound)
+        assert!(start.elapsed() < std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn ordinary_aliases_and_documents_still_decode() {
+        let v = decode_yaml(wide_anchor(3, 2).as_bytes(), 1 << 20).unwrap();
+        assert_eq!(v["copies"][1][2], "item2");
+        let v = decode_yaml(b"a: 1\nb: [true, null, 1.5, x]\nc: {d: e}\n", 1 << 20).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"a": 1, "b": [true, null, 1.5, "x"], "c": {"d": "e"}})
+        );
+        // the budget is the JSON size: a document of exactly its size passes
+        let doc = serde_json::json!({"k": ["abc", 1, {"x": null}]});
+        let size = json_size(&doc);
+        let yaml = serde_yaml::to_string(&doc).unwrap();
+        assert_eq!(decode_yaml(yaml.as_bytes(), size + 64).unwrap(), doc);
+        assert_eq!(decode_yaml(yaml.as_bytes(), 4).unwrap_err().code, 413);
+        // syntax errors stay 400
+        assert_eq!(decode_yaml(b"a: [", 1 << 20).unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn protobuf_bodies_are_bounded_after_decoding() {
+        let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "x", "namespace": "default"}, "data": {"k": "v".repeat(1000)}});
+        let pb = canopy_protobuf::encode(&cm).unwrap();
+        let ct = Some("application/vnd.kubernetes.protobuf");
+        assert_eq!(
+            decode_body(ct, &pb, 1 << 20).unwrap()["data"]["k"],
+            cm["data"]["k"]
+        );
+        assert_eq!(decode_body(ct, &pb, 512).unwrap_err().code, 413);
+    }
 }
 
 #[cfg(test)]

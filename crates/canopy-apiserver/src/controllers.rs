@@ -27,26 +27,43 @@ use crate::{rest, ApiServer};
 const NAMESPACES: &str = "/namespaces";
 const CLUSTER_ROLES: &str = "rbac.authorization.k8s.io/clusterroles";
 
+/// Sets `path` in an object a controller is about to write; `None` (the object is left
+/// as it is, with a warning) when a level of the path holds something else than an
+/// object, which validation keeps from being stored.
+pub(crate) fn set(obj: &mut Value, path: &[&str], value: Value) -> Option<()> {
+    match meta::set_path(obj, path, value) {
+        Ok(()) => Some(()),
+        Err(e) => {
+            tracing::warn!(error = %e, "not updating an object of an unexpected shape");
+            None
+        }
+    }
+}
+
 /// Sets a status condition, keeping lastTransitionTime when the status is unchanged.
 fn set_condition(obj: &mut Value, type_: &str, status: &str, reason: &str, message: &str) {
-    if !obj.get("status").is_some_and(Value::is_object) {
-        obj["status"] = json!({});
-    }
-    let conds = obj["status"]
-        .as_object_mut()
-        .map(|s| s.entry("conditions").or_insert_with(|| json!([])));
-    let Some(Value::Array(conds)) = conds else {
+    let status_obj = meta::ensure_object(
+        meta::ensure_object(obj)
+            .entry("status")
+            .or_insert(Value::Null),
+    );
+    let conds = status_obj.entry("conditions").or_insert_with(|| json!([]));
+    let Value::Array(conds) = conds else {
         return;
     };
     let now = meta::now();
-    match conds.iter_mut().find(|c| c["type"] == type_) {
+    match conds
+        .iter_mut()
+        .filter_map(Value::as_object_mut)
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
+    {
         Some(c) => {
-            if c["status"] != status {
-                c["lastTransitionTime"] = json!(now);
+            if c.get("status").and_then(Value::as_str) != Some(status) {
+                c.insert("lastTransitionTime".into(), json!(now));
             }
-            c["status"] = json!(status);
-            c["reason"] = json!(reason);
-            c["message"] = json!(message);
+            c.insert("status".into(), json!(status));
+            c.insert("reason".into(), json!(reason));
+            c.insert("message".into(), json!(message));
         }
         None => conds.push(json!({"type": type_, "status": status, "lastTransitionTime": now, "reason": reason, "message": message})),
     }
@@ -346,10 +363,11 @@ impl Loop {
                 return None;
             }
             let mut new = v.clone();
-            new["spec"]["finalizers"] = json!(fins
+            let fins = json!(fins
                 .into_iter()
                 .filter(|f| f != "kubernetes")
                 .collect::<Vec<_>>());
+            set(&mut new, &["spec", "finalizers"], fins)?;
             Some(new)
         })
         .await;
@@ -557,7 +575,7 @@ impl Loop {
                     "KindConflict",
                     format!(
                         "{:?} is already in use",
-                        names["kind"].as_str().unwrap_or("")
+                        names.get("kind").and_then(Value::as_str).unwrap_or("")
                     ),
                 ));
             }
@@ -615,15 +633,19 @@ impl Loop {
                         .get("singular")
                         .is_none_or(|s| s.as_str() == Some(""))
                     {
-                        accepted["singular"] = json!(kind.to_ascii_lowercase());
+                        set(
+                            &mut accepted,
+                            &["singular"],
+                            json!(kind.to_ascii_lowercase()),
+                        )?;
                     }
                     if accepted
                         .get("listKind")
                         .is_none_or(|s| s.as_str() == Some(""))
                     {
-                        accepted["listKind"] = json!(format!("{kind}List"));
+                        set(&mut accepted, &["listKind"], json!(format!("{kind}List")))?;
                     }
-                    new["status"]["acceptedNames"] = accepted;
+                    set(&mut new, &["status", "acceptedNames"], accepted)?;
                     set_condition(
                         &mut new,
                         "NamesAccepted",
@@ -648,7 +670,7 @@ impl Loop {
             if !storage.is_empty() && !stored.iter().any(|s| s == storage.as_str()) {
                 let mut stored = stored;
                 stored.push(json!(storage));
-                new["status"]["storedVersions"] = json!(stored);
+                set(&mut new, &["status", "storedVersions"], json!(stored))?;
             }
             (new != *cur).then_some(new)
         })
@@ -705,7 +727,7 @@ impl Loop {
                     return None;
                 }
                 let mut new = v.clone();
-                new["rules"] = rules.clone();
+                set(&mut new, &["rules"], rules.clone())?;
                 Some(new)
             })
             .await;

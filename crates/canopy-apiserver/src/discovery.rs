@@ -182,8 +182,8 @@ fn api_group(registry: &Registry, group: &str) -> Option<Value> {
         .find(|(n, _)| n == group)
         .map(|(n, v)| {
             let mut g = group_json(n, v);
-            g["kind"] = json!("APIGroup");
-            g["apiVersion"] = json!("v1");
+            canopy_core::meta::ensure_object(&mut g).insert("kind".into(), json!("APIGroup"));
+            canopy_core::meta::ensure_object(&mut g).insert("apiVersion".into(), json!("v1"));
             g
         })
 }
@@ -211,10 +211,12 @@ fn resource_list(registry: &Registry, group: &str, version: &str) -> Value {
             "verbs": d.verbs,
         });
         if !d.short_names.is_empty() {
-            entry["shortNames"] = json!(d.short_names);
+            canopy_core::meta::ensure_object(&mut entry)
+                .insert("shortNames".into(), json!(d.short_names));
         }
         if !d.categories.is_empty() {
-            entry["categories"] = json!(d.categories);
+            canopy_core::meta::ensure_object(&mut entry)
+                .insert("categories".into(), json!(d.categories));
         }
         resources.push(entry);
         for sub in &d.subresources {
@@ -263,10 +265,12 @@ fn aggregated_groups(registry: &Registry, core: bool) -> Vec<Value> {
                     "verbs": d.verbs,
                 });
                 if !d.short_names.is_empty() {
-                    e["shortNames"] = json!(d.short_names);
+                    canopy_core::meta::ensure_object(&mut e)
+                        .insert("shortNames".into(), json!(d.short_names));
                 }
                 if !d.categories.is_empty() {
-                    e["categories"] = json!(d.categories);
+                    canopy_core::meta::ensure_object(&mut e)
+                        .insert("categories".into(), json!(d.categories));
                 }
                 let subs: Vec<Value> = d
                     .subresources
@@ -285,7 +289,8 @@ fn aggregated_groups(registry: &Registry, core: bool) -> Vec<Value> {
                     })
                     .collect();
                 if !subs.is_empty() {
-                    e["subresources"] = json!(subs);
+                    canopy_core::meta::ensure_object(&mut e)
+                        .insert("subresources".into(), json!(subs));
                 }
                 resources.push(e);
             }

@@ -15,11 +15,26 @@
 //!    `kube-root-ca.crt` ConfigMaps, garbage collection and ClusterRole aggregation
 //!    running, all through the same store.
 
+// Request-path code: bad input is an ApiError, never a panic (tests may unwrap).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+// `ApiError` (a kube Status with causes) is the error of every handler; boxing it would
+// change every signature for no gain on this path.
+#![allow(clippy::result_large_err)]
+
 pub mod admission;
 pub mod apis;
 pub mod authz;
 pub mod bootstrap;
 pub mod codec;
+pub mod continue_token;
 pub mod controllers;
 pub mod discovery;
 pub mod fieldmanager;
@@ -60,6 +75,41 @@ pub struct Config {
     /// This shard's own URL (`https://host:port`), where peers and the front-proxy reach
     /// it; `external_url` is what clients use (the front-proxy's, behind one).
     pub shard_url: String,
+    /// Request body and object size limits.
+    pub limits: Limits,
+    /// The secret list continue tokens are authenticated with ([`continue_token`]);
+    /// `None`: a random one for this process.
+    pub continue_keys: Option<continue_token::ContinueKeys>,
+}
+
+/// Size limits (kube-apiserver's and etcd's defaults).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest request body read (kube: 3 MiB); larger bodies get 413.
+    pub max_request_body_bytes: usize,
+    /// The largest object stored, as serialized JSON (etcd: 1.5 MiB); larger results of
+    /// any write (create, update, every patch type, apply, subresources, writes of the
+    /// system) get 413 and change nothing. Enforced by the store
+    /// ([`canopy_storage::StoreOptions::max_object_bytes`], set from this).
+    pub max_object_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_body_bytes: codec::DEFAULT_MAX_BODY_BYTES,
+            max_object_bytes: canopy_storage::DEFAULT_MAX_OBJECT_BYTES,
+        }
+    }
+}
+
+impl Limits {
+    /// The most a YAML or protobuf body may grow to once decoded (its JSON size): twice
+    /// the body limit, enough for any body that decodes to a storable object, and a
+    /// bound on YAML alias expansion.
+    pub fn max_decoded_bytes(&self) -> usize {
+        self.max_request_body_bytes.saturating_mul(2)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -101,6 +151,7 @@ pub(crate) struct Inner {
     pub registry: registry::Registry,
     pub metrics: metrics::Metrics,
     pub apis: apis::ApisCache,
+    pub continue_keys: continue_token::ContinueKeys,
     /// Other shards, once configured ([`ApiServer::set_peers`]).
     pub peers: parking_lot::RwLock<Option<peers::Peers>>,
     /// Workspace path → logical cluster name of the logical clusters held here (for
@@ -154,6 +205,10 @@ impl ApiServer {
                 boot_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
                 token_changes: tokio::sync::watch::Sender::new(0),
                 tokens,
+                continue_keys: config
+                    .continue_keys
+                    .clone()
+                    .unwrap_or_else(continue_token::ContinueKeys::random),
                 config,
                 registry,
                 metrics: metrics::Metrics::default(),

@@ -15,7 +15,6 @@ use canopy_core::{ApiError, ClusterSelector, RequestInfo};
 use http::{header, HeaderMap, Method, Request, Response};
 use http_body_util::BodyExt;
 
-use crate::codec::MAX_BODY_BYTES;
 use crate::registry::Resource;
 use crate::response::{self, Body};
 use crate::{authz, discovery, rest, reviews, ApiServer};
@@ -219,7 +218,7 @@ where
                 .map_err(fail);
         }
         let method = parts.method.clone();
-        let body = read_body(body).await.map_err(fail)?;
+        let body = read_body(api, body).await.map_err(fail)?;
         return crate::internal::serve(api, &method, &info.path, body)
             .await
             .map(|r| (labels.clone(), r))
@@ -254,7 +253,7 @@ where
                 .starts_with(&format!("{}/", crate::tokens::PREFIX)))
     {
         let method = parts.method.clone();
-        let body = read_body(body).await.map_err(fail)?;
+        let body = read_body(api, body).await.map_err(fail)?;
         return crate::tokens::serve(api, &method, &info.path, &query, &user, body)
             .await
             .map(|r| (labels.clone(), r))
@@ -324,7 +323,7 @@ where
 
     let body = match ctx.method {
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
-            read_body(body).await.map_err(fail)?
+            read_body(api, body).await.map_err(fail)?
         }
         _ => Bytes::new(),
     };
@@ -369,21 +368,20 @@ fn resolve(api: &ApiServer, cluster: Option<&str>, info: &RequestInfo) -> Option
         .cloned()
 }
 
-async fn read_body<B>(body: B) -> Result<Bytes, ApiError>
+async fn read_body<B>(api: &ApiServer, body: B) -> Result<Bytes, ApiError>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    let limit = api.inner.config.limits.max_request_body_bytes;
+    let limited = http_body_util::Limited::new(body, limit);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
             {
-                Err(ApiError::too_large(
-                    "the request body is too large (limit 3 MiB)",
-                ))
+                Err(crate::codec::body_too_large(limit))
             } else {
                 Err(ApiError::bad_request(format!("reading request body: {e}")))
             }

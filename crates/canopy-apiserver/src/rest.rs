@@ -97,6 +97,11 @@ pub async fn dispatch(
     }
 }
 
+/// How large a YAML or protobuf body may grow when decoded.
+pub fn max_decoded(api: &ApiServer) -> usize {
+    api.inner.config.limits.max_decoded_bytes()
+}
+
 fn check_dry_run(ctx: &Ctx) -> Result<(), ApiError> {
     match ctx.query.get("dryRun").map(String::as_str) {
         None | Some("") | Some("All") => Ok(()),
@@ -150,12 +155,36 @@ pub fn storage_error(res: &Resource, name: &str, e: StorageError) -> ApiError {
             "Too large resource version",
         )])
         .with_retry_after(1),
+        StorageError::TooLarge { size, limit, .. } => object_too_large(res, name, size, limit),
         StorageError::InvalidObject(m) => ApiError::internal(m),
         StorageError::Unavailable(m) | StorageError::Config(m) => {
             tracing::error!(error = %m, "storage failure");
             ApiError::service_unavailable("storage is unavailable, try again", 1)
         }
     }
+}
+
+/// 413 for an object that would be stored larger than the limit (etcd answers such a
+/// write with "etcdserver: request is too large", which kube-apiserver passes on as a
+/// 500; the client's request is what is wrong, so Canopy answers as for a body over the
+/// limit).
+fn object_too_large(res: &Resource, name: &str, size: usize, limit: usize) -> ApiError {
+    let s = subject(res, name);
+    ApiError::too_large(format!(
+        "Request entity too large: {} {:?} would be {size} bytes when stored, limit is {limit}",
+        s.qualified(),
+        s.name
+    ))
+}
+
+/// Dry runs never reach the store: they are held to its size limit here.
+fn check_dry_run_size(api: &ApiServer, res: &Resource, obj: &Value) -> Result<(), ApiError> {
+    let limit = api.inner.config.limits.max_object_bytes;
+    let size = codec::json_size(obj);
+    if limit > 0 && size > limit {
+        return Err(object_too_large(res, meta::name(obj), size, limit));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -232,31 +261,6 @@ fn include_object(ctx: &Ctx) -> &str {
     ctx.q("includeObject").unwrap_or("Metadata")
 }
 
-/// A parsed `continue` token: the list's resourceVersion and the last key returned.
-fn encode_continue(rv: u64, key: &str) -> String {
-    let j = json!({"v": "canopy/v1", "rv": rv, "start": key});
-    base64::Engine::encode(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        j.to_string(),
-    )
-}
-
-fn decode_continue(token: &str) -> Result<(u64, String), ApiError> {
-    let bad = || {
-        ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
-    };
-    let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, token)
-        .map_err(|_| bad())?;
-    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
-    let rv = v.get("rv").and_then(Value::as_u64).ok_or_else(bad)?;
-    let start = v
-        .get("start")
-        .and_then(Value::as_str)
-        .ok_or_else(bad)?
-        .to_string();
-    Ok((rv, start))
-}
-
 /// Label and field selectors of a list or watch, checked against what the resource supports.
 pub struct Selectors {
     pub labels: canopy_selectors::label::Selector,
@@ -326,9 +330,20 @@ fn list(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, Ap
     };
     validate_list_rv(ctx)?;
     let store = &api.inner.store;
+    let storage_key = res.desc.storage_key();
+    let scope = crate::continue_token::Scope {
+        cluster: ctx.cluster.as_deref(),
+        resource: &storage_key,
+        namespace: &ctx.info.namespace,
+    };
     let (continue_after, list_rv) = match ctx.q("continue") {
         Some(tok) => {
-            let (rv, start) = decode_continue(tok)?;
+            if ctx.q("resourceVersion").is_some_and(|v| v != "0") {
+                return Err(ApiError::bad_request(
+                    "specifying resource version is not allowed when using continue",
+                ));
+            }
+            let (rv, start) = api.inner.continue_keys.decode(&scope, tok)?;
             if rv < store.oldest_rv() {
                 return Err(ApiError::expired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue value from the response.")
                     .with_reason_expired_continue());
@@ -352,7 +367,6 @@ fn list(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, Ap
         None
     };
     let filter = |o: &StoredObject| sel.matches(res, &o.value);
-    let storage_key = res.desc.storage_key();
     let opts = ListOptions {
         resource: &storage_key,
         cluster: ctx.cluster.as_deref(),
@@ -367,11 +381,13 @@ fn list(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, Ap
     let cont = result
         .continue_key
         .as_deref()
-        .map(|k| encode_continue(rv, k));
-    let mut list_meta = json!({"resourceVersion": rv.to_string()});
+        .map(|k| api.inner.continue_keys.encode(&scope, rv, k));
+    let mut list_meta = serde_json::Map::new();
+    list_meta.insert("resourceVersion".into(), json!(rv.to_string()));
     if let Some(c) = &cont {
-        list_meta["continue"] = json!(c);
+        list_meta.insert("continue".into(), json!(c));
     }
+    let list_meta = Value::Object(list_meta);
     // Items stored in another version than the one served (shared storage) are
     // converted; the raw stored JSON is used only when none needs it.
     let converted: Option<Vec<Value>> = result
@@ -417,7 +433,8 @@ fn list(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body>, Ap
             let head = serde_json::to_vec(&head).map_err(|e| ApiError::internal(e.to_string()))?;
             let size: usize = result.items.iter().map(|o| o.json.len() + 1).sum();
             let mut buf = BytesMut::with_capacity(head.len() + size + 16);
-            buf.put_slice(&head[..head.len() - 1]);
+            // the head without its closing brace
+            buf.put_slice(head.split_last().map_or(&[][..], |(_, h)| h));
             buf.put_slice(b",\"items\":[");
             for (i, o) in result.items.iter().enumerate() {
                 if i > 0 {
@@ -519,8 +536,13 @@ fn validate_list_rv(ctx: &Ctx) -> Result<(), ApiError> {
 
 /// Decodes a body into an object of this resource, canonicalized; returns warnings for
 /// dropped fields (or fails with `fieldValidation=Strict`).
-fn decode_object(ctx: &Ctx, res: &Resource, body: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
-    let mut obj = codec::decode_body(ctx.header(header::CONTENT_TYPE), body)?;
+fn decode_object(
+    api: &ApiServer,
+    ctx: &Ctx,
+    res: &Resource,
+    body: &[u8],
+) -> Result<(Value, Vec<String>), ApiError> {
+    let mut obj = codec::decode_body(ctx.header(header::CONTENT_TYPE), body, max_decoded(api))?;
     if !obj.is_object() {
         return Err(ApiError::bad_request("the request body must be an object"));
     }
@@ -541,36 +563,64 @@ fn decode_object(ctx: &Ctx, res: &Resource, body: &[u8]) -> Result<(Value, Vec<S
 /// Checks (or fills in) apiVersion and kind.
 fn check_type(res: &Resource, obj: &mut Value) -> Result<(), ApiError> {
     let want_av = res.desc.api_version();
-    let av = obj
+    // a patch may turn the whole object into something else
+    let Value::Object(fields) = obj else {
+        return Err(ApiError::bad_request(format!(
+            "the object must be a JSON object, not {}",
+            meta::json_type(obj)
+        )));
+    };
+    for f in ["apiVersion", "kind"] {
+        if let Some(v) = fields.get(f).filter(|v| !v.is_null() && !v.is_string()) {
+            return Err(ApiError::bad_request(format!(
+                "error decoding request body: {f}: expected a string, found {}",
+                meta::json_type(v)
+            )));
+        }
+    }
+    let av = fields
         .get("apiVersion")
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let kind = obj
+    let kind = fields
         .get("kind")
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
     if av.is_empty() {
-        obj["apiVersion"] = json!(want_av);
+        fields.insert("apiVersion".into(), json!(want_av));
     } else if av != want_av {
         return Err(ApiError::bad_request(format!(
             "the API version in the data ({av}) does not match the expected API version ({want_av})"
         )));
     }
     if kind.is_empty() {
-        obj["kind"] = json!(res.desc.kind);
+        fields.insert("kind".into(), json!(res.desc.kind));
     } else if kind != res.desc.kind {
         return Err(ApiError::bad_request(format!(
             "the kind in the data ({kind}) does not match the expected kind ({})",
             res.desc.kind
         )));
     }
-    if !obj.get("metadata").is_some_and(Value::is_object) {
-        if obj.get("metadata").is_some_and(|m| !m.is_null()) {
-            return Err(ApiError::bad_request("metadata must be an object"));
+    match fields.get("metadata") {
+        None | Some(Value::Null) => {
+            fields.insert("metadata".into(), json!({}));
         }
-        obj["metadata"] = json!({});
+        Some(m) => {
+            // every field of ObjectMeta has its type, whatever the kind (as kube's
+            // decoder requires): labels a map of strings, finalizers a list, ...
+            use serde::Deserialize;
+            if let Err(e) =
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta::deserialize(m)
+            {
+                return Err(ApiError::bad_request(format!(
+                    "{kind} in version {:?} cannot be handled as a {kind}: metadata: {e}",
+                    res.desc.version,
+                    kind = res.desc.kind
+                )));
+            }
+        }
     }
     Ok(())
 }
@@ -621,15 +671,24 @@ fn check_namespace(api: &ApiServer, ctx: &Ctx, res: &Resource, ns: &str) -> Resu
 
 const GENERATE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
+/// kube's `SimpleNameGenerator`: the base cut to 58 bytes (at a character boundary, so
+/// a multi-byte character there is dropped whole; validation then judges the name)
+/// and 5 random characters.
 fn generate_name(base: &str) -> String {
-    use rand::Rng;
-    let base = if base.len() > 58 { &base[..58] } else { base };
+    use rand::seq::IndexedRandom;
+    let mut end = base.len().min(MAX_GENERATED_BASE);
+    while !base.is_char_boundary(end) {
+        end -= 1;
+    }
+    let base = base.get(..end).unwrap_or_default();
     let mut rng = rand::rng();
     let suffix: String = (0..5)
-        .map(|_| GENERATE_ALPHABET[rng.random_range(0..GENERATE_ALPHABET.len())] as char)
+        .filter_map(|_| GENERATE_ALPHABET.choose(&mut rng).map(|b| char::from(*b)))
         .collect();
     format!("{base}{suffix}")
 }
+
+const MAX_GENERATED_BASE: usize = 58;
 
 fn validate_all(res: &Resource, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
     let mut causes = Vec::new();
@@ -644,7 +703,7 @@ fn validate_all(res: &Resource, obj: &Value, old: Option<&Value>) -> Result<(), 
 }
 
 /// Sets the system-owned metadata of a new object.
-fn prepare_new(res: &Resource, obj: &mut Value) {
+fn prepare_new(res: &Resource, obj: &mut Value) -> Result<(), ApiError> {
     let m = meta::metadata_mut(obj);
     m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
     m.insert("creationTimestamp".into(), json!(meta::now()));
@@ -657,7 +716,7 @@ fn prepare_new(res: &Resource, obj: &mut Value) {
     } else {
         m.remove("generation");
     }
-    res.strategy.prepare_for_create(obj);
+    res.strategy.prepare_for_create(obj)
 }
 
 async fn create(
@@ -666,7 +725,7 @@ async fn create(
     res: &Resource,
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
-    let (mut obj, warnings) = decode_object(ctx, res, body)?;
+    let (mut obj, warnings) = decode_object(api, ctx, res, body)?;
     let ns = ctx.info.namespace.clone();
     if res.desc.namespaced {
         let body_ns = meta::namespace(&obj).to_string();
@@ -746,7 +805,7 @@ pub async fn create_object(
     mut obj: Value,
 ) -> Result<Created, ApiError> {
     let ns = meta::namespace(&obj).to_string();
-    prepare_new(res, &mut obj);
+    prepare_new(res, &mut obj)?;
     let generate = meta::meta_str(&obj, "generateName")
         .unwrap_or("")
         .to_string();
@@ -758,6 +817,7 @@ pub async fn create_object(
     validate_all(res, &obj, None)?;
     check_namespace(api, ctx, res, &ns)?;
     if dry_run(ctx) {
+        check_dry_run_size(api, res, &obj)?;
         return Ok(Created::DryRun(obj));
     }
     let cluster = ctx.cluster.clone().unwrap_or_default();
@@ -800,7 +860,7 @@ async fn update(
     res: &Resource,
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
-    let (obj, warnings) = decode_object(ctx, res, body)?;
+    let (obj, warnings) = decode_object(api, ctx, res, body)?;
     let name = meta::name(&obj);
     if name != ctx.info.name {
         return Err(ApiError::bad_request(format!(
@@ -883,7 +943,7 @@ pub async fn update_object(
                 content_type,
                 patch,
             } => {
-                let mut patched = apply_patch(res, content_type, &*cur_view, patch)?;
+                let mut patched = apply_patch(res, content_type, &cur_view, patch)?;
                 check_type(res, &mut patched)?;
                 let (canon, _) = res.strategy.canonicalize(patched)?;
                 canon
@@ -913,16 +973,15 @@ pub async fn update_object(
                 )],
             ));
         }
-        carry_system_metadata(res, &mut new, &*cur_view);
+        carry_system_metadata(res, &mut new, &cur_view);
         match ctx.info.subresource.as_str() {
             "status" => {
                 let mut merged = cur_view.clone().into_owned();
-                merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
-                if let Some(m) = merged.as_object_mut() {
-                    if m.get("status").is_some_and(Value::is_null) {
-                        m.remove("status");
-                    }
-                }
+                let m = meta::object_at(&mut merged, &[])?;
+                match new.get("status") {
+                    Some(s) if !s.is_null() => m.insert("status".into(), s.clone()),
+                    _ => m.remove("status"),
+                };
                 new = merged;
             }
             "finalize" => {
@@ -931,28 +990,27 @@ pub async fn update_object(
                     .pointer("/spec/finalizers")
                     .cloned()
                     .unwrap_or(json!([]));
-                merged["spec"]["finalizers"] = fins;
+                meta::set_path(&mut merged, &["spec", "finalizers"], fins)?;
                 new = merged;
             }
             _ => {
-                res.strategy.prepare_for_update(&mut new, &*cur_view);
+                res.strategy.prepare_for_update(&mut new, &cur_view)?;
                 if res.desc.has_subresource("status") {
+                    let m = meta::object_at(&mut new, &[])?;
                     match cur_view.get("status") {
-                        Some(s) => new["status"] = s.clone(),
-                        None => {
-                            new.as_object_mut().map(|m| m.remove("status"));
-                        }
-                    }
+                        Some(s) => m.insert("status".into(), s.clone()),
+                        None => m.remove("status"),
+                    };
                 }
             }
         }
         let mut new = crate::fieldmanager::track_update(ctx, res, Some(&*cur_view), new)?;
-        if res.strategy.tracks_generation() && spec_changed(&new, &*cur_view) {
+        if res.strategy.tracks_generation() && spec_changed(&new, &cur_view) {
             let g = cur_view
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
-            meta::set_meta(&mut new, "generation", json!(g + 1));
+            meta::set_meta(&mut new, "generation", json!(g.saturating_add(1)));
         }
         validate_all(res, &new, Some(&*cur_view))?;
         validate_admission(
@@ -974,6 +1032,7 @@ pub async fn update_object(
             && meta::finalizers(&new).is_empty()
             && !has_spec_finalizers(&new);
         if dry_run(ctx) {
+            check_dry_run_size(api, res, &cmp)?;
             return Ok(Updated::DryRun(cmp));
         }
         let mutation = if finalize_now {
@@ -1092,7 +1151,9 @@ pub(crate) fn patch_error(e: canopy_patch::PatchError) -> ApiError {
 /// The limits patches are applied under. `max_result_bytes` is kube's request body
 /// limit (3 MiB) until the storage's object size limit is passed here.
 pub(crate) fn patch_limits() -> canopy_patch::Limits {
-    canopy_patch::Limits::with_max_result_bytes(codec::MAX_BODY_BYTES as u64)
+    canopy_patch::Limits::with_max_result_bytes(
+        crate::Limits::default().max_request_body_bytes as u64,
+    )
 }
 
 fn apply_patch(
@@ -1143,7 +1204,7 @@ async fn patch(
         .trim()
         .to_ascii_lowercase();
     let patch: Value = match ct.as_str() {
-        "application/apply-patch+yaml" => codec::decode_yaml(body)?,
+        "application/apply-patch+yaml" => codec::decode_yaml(body, max_decoded(api))?,
         "application/json-patch+json"
         | "application/merge-patch+json"
         | "application/strategic-merge-patch+json" => serde_json::from_slice(body)
@@ -1201,11 +1262,11 @@ pub struct DeleteOptions {
     pub precondition_rv: Option<u64>,
 }
 
-fn delete_options(ctx: &Ctx, body: &[u8]) -> Result<DeleteOptions, ApiError> {
+fn delete_options(api: &ApiServer, ctx: &Ctx, body: &[u8]) -> Result<DeleteOptions, ApiError> {
     let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        codec::decode_body(ctx.header(header::CONTENT_TYPE), body)?
+        codec::decode_body(ctx.header(header::CONTENT_TYPE), body, max_decoded(api))?
     };
     let mut propagation = v
         .get("propagationPolicy")
@@ -1261,7 +1322,7 @@ async fn delete(
     res: &Resource,
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
-    let opts = delete_options(ctx, body)?;
+    let opts = delete_options(api, ctx, body)?;
     let dry = dry_run(ctx) || body_dry_run(body);
     let (code, obj, immediate) = delete_object(
         api,
@@ -1380,7 +1441,7 @@ pub async fn delete_object(
         }
         meta::set_meta(&mut new, "finalizers", json!(fins));
         if res.desc.plural == "namespaces" {
-            new["status"]["phase"] = json!("Terminating");
+            meta::set_path(&mut new, &["status", "phase"], json!("Terminating"))?;
         }
         if new == cur.value {
             return Ok((202, cur, false));
@@ -1420,7 +1481,7 @@ async fn delete_collection(
     res: &Resource,
     body: &[u8],
 ) -> Result<Response<Body>, ApiError> {
-    let opts = delete_options(ctx, body)?;
+    let opts = delete_options(api, ctx, body)?;
     let sel = Selectors::from_ctx(ctx, res)?;
     let filter = |o: &StoredObject| sel.matches(res, &o.value);
     let storage_key = res.desc.storage_key();
@@ -1475,7 +1536,7 @@ pub async fn create_system(
 ) -> Result<Option<Arc<StoredObject>>, ApiError> {
     check_type(res, &mut obj)?;
     let (mut obj, _) = res.strategy.canonicalize(obj)?;
-    prepare_new(res, &mut obj);
+    prepare_new(res, &mut obj)?;
     validate_all(res, &obj, None)?;
     let key = key_for(res, cluster, meta::namespace(&obj), meta::name(&obj));
     match api
@@ -1504,7 +1565,7 @@ pub async fn create_system_batch(
     for (res, mut obj) in items {
         check_type(&res, &mut obj)?;
         let (mut obj, _) = res.strategy.canonicalize(obj)?;
-        prepare_new(&res, &mut obj);
+        prepare_new(&res, &mut obj)?;
         validate_all(&res, &obj, None)?;
         let key = key_for(&res, cluster, meta::namespace(&obj), meta::name(&obj));
         if store.get(&key).is_some() {
@@ -1602,7 +1663,8 @@ pub async fn delete_system(
             }
             meta::set_meta(&mut new, "finalizers", json!(fins));
             if new.get("kind").and_then(Value::as_str) == Some("Namespace") {
-                new["status"]["phase"] = json!("Terminating");
+                meta::set_path(&mut new, &["status", "phase"], json!("Terminating"))
+                    .map_err(|e| StorageError::InvalidObject(format!("{key}: {e}")))?;
             }
             Mutation::Update {
                 key: key.clone(),

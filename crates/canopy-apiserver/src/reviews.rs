@@ -27,14 +27,19 @@ pub async fn handle(
             &ctx.info.verb,
         ));
     }
-    let mut obj = codec::decode_body(ctx.header(header::CONTENT_TYPE), body)?;
+    let mut obj = codec::decode_body(
+        ctx.header(header::CONTENT_TYPE),
+        body,
+        crate::rest::max_decoded(api),
+    )?;
     if !obj.is_object() {
         return Err(ApiError::bad_request("the request body must be an object"));
     }
-    obj["apiVersion"] = json!(res.desc.api_version());
-    obj["kind"] = json!(res.desc.kind);
+    canopy_core::meta::ensure_object(&mut obj)
+        .insert("apiVersion".into(), json!(res.desc.api_version()));
+    canopy_core::meta::ensure_object(&mut obj).insert("kind".into(), json!(res.desc.kind));
     if !obj.get("metadata").is_some_and(Value::is_object) {
-        obj["metadata"] = json!({});
+        canopy_core::meta::ensure_object(&mut obj).insert("metadata".into(), json!({}));
     }
     let cluster = ctx.cluster.as_deref().unwrap_or("root");
     let status = match res.desc.kind.as_str() {
@@ -96,17 +101,17 @@ pub async fn handle(
         }
         other => return Err(ApiError::internal(format!("no review handler for {other}"))),
     };
-    obj["status"] = status;
+    canopy_core::meta::ensure_object(&mut obj).insert("status".into(), status);
     Ok(response::json(201, &obj))
 }
 
 fn user_info_json(u: &UserInfo) -> Value {
     let mut v = json!({"username": u.name, "groups": u.groups});
     if !u.uid.is_empty() {
-        v["uid"] = json!(u.uid);
+        canopy_core::meta::ensure_object(&mut v).insert("uid".into(), json!(u.uid));
     }
     if !u.extra.is_empty() {
-        v["extra"] = json!(u.extra);
+        canopy_core::meta::ensure_object(&mut v).insert("extra".into(), json!(u.extra));
     }
     v
 }

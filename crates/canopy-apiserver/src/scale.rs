@@ -44,18 +44,16 @@ fn read<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
 
 fn write(obj: &mut Value, path: &str, value: Value) {
     let segs: Vec<&str> = segments(path).collect();
+    let Some((last, parents)) = segs.split_last() else {
+        return;
+    };
     let mut cur = obj;
-    for (i, seg) in segs.iter().enumerate() {
-        if !cur.is_object() {
-            *cur = json!({});
-        }
-        let map = cur.as_object_mut().expect("object");
-        if i + 1 == segs.len() {
-            map.insert((*seg).to_string(), value);
-            return;
-        }
-        cur = map.entry((*seg).to_string()).or_insert_with(|| json!({}));
+    for seg in parents {
+        cur = canopy_core::meta::ensure_object(cur)
+            .entry((*seg).to_string())
+            .or_insert(Value::Null);
     }
+    canopy_core::meta::ensure_object(cur).insert((*last).to_string(), value);
 }
 
 /// The Scale of `obj`.
@@ -84,7 +82,7 @@ pub fn scale_of(obj: &Value, paths: &ScalePaths) -> Value {
         .and_then(|p| read(obj, p))
         .and_then(Value::as_str)
     {
-        status["selector"] = json!(sel);
+        canopy_core::meta::ensure_object(&mut status).insert("selector".into(), json!(sel));
     }
     json!({
         "kind": "Scale", "apiVersion": "autoscaling/v1",
@@ -124,7 +122,11 @@ pub async fn serve(
     }
     let cur_scale = scale_of(&current, &paths);
     let new_scale: Value = match verb {
-        "update" => crate::codec::decode_body(ctx.header(http::header::CONTENT_TYPE), body)?,
+        "update" => crate::codec::decode_body(
+            ctx.header(http::header::CONTENT_TYPE),
+            body,
+            rest::max_decoded(api),
+        )?,
         "patch" => {
             let ct = ctx
                 .header(http::header::CONTENT_TYPE)
@@ -135,7 +137,7 @@ pub async fn serve(
                 .trim()
                 .to_ascii_lowercase();
             let patch: Value = if ct == "application/apply-patch+yaml" {
-                crate::codec::decode_yaml(body)?
+                crate::codec::decode_yaml(body, rest::max_decoded(api))?
             } else {
                 serde_json::from_slice(body)
                     .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?

@@ -101,7 +101,7 @@ fn key(name: &str) -> ObjectKey {
 /// A record as clients see it (resourceVersion from the store).
 fn present(o: &StoredObject) -> Value {
     let mut v = o.value.clone();
-    v["metadata"]["resourceVersion"] = json!(o.rv.to_string());
+    canopy_core::meta::set_meta(&mut v, "resourceVersion", json!(o.rv.to_string()));
     v
 }
 
@@ -172,7 +172,7 @@ pub async fn issue(
         .await
         .map_err(storage_error)?;
     let mut out = present(&stored);
-    out["status"]["token"] = json!(token);
+    canopy_core::meta::set_path(&mut out, &["status", "token"], json!(token))?;
     Ok((out, token))
 }
 
@@ -183,12 +183,15 @@ async fn set_parent(api: &ApiServer, mut record: Value, parent: &str) -> Result<
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let token = record["status"]["token"].take();
+    let token = record
+        .pointer_mut("/status/token")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
     let Some(cur) = api.inner.store.get(&key(&name)) else {
         return Err(ApiError::internal("token record vanished"));
     };
     let mut v = cur.value.clone();
-    v["status"]["issuedWith"] = json!(parent);
+    canopy_core::meta::set_path(&mut v, &["status", "issuedWith"], json!(parent))?;
     let stored = api
         .inner
         .store
@@ -200,7 +203,7 @@ async fn set_parent(api: &ApiServer, mut record: Value, parent: &str) -> Result<
         .await
         .map_err(storage_error)?;
     record = present(&stored);
-    record["status"]["token"] = token;
+    canopy_core::meta::set_path(&mut record, &["status", "token"], token)?;
     Ok(record)
 }
 
@@ -243,7 +246,7 @@ async fn revoke_one(api: &ApiServer, name: &str) -> Result<Option<Value>, ApiErr
             return Ok(None);
         }
         let mut v = cur.value.clone();
-        v["status"]["revokedAt"] = json!(rfc3339(now()));
+        canopy_core::meta::set_path(&mut v, &["status", "revokedAt"], json!(rfc3339(now())))?;
         match api
             .inner
             .store
@@ -500,8 +503,8 @@ pub async fn serve(
         r if r == format!("/apis/{GROUP}") => {
             return Ok(response::json(200, &{
                 let mut g = group();
-                g["kind"] = json!("APIGroup");
-                g["apiVersion"] = json!("v1");
+                canopy_core::meta::ensure_object(&mut g).insert("kind".into(), json!("APIGroup"));
+                canopy_core::meta::ensure_object(&mut g).insert("apiVersion".into(), json!("v1"));
                 g
             }))
         }

@@ -25,6 +25,8 @@ use crate::rest::{storage_error, Selectors};
 use crate::ApiServer;
 
 const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
+/// A deadline for watches whose `timeoutSeconds` overflows the clock (about 30 years).
+const FAR_FUTURE: Duration = Duration::from_secs(1 << 30);
 
 fn invalid(causes: Vec<Cause>) -> ApiError {
     ApiError::invalid("ListOptions", "meta.k8s.io", "", causes)
@@ -77,10 +79,15 @@ pub fn serve(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body
         return Err(invalid(causes));
     }
     let timeout = match ctx.q("timeoutSeconds") {
-        Some(t) => Duration::from_secs(
-            t.parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
-        ),
+        // kube's ListOptions.timeoutSeconds is an int64
+        Some(t) => match t.parse::<i64>().ok().and_then(|v| u64::try_from(v).ok()) {
+            Some(secs) => Duration::from_secs(secs),
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid timeoutSeconds {t:?}"
+                )))
+            }
+        },
         None => Duration::from_secs(1800 + rand::random::<u64>() % 1800),
     };
 
@@ -186,7 +193,10 @@ impl Encoder {
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
         let mut meta = json!({"resourceVersion": rv.to_string(), "creationTimestamp": null});
         if initial_end {
-            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+            canopy_core::meta::ensure_object(&mut meta).insert(
+                "annotations".into(),
+                json!({"k8s.io/initial-events-end": "true"}),
+            );
         }
         let obj: Value = match self.form {
             Form::Json => {
@@ -246,7 +256,12 @@ impl WatchTask {
     }
 
     async fn run(mut self, mut w: canopy_storage::Watcher, tx: mpsc::Sender<Bytes>) {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        // `timeoutSeconds` is the client's: far beyond any instant the clock can hold
+        // (i64::MAX seconds) means "no deadline of its own"
+        let now = tokio::time::Instant::now();
+        let deadline = now
+            .checked_add(self.timeout)
+            .unwrap_or_else(|| now + FAR_FUTURE);
         let mut last_rv = w.start_rv;
         let initial: Vec<Arc<WatchEvent>> = std::mem::take(&mut w.initial);
         for ev in &initial {
@@ -257,10 +272,8 @@ impl WatchTask {
                 }
             }
         }
-        if self.initial_end {
-            if tx.send(self.enc.bookmark(last_rv, true)).await.is_err() {
-                return;
-            }
+        if self.initial_end && tx.send(self.enc.bookmark(last_rv, true)).await.is_err() {
+            return;
         }
         let mut tick = tokio::time::interval(BOOKMARK_EVERY);
         tick.tick().await;

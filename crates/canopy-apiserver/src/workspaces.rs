@@ -11,6 +11,7 @@ use canopy_storage::{ObjectKey, Store, StoredObject};
 use serde_json::{json, Value};
 
 use crate::bootstrap::LOGICAL_CLUSTER_RESOURCE;
+use crate::controllers::set;
 use crate::registry::tenancy::{
     CLUSTER_ANNOTATION, LOGICAL_CLUSTER_FINALIZER, OWNER_ANNOTATION, PATH_ANNOTATION, WORKSPACES,
 };
@@ -199,7 +200,7 @@ pub async fn schedule(api: &ApiServer, ws: &Value) -> Result<String, String> {
                 .is_none_or(|sel| sel.matches(meta::labels(s)))
         })
         .map(|s| {
-            let load = meta::annotation(&s, LOGICAL_CLUSTERS_ANNOTATION)
+            let load = meta::annotation(s, LOGICAL_CLUSTERS_ANNOTATION)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0u64);
             let name = meta::name(s).to_string();
@@ -360,12 +361,12 @@ pub async fn register_shard(api: &ApiServer) -> Result<(), canopy_core::ApiError
     }
     rest::update_system(api, &key, |cur| {
         let mut new = cur.clone();
-        new["spec"]["baseURL"] = json!(url);
-        new["spec"]["externalURL"] = json!(external);
+        set(&mut new, &["spec", "baseURL"], json!(url))?;
+        set(&mut new, &["spec", "externalURL"], json!(external))?;
         let ann = meta::metadata_mut(&mut new)
             .entry("annotations")
             .or_insert_with(|| json!({}));
-        ann[LOGICAL_CLUSTERS_ANNOTATION] = json!(load);
+        meta::ensure_object(ann).insert(LOGICAL_CLUSTERS_ANNOTATION.into(), json!(load));
         (new != *cur).then_some(new)
     })
     .await
@@ -375,11 +376,11 @@ pub async fn register_shard(api: &ApiServer) -> Result<(), canopy_core::ApiError
 
 /// A new logical cluster name: 16 characters of base36, like kcp's.
 fn new_cluster_name() -> String {
-    use rand::Rng;
+    use rand::seq::IndexedRandom;
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
     (0..16)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .filter_map(|_| ALPHABET.choose(&mut rng).map(|b| char::from(*b)))
         .collect()
 }
 
@@ -472,8 +473,8 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
                 Err(message) => {
                     let _ = rest::update_system(api, &ws.key, |cur| {
                         let mut new = cur.clone();
-                        new["status"]["conditions"] = json!([{"type": "WorkspaceScheduled", "status": "False",
-                            "reason": "Unschedulable", "message": message, "lastTransitionTime": meta::now()}]);
+                        set(&mut new, &["status", "conditions"], json!([{"type": "WorkspaceScheduled", "status": "False",
+                            "reason": "Unschedulable", "message": message, "lastTransitionTime": meta::now()}]))?;
                         (cur.pointer("/status/conditions/0/message") != Some(&json!(message)))
                             .then_some(new)
                     })
@@ -496,11 +497,11 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
                     return None;
                 }
                 if ann.get(SHARD_ANNOTATION).is_none() {
-                    ann[SHARD_ANNOTATION] = json!(hash);
+                    meta::ensure_object(ann).insert(SHARD_ANNOTATION.into(), json!(hash));
                 }
                 if !has_cluster {
-                    ann[CLUSTER_ANNOTATION] = json!(child);
-                    new["spec"]["cluster"] = json!(child);
+                    meta::ensure_object(ann).insert(CLUSTER_ANNOTATION.into(), json!(child));
+                    set(&mut new, &["spec", "cluster"], json!(child))?;
                 }
                 Some(new)
             })
@@ -603,14 +604,14 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
             return None;
         }
         let mut new = cur.clone();
-        new["spec"]["URL"] = json!(url);
+        set(&mut new, &["spec", "URL"], json!(url))?;
         if inits.is_empty() {
-            new["status"]["phase"] = json!("Ready");
+            set(&mut new, &["status", "phase"], json!("Ready"))?;
         } else {
-            new["status"]["phase"] = json!("Initializing");
-            new["status"]["initializers"] = json!(inits);
+            set(&mut new, &["status", "phase"], json!("Initializing"))?;
+            set(&mut new, &["status", "initializers"], json!(inits))?;
         }
-        new["status"]["conditions"] = json!([{"type": "WorkspaceScheduled", "status": "True", "lastTransitionTime": meta::now()}]);
+        set(&mut new, &["status", "conditions"], json!([{"type": "WorkspaceScheduled", "status": "True", "lastTransitionTime": meta::now()}]))?;
         (new != *cur).then_some(new)
     })
     .await;
@@ -650,10 +651,11 @@ async fn sync_phase(api: &ApiServer, ws: &StoredObject) {
                         return None;
                     }
                     let mut new = cur.clone();
-                    new["status"]["initializers"] = inits.clone();
+                    set(&mut new, &["status", "initializers"], inits.clone())?;
                     if done {
-                        new["status"]["phase"] = json!("Ready");
-                        if let Some(st) = new["status"].as_object_mut() {
+                        set(&mut new, &["status", "phase"], json!("Ready"))?;
+                        if let Some(st) = new.pointer_mut("/status").and_then(Value::as_object_mut)
+                        {
                             st.remove("initializers");
                         }
                     }
@@ -677,7 +679,7 @@ async fn sync_phase(api: &ApiServer, ws: &StoredObject) {
     if done && lc.value.pointer("/status/phase").and_then(Value::as_str) != Some("Ready") {
         let _ = rest::update_system(api, &lc.key, |cur| {
             let mut new = cur.clone();
-            new["status"]["phase"] = json!("Ready");
+            set(&mut new, &["status", "phase"], json!("Ready"))?;
             (new != *cur).then_some(new)
         })
         .await;
@@ -687,10 +689,10 @@ async fn sync_phase(api: &ApiServer, ws: &StoredObject) {
             return None;
         }
         let mut new = cur.clone();
-        new["status"]["initializers"] = inits.clone();
+        set(&mut new, &["status", "initializers"], inits.clone())?;
         if done {
-            new["status"]["phase"] = json!("Ready");
-            if let Some(st) = new["status"].as_object_mut() {
+            set(&mut new, &["status", "phase"], json!("Ready"))?;
+            if let Some(st) = new.pointer_mut("/status").and_then(Value::as_object_mut) {
                 st.remove("initializers");
             }
         }
@@ -736,7 +738,7 @@ async fn delete_child(api: &ApiServer, ws: &StoredObject) {
             return None;
         }
         let mut new = cur.clone();
-        new["status"]["phase"] = json!("Deleting");
+        set(&mut new, &["status", "phase"], json!("Deleting"))?;
         Some(new)
     })
     .await;

@@ -227,7 +227,7 @@ impl Run<'_> {
             ))
         };
         let obj_n = narrowed(obj);
-        let old_n = old.and_then(&narrowed);
+        let old_n = old.and_then(narrowed);
         let self_val = to_val(
             obj_n.as_ref().unwrap_or(obj),
             Some(schema),

@@ -220,9 +220,9 @@ impl ApiError {
     /// 422 `<Kind> "<name>" is invalid: [cause, cause]`.
     pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<Cause>) -> Self {
         let rendered: Vec<String> = causes.iter().map(Cause::render).collect();
-        let tail = match rendered.len() {
-            0 => String::new(),
-            1 => rendered[0].clone(),
+        let tail = match rendered.as_slice() {
+            [] => String::new(),
+            [one] => one.clone(),
             _ => format!("[{}]", rendered.join(", ")),
         };
         let qualified = if group.is_empty() {
@@ -395,11 +395,13 @@ impl ApiError {
         if let Some(r) = self.retry_after_seconds {
             details.insert("retryAfterSeconds".into(), json!(r));
         }
-        if !details.is_empty() {
-            status["details"] = Value::Object(details);
-        }
-        if self.reason.is_empty() {
-            status.as_object_mut().map(|m| m.remove("reason"));
+        if let Value::Object(m) = &mut status {
+            if !details.is_empty() {
+                m.insert("details".into(), Value::Object(details));
+            }
+            if self.reason.is_empty() {
+                m.remove("reason");
+            }
         }
         status
     }
@@ -407,12 +409,14 @@ impl ApiError {
 
 /// `Status` for a successful delete that returns a status (kube's `status: Success`).
 pub fn success_status(s: Subject<'_>, uid: Option<&str>) -> Value {
-    let mut details = json!({ "name": s.name, "kind": s.resource });
+    let mut details = serde_json::Map::new();
+    details.insert("name".into(), json!(s.name));
+    details.insert("kind".into(), json!(s.resource));
     if !s.group.is_empty() {
-        details["group"] = json!(s.group);
+        details.insert("group".into(), json!(s.group));
     }
     if let Some(uid) = uid {
-        details["uid"] = json!(uid);
+        details.insert("uid".into(), json!(uid));
     }
     json!({
         "kind": "Status",

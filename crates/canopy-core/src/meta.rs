@@ -32,19 +32,104 @@ pub fn resource_version(obj: &Value) -> Result<u64, String> {
     }
 }
 
-/// The `metadata` object, created if missing (and replaced if it is not an object).
+/// `v` as an object, replaced by an empty one if it is anything else.
+pub fn ensure_object(v: &mut Value) -> &mut Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        other => {
+            *other = Value::Object(Map::new());
+            // an object now: this second call returns at the first arm
+            ensure_object(other)
+        }
+    }
+}
+
+/// The `metadata` object, created if missing (and replaced if it is not an object:
+/// request bodies with a non-object `metadata` are refused before they get here).
 pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
-    if !obj.is_object() {
-        *obj = Value::Object(Map::new());
+    ensure_object(ensure_object(obj).entry("metadata").or_insert(Value::Null))
+}
+
+/// A value of the wrong JSON type where an object was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: expected an object, found {found}")]
+pub struct NotAnObject {
+    /// The dotted path (`spec.template`), empty for the whole document.
+    pub path: String,
+    pub found: &'static str,
+}
+
+impl From<NotAnObject> for crate::ApiError {
+    /// What kube's decoder answers for a wrong JSON type: 400 BadRequest.
+    fn from(e: NotAnObject) -> Self {
+        crate::ApiError::bad_request(e.to_string())
     }
-    let map = obj.as_object_mut().expect("object ensured above");
-    let meta = map
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !meta.is_object() {
-        *meta = Value::Object(Map::new());
+}
+
+/// The JSON type of `v`, as kube's decoder names it in errors.
+pub fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
-    meta.as_object_mut().expect("object ensured above")
+}
+
+/// The object at `path` inside `obj`, creating absent (or null) levels: the checked form
+/// of `obj["a"]["b"]`, which panics when a level holds something else — such as a
+/// request's `"spec": "x"`.
+pub fn object_at<'a>(
+    obj: &'a mut Value,
+    path: &[&str],
+) -> Result<&'a mut Map<String, Value>, NotAnObject> {
+    fn walk<'a>(
+        v: &'a mut Value,
+        path: &[&str],
+        depth: usize,
+    ) -> Result<&'a mut Map<String, Value>, NotAnObject> {
+        if v.is_null() {
+            *v = Value::Object(Map::new());
+        }
+        let found = json_type(v);
+        let Value::Object(m) = v else {
+            return Err(NotAnObject {
+                path: path
+                    .iter()
+                    .take(depth)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join("."),
+                found,
+            });
+        };
+        match path.get(depth) {
+            None => Ok(m),
+            Some(k) => walk(
+                m.entry(k.to_string()).or_insert(Value::Null),
+                path,
+                depth + 1,
+            ),
+        }
+    }
+    walk(obj, path, 0)
+}
+
+/// Sets `obj.<path>` (the last element names the field), creating absent levels; fails
+/// when a level on the way is not an object.
+pub fn set_path(obj: &mut Value, path: &[&str], value: Value) -> Result<(), NotAnObject> {
+    match path.split_last() {
+        Some((field, parents)) => {
+            object_at(obj, parents)?.insert(field.to_string(), value);
+            Ok(())
+        }
+        None => {
+            *obj = value;
+            Ok(())
+        }
+    }
 }
 
 pub fn set_meta(obj: &mut Value, field: &str, value: Value) {
@@ -182,6 +267,26 @@ mod tests {
         let mut bad = json!("string");
         set_meta(&mut bad, "name", json!("b"));
         assert_eq!(name(&bad), "b");
+    }
+
+    #[test]
+    fn checked_paths() {
+        let mut o = json!({"spec": "x", "status": null});
+        let e = set_path(&mut o, &["spec", "URL"], json!("u")).unwrap_err();
+        assert_eq!(e.path, "spec");
+        assert_eq!(e.found, "string");
+        assert_eq!(crate::ApiError::from(e).code, 400);
+        set_path(&mut o, &["status", "phase"], json!("Ready")).unwrap();
+        set_path(&mut o, &["a", "b", "c"], json!(1)).unwrap();
+        assert_eq!(o["status"]["phase"], "Ready");
+        assert_eq!(o["a"]["b"]["c"], 1);
+        let e = set_path(&mut o, &["a", "b", "c", "d"], json!(1)).unwrap_err();
+        assert_eq!(e.to_string(), "a.b.c: expected an object, found number");
+        let mut arr = json!([1]);
+        assert!(object_at(&mut arr, &[]).is_err());
+        let mut m = json!({"metadata": 5});
+        metadata_mut(&mut m).insert("x".into(), json!(1));
+        assert_eq!(m["metadata"]["x"], 1);
     }
 
     #[test]

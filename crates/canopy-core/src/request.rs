@@ -165,7 +165,10 @@ impl RequestInfo {
         for p in raw_parts {
             parts.push(decode(p)?);
         }
-        let prefix = parts[0].as_str();
+        let Some((prefix, mut rest)) = parts.split_first() else {
+            return Ok(info);
+        };
+        let prefix = prefix.as_str();
         if prefix != "api" && prefix != "apis" {
             return Ok(info);
         }
@@ -174,23 +177,25 @@ impl RequestInfo {
             return Ok(info);
         }
         info.api_prefix = prefix.to_string();
-        let mut rest: &[String] = &parts[1..];
         if prefix == "apis" {
             // /apis and /apis/<group> are discovery.
-            if rest.len() < 2 {
-                if let Some(g) = rest.first() {
-                    info.group = g.clone();
+            match rest {
+                [group, tail @ ..] if !tail.is_empty() => {
+                    info.group = group.clone();
+                    rest = tail;
                 }
-                return Ok(info);
+                [group] => {
+                    info.group = group.clone();
+                    return Ok(info);
+                }
+                _ => return Ok(info),
             }
-            info.group = rest[0].clone();
-            rest = &rest[1..];
         }
-        if rest.is_empty() {
+        let [version, tail @ ..] = rest else {
             return Ok(info);
-        }
-        info.version = rest[0].clone();
-        rest = &rest[1..];
+        };
+        info.version = version.clone();
+        rest = tail;
         if rest.is_empty() {
             // /api/v1 or /apis/g/v: discovery of a group-version.
             return Ok(info);
@@ -198,12 +203,14 @@ impl RequestInfo {
         info.is_resource_request = true;
 
         let mut watch_prefix = false;
-        if rest[0] == "watch" {
+        match rest {
             // deprecated /watch/ path prefix
-            watch_prefix = true;
-            rest = &rest[1..];
-        } else if rest[0] == "proxy" {
-            rest = &rest[1..];
+            [first, tail @ ..] if first == "watch" => {
+                watch_prefix = true;
+                rest = tail;
+            }
+            [first, tail @ ..] if first == "proxy" => rest = tail,
+            _ => {}
         }
         info.verb = match method_lc.as_str() {
             "post" => "create",
@@ -218,31 +225,33 @@ impl RequestInfo {
             info.verb = "watch".into();
         }
 
-        let mut current: Vec<String> = rest.to_vec();
-        if current.first().map(String::as_str) == Some("namespaces") && current.len() > 1 {
-            info.namespace = current[1].clone();
-            if current.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&current[2].as_str()) {
-                current = current[2..].to_vec();
+        let mut current: &[String] = rest;
+        if let [first, ns, tail @ ..] = current {
+            if first == "namespaces" {
+                info.namespace = ns.clone();
+                if tail
+                    .first()
+                    .is_some_and(|t| !NAMESPACE_SUBRESOURCES.contains(&t.as_str()))
+                {
+                    current = tail;
+                }
             }
         }
-        match current.len() {
-            0 => {
+        match current {
+            [] => {
                 info.is_resource_request = false;
                 return Ok(info);
             }
-            1 => info.resource = current[0].clone(),
-            2 => {
-                info.resource = current[0].clone();
-                info.name = current[1].clone();
+            [resource] => info.resource = resource.clone(),
+            [resource, name] => {
+                info.resource = resource.clone();
+                info.name = name.clone();
             }
-            _ => {
-                info.resource = current[0].clone();
-                info.name = current[1].clone();
-                info.subresource = current[2].clone();
-                if current.len() > 3 {
-                    // deeper paths only exist for proxy/connect subresources
-                    info.subresource = current[2..].join("/");
-                }
+            [resource, name, sub @ ..] => {
+                info.resource = resource.clone();
+                info.name = name.clone();
+                // deeper paths only exist for proxy/connect subresources
+                info.subresource = sub.join("/");
             }
         }
 

@@ -515,7 +515,8 @@ pub fn shard_hash(shard_name: &str) -> String {
                 next.push(q as u8);
             }
         }
-        digits.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[rem as usize]);
+        // rem < 36: always a digit of the alphabet
+        digits.extend(char::from_digit(rem, 36).map(|c| c as u8));
         num = next;
     }
     digits.reverse();

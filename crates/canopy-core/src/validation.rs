@@ -172,6 +172,20 @@ pub fn validate_object_meta(
             ));
         }
     }
+    if !generate.is_empty() {
+        // kube validates the prefix as a name whose trailing dash is allowed
+        let masked = match generate.strip_suffix('-') {
+            Some(head) => format!("{head}a"),
+            None => generate.to_string(),
+        };
+        for msg in validate_name(rule, &masked) {
+            causes.push(Cause::invalid(
+                "metadata.generateName",
+                &Value::String(generate.into()),
+                &msg,
+            ));
+        }
+    }
     let ns = meta.get("namespace").and_then(Value::as_str).unwrap_or("");
     if namespaced {
         if ns.is_empty() {

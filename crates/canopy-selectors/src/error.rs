@@ -38,8 +38,8 @@ pub struct FieldErrors(pub Vec<FieldError>);
 
 impl fmt::Display for FieldErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.len() == 1 {
-            return write!(f, "{}", self.0[0]);
+        if let [one] = self.0.as_slice() {
+            return write!(f, "{one}");
         }
         let mut seen: Vec<String> = Vec::new();
         for e in &self.0 {
@@ -48,8 +48,8 @@ impl fmt::Display for FieldErrors {
                 seen.push(msg);
             }
         }
-        if seen.len() == 1 {
-            write!(f, "{}", seen[0])
+        if let [one] = seen.as_slice() {
+            write!(f, "{one}")
         } else {
             write!(f, "[{}]", seen.join(", "))
         }

@@ -660,7 +660,7 @@ impl Lexer<'_> {
         }
         // Identifiers end only at ASCII bytes (or input end), so the slice
         // is valid UTF-8; fall back to lossy conversion rather than panic.
-        let lit = &self.s[start..end];
+        let lit = self.s.get(start..end).unwrap_or_default();
         match string_to_token(lit) {
             Some(t) => (t, String::from_utf8_lossy(lit).into_owned()),
             None => (Token::Identifier, String::from_utf8_lossy(lit).into_owned()),
@@ -689,7 +689,10 @@ impl Lexer<'_> {
             }
         }
         match last {
-            Some((t, n)) => (t, String::from_utf8_lossy(&buffer[..n]).into_owned()),
+            Some((t, n)) => (
+                t,
+                String::from_utf8_lossy(buffer.get(..n).unwrap_or_default()).into_owned(),
+            ),
             None => (
                 Token::Error,
                 format!(

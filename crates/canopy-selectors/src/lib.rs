@@ -23,6 +23,17 @@
 //! assert!(fs.matches(|f| (f == "metadata.name").then(|| "x".to_owned())));
 //! ```
 
+// Parses request query strings: bad input is an error, never a panic.
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 mod error;
 pub mod field;
 pub mod label;

@@ -20,6 +20,14 @@ pub enum StorageError {
     /// A resourceVersion newer than anything committed.
     #[error("resource version {requested} is newer than the current {current}")]
     TooNew { requested: u64, current: u64 },
+    /// The object, serialized, is larger than the store accepts
+    /// ([`crate::StoreOptions::max_object_bytes`]).
+    #[error("{key}: object is {size} bytes, limit is {limit}")]
+    TooLarge {
+        key: ObjectKey,
+        size: usize,
+        limit: usize,
+    },
     #[error("invalid object: {0}")]
     InvalidObject(String),
     #[error("storage unavailable: {0}")]

@@ -178,7 +178,14 @@ pub struct StoreOptions {
     pub watch_channel_capacity: usize,
     /// Connections in the pool (the writer uses one at a time).
     pub max_connections: u32,
+    /// The largest object (serialized JSON, as stored) a create or update may write;
+    /// larger ones fail with [`StorageError::TooLarge`] and change nothing. etcd's
+    /// default request limit (1.5 MiB) by default; 0: no limit.
+    pub max_object_bytes: usize,
 }
+
+/// etcd's default `--max-request-bytes`, the size kube-apiserver's objects are held to.
+pub const DEFAULT_MAX_OBJECT_BYTES: usize = 1536 * 1024;
 
 impl Default for StoreOptions {
     fn default() -> Self {
@@ -188,6 +195,7 @@ impl Default for StoreOptions {
             max_batch: 512,
             watch_channel_capacity: 16_384,
             max_connections: 4,
+            max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
         }
     }
 }
@@ -258,7 +266,13 @@ impl Store {
             options: options.clone(),
             tasks: parking_lot::Mutex::new(Vec::new()),
         });
-        let writer = writer::Writer::new(pool.clone(), inner.cache.clone(), rv, options.max_batch);
+        let writer = writer::Writer::new(
+            pool.clone(),
+            inner.cache.clone(),
+            rv,
+            options.max_batch,
+            options.max_object_bytes,
+        );
         let mut tasks = vec![tokio::spawn(async move {
             let _lock = lock_conn; // keep the advisory lock as long as the writer runs
             writer.run(rx).await;
@@ -378,11 +392,15 @@ impl Store {
     }
 }
 
-/// Serializes `value` with `metadata.resourceVersion` set to `rv`.
+/// Serializes `value` with `metadata.resourceVersion` set to `rv`; fails with
+/// [`StorageError::TooLarge`] when the serialized object exceeds `max_bytes` (0: no
+/// limit). Every create and update of the store passes here, so no writer can store an
+/// object over the limit.
 pub(crate) fn stamp(
     key: ObjectKey,
     mut value: Value,
     rv: u64,
+    max_bytes: usize,
 ) -> Result<StoredObject, StorageError> {
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
@@ -393,6 +411,13 @@ pub(crate) fn stamp(
     }
     let json = serde_json::to_vec(&value)
         .map_err(|e| StorageError::InvalidObject(format!("{key}: {e}")))?;
+    if max_bytes > 0 && json.len() > max_bytes {
+        return Err(StorageError::TooLarge {
+            key,
+            size: json.len(),
+            limit: max_bytes,
+        });
+    }
     Ok(StoredObject {
         key,
         rv,

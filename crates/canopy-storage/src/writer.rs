@@ -22,6 +22,8 @@ pub(crate) struct Writer {
     /// Last committed resourceVersion.
     rv: u64,
     max_batch: usize,
+    /// Largest serialized object a create or update may store (0: no limit).
+    max_object_bytes: usize,
 }
 
 /// Where a request's committed objects are sent.
@@ -34,12 +36,19 @@ struct Batch {
 }
 
 impl Writer {
-    pub(crate) fn new(pool: PgPool, cache: Cache, rv: u64, max_batch: usize) -> Writer {
+    pub(crate) fn new(
+        pool: PgPool,
+        cache: Cache,
+        rv: u64,
+        max_batch: usize,
+        max_object_bytes: usize,
+    ) -> Writer {
         Writer {
             pool,
             cache,
             rv,
             max_batch: max_batch.max(1),
+            max_object_bytes,
         }
     }
 
@@ -107,7 +116,7 @@ impl Writer {
                     Some(v) => v.clone(),
                     None => self.cache.get(&key),
                 };
-                let outcome = apply_one(m, current, rv + 1);
+                let outcome = apply_one(m, current, rv + 1, self.max_object_bytes);
                 match outcome {
                     Ok(ev) => {
                         rv += 1;
@@ -301,6 +310,7 @@ fn apply_one(
     m: Mutation,
     current: Option<Arc<StoredObject>>,
     rv: u64,
+    max_bytes: usize,
 ) -> Result<WatchEvent, StorageError> {
     match m {
         Mutation::Create { key, value } => {
@@ -310,7 +320,7 @@ fn apply_one(
             Ok(WatchEvent {
                 rv,
                 kind: EventType::Added,
-                object: Arc::new(stamp(key, value, rv)?),
+                object: Arc::new(stamp(key, value, rv, max_bytes)?),
                 prev: None,
             })
         }
@@ -320,10 +330,16 @@ fn apply_one(
             value,
         } => {
             let cur = check_current(&key, current, expected_rv)?;
+            // an object stored before the limit was lowered may still shrink
+            let limit = if max_bytes > 0 {
+                max_bytes.max(cur.json.len())
+            } else {
+                0
+            };
             Ok(WatchEvent {
                 rv,
                 kind: EventType::Modified,
-                object: Arc::new(stamp(key, value, rv)?),
+                object: Arc::new(stamp(key, value, rv, limit)?),
                 prev: Some(cur),
             })
         }
@@ -332,7 +348,9 @@ fn apply_one(
             Ok(WatchEvent {
                 rv,
                 kind: EventType::Deleted,
-                object: Arc::new(stamp(key, cur.value.clone(), rv)?),
+                // the last state is deleted whatever its size (it may predate a lower
+                // limit)
+                object: Arc::new(stamp(key, cur.value.clone(), rv, 0)?),
                 prev: Some(cur),
             })
         }

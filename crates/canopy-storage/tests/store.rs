@@ -481,3 +481,119 @@ async fn unreachable_database_is_a_clear_error() {
     let res = Store::open("not a url", StoreOptions::default()).await;
     assert!(matches!(res, Err(StorageError::Config(_))));
 }
+
+#[tokio::test]
+async fn objects_over_the_size_limit_are_refused_and_change_nothing() {
+    let db = canopy_pg::testing::test_database().await.unwrap();
+    let options = StoreOptions {
+        max_object_bytes: 2048,
+        ..Default::default()
+    };
+    let store = open(&db.url, options.clone()).await;
+    let big = "x".repeat(4096);
+
+    // create over the limit: refused, nothing stored, no resourceVersion used
+    let r = store
+        .apply(Mutation::Create {
+            key: key("c1", "d", "big"),
+            value: cm("d", "big", &big),
+        })
+        .await;
+    match r {
+        Err(StorageError::TooLarge { size, limit, .. }) => {
+            assert!(size > 4096, "{size}");
+            assert_eq!(limit, 2048);
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(store.get(&key("c1", "d", "big")).is_none());
+    assert_eq!(store.current_rv(), 0);
+
+    // an update growing a small object over the limit: refused, the object unchanged
+    let small = store
+        .apply(Mutation::Create {
+            key: key("c1", "d", "a"),
+            value: cm("d", "a", "1"),
+        })
+        .await
+        .unwrap();
+    let r = store
+        .apply(Mutation::Update {
+            key: key("c1", "d", "a"),
+            expected_rv: None,
+            value: cm("d", "a", &big),
+        })
+        .await;
+    assert!(matches!(r, Err(StorageError::TooLarge { .. })), "{r:?}");
+    let now = store.get(&key("c1", "d", "a")).unwrap();
+    assert_eq!(now.rv, small.rv);
+    assert_eq!(now.value["data"]["v"], "1");
+
+    // one mutation over the limit fails the whole commit
+    let r = store
+        .commit(vec![
+            Mutation::Create {
+                key: key("c1", "d", "b"),
+                value: cm("d", "b", "1"),
+            },
+            Mutation::Create {
+                key: key("c1", "d", "c"),
+                value: cm("d", "c", &big),
+            },
+        ])
+        .await;
+    assert!(matches!(r, Err(StorageError::TooLarge { .. })), "{r:?}");
+    assert!(store.get(&key("c1", "d", "b")).is_none());
+
+    // exactly at the limit is fine
+    let base = serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "e", "namespace": "d", "resourceVersion": "3"}, "data": {"v": ""}})).unwrap().len();
+    let exact = cm("d", "e", &"y".repeat(2048 - base));
+    store
+        .apply(Mutation::Create {
+            key: key("c1", "d", "e"),
+            value: exact,
+        })
+        .await
+        .expect("an object of exactly the limit is stored");
+
+    // an object stored under a higher limit may still shrink and be deleted after the
+    // limit was lowered
+    let big_key = key("c1", "d", "legacy");
+    store.close().await;
+    drop(store);
+    let store = open(
+        &db.url,
+        StoreOptions {
+            max_object_bytes: 0,
+            ..options.clone()
+        },
+    )
+    .await;
+    store
+        .apply(Mutation::Create {
+            key: big_key.clone(),
+            value: cm("d", "legacy", &big),
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    drop(store);
+    let store = open(&db.url, options).await;
+    let mut smaller = cm("d", "legacy", &"z".repeat(3000));
+    smaller["metadata"]["labels"] = json!({"a": "b"});
+    store
+        .apply(Mutation::Update {
+            key: big_key.clone(),
+            expected_rv: None,
+            value: smaller,
+        })
+        .await
+        .expect("shrinking an oversized object is allowed");
+    store
+        .apply(Mutation::Delete {
+            key: big_key.clone(),
+            expected_rv: None,
+        })
+        .await
+        .expect("deleting an oversized object is allowed");
+}

@@ -30,6 +30,7 @@ pub struct TestShardBuilder {
     shard_name: Option<String>,
     cache: Option<CacheServerRef>,
     limits: Option<canopy_apiserver::ServerLimits>,
+    size_limits: Option<canopy_apiserver::Limits>,
 }
 
 /// The limits test shards and proxies run with unless a test sets its own: the
@@ -83,6 +84,12 @@ impl CacheServerRef {
 impl TestShardBuilder {
     pub fn store_options(mut self, o: canopy_storage::StoreOptions) -> Self {
         self.store = Some(o);
+        self
+    }
+
+    /// Request body and object size limits (default: kube's).
+    pub fn size_limits(mut self, limits: canopy_apiserver::Limits) -> Self {
+        self.size_limits = Some(limits);
         self
     }
 
@@ -168,6 +175,7 @@ impl TestShardBuilder {
             cache: self.cache,
             issuer: self.token_issuer,
             limits: self.limits.unwrap_or_else(|| test_limits(1)),
+            size_limits: self.size_limits.unwrap_or_default(),
         };
         TestShard::start_in(db, dir, settings).await
     }
@@ -190,6 +198,7 @@ struct Settings {
     /// public keys only).
     issuer: Option<Arc<canopy_auth::TokenIssuer>>,
     limits: canopy_apiserver::ServerLimits,
+    size_limits: canopy_apiserver::Limits,
 }
 
 /// A shard running in this process.
@@ -239,6 +248,7 @@ impl TestShard {
         opts.external_url = settings.external_url.clone();
         opts.shard_name = settings.shard_name.clone();
         opts.limits = settings.limits.clone();
+        opts.size_limits = settings.size_limits;
         opts.cache_server = settings
             .cache
             .as_ref()

@@ -225,6 +225,7 @@ async fn start_sequentially<F: std::future::Future<Output = TestShard>>(
     out
 }
 
+#[allow(clippy::large_enum_variant)] // a handful per test
 enum Slot {
     Running(Box<TestShard>),
     Stopped(Box<StoppedShard>),

@@ -97,7 +97,7 @@ fn validate_config_keys(obj: &Value, fields: &[&str], causes: &mut Vec<Cause>) {
                         .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
                 if !ok {
                     causes.push(Cause::invalid(
-                        format!("{f}"),
+                        f.to_string(),
                         &json!(k),
                         "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
                     ));
@@ -195,7 +195,8 @@ impl Strategy for SecretStrategy {
             .unwrap_or("")
             .is_empty()
         {
-            v["type"] = json!("Opaque");
+            // `v` is the typed Secret re-encoded: an object
+            canopy_core::meta::ensure_object(&mut v).insert("type".into(), json!("Opaque"));
         }
         Ok((v, dropped))
     }
@@ -251,7 +252,7 @@ impl Strategy for NamespaceStrategy {
     fn canonicalize(&self, obj: Value) -> Result<(Value, Vec<String>), ApiError> {
         typed::<k8s_openapi::api::core::v1::Namespace>(obj)
     }
-    fn prepare_for_create(&self, obj: &mut Value) {
+    fn prepare_for_create(&self, obj: &mut Value) -> Result<(), ApiError> {
         let fins = obj
             .pointer("/spec/finalizers")
             .and_then(Value::as_array)
@@ -261,25 +262,35 @@ impl Strategy for NamespaceStrategy {
         if !fins.iter().any(|f| f == "kubernetes") {
             fins.push(json!("kubernetes"));
         }
-        obj["spec"] = json!({ "finalizers": fins });
-        obj["status"] = json!({ "phase": "Active" });
+        let m = canopy_core::meta::object_at(obj, &[])?;
+        m.insert("spec".into(), json!({ "finalizers": fins }));
+        m.insert("status".into(), json!({ "phase": "Active" }));
         // kube labels every namespace with its name
         let name = canopy_core::meta::name(obj).to_string();
-        let meta = canopy_core::meta::metadata_mut(obj);
-        let labels = meta.entry("labels").or_insert_with(|| json!({}));
-        if let Some(l) = labels.as_object_mut() {
-            l.insert("kubernetes.io/metadata.name".into(), json!(name));
-        }
+        canopy_core::meta::set_path(
+            obj,
+            &["metadata", "labels", "kubernetes.io/metadata.name"],
+            json!(name),
+        )?;
+        Ok(())
     }
-    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
-        new["spec"] = old.get("spec").cloned().unwrap_or_else(|| json!({}));
-        new["status"] = old.get("status").cloned().unwrap_or_else(|| json!({}));
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) -> Result<(), ApiError> {
+        let m = canopy_core::meta::object_at(new, &[])?;
+        m.insert(
+            "spec".into(),
+            old.get("spec").cloned().unwrap_or_else(|| json!({})),
+        );
+        m.insert(
+            "status".into(),
+            old.get("status").cloned().unwrap_or_else(|| json!({})),
+        );
         let name = canopy_core::meta::name(old).to_string();
-        let meta = canopy_core::meta::metadata_mut(new);
-        let labels = meta.entry("labels").or_insert_with(|| json!({}));
-        if let Some(l) = labels.as_object_mut() {
-            l.insert("kubernetes.io/metadata.name".into(), json!(name));
-        }
+        canopy_core::meta::set_path(
+            new,
+            &["metadata", "labels", "kubernetes.io/metadata.name"],
+            json!(name),
+        )?;
+        Ok(())
     }
     fn selectable_fields(&self) -> Vec<String> {
         to_strings(&["status.phase"])
@@ -684,10 +695,11 @@ impl Strategy for LogicalClusterStrategy {
         }
     }
 
-    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) -> Result<(), ApiError> {
         if let Some(s) = old.get("status") {
-            new["status"] = s.clone();
+            canopy_core::meta::object_at(new, &[])?.insert("status".into(), s.clone());
         }
+        Ok(())
     }
     fn columns(&self) -> Vec<Column> {
         vec![

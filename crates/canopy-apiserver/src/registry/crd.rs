@@ -29,8 +29,11 @@ impl Strategy for CrdStrategy {
         typed::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>(obj)
     }
 
-    fn prepare_for_create(&self, obj: &mut Value) {
-        obj["status"] = json!({"conditions": [], "acceptedNames": {"plural": "", "kind": ""}, "storedVersions": []});
+    fn prepare_for_create(&self, obj: &mut Value) -> Result<(), ApiError> {
+        canopy_core::meta::object_at(obj, &[])?.insert(
+            "status".into(),
+            json!({"conditions": [], "acceptedNames": {"plural": "", "kind": ""}, "storedVersions": []}),
+        );
         let meta = canopy_core::meta::metadata_mut(obj);
         let fins = meta.entry("finalizers").or_insert_with(|| json!([]));
         if let Some(a) = fins.as_array_mut() {
@@ -38,6 +41,7 @@ impl Strategy for CrdStrategy {
                 a.push(json!(CLEANUP_FINALIZER));
             }
         }
+        Ok(())
     }
 
     fn tracks_generation(&self) -> bool {
@@ -314,12 +318,13 @@ impl Strategy for CustomResourceStrategy {
         true
     }
 
-    fn prepare_for_create(&self, obj: &mut Value) {
+    fn prepare_for_create(&self, obj: &mut Value) -> Result<(), ApiError> {
         if self.has_status {
             if let Some(m) = obj.as_object_mut() {
                 m.remove("status");
             }
         }
+        Ok(())
     }
 
     fn selectable_fields(&self) -> Vec<String> {
@@ -338,7 +343,9 @@ impl Strategy for CustomResourceStrategy {
     /// with the storage version's apiVersion and served with the requested one.
     fn to_storage(&self, mut obj: Value) -> Value {
         if obj.get("apiVersion").and_then(Value::as_str) != Some(&self.storage_api_version) {
-            obj["apiVersion"] = json!(self.storage_api_version);
+            // written objects passed `rest::check_type`: objects
+            canopy_core::meta::ensure_object(&mut obj)
+                .insert("apiVersion".into(), json!(self.storage_api_version));
         }
         obj
     }
@@ -348,7 +355,8 @@ impl Strategy for CustomResourceStrategy {
             return None;
         }
         let mut v = obj.clone();
-        v["apiVersion"] = json!(self.api_version);
+        canopy_core::meta::ensure_object(&mut v)
+            .insert("apiVersion".into(), json!(self.api_version));
         Some(v)
     }
 

@@ -21,22 +21,22 @@ fn parse(path: &str) -> Option<Vec<Step>> {
     let mut steps = Vec::new();
     let chars: Vec<char> = p.chars().collect();
     let mut i = 0;
-    while i < chars.len() {
-        match chars[i] {
+    while let Some(&c) = chars.get(i) {
+        match c {
             '.' => {
                 i += 1;
                 let start = i;
-                while i < chars.len() && chars[i] != '.' && chars[i] != '[' {
+                while chars.get(i).is_some_and(|c| *c != '.' && *c != '[') {
                     i += 1;
                 }
-                let name: String = chars[start..i].iter().collect();
+                let name: String = chars.get(start..i)?.iter().collect();
                 if !name.is_empty() {
                     steps.push(Step::Field(name));
                 }
             }
             '[' => {
-                let end = chars[i..].iter().position(|c| *c == ']')? + i;
-                let inner: String = chars[i + 1..end].iter().collect();
+                let end = chars.get(i..)?.iter().position(|c| *c == ']')? + i;
+                let inner: String = chars.get(i + 1..end)?.iter().collect();
                 let inner = inner.trim();
                 if inner == "*" {
                     steps.push(Step::All);
@@ -74,7 +74,7 @@ fn walk<'a>(cur: Vec<&'a Value>, step: &Step) -> Vec<&'a Value> {
                     x.get(key.as_str()).is_some_and(|k| {
                         k.as_str()
                             .map(|s| s == value)
-                            .unwrap_or_else(|| k.to_string() == *value)
+                            .unwrap_or_else(|| k.to_string().eq(value))
                     })
                 }))
             }
@@ -93,9 +93,9 @@ pub fn eval(obj: &Value, path: &str) -> Value {
     for s in &steps {
         cur = walk(cur, s);
     }
-    match cur.len() {
-        0 => Value::Null,
-        1 => cur[0].clone(),
+    match cur.as_slice() {
+        [] => Value::Null,
+        [one] => (*one).clone(),
         _ => Value::String(
             cur.iter()
                 .map(|v| match v {

@@ -55,16 +55,22 @@ pub trait Strategy: Send + Sync {
 
     /// Converts a stored object into this resource's version; `None` when it is stored
     /// as served.
+    #[allow(clippy::wrong_self_convention)]
     fn from_storage(&self, _obj: &Value) -> Option<Value> {
         None
     }
 
-    /// Resets what a client may not set on create (e.g. status defaults).
-    fn prepare_for_create(&self, _obj: &mut Value) {}
+    /// Resets what a client may not set on create (e.g. status defaults). Fails when a
+    /// field it sets sits under a value of the wrong type (see `canopy_core::meta::set_path`).
+    fn prepare_for_create(&self, _obj: &mut Value) -> Result<(), ApiError> {
+        Ok(())
+    }
 
     /// Carries over what an update of the main resource must not change (e.g. status
     /// when there is a status subresource).
-    fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
+    fn prepare_for_update(&self, _new: &mut Value, _old: &Value) -> Result<(), ApiError> {
+        Ok(())
+    }
 
     /// Validates an object about to be created.
     fn validate(&self, _obj: &Value, _causes: &mut Vec<Cause>) {}

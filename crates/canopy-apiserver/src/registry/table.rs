@@ -125,11 +125,12 @@ pub fn row(obj: &Value, columns: &[Column], include_object: &str) -> Value {
         "Object" => obj.clone(),
         _ => partial_metadata(obj),
     };
-    let mut r = json!({ "cells": cells });
+    let mut r = serde_json::Map::new();
+    r.insert("cells".into(), json!(cells));
     if !object.is_null() {
-        r["object"] = object;
+        r.insert("object".into(), object);
     }
-    r
+    Value::Object(r)
 }
 
 /// A whole Table.

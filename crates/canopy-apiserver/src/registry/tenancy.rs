@@ -134,7 +134,7 @@ pub fn aliases(store: Types<'_>, t: &ResolvedType) -> Result<Vec<ResolvedType>, 
             if let Some(i) = stack.iter().position(|x| *x == bq) {
                 return Err(format!(
                     "circular dependency detected in workspace type {bq}: {}",
-                    stack[i..].join(" -> ")
+                    stack.get(i..).unwrap_or_default().join(" -> ")
                 ));
             }
             if seen.contains(&bq) {
@@ -268,7 +268,114 @@ fn aggregate(mut errs: Vec<String>) -> String {
 
 pub struct WorkspaceStrategy;
 
+/// The JSON shape of a Workspace (kcp's Go types): only for refusing wrong types with
+/// kube's 400 before any code walks the object; unknown fields are left to the rest.
+mod shape {
+    use serde::Deserialize;
+    use serde_json::{Map, Value};
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    pub(super) struct Workspace {
+        #[serde(default)]
+        pub spec: Option<Spec>,
+        #[serde(default)]
+        pub status: Option<Map<String, Value>>,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(non_snake_case, dead_code)]
+    pub(super) struct Spec {
+        #[serde(default, rename = "type")]
+        pub type_: Option<TypeRef>,
+        #[serde(default)]
+        pub location: Option<Location>,
+        #[serde(default)]
+        pub cluster: Option<String>,
+        #[serde(default)]
+        pub URL: Option<String>,
+        #[serde(default)]
+        pub mount: Option<Map<String, Value>>,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    pub(super) struct TypeRef {
+        #[serde(default)]
+        pub name: Option<String>,
+        #[serde(default)]
+        pub path: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    pub(super) struct Location {
+        #[serde(default)]
+        pub selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    }
+
+    /// The shape of a WorkspaceType's spec.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)]
+    pub(super) struct WorkspaceType {
+        #[serde(default)]
+        pub spec: Option<TypeSpec>,
+        #[serde(default)]
+        pub status: Option<Map<String, Value>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)]
+    pub(super) struct TypeSpec {
+        #[serde(default)]
+        pub default_child_workspace_type: Option<TypeRef>,
+        #[serde(default)]
+        pub extend: Option<Extend>,
+        #[serde(default)]
+        pub limit_allowed_parents: Option<Limit>,
+        #[serde(default)]
+        pub limit_allowed_children: Option<Limit>,
+        #[serde(default)]
+        pub initializer: Option<bool>,
+        #[serde(default)]
+        pub additional_workspace_labels: Option<std::collections::BTreeMap<String, String>>,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    pub(super) struct Extend {
+        #[serde(default)]
+        pub with: Option<Vec<TypeRef>>,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    pub(super) struct Limit {
+        #[serde(default)]
+        pub types: Option<Vec<TypeRef>>,
+        #[serde(default)]
+        pub none: Option<bool>,
+    }
+}
+
+/// Refuses an object whose fields have the wrong JSON types, as kube's decoder does
+/// (400 `<Kind> in version "v1alpha1" cannot be handled as a <Kind>: ...`).
+fn check_shape<'a, T: serde::Deserialize<'a>>(kind: &str, obj: &'a Value) -> Result<(), ApiError> {
+    T::deserialize(obj).map(|_| ()).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{kind} in version \"v1alpha1\" cannot be handled as a {kind}: {e}"
+        ))
+    })
+}
+
 impl Strategy for WorkspaceStrategy {
+    fn canonicalize(&self, obj: Value) -> Result<(Value, Vec<String>), ApiError> {
+        check_shape::<shape::Workspace>("Workspace", &obj)?;
+        Ok((obj, Vec::new()))
+    }
+
     /// kcp's `WorkspaceTypeExists` admission: defaults the type from the parent's
     /// `defaultChildWorkspaceType`, resolves it, requires `use` on the type and every type
     /// it extends, and checks both sides' parent/child limits.
@@ -308,7 +415,8 @@ impl Strategy for WorkspaceStrategy {
                     parent_type.qualified()
                 )));
             };
-            obj["spec"]["type"] = json!({"name": s(d, "/name"), "path": s(d, "/path")});
+            let default = json!({"name": s(d, "/name"), "path": s(d, "/path")});
+            canopy_core::meta::set_path(obj, &["spec", "type"], default)?;
         }
         let t = resolve_type_ref(
             store,
@@ -317,7 +425,7 @@ impl Strategy for WorkspaceStrategy {
             s(obj, "/spec/type/name"),
         )
         .map_err(|e| forbidden(&e))?;
-        obj["spec"]["type"]["path"] = json!(t.path);
+        canopy_core::meta::set_path(obj, &["spec", "type", "path"], json!(t.path))?;
         let child_aliases = aliases(store, &t).map_err(|e| forbidden(&e))?;
         for alias in &child_aliases {
             let attrs = canopy_auth::rbac::Attributes {
@@ -390,8 +498,9 @@ impl Strategy for WorkspaceStrategy {
         Ok(())
     }
 
-    fn prepare_for_create(&self, obj: &mut Value) {
-        obj["status"] = json!({"phase": "Scheduling"});
+    fn prepare_for_create(&self, obj: &mut Value) -> Result<(), ApiError> {
+        canopy_core::meta::object_at(obj, &[])?
+            .insert("status".into(), json!({"phase": "Scheduling"}));
         if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
             spec.remove("cluster");
             spec.remove("URL");
@@ -403,13 +512,14 @@ impl Strategy for WorkspaceStrategy {
                 a.push(json!(LOGICAL_CLUSTER_FINALIZER));
             }
         }
+        Ok(())
     }
 
-    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) -> Result<(), ApiError> {
         // the system owns spec.cluster and spec.URL
         for f in ["cluster", "URL"] {
             match old.pointer(&format!("/spec/{f}")) {
-                Some(v) => new["spec"][f] = v.clone(),
+                Some(v) => canopy_core::meta::set_path(new, &["spec", f], v.clone())?,
                 None => {
                     if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
                         spec.remove(f);
@@ -417,6 +527,7 @@ impl Strategy for WorkspaceStrategy {
                 }
             }
         }
+        Ok(())
     }
 
     fn validate_update(&self, new: &Value, old: &Value, causes: &mut Vec<Cause>) {
@@ -457,6 +568,11 @@ impl Strategy for WorkspaceStrategy {
 pub struct WorkspaceTypeStrategy;
 
 impl Strategy for WorkspaceTypeStrategy {
+    fn canonicalize(&self, obj: Value) -> Result<(Value, Vec<String>), ApiError> {
+        check_shape::<shape::WorkspaceType>("WorkspaceType", &obj)?;
+        Ok((obj, Vec::new()))
+    }
+
     fn columns(&self) -> Vec<Column> {
         vec![age_column()]
     }
