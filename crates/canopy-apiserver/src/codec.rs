@@ -8,8 +8,64 @@ use serde_json::Value;
 /// The largest request body accepted (kube's default is 3 MiB for most requests).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
+/// Containers a request body may nest (objects and arrays in each other). serde_json
+/// parses at most 127; what a shard stores (the object, its managedFields, a few
+/// levels deeper than the object, and `resourceVersion`) must parse back when the
+/// shard reads its store, and lists and watch events wrap objects in two more levels
+/// for clients that parse with the same limit. No Kubernetes object comes near it.
+pub const MAX_BODY_NESTING: usize = 100;
+
+/// Containers nested in `v` (0 for a scalar), measured without recursion; the
+/// `metadata.managedFields` of an object are not counted.
+pub fn nesting(v: &Value) -> usize {
+    let mut max = 0;
+    let mut stack: Vec<(&Value, usize, bool)> = vec![(v, 0, true)];
+    while let Some((v, d, root)) = stack.pop() {
+        match v {
+            Value::Array(a) => {
+                max = max.max(d + 1);
+                stack.extend(a.iter().map(|x| (x, d + 1, false)));
+            }
+            Value::Object(m) => {
+                max = max.max(d + 1);
+                for (k, x) in m {
+                    match x {
+                        Value::Object(meta) if root && k == "metadata" => {
+                            max = max.max(d + 2);
+                            stack.extend(
+                                meta.iter()
+                                    .filter(|(k, _)| *k != "managedFields")
+                                    .map(|(_, x)| (x, d + 2, false)),
+                            );
+                        }
+                        x => stack.push((x, d + 1, false)),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Refuses an object nesting more than [`MAX_BODY_NESTING`] containers (400).
+pub fn check_nesting(v: &Value) -> Result<(), ApiError> {
+    if nesting(v) > MAX_BODY_NESTING {
+        return Err(ApiError::bad_request(format!(
+            "error decoding request body: the object nests more than {MAX_BODY_NESTING} levels of objects and arrays"
+        )));
+    }
+    Ok(())
+}
+
 /// Decodes a request body by its Content-Type.
 pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
+    let v = decode_body_unchecked(content_type, body)?;
+    check_nesting(&v)?;
+    Ok(v)
+}
+
+fn decode_body_unchecked(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
     let ct = content_type
         .unwrap_or("application/json")
         .split(';')
@@ -27,13 +83,17 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Api
 }
 
 pub fn decode_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding request body: json: {e}")))
+    let v = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding request body: json: {e}")))?;
+    check_nesting(&v)?;
+    Ok(v)
 }
 
 pub fn decode_yaml(body: &[u8]) -> Result<Value, ApiError> {
-    serde_yaml::from_slice::<Value>(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding YAML body: {e}")))
+    let v = serde_yaml::from_slice::<Value>(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML body: {e}")))?;
+    check_nesting(&v)?;
+    Ok(v)
 }
 
 /// What form of response the client asked for.

@@ -24,13 +24,13 @@ pub(crate) struct Writer {
     max_batch: usize,
 }
 
+/// Where a request's stored objects are sent.
+type Reply = oneshot::Sender<Result<Vec<Arc<StoredObject>>, StorageError>>;
+
 /// The accepted part of a batch: events in rv order, and which requests they answer.
 struct Batch {
     events: Vec<Arc<WatchEvent>>,
-    replies: Vec<(
-        oneshot::Sender<Result<Vec<Arc<StoredObject>>, StorageError>>,
-        Vec<Arc<StoredObject>>,
-    )>,
+    replies: Vec<(Reply, Vec<Arc<StoredObject>>)>,
 }
 
 impl Writer {
