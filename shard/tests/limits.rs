@@ -153,6 +153,41 @@ async fn crd_rules_that_overflowed_are_refused() {
     let (code, body) = c.post(path, thing(2)).await;
     assert_eq!(code, 422, "{body}");
     still_serving(&c).await;
+
+    // within the static estimate, over the runtime limit: kube's error on the write
+    let rule = "self.l.all(x, self.l.all(y, x + y >= 0))";
+    let mut costly = crd("costlies", rule);
+    costly["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        ["properties"]["l"]["maxItems"] = json!(1000);
+    costly["spec"]["names"]["kind"] = json!("Costly");
+    costly["spec"]["names"]["listKind"] = json!("CostlyList");
+    let (code, body) = c
+        .post(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            costly,
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    k.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/costlies.example.com",
+    ])
+    .await;
+    let path = "/apis/example.com/v1/namespaces/default/costlies";
+    let with = |name: &str, n: i64| {
+        json!({"apiVersion": "example.com/v1", "kind": "Costly",
+               "metadata": {"name": name}, "spec": {"l": (0..n).collect::<Vec<_>>()}})
+    };
+    let (code, status) = c.post(path, with("big", 1000)).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["details"]["causes"][0]["message"],
+        format!("Invalid value: \"object\": 'operation cancelled: actual cost limit exceeded': no further validation rules will be run due to call cost exceeds limit for rule: {rule}")
+    );
+    let (code, body) = c.post(path, with("small", 20)).await;
+    assert_eq!(code, 201, "{body}");
+    still_serving(&c).await;
 }
 
 fn ops_body(ops: &[Value]) -> String {
