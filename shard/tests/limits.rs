@@ -153,6 +153,41 @@ async fn crd_rules_that_overflowed_are_refused() {
     let (code, body) = c.post(path, thing(2)).await;
     assert_eq!(code, 422, "{body}");
     still_serving(&c).await;
+
+    // within the static estimate, over the runtime limit: kube's error on the write
+    let rule = "self.l.all(x, self.l.all(y, x + y >= 0))";
+    let mut costly = crd("costlies", rule);
+    costly["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        ["properties"]["l"]["maxItems"] = json!(1000);
+    costly["spec"]["names"]["kind"] = json!("Costly");
+    costly["spec"]["names"]["listKind"] = json!("CostlyList");
+    let (code, body) = c
+        .post(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            costly,
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    k.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/costlies.example.com",
+    ])
+    .await;
+    let path = "/apis/example.com/v1/namespaces/default/costlies";
+    let with = |name: &str, n: i64| {
+        json!({"apiVersion": "example.com/v1", "kind": "Costly",
+               "metadata": {"name": name}, "spec": {"l": (0..n).collect::<Vec<_>>()}})
+    };
+    let (code, status) = c.post(path, with("big", 1000)).await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["details"]["causes"][0]["message"],
+        format!("Invalid value: \"object\": 'operation cancelled: actual cost limit exceeded': no further validation rules will be run due to call cost exceeds limit for rule: {rule}")
+    );
+    let (code, body) = c.post(path, with("small", 20)).await;
+    assert_eq!(code, 201, "{body}");
+    still_serving(&c).await;
 }
 
 fn ops_body(ops: &[Value]) -> String {
@@ -314,4 +349,129 @@ async fn kube_rs_finalizer_patches() {
     let (code, cm) = c.patch(&target, json_patch, &remove.to_string()).await;
     assert_eq!(code, 200, "{cm}");
     assert_eq!(cm["metadata"]["finalizers"], json!(["example.com/other"]));
+}
+
+/// A namespaced CRD for `things` whose `spec.l` nests `levels` arrays, as JSON text.
+fn deep_items_crd(levels: usize) -> String {
+    let items = format!(
+        "{}{{\"type\":\"integer\"}}{}",
+        "{\"type\":\"array\",\"items\":".repeat(levels),
+        "}".repeat(levels)
+    );
+    format!(
+        r#"{{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition",
+        "metadata":{{"name":"deeps.example.com"}},
+        "spec":{{"group":"example.com","scope":"Namespaced",
+        "names":{{"plural":"deeps","singular":"deep","kind":"Deep","listKind":"DeepList"}},
+        "versions":[{{"name":"v1","served":true,"storage":true,"schema":{{"openAPIV3Schema":
+        {{"type":"object","properties":{{"spec":{{"type":"object","properties":{{"l":{items}}}}}}}}}}}}}]}}}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deepest_bodies_are_stored_and_read_back() {
+    let env = TestShard::builder().start().await;
+    let c = env.admin();
+    let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let post = |path: String, body: String| {
+        let c = &c;
+        async move {
+            let resp = c
+                .request(reqwest::Method::POST, &path)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("request");
+            let code = resp.status().as_u16();
+            let v: Value =
+                serde_json::from_slice(&resp.bytes().await.expect("body")).unwrap_or(Value::Null);
+            (code, v)
+        }
+    };
+    // 10,000 levels never parse: 400
+    let (code, status) = post(crds.to_string(), deep_items_crd(10_000)).await;
+    assert_eq!(code, 400, "{status}");
+    // the deepest CRD a body may hold (100 containers) is created; its schema is
+    // compiled and used on a 2 MiB worker stack
+    let (code, status) = post(crds.to_string(), deep_items_crd(90)).await;
+    assert_eq!(code, 201, "{status}");
+    env.kubectl()
+        .ok(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/deeps.example.com",
+        ])
+        .await;
+    let l = format!("{}1{}", "[".repeat(90), "]".repeat(90));
+    let body = format!(
+        r#"{{"apiVersion":"example.com/v1","kind":"Deep","metadata":{{"name":"d"}},"spec":{{"l":{l}}}}}"#
+    );
+    let (code, status) = post(
+        "/apis/example.com/v1/namespaces/default/deeps".to_string(),
+        body,
+    )
+    .await;
+    assert_eq!(code, 201, "{status}");
+    // an object nesting maps as deep as a body can: its managedFields nest deeper
+    let open = r#"{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition",
+        "metadata":{"name":"opens.example.com"},
+        "spec":{"group":"example.com","scope":"Namespaced",
+        "names":{"plural":"opens","singular":"open","kind":"Open","listKind":"OpenList"},
+        "versions":[{"name":"v1","served":true,"storage":true,"schema":{"openAPIV3Schema":
+        {"type":"object","properties":{"spec":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}}}}]}}"#;
+    let (code, status) = post(crds.to_string(), open.to_string()).await;
+    assert_eq!(code, 201, "{status}");
+    env.kubectl()
+        .ok(&[
+            "wait",
+            "--for=condition=Established",
+            "crd/opens.example.com",
+        ])
+        .await;
+    let open_body = |levels: usize| {
+        let spec = format!("{}1{}", "{\"a\":".repeat(levels), "}".repeat(levels));
+        format!(
+            r#"{{"apiVersion":"example.com/v1","kind":"Open","metadata":{{"name":"o"}},"spec":{spec}}}"#
+        )
+    };
+    let opens = "/apis/example.com/v1/namespaces/default/opens";
+    // 125 levels parse, but with managedFields the stored object would not: 400
+    let (code, status) = post(opens.to_string(), open_body(124)).await;
+    assert_eq!(code, 400, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nests more than 100 levels")),
+        "{status}"
+    );
+    let (code, status) = post(opens.to_string(), open_body(95)).await;
+    assert_eq!(code, 201, "{status}");
+    // a JSON patch may not nest it deeper either: 422
+    let deeper = format!("/spec{}", "/a".repeat(94));
+    let value: Value =
+        serde_json::from_str(&format!("{}1{}", "[".repeat(20), "]".repeat(20))).expect("json");
+    let patch = json!([{"op": "replace", "path": deeper, "value": value}]);
+    let (code, status) = c
+        .patch(
+            &format!("{opens}/o"),
+            "application/json-patch+json",
+            &patch.to_string(),
+        )
+        .await;
+    assert_eq!(code, 422, "{status}");
+    // what was stored (with managedFields) is read back after a restart
+    let env = env.restart().await;
+    let c = env.admin();
+    let (code, crd) = c.get(&format!("{crds}/deeps.example.com")).await;
+    assert_eq!(code, 200, "{crd}");
+    let (code, d) = c
+        .get("/apis/example.com/v1/namespaces/default/deeps/d")
+        .await;
+    assert_eq!(code, 200, "{d}");
+    let (code, o) = c
+        .get("/apis/example.com/v1/namespaces/default/opens/o")
+        .await;
+    assert_eq!(code, 200, "{o}");
+    still_serving(&c).await;
 }

@@ -14,10 +14,71 @@ pub fn body_too_large(limit: usize) -> ApiError {
     ApiError::too_large(format!("Request entity too large: limit is {limit}"))
 }
 
+/// Containers a request body may nest (objects and arrays in each other). serde_json
+/// parses at most 127; what a shard stores (the object, its managedFields, a few
+/// levels deeper than the object, and `resourceVersion`) must parse back when the
+/// shard reads its store, and lists and watch events wrap objects in two more levels
+/// for clients that parse with the same limit. No Kubernetes object comes near it.
+pub const MAX_BODY_NESTING: usize = 100;
+
+/// Containers nested in `v` (0 for a scalar), measured without recursion; the
+/// `metadata.managedFields` of an object are not counted.
+pub fn nesting(v: &Value) -> usize {
+    let mut max = 0;
+    let mut stack: Vec<(&Value, usize, bool)> = vec![(v, 0, true)];
+    while let Some((v, d, root)) = stack.pop() {
+        match v {
+            Value::Array(a) => {
+                max = max.max(d + 1);
+                stack.extend(a.iter().map(|x| (x, d + 1, false)));
+            }
+            Value::Object(m) => {
+                max = max.max(d + 1);
+                for (k, x) in m {
+                    match x {
+                        Value::Object(meta) if root && k == "metadata" => {
+                            max = max.max(d + 2);
+                            stack.extend(
+                                meta.iter()
+                                    .filter(|(k, _)| *k != "managedFields")
+                                    .map(|(_, x)| (x, d + 2, false)),
+                            );
+                        }
+                        x => stack.push((x, d + 1, false)),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Refuses an object nesting more than [`MAX_BODY_NESTING`] containers (400).
+pub fn check_nesting(v: &Value) -> Result<(), ApiError> {
+    if nesting(v) > MAX_BODY_NESTING {
+        return Err(ApiError::bad_request(format!(
+            "error decoding request body: the object nests more than {MAX_BODY_NESTING} levels of objects and arrays"
+        )));
+    }
+    Ok(())
+}
+
 /// Decodes a request body by its Content-Type. YAML and protobuf bodies may decode to
 /// at most `max_decoded` bytes of JSON (YAML aliases and protobuf field names make a
-/// small body large); past that the answer is 413 and decoding stops early.
+/// small body large); past that the answer is 413 and decoding stops early. Bodies
+/// nesting more than [`MAX_BODY_NESTING`] containers are refused (400).
 pub fn decode_body(
+    content_type: Option<&str>,
+    body: &[u8],
+    max_decoded: usize,
+) -> Result<Value, ApiError> {
+    let v = decode_body_unchecked(content_type, body, max_decoded)?;
+    check_nesting(&v)?;
+    Ok(v)
+}
+
+fn decode_body_unchecked(
     content_type: Option<&str>,
     body: &[u8],
     max_decoded: usize,
@@ -46,8 +107,10 @@ pub fn decode_body(
 }
 
 pub fn decode_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding request body: json: {e}")))
+    let v = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding request body: json: {e}")))?;
+    check_nesting(&v)?;
+    Ok(v)
 }
 
 fn decoded_too_large(limit: usize) -> ApiError {
@@ -86,7 +149,10 @@ pub fn decode_yaml(body: &[u8], max_decoded: usize) -> Result<Value, ApiError> {
     let budget = yaml_budget::Budget::new(max_decoded);
     let de = serde_yaml::Deserializer::from_slice(body);
     match serde::de::DeserializeSeed::deserialize(yaml_budget::Seed(&budget), de) {
-        Ok(v) => Ok(v),
+        Ok(v) => {
+            check_nesting(&v)?;
+            Ok(v)
+        }
         Err(_) if budget.exhausted() => Err(decoded_too_large(max_decoded)),
         Err(e) => Err(ApiError::bad_request(format!(
             "error decoding YAML body: {e}"

@@ -1149,11 +1149,23 @@ pub(crate) fn patch_error(e: canopy_patch::PatchError) -> ApiError {
 }
 
 /// The limits patches are applied under. `max_result_bytes` is kube's request body
-/// limit (3 MiB) until the storage's object size limit is passed here.
+/// limit (3 MiB) until the storage's object size limit is passed here. The patched
+/// object (managedFields aside) nests no deeper than a body may
+/// ([`codec::MAX_BODY_NESTING`], checked by [`check_patched`]).
 pub(crate) fn patch_limits() -> canopy_patch::Limits {
     canopy_patch::Limits::with_max_result_bytes(
         crate::Limits::default().max_request_body_bytes as u64,
     )
+}
+
+/// A patched object nesting deeper than a body may is refused (422).
+pub(crate) fn check_patched(obj: Value) -> Result<Value, ApiError> {
+    if codec::nesting(&obj) > codec::MAX_BODY_NESTING {
+        return Err(patch_error(canopy_patch::PatchError::TooDeep {
+            limit: codec::MAX_BODY_NESTING,
+        }));
+    }
+    Ok(obj)
 }
 
 fn apply_patch(
@@ -1164,7 +1176,7 @@ fn apply_patch(
 ) -> Result<Value, ApiError> {
     let invalid = patch_error;
     let limits = patch_limits();
-    match content_type {
+    let patched = match content_type {
         "application/json-patch+json" => {
             canopy_patch::apply_json_patch_with(current, patch, &limits).map_err(invalid)
         }
@@ -1186,7 +1198,8 @@ fn apply_patch(
             canopy_patch::apply_merge_patch_with(current, patch, &limits).map_err(invalid)
         }
         other => Err(ApiError::unsupported_media_type(other)),
-    }
+    };
+    check_patched(patched?)
 }
 
 async fn patch(
@@ -1211,6 +1224,7 @@ async fn patch(
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
         other => return Err(ApiError::unsupported_media_type(other)),
     };
+    codec::check_nesting(&patch)?;
     if ct == "application/apply-patch+yaml" {
         if ctx.q("fieldManager").is_none() {
             return Err(ApiError::bad_request(

@@ -142,6 +142,7 @@ pub async fn serve(
                 serde_json::from_slice(body)
                     .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
             };
+            crate::codec::check_nesting(&patch)?;
             let invalid = rest::patch_error;
             let limits = rest::patch_limits();
             match ct.as_str() {

@@ -418,12 +418,48 @@ pub(crate) fn stamp(
             limit: max_bytes,
         });
     }
+    if json_nesting(&json) > MAX_STORED_NESTING {
+        // it would be stored but never read back: loading the store would fail
+        return Err(StorageError::InvalidObject(format!(
+            "{key}: the object nests more than {MAX_STORED_NESTING} levels of objects and arrays"
+        )));
+    }
     Ok(StoredObject {
         key,
         rv,
         value,
         json: Bytes::from(json),
     })
+}
+
+/// Containers a stored object may nest: what serde_json parses when the store is
+/// loaded.
+pub const MAX_STORED_NESTING: usize = 127;
+
+/// Containers nested in serialized JSON, by a scan of its bytes.
+fn json_nesting(json: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+    for &b in json {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 fn parse_stored(key: ObjectKey, rv: u64, raw: Vec<u8>) -> Result<StoredObject, StorageError> {
@@ -530,5 +566,27 @@ async fn compactor(pool: PgPool, cache: cache::Cache, keep: usize, every: Durati
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "history compaction failed; will retry"),
         }
+    }
+}
+
+#[cfg(test)]
+mod nesting_tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_counted_outside_strings() {
+        assert_eq!(json_nesting(br#"{"a":[1,{"b":"[[{\"]]"}]}"#), 3);
+        assert_eq!(json_nesting(b"1"), 0);
+        // what the store refuses is exactly what serde_json would not read back
+        let ok = format!(
+            "{}{}",
+            "[".repeat(MAX_STORED_NESTING),
+            "]".repeat(MAX_STORED_NESTING)
+        );
+        assert!(serde_json::from_str::<Value>(&ok).is_ok());
+        assert_eq!(json_nesting(ok.as_bytes()), MAX_STORED_NESTING);
+        let deep = format!("[{ok}]");
+        assert!(serde_json::from_str::<Value>(&deep).is_err());
+        assert_eq!(json_nesting(deep.as_bytes()), MAX_STORED_NESTING + 1);
     }
 }
