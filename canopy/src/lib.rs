@@ -412,9 +412,22 @@ fn now() -> i64 {
 }
 
 /// Writes `text` to `path`, readable by its owner only: atomically (a temporary file
-/// in the same directory, mode 0600 from its creation, renamed over `path`).
+/// in the same directory, mode 0600 from its creation, renamed over `path`). A `path`
+/// that is not a regular file (`-o /dev/stdout`, a pipe) is written to as it is.
 pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    canopy_auth::files::write_private(path, text.as_bytes())
+    // a link is followed: the file it names is replaced, the link kept
+    let target = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path)?,
+        _ => path.to_path_buf(),
+    };
+    match std::fs::metadata(&target) {
+        Ok(m) if !m.is_file() && !m.is_dir() => {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().write(true).open(&target)?;
+            f.write_all(text.as_bytes())
+        }
+        _ => canopy_auth::files::write_private(&target, text.as_bytes()),
+    }
 }
 
 /// Creates the root directory (mode 0700) or checks an existing one: it holds keys and
@@ -449,6 +462,33 @@ fn root_directory(dir: &Path) -> Result<PathBuf, StartError> {
 #[cfg(test)]
 mod tests {
     use super::redact;
+
+    #[test]
+    fn private_files_are_0600_links_are_kept_and_devices_written_to() {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("admin.kubeconfig");
+        std::fs::write(&f, "old").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        super::write_private(&f, "new").unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "new");
+        assert_eq!(std::fs::metadata(&f).unwrap().mode() & 0o777, 0o600);
+        // a link to the file: the file is replaced, the link stays
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        super::write_private(&link, "via link").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "via link");
+        // `-o /dev/null` writes to the device, never replaces it
+        super::write_private(std::path::Path::new("/dev/null"), "x").unwrap();
+        assert!(std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
+    }
 
     #[test]
     fn passwords_are_redacted() {

@@ -409,7 +409,7 @@ async fn start_with_shards_keeps_keys_and_tokens_private_and_signs_in_one_place(
     };
     let before = issue().await;
     let (code, b) = admin
-        .post("/internal/tokens/rotate", serde_json::json!({}))
+        .post("/services/tokens/rotate", serde_json::json!({}))
         .await;
     assert_eq!(code, 200, "{b}");
     let after = issue().await;

@@ -409,7 +409,7 @@ fn start_replication(
     api: &ApiServer,
     shard_name: &str,
     c: &CacheServerOptions,
-) -> Result<canopy_cache::Replicator, ShardError> {
+) -> Result<canopy_cache::Replicator, canopy_cache::CacheError> {
     let client = canopy_cache::CacheClient::new(&canopy_cache::CacheClientConfig {
         url: c.url.clone(),
         ca_cert_pem: c.ca_cert_pem.clone(),
