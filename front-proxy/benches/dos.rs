@@ -9,9 +9,10 @@
 //!   user, caps on connections), the admin and one other tenant (`carol`) measuring;
 //! - a load generator (this binary again, `CANOPY_DOS_ROLE=load`): idle HTTP/2
 //!   connections from many loopback addresses (500 per address, below the 1,000 per
-//!   address cap), each sending `GET /healthz` once a minute as clients' keep-alive
-//!   does (the server closes connections without a request for 90 s), and for each of
-//!   the tenant users one HTTP/2 connection carrying its watches of ConfigMaps;
+//!   address cap), each sending `GET /healthz` when it connects and then once a minute
+//!   (the server closes connections without a request for 90 s), and for each of the
+//!   tenant users one HTTP/2 connection carrying its watches of ConfigMaps (429 and 503
+//!   answers are retried after `Retry-After`, as client-go does);
 //! - for the second run, the `front-proxy` binary in front of the shard.
 //!
 //! Once every connection and watch is up, for `CANOPY_DOS_SECONDS` (60) the admin GETs
@@ -412,6 +413,7 @@ async fn scenario(
         })
     };
     let mut markers = 0;
+    let marker_every = Duration::from_millis(env_or("CANOPY_DOS_MARKER_MS", 2000));
     let end = Instant::now() + hold;
     while Instant::now() < end {
         let (code, v) = admin
@@ -423,7 +425,7 @@ async fn scenario(
             .await;
         assert_eq!(code, 201, "{v}");
         markers += 1;
-        tokio::time::sleep(Duration::from_secs(2).min(hold / 2)).await;
+        tokio::time::sleep(marker_every.min(hold / 2)).await;
     }
     stop.store(true, Ordering::Relaxed);
     let server_rss_mib = rss_mib(server_pid);
@@ -527,6 +529,7 @@ mod load {
         watches_open: AtomicUsize,
         watches_lost: AtomicUsize,
         retries_429: AtomicUsize,
+        retries_503: AtomicUsize,
         errors: parking_lot::Mutex<BTreeMap<String, usize>>,
     }
 
@@ -599,6 +602,7 @@ mod load {
             watches_open: AtomicUsize::new(0),
             watches_lost: AtomicUsize::new(0),
             retries_429: AtomicUsize::new(0),
+            retries_503: AtomicUsize::new(0),
             errors: Default::default(),
         });
         let markers: Arc<Vec<AtomicU64>> =
@@ -624,9 +628,10 @@ mod load {
                     }
                 };
                 c.idle_open.fetch_add(1, Ordering::Relaxed);
-                // spread the keep-alive requests over the interval
+                // a client connects to send a request: the first one at once, then one
+                // a keep-alive interval (spread over the interval) to stay connected
                 let offset = keepalive.mul_f64((i % 1000) as f64 / 1000.0);
-                tokio::time::sleep(offset).await;
+                let mut first = true;
                 loop {
                     let ok = match send.ready().await {
                         Ok(()) => match send.send_request(request("/healthz", None)).await {
@@ -651,7 +656,12 @@ mod load {
                         c.idle_lost.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
-                    tokio::time::sleep(keepalive).await;
+                    if first {
+                        first = false;
+                        tokio::time::sleep(offset).await;
+                    } else {
+                        tokio::time::sleep(keepalive).await;
+                    }
                 }
             }));
         }
@@ -691,8 +701,13 @@ mod load {
                             }
                             match send.send_request(request(path, Some(&token))).await {
                                 Ok(r) if r.status() == 200 => break r,
-                                Ok(r) if r.status() == 429 => {
-                                    c.retries_429.fetch_add(1, Ordering::Relaxed);
+                                // as client-go does: 429 and 503 with Retry-After are retried
+                                Ok(r) if r.status() == 429 || r.status() == 503 => {
+                                    if r.status() == 429 {
+                                        c.retries_429.fetch_add(1, Ordering::Relaxed);
+                                    } else {
+                                        c.retries_503.fetch_add(1, Ordering::Relaxed);
+                                    }
                                     let secs: u64 = r
                                         .headers()
                                         .get("retry-after")
@@ -788,6 +803,7 @@ mod load {
             "watches_open": c.watches_open.load(Ordering::Relaxed),
             "watches_lost": c.watches_lost.load(Ordering::Relaxed),
             "watch_retries_429": c.retries_429.load(Ordering::Relaxed),
+            "watch_retries_503": c.retries_503.load(Ordering::Relaxed),
             "markers_min": counts.iter().min().copied().unwrap_or(0),
             "markers_max": counts.iter().max().copied().unwrap_or(0),
             "errors": *c.errors.lock(),

@@ -4,6 +4,10 @@
 //! down for a moment, so requests for its workspaces fail fast with 503 instead of each
 //! waiting for a timeout; the next request after that moment tries again.
 //!
+//! At most 64 connections are opened at once (a burst of watches queues for its turn
+//! rather than timing out in a pile of concurrent TLS handshakes and getting the shard
+//! marked down for everyone).
+//!
 //! HTTP/1.1 rather than HTTP/2 towards shards: every watch holds a stream for as long as
 //! the client wants, and one HTTP/2 connection caps concurrent streams; a pool of
 //! HTTP/1.1 connections has no such ceiling.
@@ -47,12 +51,28 @@ pub fn full(b: impl Into<Bytes>) -> ProxyBody {
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
+/// Connections being opened to shards at once, at most. A burst of new watches (each
+/// needs a connection of its own) would otherwise start thousands of TLS handshakes at
+/// once, most of which would miss the connect timeout and get the shard marked down
+/// for everyone; gated, they queue and complete.
+const MAX_CONCURRENT_CONNECTS: usize = 64;
+
+/// How long a request waits for its turn to open a connection before 503.
+const CONNECT_QUEUE_WAIT: Duration = Duration::from_secs(30);
+
+/// A connection could not even be started: too many being opened (not the shard's
+/// fault: it is not marked down).
+#[derive(Debug, thiserror::Error)]
+#[error("too many connections to shards being opened at once")]
+pub struct ConnectBusy;
+
 /// Wraps the HTTPS connector so that TCP connect and the TLS handshake together take at
-/// most `timeout`.
+/// most `timeout`, with at most [`MAX_CONCURRENT_CONNECTS`] under way at once.
 #[derive(Clone)]
 pub struct TimeoutConnector {
     inner: Https,
     timeout: Duration,
+    gate: Arc<tokio::sync::Semaphore>,
 }
 
 impl tower_service::Service<Uri> for TimeoutConnector {
@@ -65,10 +85,15 @@ impl tower_service::Service<Uri> for TimeoutConnector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let fut = self.inner.call(uri);
+        let mut inner = self.inner.clone();
         let timeout = self.timeout;
+        let gate = self.gate.clone();
         Box::pin(async move {
-            match tokio::time::timeout(timeout, fut).await {
+            let _turn = match tokio::time::timeout(CONNECT_QUEUE_WAIT, gate.acquire_owned()).await {
+                Ok(Ok(p)) => p,
+                _ => return Err(Box::new(ConnectBusy) as BoxError),
+            };
+            match tokio::time::timeout(timeout, inner.call(uri)).await {
                 Ok(r) => r,
                 Err(_) => Err(format!("connecting took longer than {timeout:?}").into()),
             }
@@ -164,6 +189,7 @@ impl Backends {
         let connector = TimeoutConnector {
             inner: https,
             timeout: connect_timeout,
+            gate: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CONNECTS)),
         };
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
@@ -236,6 +262,9 @@ impl Backends {
                 self.mark_up(i);
                 Ok(r)
             }
+            Err(e) if e.is_connect() && is_busy(&e) => {
+                Err(BackendError::Failed(name.clone(), ConnectBusy.to_string()))
+            }
             Err(e) if e.is_connect() => {
                 self.mark_down(i);
                 let detail = std::error::Error::source(&e)
@@ -252,6 +281,18 @@ impl Backends {
             }
         }
     }
+}
+
+/// Whether `e` (or what caused it) is [`ConnectBusy`].
+fn is_busy(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if c.is::<ConnectBusy>() {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
 }
 
 #[cfg(test)]

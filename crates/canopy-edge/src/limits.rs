@@ -111,11 +111,12 @@ impl ServerLimits {
 
     /// No limit at all but the timeouts (for tests of other things).
     pub fn unlimited() -> ServerLimits {
-        let mut connections = canopy_https::ConnectionLimits::default();
-        connections.max_connections = 0;
-        connections.max_connections_per_ip = 0;
         ServerLimits {
-            connections,
+            connections: canopy_https::ConnectionLimits {
+                max_connections: 0,
+                max_connections_per_ip: 0,
+                ..Default::default()
+            },
             requests: LimitsConfig::unlimited(),
         }
     }
@@ -248,6 +249,8 @@ impl Limits {
         }
     }
 
+    // ApiError is the Status every handler returns; boxing it is canopy-core's call
+    #[allow(clippy::result_large_err)]
     fn open_watch(&self, who: &Identity) -> Result<WatchSlot, ApiError> {
         let cfg = &self.inner.config;
         let m = &self.inner.metrics;
