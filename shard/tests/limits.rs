@@ -304,8 +304,11 @@ async fn json_patches_that_crashed_or_ballooned_are_refused() {
         assert_eq!(code, 400, "{ct}: {status}");
     }
 
+    // RSS is the whole test process's: the other tests of this file run at the same
+    // time and take memory of their own, so the bound is loose; the bug this guards
+    // against grew the process by ~600 MB for one 1 MiB patch
     let grown = rss_bytes().saturating_sub(rss_before);
-    assert!(grown < 100 << 20, "the process grew by {grown} bytes");
+    assert!(grown < 300 << 20, "the process grew by {grown} bytes");
     let (code, cm) = c.get(&target).await;
     assert_eq!(code, 200, "{cm}");
     assert_eq!(cm["data"], json!({"k": "v"}));
