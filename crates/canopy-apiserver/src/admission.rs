@@ -221,16 +221,7 @@ fn logical_cluster_update(req: &Request<'_>, new: &Value, old: &Value) -> Result
     if strip(new) != strip(old) {
         return refuse("only status.initializers of a logical cluster may be changed");
     }
-    let list = |v: &Value| -> Vec<String> {
-        v.pointer("/status/initializers")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let list = |v: &Value| meta::strings_at(v, "/status/initializers");
     let (before, after) = (list(old), list(new));
     if after.iter().any(|i| !before.contains(i)) {
         return refuse("initializers can only be removed from a logical cluster");

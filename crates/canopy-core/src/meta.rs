@@ -153,9 +153,10 @@ pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
     annotations(obj)?.get(key)?.as_str()
 }
 
-pub fn finalizers(obj: &Value) -> Vec<String> {
-    obj.get("metadata")
-        .and_then(|m| m.get("finalizers"))
+/// The strings of the array at JSON `pointer` (`/status/initializers`); non-strings and
+/// anything that is not an array count as nothing.
+pub fn strings_at(obj: &Value, pointer: &str) -> Vec<String> {
+    obj.pointer(pointer)
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
@@ -163,6 +164,10 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+pub fn finalizers(obj: &Value) -> Vec<String> {
+    strings_at(obj, "/metadata/finalizers")
 }
 
 pub fn is_deleting(obj: &Value) -> bool {
