@@ -137,21 +137,11 @@ impl CacheServer {
         let addr = listener
             .local_addr()
             .map_err(|source| CacheServerError::Listen { addr, source })?;
-        let host = opts.external_hostname.clone().unwrap_or_else(|| {
-            if opts.bind_address.is_unspecified() {
-                "127.0.0.1".to_string()
-            } else {
-                opts.bind_address.to_string()
-            }
-        });
-        let url_host = if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host.clone()
-        };
-        let url = format!("https://{url_host}:{}", addr.port());
+        let endpoint =
+            canopy_https::Endpoint::at(addr, opts.bind_address, opts.external_hostname.as_deref());
+        let url = endpoint.url.clone();
         let pki_dir = opts.root_directory.join("pki");
-        let pki = Pki::load_or_create(&pki_dir, &[host.clone(), opts.bind_address.to_string()])?;
+        let pki = Pki::load_or_create(&pki_dir, &endpoint.cert_hosts)?;
         let tokens = Arc::new(TokenIssuer::load_or_create(&pki_dir)?);
         let acceptor = acceptor(&pki.serving_cert_pem, &pki.serving_key_pem)?;
 

@@ -182,21 +182,6 @@ async fn shard(name: &str, cache: &TestCacheServer) -> TestShard {
     s
 }
 
-async fn wait_ready(c: &Client, parent: &str, name: &str) -> Value {
-    for _ in 0..200 {
-        let (code, ws) = c
-            .get(&format!(
-                "/clusters/{parent}/apis/tenancy.kcp.io/v1alpha1/workspaces/{name}"
-            ))
-            .await;
-        if code == 200 && ws["status"]["phase"] == "Ready" {
-            return ws;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("workspace {parent}:{name} never became Ready");
-}
-
 #[tokio::test]
 async fn workspace_types_replicate_between_two_shards() {
     let cache = TestCacheServer::start().await;
@@ -249,7 +234,7 @@ async fn workspace_types_replicate_between_two_shards() {
         )
         .await;
     assert_eq!(code, 201, "{ws}");
-    let ws = wait_ready(&cb, "root", "acme").await;
+    let ws = cb.wait_workspace_ready("root", "acme").await;
     let cluster = ws["spec"]["cluster"].as_str().unwrap().to_string();
     create_wt(&cb, "root:acme", "special").await;
     eventually("A sees beta's special", || {

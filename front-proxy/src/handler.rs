@@ -34,24 +34,7 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Respons
 
 /// A `Status` failure response, as a shard renders it.
 pub fn status(e: &ApiError) -> Response<ProxyBody> {
-    let body = serde_json::to_vec(&e.to_status()).unwrap_or_default();
-    let mut r = Response::new(backend::full(body));
-    *r.status_mut() = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Some(secs) = e.retry_after_seconds {
-        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    if e.code == 401 {
-        h.insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"canopy\""),
-        );
-    }
-    r
+    canopy_edge::error_response(e, backend::full)
 }
 
 fn text(code: u16, s: impl Into<String>) -> Response<ProxyBody> {
@@ -292,6 +275,9 @@ async fn find(state: &State, key: &str) -> Result<Option<usize>, index::Unsettle
     if let Some(r) = state.index.lookup(key) {
         return Ok(Some(r.shard));
     }
+    if state.index.recently_missing(key) {
+        return Ok(None);
+    }
     let found = index::recheck(&state.index, &state.backends, key)
         .await?
         .map(|r| r.shard);
@@ -360,14 +346,7 @@ async fn forward(
     headers.remove(header::HOST);
     // the proxy already answered the client's 100-continue; the body streams on
     headers.remove(header::EXPECT);
-    let spoofed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| canopy_auth::requestheader::is_identity_header(k.as_str()))
-        .cloned()
-        .collect();
-    for k in spoofed {
-        headers.remove(k);
-    }
+    canopy_edge::strip_identity_headers(&mut headers);
     if let Some(u) = user {
         for (k, v) in canopy_auth::requestheader::encode(u) {
             match (

@@ -13,6 +13,10 @@
 //! A miss is re-checked before it is believed ([`recheck`]): every shard is asked for
 //! `/clusters/<path or name>/apis/core.kcp.io/v1alpha1/logicalclusters/cluster`, so a
 //! workspace created a moment ago (before its watch event arrived) is routed correctly.
+//! Because a miss costs a request to every shard, rechecks are bounded: at most
+//! [`MAX_RECHECKS`] run at once (the rest wait), and a key found nowhere is remembered
+//! as missing for [`MISS_TTL`] (at most [`MAX_MISSES`] keys; an index update of the key
+//! forgets it at once), so polling an unknown workspace costs the shards nothing more.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +41,12 @@ const LIST_PATH: &str = "/clusters/*/apis/core.kcp.io/v1alpha1/logicalclusters";
 /// A watch that delivers nothing (not even a bookmark, sent every minute) for this long
 /// is assumed dead.
 const WATCH_IDLE: Duration = Duration::from_secs(150);
+/// Rechecks running at once, over all callers.
+pub const MAX_RECHECKS: usize = 16;
+/// How long a key found on no shard is answered as unknown without asking again.
+pub const MISS_TTL: Duration = Duration::from_millis(500);
+/// Most keys remembered as missing (the oldest are dropped first).
+pub const MAX_MISSES: usize = 10_000;
 
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +99,9 @@ impl Maps {
 pub struct Index {
     maps: RwLock<Maps>,
     synced: Vec<AtomicBool>,
+    /// Keys no shard held when last asked, with when.
+    misses: parking_lot::Mutex<HashMap<String, std::time::Instant>>,
+    rechecks: tokio::sync::Semaphore,
 }
 
 impl Index {
@@ -96,6 +109,45 @@ impl Index {
         Index {
             maps: RwLock::new(Maps::default()),
             synced: (0..shards).map(|_| AtomicBool::new(false)).collect(),
+            misses: Default::default(),
+            rechecks: tokio::sync::Semaphore::new(MAX_RECHECKS),
+        }
+    }
+
+    /// Whether `key` was found on no shard less than [`MISS_TTL`] ago.
+    pub fn recently_missing(&self, key: &str) -> bool {
+        let mut m = self.misses.lock();
+        match m.get(key) {
+            Some(at) if at.elapsed() < MISS_TTL => true,
+            Some(_) => {
+                m.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn remember_miss(&self, key: &str) {
+        let mut m = self.misses.lock();
+        if m.len() >= MAX_MISSES {
+            m.retain(|_, at| at.elapsed() < MISS_TTL);
+            if m.len() >= MAX_MISSES {
+                // all fresh: drop the oldest tenth
+                let mut ats: Vec<std::time::Instant> = m.values().copied().collect();
+                ats.sort_unstable();
+                if let Some(cut) = ats.get(MAX_MISSES / 10).copied() {
+                    m.retain(|_, at| *at > cut);
+                }
+            }
+        }
+        m.insert(key.to_string(), std::time::Instant::now());
+    }
+
+    fn forget_miss(&self, name: &str, path: &str) {
+        let mut m = self.misses.lock();
+        if !m.is_empty() {
+            m.remove(name);
+            m.remove(path);
         }
     }
 
@@ -136,6 +188,7 @@ impl Index {
 
     pub fn upsert(&self, shard: usize, name: &str, path: &str) {
         self.maps.write().upsert(shard, name, path);
+        self.forget_miss(name, path);
     }
 
     pub fn remove(&self, shard: usize, name: &str) {
@@ -158,6 +211,7 @@ impl Index {
             m.upsert(shard, name, path);
         }
         drop(m);
+        self.misses.lock().clear();
         self.synced[shard].store(true, Ordering::Release);
     }
 }
@@ -380,6 +434,21 @@ pub async fn recheck(
     backends: &Backends,
     path_or_name: &str,
 ) -> Result<Option<Route>, Unsettled> {
+    if index.recently_missing(path_or_name) {
+        return Ok(None);
+    }
+    // Bounded: a flood of misses (any number of callers, any keys) keeps at most
+    // MAX_RECHECKS rounds of shard requests in flight. The semaphore is never closed.
+    let Ok(_permit) = index.rechecks.acquire().await else {
+        return Ok(None);
+    };
+    // Someone else may have settled it while we waited.
+    if let Some(r) = index.lookup(path_or_name) {
+        return Ok(Some(r));
+    }
+    if index.recently_missing(path_or_name) {
+        return Ok(None);
+    }
     const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b':')
         .remove(b'-')
@@ -415,7 +484,10 @@ pub async fn recheck(
     }
     match unsettled {
         Some(i) => Err(Unsettled(backends.shard(i).name.clone())),
-        None => Ok(None),
+        None => {
+            index.remember_miss(path_or_name);
+            Ok(None)
+        }
     }
 }
 
@@ -423,6 +495,28 @@ pub async fn recheck(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn misses_are_remembered_briefly_and_forgotten_on_update() {
+        let ix = Index::new(1);
+        assert!(!ix.recently_missing("root:nope"));
+        ix.remember_miss("root:nope");
+        ix.remember_miss("abc");
+        assert!(ix.recently_missing("root:nope"));
+        // the index learning of it (by path or by name) forgets the miss at once
+        ix.upsert(0, "abc", "root:nope");
+        assert!(!ix.recently_missing("root:nope"));
+        assert!(!ix.recently_missing("abc"));
+        ix.remember_miss("gone");
+        std::thread::sleep(MISS_TTL + Duration::from_millis(20));
+        assert!(!ix.recently_missing("gone"));
+        // bounded
+        for i in 0..(MAX_MISSES + 50) {
+            ix.remember_miss(&format!("k{i}"));
+        }
+        assert!(ix.misses.lock().len() <= MAX_MISSES);
+        assert!(ix.recently_missing(&format!("k{}", MAX_MISSES + 49)));
+    }
 
     #[test]
     fn paths_and_names_route_and_follow_changes() {

@@ -10,17 +10,6 @@ use serde_json::json;
 
 const WS: &str = "apis/tenancy.kcp.io/v1alpha1/workspaces";
 
-async fn wait_ready(c: &Client, name: &str) {
-    for _ in 0..200 {
-        let (code, w) = c.get(&format!("/clusters/root/{WS}/{name}")).await;
-        if code == 200 && w["status"]["phase"] == "Ready" {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("workspace {name} never became Ready");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_of_two_proxies_dies_the_other_keeps_serving() {
     let env = TestProxy::builder().shards(2).start().await;
@@ -46,7 +35,7 @@ async fn one_of_two_proxies_dies_the_other_keeps_serving() {
         assert_eq!(code, 201, "{b}");
     }
     for i in 0..4 {
-        wait_ready(&first, &format!("w{i}")).await;
+        first.wait_workspace_ready("root", &format!("w{i}")).await;
         for c in [&first, &other] {
             let (code, b) = c
                 .post(
@@ -75,7 +64,7 @@ async fn one_of_two_proxies_dies_the_other_keeps_serving() {
         )
         .await;
     assert_eq!(code, 201, "{b}");
-    wait_ready(&other, "late").await;
+    other.wait_workspace_ready("root", "late").await;
     for name in ["w0", "w3", "late"] {
         let (code, _) = other
             .get(&format!(

@@ -13,17 +13,6 @@ use serde_json::{json, Value};
 
 const WS: &str = "apis/tenancy.kcp.io/v1alpha1/workspaces";
 
-async fn wait_ready(c: &canopy_test_harness::Client, parent: &str, name: &str) -> Value {
-    for _ in 0..200 {
-        let (code, ws) = c.get(&format!("/clusters/{parent}/{WS}/{name}")).await;
-        if code == 200 && ws["status"]["phase"] == "Ready" {
-            return ws;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("workspace {parent}:{name} never became Ready");
-}
-
 fn ws(name: &str) -> Value {
     json!({"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace", "metadata": {"name": name}, "spec": {}})
 }
@@ -68,7 +57,7 @@ async fn workspaces_spread_over_shards_and_work_through_the_proxy() {
     }
     let mut per_shard: HashMap<String, usize> = HashMap::new();
     for i in 0..12 {
-        let w = wait_ready(&c, "root", &format!("org-{i}")).await;
+        let w = c.wait_workspace_ready("root", &format!("org-{i}")).await;
         let h = w["metadata"]["annotations"]["internal.tenancy.kcp.io/shard"]
             .as_str()
             .unwrap();
@@ -106,10 +95,11 @@ async fn workspaces_spread_over_shards_and_work_through_the_proxy() {
         .post(&format!("{p}/{WS}"), json!({"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace", "metadata": {"name": "team"}, "spec": {"type": {"name": "team", "path": "root"}}}))
         .await;
     assert_eq!(code, 201, "{b}");
-    wait_ready(&c, &format!("root:{org}"), "team").await;
+    c.wait_workspace_ready(&format!("root:{org}"), "team").await;
     let (code, b) = c.post(&format!("{p}:team/{WS}"), ws("app")).await;
     assert_eq!(code, 201, "{b}");
-    wait_ready(&c, &format!("root:{org}:team"), "app").await;
+    c.wait_workspace_ready(&format!("root:{org}:team"), "app")
+        .await;
     let (code, b) = c
         .post(
             &format!("{p}:team:app/api/v1/namespaces/default/configmaps"),

@@ -178,3 +178,89 @@ async fn invalid_crds_are_rejected_with_field_causes() {
     assert!(fields.contains(&"metadata.name"), "{body}");
     assert!(fields.contains(&"spec.versions"), "{body}");
 }
+
+fn short_name_crd(group: &str, plural: &str, kind: &str) -> String {
+    format!(
+        r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: {plural}.{group}
+spec:
+  group: {group}
+  scope: Namespaced
+  names:
+    plural: {plural}
+    singular: {singular}
+    kind: {kind}
+    shortNames: [exmp]
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+"#,
+        singular = plural.trim_end_matches('s')
+    )
+}
+
+/// kube lists every CRD group at the same priority, ordered by `<version>.<group>`, and
+/// kubectl gives a short name shared by two groups to the one listed first: with
+/// `examples.test.com` registered before `foos.bar.com`, `kubectl get exmp` still means
+/// bar.com's foos, as on kube-apiserver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_short_names_resolve_in_kube_discovery_order() {
+    let env = TestShard::builder().start().await;
+    let k = env.kubectl();
+    for (group, plural, kind) in [
+        ("test.com", "examples", "Example"),
+        ("bar.com", "foos", "Foo"),
+    ] {
+        k.apply_stdin(&["apply", "-f", "-"], &short_name_crd(group, plural, kind))
+            .await;
+        k.ok(&[
+            "wait",
+            "--for=condition=Established",
+            &format!("crd/{plural}.{group}"),
+            "--timeout=30s",
+        ])
+        .await;
+    }
+    k.apply_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: test.com/v1\nkind: Example\nmetadata: {name: from-test, namespace: default}\n",
+    )
+    .await;
+    k.apply_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: bar.com/v1\nkind: Foo\nmetadata: {name: from-bar, namespace: default}\n",
+    )
+    .await;
+
+    // discovery order: built-in groups first, then bar.com before test.com
+    let groups = k.ok(&["api-versions"]).await;
+    let lines: Vec<&str> = groups.lines().collect();
+    let pos = |gv: &str| lines.iter().position(|l| *l == gv).unwrap_or(usize::MAX);
+    assert!(pos("bar.com/v1") < pos("test.com/v1"), "{groups}");
+    let raw = k.ok(&["get", "--raw", "/apis"]).await;
+    let list: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let names: Vec<&str> = list["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["name"].as_str())
+        .collect();
+    let at = |n: &str| names.iter().position(|g| *g == n).unwrap();
+    assert!(
+        at("rbac.authorization.k8s.io") < at("apiextensions.k8s.io"),
+        "{names:?}"
+    );
+    assert!(at("apiextensions.k8s.io") < at("bar.com"), "{names:?}");
+    assert!(at("bar.com") < at("test.com"), "{names:?}");
+
+    let out = k.ok(&["get", "exmp", "-n", "default", "-o", "name"]).await;
+    assert_eq!(out.trim(), "foo.bar.com/from-bar", "{out}");
+}

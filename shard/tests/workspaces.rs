@@ -6,21 +6,6 @@ use std::time::Duration;
 use canopy_test_harness::{Client, TestShard};
 use serde_json::{json, Value};
 
-async fn wait_ready(c: &Client, parent: &str, name: &str) -> Value {
-    for _ in 0..100 {
-        let (code, ws) = c
-            .get(&format!(
-                "/clusters/{parent}/apis/tenancy.kcp.io/v1alpha1/workspaces/{name}"
-            ))
-            .await;
-        if code == 200 && ws["status"]["phase"] == "Ready" {
-            return ws;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("workspace {parent}:{name} never became Ready");
-}
-
 fn ws(name: &str, ty: Option<&str>) -> Value {
     let mut w = json!({"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace", "metadata": {"name": name}, "spec": {}});
     if let Some(t) = ty {
@@ -36,7 +21,7 @@ async fn nested_workspaces_resolve_by_path_and_delete_in_cascade() {
     let env = TestShard::builder().start().await;
     let c = env.admin();
     // root starts with the users workspace and the built-in types
-    let users = wait_ready(&c, "root", "users").await;
+    let users = c.wait_workspace_ready("root", "users").await;
     assert_eq!(users["spec"]["type"]["name"], "homeroot");
     let (_, types) = c
         .get("/clusters/root/apis/tenancy.kcp.io/v1alpha1/workspacetypes")
@@ -59,7 +44,7 @@ async fn nested_workspaces_resolve_by_path_and_delete_in_cascade() {
         created["spec"]["type"],
         json!({"name": "organization", "path": "root"})
     );
-    let acme = wait_ready(&c, "root", "acme").await;
+    let acme = c.wait_workspace_ready("root", "acme").await;
     let id = acme["spec"]["cluster"].as_str().unwrap().to_string();
     assert_eq!(id.len(), 16);
     assert_eq!(
@@ -107,7 +92,7 @@ async fn nested_workspaces_resolve_by_path_and_delete_in_cascade() {
         )
         .await;
     assert_eq!(code, 201, "{team}");
-    wait_ready(&c, "root:acme", "team-a").await;
+    c.wait_workspace_ready("root:acme", "team-a").await;
     let (code, bad) = c
         .post(&format!("/clusters/root/{WS}"), ws("t", Some("team")))
         .await;
@@ -135,7 +120,7 @@ async fn nested_workspaces_resolve_by_path_and_delete_in_cascade() {
             .0,
         201
     );
-    wait_ready(&c, "root:acme:team-a", "app").await;
+    c.wait_workspace_ready("root:acme:team-a", "app").await;
     assert_eq!(
         c.post(
             "/clusters/root:acme:team-a:app/api/v1/namespaces/default/configmaps",
@@ -192,7 +177,7 @@ async fn nested_workspaces_resolve_by_path_and_delete_in_cascade() {
         .0,
         201
     );
-    wait_ready(&c, "root:acme", "team-a").await;
+    c.wait_workspace_ready("root:acme", "team-a").await;
     let (_, cms) = c
         .get("/clusters/root:acme:team-a/api/v1/namespaces/default/configmaps")
         .await;
@@ -206,7 +191,7 @@ async fn nested_workspaces_resolve_by_path_and_delete_in_cascade() {
 #[tokio::test]
 async fn home_workspaces_and_access() {
     let env = TestShard::builder().start().await;
-    wait_ready(&env.admin(), "root", "users").await;
+    env.admin().wait_workspace_ready("root", "users").await;
     let alice = env.client(Some(&env.token("alice", &["devs"])));
     let bob = env.client(Some(&env.token("bob", &[])));
 
@@ -337,7 +322,7 @@ async fn home_workspaces_and_access() {
         .post(&format!("/clusters/{ah}/{WS}"), ws("bobs", None))
         .await;
     assert_eq!(code, 201, "{b}");
-    wait_ready(&bob, &ah, "bobs").await;
+    bob.wait_workspace_ready(&ah, "bobs").await;
     assert_eq!(
         bob.get(&format!("/clusters/{ah}:bobs/api/v1/namespaces"))
             .await
@@ -380,7 +365,7 @@ fn forbidden_reason(v: &Value) -> String {
 async fn workspace_types_need_use_extend_and_initialize() {
     let env = TestShard::builder().start().await;
     let admin = env.admin();
-    wait_ready(&admin, "root", "users").await;
+    admin.wait_workspace_ready("root", "users").await;
     assert_eq!(
         admin
             .post(&format!("/clusters/root/{WS}"), ws("acme", None))
@@ -388,7 +373,7 @@ async fn workspace_types_need_use_extend_and_initialize() {
             .0,
         201
     );
-    let acme = wait_ready(&admin, "root", "acme").await;
+    let acme = admin.wait_workspace_ready("root", "acme").await;
     let acme_cluster = acme["spec"]["cluster"].as_str().unwrap().to_string();
     let wt = "apis/tenancy.kcp.io/v1alpha1/workspacetypes";
     // a type of acme's own, with an initializer, extending root:universal
@@ -508,7 +493,7 @@ async fn workspace_types_need_use_extend_and_initialize() {
     lc["status"]["initializers"] = json!([]);
     let (code, done) = admin.put(&format!("{lc_path}/status"), lc).await;
     assert_eq!(code, 200, "{done}");
-    let w1 = wait_ready(&alice, "root:acme", "w1").await;
+    let w1 = alice.wait_workspace_ready("root:acme", "w1").await;
     assert!(w1["status"].get("initializers").is_none(), "{w1}");
     assert_eq!(
         alice
@@ -545,7 +530,7 @@ async fn workspace_types_need_use_extend_and_initialize() {
         .post(&format!("/clusters/root:acme:w1/{WS}"), leaf)
         .await;
     assert_eq!(code, 201, "{err}");
-    wait_ready(&admin, "root:acme:w1", "l1").await;
+    admin.wait_workspace_ready("root:acme:w1", "l1").await;
 
     // a type that allows no children of a kind it does not know
     assert_eq!(
@@ -571,7 +556,7 @@ async fn workspace_types_need_use_extend_and_initialize() {
             .0,
         201
     );
-    wait_ready(&admin, "root:acme", "c1").await;
+    admin.wait_workspace_ready("root:acme", "c1").await;
     let (code, err) = admin
         .post(&format!("/clusters/root:acme:c1/{WS}"), ws("u", None))
         .await;
@@ -612,7 +597,7 @@ async fn workspace_types_need_use_extend_and_initialize() {
 async fn workspaces_are_scheduled_onto_shards() {
     let env = TestShard::builder().start().await;
     let c = env.admin();
-    wait_ready(&c, "root", "users").await;
+    c.wait_workspace_ready("root", "users").await;
     // the shard registered itself in root
     let (code, shard) = c
         .get("/clusters/root/apis/core.kcp.io/v1alpha1/shards/root")
@@ -630,7 +615,7 @@ async fn workspaces_are_scheduled_onto_shards() {
     // kcp's shard annotation: base36(sha224(shard name))[:8]
     c.post(&format!("/clusters/root/{WS}"), ws("placed", None))
         .await;
-    let placed = wait_ready(&c, "root", "placed").await;
+    let placed = c.wait_workspace_ready("root", "placed").await;
     assert_eq!(
         placed["metadata"]["annotations"]["internal.tenancy.kcp.io/shard"],
         "1pfxsevk"
@@ -669,7 +654,7 @@ async fn workspaces_are_scheduled_onto_shards() {
         c.post(&format!("/clusters/root/{WS}"), martian).await.0,
         201
     );
-    wait_ready(&c, "root", "martian").await;
+    c.wait_workspace_ready("root", "martian").await;
     // and the one that waited is placed too
-    wait_ready(&c, "root", "picky").await;
+    c.wait_workspace_ready("root", "picky").await;
 }

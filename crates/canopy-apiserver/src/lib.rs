@@ -42,12 +42,14 @@ pub mod internal;
 pub mod metrics;
 pub mod peers;
 pub mod pipeline;
+pub mod plugin;
 pub mod registry;
 pub mod response;
 pub mod rest;
 pub mod reviews;
 pub mod scale;
 pub mod server;
+pub mod tenancy_plugin;
 pub mod tokens;
 pub mod watch;
 pub mod workspaces;
@@ -129,6 +131,16 @@ impl Default for VersionInfo {
     }
 }
 
+/// The plug-ins every shard runs: kcp tenancy (workspace paths, the shard-to-shard
+/// logical cluster endpoints) and the token service. The composition root, until they
+/// move into crates of their own.
+fn default_plugins() -> plugin::Plugins {
+    plugin::Plugins::default()
+        .with_resolver(tenancy_plugin::WorkspacePaths)
+        .with_path_handler(tenancy_plugin::LogicalClusterPeers)
+        .with_path_handler(tokens::TokenService)
+}
+
 /// Everything a request handler needs. Cheap to clone (`Arc` inside).
 #[derive(Clone)]
 pub struct ApiServer {
@@ -169,6 +181,8 @@ pub(crate) struct Inner {
     /// The global view of replicated objects of every shard, when a cache server is
     /// configured.
     pub global: std::sync::OnceLock<canopy_cache::CacheReader>,
+    /// What kcp tenancy and the token service plug into the generic server.
+    pub plugins: plugin::Plugins,
 }
 
 impl ApiServer {
@@ -219,6 +233,7 @@ impl ApiServer {
                 type_mirror: Default::default(),
                 recent_assignments: Default::default(),
                 global: std::sync::OnceLock::new(),
+                plugins: default_plugins(),
             }),
         }
     }

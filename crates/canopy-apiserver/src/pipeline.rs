@@ -1,12 +1,27 @@
-//! The request pipeline: parse → authenticate → impersonate → resolve the logical
-//! cluster → authorize → dispatch, with metrics around all of it.
+//! The request pipeline, in named stages, with metrics around all of it:
 //!
-//! Authentication: on a connection from the front-proxy (client certificate signed by
-//! the proxy client CA, see [`crate::server::FrontProxyPeer`]) the caller is whoever the
-//! `X-Remote-*` headers name; otherwise those headers are stripped and ignored, and the
-//! caller is whoever the bearer token names.
+//! 1. [`authenticate`]: on a connection from the front-proxy (client certificate signed
+//!    by the proxy client CA, see [`crate::server::FrontProxyPeer`]) the caller is
+//!    whoever the `X-Remote-*` headers name; otherwise those headers are stripped and
+//!    ignored, and the caller is whoever the bearer token names (anonymous only for the
+//!    public endpoints at the top).
+//! 2. request limits of the authenticated user (`canopy_edge`).
+//! 3. plug-in paths outside every logical cluster ([`crate::plugin::PathHandler`]):
+//!    `/internal/...` only for peers ([`is_peer`], then the handler's own check; 404
+//!    for everyone else), public documents for anyone.
+//! 4. the logical cluster the path means ([`crate::plugin::ClusterResolver`]).
+//! 5. impersonation (`authz::impersonate`), the identity confined to that cluster.
+//! 6. plug-in services for users (`/services/...`).
+//! 7. [`enter`] the logical cluster (existence revealed only to who may enter), then
+//!    authorization inside it (`authz::authorize`).
+//! 8. dispatch: non-resource paths ([`crate::discovery`]) or the resource's handler
+//!    ([`crate::rest`], [`crate::reviews`]).
+//!
+//! The pipeline names no plug-in: tenancy and the token service come in through
+//! [`crate::plugin::Plugins`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -15,6 +30,7 @@ use canopy_core::{ApiError, ClusterSelector, RequestInfo};
 use http::{header, HeaderMap, Method, Request, Response};
 use http_body_util::BodyExt;
 
+use crate::plugin::{Audience, PathHandler, PathRequest};
 use crate::registry::Resource;
 use crate::response::{self, Body};
 use crate::{authz, discovery, rest, reviews, ApiServer};
@@ -47,42 +63,23 @@ impl Ctx {
 
 /// Endpoints anyone may call, even without a token (load balancer probes, `/version`).
 fn is_public(path: &str) -> bool {
-    matches!(
-        path,
-        "/healthz"
-            | "/livez"
-            | "/readyz"
-            | "/version"
-            | "/openid/v1/jwks"
-            | "/.well-known/openid-configuration"
-    ) || path.starts_with("/healthz/")
+    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version")
+        || path.starts_with("/healthz/")
         || path.starts_with("/livez/")
         || path.starts_with("/readyz/")
 }
 
-/// Whether a request to `/internal/...` comes from a shard peer (or, for the token
-/// state only, a front-proxy): the connection presented a client certificate of the
-/// proxy client CA, the identity it forwards is a system identity in `system:masters`,
-/// and nobody asked to impersonate.
-fn is_peer(from_proxy: bool, user: &UserInfo, headers: &HeaderMap, path: &str) -> bool {
-    if !from_proxy || !user.in_group("system:masters") {
-        return false;
-    }
-    if headers
-        .keys()
-        .any(|k| k.as_str().starts_with("impersonate-"))
-    {
-        return false;
-    }
-    if user.name.starts_with("system:shard:") {
-        return true;
-    }
-    user.name == "system:front-proxy" && path.starts_with("/internal/tokens/state")
-}
-
-/// Paths of services that live outside every logical cluster.
-fn is_service_path(path: &str) -> bool {
-    path == crate::tokens::PREFIX || path.starts_with(&format!("{}/", crate::tokens::PREFIX))
+/// Whether a request comes from a peer: the connection presented a client certificate
+/// of the proxy client CA, the identity it forwards is a system identity in
+/// `system:masters`, and nobody asked to impersonate. Which peers may call which path
+/// is the handler's to say ([`PathHandler::peer_allowed`]).
+fn is_peer(from_proxy: bool, user: &UserInfo, headers: &HeaderMap) -> bool {
+    from_proxy
+        && user.in_group("system:masters")
+        && user.name.starts_with("system:")
+        && !headers
+            .keys()
+            .any(|k| k.as_str().starts_with("impersonate-"))
 }
 
 /// Handles one request.
@@ -126,7 +123,7 @@ where
     } else {
         None
     };
-    strip_identity_headers(&mut parts.headers);
+    canopy_edge::strip_identity_headers(&mut parts.headers);
     let path = parts.uri.path().to_string();
     let raw_query = parts.uri.query();
     let info = RequestInfo::parse(parts.method.as_str(), &path, raw_query)
@@ -150,34 +147,10 @@ where
     let fail = |e: ApiError| (labels.clone(), e);
     let query = canopy_core::request::parse_query(raw_query);
 
-    // Authentication.
-    let token = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    let user = match (forwarded_user, token) {
-        (Some(u), _) => u,
-        (None, Some(t)) => api
-            .inner
-            .auth
-            .authenticate(t)
-            .map_err(|_| fail(ApiError::unauthorized()))?,
-        (None, None) if is_public(&info.path) && info.cluster == ClusterSelector::None => {
-            UserInfo {
-                name: "system:anonymous".into(),
-                groups: vec!["system:unauthenticated".into()],
-                ..Default::default()
-            }
-        }
-        (None, None) => return Err(fail(ApiError::unauthorized())),
-    };
+    // 1. Authentication.
+    let user = authenticate(api, &parts.headers, forwarded_user, &info).map_err(fail)?;
 
-    // Request limits (canopy_edge: rate, in-flight seats with fair queuing per user,
+    // 2. Request limits (canopy_edge: rate, in-flight seats with fair queuing per user,
     // watches per user), keyed on the authenticated user, before any other work; the
     // serving loop (server.rs) holds the permit until the response body ends.
     if let Some(slot) = parts.extensions.get::<canopy_edge::AdmissionSlot>() {
@@ -186,54 +159,68 @@ where
         slot.admit(&who, kind).await.map_err(fail)?;
     }
 
-    // Logical cluster: a path (`root:a:b`) or a logical cluster name.
-    let (cluster, prefix) = match &info.cluster {
-        ClusterSelector::None => (Some("root".to_string()), String::new()),
-        ClusterSelector::Wildcard => (None, "/clusters/*".to_string()),
-        ClusterSelector::Named(n) => (
-            Some(crate::workspaces::resolve_in(api, n).unwrap_or_else(|| n.clone())),
-            format!("/clusters/{n}"),
-        ),
+    // 3. Plug-in paths outside every logical cluster (`/internal/...` for peers,
+    // `/services/...` for users, public documents), each behind its audience.
+    let route = match info.cluster {
+        ClusterSelector::None => api.inner.plugins.route(&info.path),
+        _ => None,
     };
-
-    // Shard-to-shard calls (placing logical clusters, token state) live outside every
-    // logical cluster and answer only peers: a connection with a client certificate of
-    // the proxy client CA whose forwarded identity is a shard's or the front-proxy's own
-    // (the front-proxy never forwards `/internal/` for its clients). No bearer token and
-    // no impersonation reaches them, and inside a workspace the path does not exist.
-    if info.path == "/internal" || info.path.starts_with("/internal/") {
-        if info.cluster != ClusterSelector::None
-            || !is_peer(from_proxy, &user, &parts.headers, &info.path)
-        {
-            return Err(fail(ApiError::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            )));
+    let peer_path = info.path == "/internal" || info.path.starts_with("/internal/");
+    if peer_path || matches!(route, Some((_, Audience::Peers))) {
+        // Peer calls answer only peers: a connection with a client certificate of the
+        // proxy client CA whose forwarded identity the handler accepts. No bearer token
+        // and no impersonation reaches them; inside a workspace the path does not exist.
+        let Some((handler, Audience::Peers)) = route else {
+            return Err(fail(not_found()));
+        };
+        if !is_peer(from_proxy, &user, &parts.headers) || !handler.peer_allowed(&user, &info.path) {
+            return Err(fail(not_found()));
         }
-        if info.path.starts_with("/internal/tokens/") {
-            return crate::tokens::serve_internal(api, &parts.method, &info.path, &query)
-                .await
-                .map(|r| (labels.clone(), r))
-                .map_err(fail);
-        }
-        let method = parts.method.clone();
         let body = read_body(api, body).await.map_err(fail)?;
-        return crate::internal::serve(api, &method, &info.path, body)
+        return call(api, handler, &parts.method, &info.path, &query, &user, body)
             .await
             .map(|r| (labels.clone(), r))
             .map_err(fail);
     }
+    if let Some((handler, Audience::Public)) = route {
+        return call(
+            api,
+            handler,
+            &parts.method,
+            &info.path,
+            &query,
+            &user,
+            Bytes::new(),
+        )
+        .await
+        .map(|r| (labels.clone(), r))
+        .map_err(fail);
+    }
 
-    // Impersonation (checked in the target logical cluster; the identity it yields is
-    // confined to that logical cluster).
+    // 4. The logical cluster: a path (`root:a:b`, through the resolver) or a logical
+    // cluster name.
+    let (cluster, prefix) = match &info.cluster {
+        ClusterSelector::None => (Some("root".to_string()), String::new()),
+        ClusterSelector::Wildcard => (None, "/clusters/*".to_string()),
+        ClusterSelector::Named(n) => (
+            Some(
+                api.inner
+                    .plugins
+                    .resolver
+                    .as_ref()
+                    .and_then(|r| r.resolve(api, n))
+                    .unwrap_or_else(|| n.clone()),
+            ),
+            format!("/clusters/{n}"),
+        ),
+    };
+
+    // 5. Impersonation (checked in the target logical cluster; the identity it yields is
+    // confined to that logical cluster, and acts nowhere else: not across logical
+    // clusters, not in a plug-in's service).
     let user = authz::impersonate(api, cluster.as_deref(), &parts.headers, user).map_err(fail)?;
-
-    // An identity confined to one logical cluster (impersonated) acts nowhere else: not
-    // across logical clusters, not in the token service.
-    let scope_cluster = match info.cluster {
-        ClusterSelector::Wildcard => None,
-        _ if is_service_path(&info.path) => None,
+    let scope_cluster = match (&info.cluster, &route) {
+        (ClusterSelector::Wildcard, _) | (_, Some(_)) => None,
         _ => cluster.as_deref(),
     };
     if !canopy_auth::impersonation::in_scope(&user, scope_cluster) && !is_public(&info.path) {
@@ -245,38 +232,17 @@ where
         return Ok((labels, public(api, &info.path)));
     }
 
-    // The token service (a virtual API of its own, outside every logical cluster).
-    if info.cluster == ClusterSelector::None
-        && (info.path == crate::tokens::PREFIX
-            || info
-                .path
-                .starts_with(&format!("{}/", crate::tokens::PREFIX)))
-    {
-        let method = parts.method.clone();
+    // 6. A plug-in's service for users (its own authorization inside).
+    if let Some((handler, _)) = route {
         let body = read_body(api, body).await.map_err(fail)?;
-        return crate::tokens::serve(api, &method, &info.path, &query, &user, body)
+        return call(api, handler, &parts.method, &info.path, &query, &user, body)
             .await
             .map(|r| (labels.clone(), r))
             .map_err(fail);
     }
 
-    match &cluster {
-        None => {
-            if !authz::is_superuser(&user) {
-                return Err(fail(ApiError::forbidden_message(format!(
-                    "forbidden: User {:?} cannot {} across all logical clusters",
-                    user.name, info.verb
-                ))));
-            }
-        }
-        Some(c) => {
-            // Existence is revealed only to callers who may enter: an unknown logical
-            // cluster and one without access get the same answer.
-            if !api.logical_cluster_exists(c) || !authz::has_access(&api.inner.store, c, &user) {
-                return Err(fail(authz::forbidden_for(&user, &info)));
-            }
-        }
-    }
+    // 7. Entering the logical cluster, then authorization inside it.
+    enter(api, cluster.as_deref(), &user, &info).map_err(fail)?;
     let home = info.is_resource_request
         && info.verb == "get"
         && info.resource == "workspaces"
@@ -336,16 +302,98 @@ where
     result.map(|r| (labels.clone(), r)).map_err(fail)
 }
 
-/// Removes `X-Remote-*` headers so no handler ever sees a client-supplied identity.
-fn strip_identity_headers(headers: &mut HeaderMap) {
-    let names: Vec<header::HeaderName> = headers
-        .keys()
-        .filter(|k| canopy_auth::requestheader::is_identity_header(k.as_str()))
-        .cloned()
-        .collect();
-    for n in names {
-        headers.remove(n);
+fn not_found() -> ApiError {
+    ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
+}
+
+/// Stage 1: who is calling. The front-proxy's forwarded identity on its mTLS
+/// connections, else a bearer token, else anonymous for the public endpoints at the top.
+fn authenticate(
+    api: &ApiServer,
+    headers: &HeaderMap,
+    forwarded: Option<UserInfo>,
+    info: &RequestInfo,
+) -> Result<UserInfo, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    match (forwarded, token) {
+        (Some(u), _) => Ok(u),
+        (None, Some(t)) => api
+            .inner
+            .auth
+            .authenticate(t)
+            .map_err(|_| ApiError::unauthorized()),
+        (None, None)
+            if info.cluster == ClusterSelector::None
+                && (is_public(&info.path) || api.inner.plugins.is_public(&info.path)) =>
+        {
+            Ok(UserInfo {
+                name: "system:anonymous".into(),
+                groups: vec!["system:unauthenticated".into()],
+                ..Default::default()
+            })
+        }
+        (None, None) => Err(ApiError::unauthorized()),
     }
+}
+
+/// Stage 7a: may `user` enter `cluster` at all? Existence is revealed only to callers
+/// who may enter: an unknown logical cluster and one without access get the same
+/// answer. Across all logical clusters (`/clusters/*`): superusers only.
+fn enter(
+    api: &ApiServer,
+    cluster: Option<&str>,
+    user: &UserInfo,
+    info: &RequestInfo,
+) -> Result<(), ApiError> {
+    match cluster {
+        None if authz::is_superuser(user) => Ok(()),
+        None => Err(ApiError::forbidden_message(format!(
+            "forbidden: User {:?} cannot {} across all logical clusters",
+            user.name, info.verb
+        ))),
+        Some(c) => {
+            if api.logical_cluster_exists(c) && authz::has_access(&api.inner.store, c, user) {
+                Ok(())
+            } else {
+                Err(authz::forbidden_for(user, info))
+            }
+        }
+    }
+}
+
+/// Calls a plug-in's path handler.
+async fn call(
+    api: &ApiServer,
+    handler: &Arc<dyn PathHandler>,
+    method: &Method,
+    path: &str,
+    query: &HashMap<String, String>,
+    user: &UserInfo,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
+    handler
+        .handle(
+            api,
+            PathRequest {
+                method,
+                path,
+                query,
+                user,
+                body,
+            },
+        )
+        .await
 }
 
 fn resolve(api: &ApiServer, cluster: Option<&str>, info: &RequestInfo) -> Option<Resource> {
@@ -392,21 +440,6 @@ where
 fn public(api: &ApiServer, path: &str) -> Response<Body> {
     if path == "/version" {
         return response::json(200, &discovery::version(api));
-    }
-    if path == "/openid/v1/jwks" {
-        return crate::tokens::jwks(api);
-    }
-    if path == "/.well-known/openid-configuration" {
-        return response::json(
-            200,
-            &serde_json::json!({
-                "issuer": canopy_auth::token::ISSUER,
-                "jwks_uri": format!("{}/openid/v1/jwks", api.inner.config.external_url),
-                "response_types_supported": ["id_token"],
-                "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["ES256"],
-            }),
-        );
     }
     if path.starts_with("/readyz") {
         // ready once the store is open (it is, or we would not be serving)

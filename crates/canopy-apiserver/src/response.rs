@@ -38,21 +38,10 @@ pub fn text(code: u16, s: &str) -> Response<Body> {
     bytes(code, "text/plain; charset=utf-8", s.to_string())
 }
 
-/// A `Status` failure response (with `Retry-After` when the error carries a hint).
+/// A `Status` failure response (`canopy_edge::error_response`: `Retry-After` when the
+/// error carries a hint, `WWW-Authenticate` on 401).
 pub fn error(e: &ApiError) -> Response<Body> {
-    let mut r = json(e.code, &e.to_status());
-    if let Some(secs) = e.retry_after_seconds {
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-    }
-    if e.code == 401 {
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"canopy\""),
-        );
-    }
-    r
+    canopy_edge::error_response(e, full)
 }
 
 /// Adds `Warning: 299 - "<text>"` headers (kubectl prints them).

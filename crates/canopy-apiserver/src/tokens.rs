@@ -757,3 +757,63 @@ async fn create(
     tracing::info!(token = id, user = %for_user, by = %user.name, "token issued");
     Ok(response::json(201, &record))
 }
+
+/// The token service plugged into the generic server ([`crate::plugin`]):
+/// `/services/tokens/...` for users, the public keys (`/openid/v1/jwks`, OpenID
+/// discovery) for anyone, and the token state (`/internal/tokens/state`) for shard
+/// peers and the front-proxy.
+pub struct TokenService;
+
+impl crate::plugin::PathHandler for TokenService {
+    fn name(&self) -> &'static str {
+        "tokens"
+    }
+
+    fn route(&self, path: &str) -> Option<crate::plugin::Audience> {
+        use crate::plugin::Audience;
+        if path == PREFIX
+            || path
+                .strip_prefix(PREFIX)
+                .is_some_and(|r| r.starts_with('/'))
+        {
+            Some(Audience::Users)
+        } else if path == "/openid/v1/jwks" || path == "/.well-known/openid-configuration" {
+            Some(Audience::Public)
+        } else if path.starts_with("/internal/tokens/") {
+            Some(Audience::Peers)
+        } else {
+            None
+        }
+    }
+
+    fn peer_allowed(&self, user: &UserInfo, path: &str) -> bool {
+        user.name.starts_with("system:shard:")
+            || (user.name == "system:front-proxy" && path.starts_with("/internal/tokens/state"))
+    }
+
+    fn handle<'a>(
+        &'a self,
+        api: &'a ApiServer,
+        req: crate::plugin::PathRequest<'a>,
+    ) -> crate::plugin::HandlerFuture<'a> {
+        Box::pin(async move {
+            match req.path {
+                "/openid/v1/jwks" => Ok(jwks(api)),
+                "/.well-known/openid-configuration" => Ok(response::json(
+                    200,
+                    &json!({
+                        "issuer": canopy_auth::token::ISSUER,
+                        "jwks_uri": format!("{}/openid/v1/jwks", api.inner.config.external_url),
+                        "response_types_supported": ["id_token"],
+                        "subject_types_supported": ["public"],
+                        "id_token_signing_alg_values_supported": ["ES256"],
+                    }),
+                )),
+                p if p.starts_with("/internal/") => {
+                    serve_internal(api, req.method, p, req.query).await
+                }
+                p => serve(api, req.method, p, req.query, req.user, req.body).await,
+            }
+        })
+    }
+}

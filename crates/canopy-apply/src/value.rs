@@ -10,7 +10,6 @@
 //! - Go's `%v` rendering used in field paths (`[name="nginx"]`), see [`display`].
 
 use std::cmp::Ordering;
-use std::fmt::Write;
 
 use serde_json::{Number, Value};
 
@@ -105,121 +104,12 @@ pub fn equals(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// Go's formatting of a float64 in JSON (and, close enough, `%v`): the shortest
-/// representation, in exponent form below 1e-6 and from 1e21 on.
-pub(crate) fn go_float(f: f64) -> String {
-    if !f.is_finite() {
-        return "null".to_string();
-    }
-    let abs = f.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        let s = format!("{f:e}");
-        // Rust writes 1e21 and 1e-7; Go writes 1e+21 and 1e-07 → cleaned to 1e-7.
-        match s.split_once('e') {
-            Some((m, e)) if !e.starts_with('-') => format!("{m}e+{e}"),
-            _ => s,
-        }
-    } else {
-        format!("{f}")
-    }
-}
+pub use canopy_gofmt::marshal as go_json;
+pub(crate) use canopy_gofmt::quote as go_quote;
+pub(crate) use canopy_gofmt::write_json_string as write_go_string;
 
 fn go_number(n: &Number) -> String {
-    if n.is_i64() || n.is_u64() {
-        n.to_string()
-    } else {
-        go_float(n.as_f64().unwrap_or(0.0))
-    }
-}
-
-/// Writes `s` as a JSON string the way Go's encoder does (HTML-safe).
-pub(crate) fn write_go_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-fn write_go_json(out: &mut String, v: &Value) {
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&go_number(n)),
-        Value::String(s) => write_go_string(out, s),
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_go_json(out, x);
-            }
-            out.push(']');
-        }
-        Value::Object(m) => {
-            let mut entries: Vec<_> = m.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (k, x)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_go_string(out, k);
-                out.push(':');
-                write_go_json(out, x);
-            }
-            out.push('}');
-        }
-    }
-}
-
-/// The JSON text Go's `encoding/json` writes for `v` (sorted keys, HTML-safe escaping).
-pub fn go_json(v: &Value) -> String {
-    let mut out = String::new();
-    write_go_json(&mut out, v);
-    out
-}
-
-/// Go's `%q` of a string: double-quoted with Go escapes.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    canopy_gofmt::json_number(n)
 }
 
 /// structured-merge-diff's `value.ToString`: how values appear in field paths
@@ -295,10 +185,10 @@ mod tests {
             go_json(&json!({"b": 1, "a": "<&>", "c": [true, null, 1.5]})),
             r#"{"a":"\u003c\u0026\u003e","b":1,"c":[true,null,1.5]}"#
         );
-        assert_eq!(go_float(1e21), "1e+21");
-        assert_eq!(go_float(1e-7), "1e-7");
-        assert_eq!(go_float(100.0), "100");
-        assert_eq!(go_float(0.5), "0.5");
+        assert_eq!(go_number(&Number::from_f64(1e21).unwrap()), "1e+21");
+        assert_eq!(go_number(&Number::from_f64(1e-7).unwrap()), "1e-7");
+        assert_eq!(go_number(&Number::from_f64(100.0).unwrap()), "100");
+        assert_eq!(go_number(&Number::from_f64(0.5).unwrap()), "0.5");
     }
 
     #[test]

@@ -395,6 +395,50 @@ mod tests {
     }
 }
 
+/// The discovery priority of an API group, as kube-apiserver's aggregator assigns it
+/// (`GroupPriorityMinimum` of the built-in APIServices); every other group (CRDs, kcp's
+/// groups) gets a CRD's 1000. Groups are listed by priority, highest first.
+pub fn group_priority(group: &str) -> u32 {
+    match group {
+        "" => 18000,
+        "apiregistration.k8s.io" | "apps" => 17800,
+        "events.k8s.io" => 17750,
+        "authentication.k8s.io" => 17700,
+        "authorization.k8s.io" => 17600,
+        "autoscaling" => 17500,
+        "batch" => 17400,
+        "certificates.k8s.io" => 17300,
+        "networking.k8s.io" => 17200,
+        "policy" => 17100,
+        "rbac.authorization.k8s.io" => 17000,
+        "storage.k8s.io" => 16800,
+        "apiextensions.k8s.io" | "admissionregistration.k8s.io" => 16700,
+        "scheduling.k8s.io" => 16600,
+        "coordination.k8s.io" => 16500,
+        "node.k8s.io" => 16300,
+        "discovery.k8s.io" | "resource.k8s.io" => 16200,
+        "flowcontrol.apiserver.k8s.io" => 16100,
+        "internal.apiserver.k8s.io" | "storagemigration.k8s.io" => 30,
+        _ => 1000,
+    }
+}
+
+/// kube's order of API groups in discovery (kube-aggregator sorts APIServices by
+/// `GroupPriorityMinimum`, highest first, then by APIService name `<version>.<group>`,
+/// and lists each group where its first APIService falls): `versions` are the group's
+/// served versions.
+pub fn group_order_key<'a>(
+    group: &str,
+    versions: impl IntoIterator<Item = &'a str>,
+) -> (std::cmp::Reverse<u32>, String) {
+    let first = versions
+        .into_iter()
+        .map(|v| format!("{v}.{group}"))
+        .min()
+        .unwrap_or_else(|| group.to_string());
+    (std::cmp::Reverse(group_priority(group)), first)
+}
+
 /// Parses a Kubernetes-like version (`v1`, `v2beta1`, `v1alpha3`) into a sort key:
 /// (stability: GA 2, beta 1, alpha 0; major; minor).
 fn kube_version_key(v: &str) -> Option<(u8, u64, u64)> {
@@ -435,7 +479,34 @@ pub fn kube_version_order(a: &str, b: &str) -> std::cmp::Ordering {
 
 #[cfg(test)]
 mod version_order_tests {
-    use super::kube_version_order;
+    use super::{group_order_key, kube_version_order};
+
+    #[test]
+    fn groups_by_priority_then_apiservice_name() {
+        let mut g = vec![
+            ("test.com", vec!["v1"]),
+            ("rbac.authorization.k8s.io", vec!["v1"]),
+            ("bar.com", vec!["v1"]),
+            ("tenancy.kcp.io", vec!["v1alpha1"]),
+            ("apps", vec!["v1"]),
+            ("zeta.io", vec!["v1", "v1beta1"]),
+        ];
+        g.sort_by_key(|(n, vs)| group_order_key(n, vs.iter().copied()));
+        let names: Vec<&str> = g.iter().map(|(n, _)| *n).collect();
+        // built-ins by priority; then CRD-level groups (1000) by "<version>.<group>":
+        // "v1.bar.com" < "v1.test.com" < "v1.zeta.io" < "v1alpha1.tenancy.kcp.io"
+        assert_eq!(
+            names,
+            vec![
+                "apps",
+                "rbac.authorization.k8s.io",
+                "bar.com",
+                "test.com",
+                "zeta.io",
+                "tenancy.kcp.io"
+            ]
+        );
+    }
 
     #[test]
     fn kube_aware_order() {

@@ -1,4 +1,20 @@
-//! Who a request is from, as the limits see it.
+//! Who a request is from, as the limits see it; and the one place client-sent identity
+//! headers are removed.
+
+/// Removes every `X-Remote-*` header a client sent, in any case: only the front-proxy
+/// (on its mTLS connection, after authenticating the caller) may name an identity in
+/// them, so the proxy strips them before adding its own and the shard strips them on
+/// every connection it does not trust.
+pub fn strip_identity_headers(headers: &mut http::HeaderMap) {
+    let names: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|k| canopy_auth::requestheader::is_identity_header(k.as_str()))
+        .cloned()
+        .collect();
+    for n in names {
+        headers.remove(n);
+    }
+}
 
 /// The authenticated caller: a request extension the authenticating code inserts (the
 /// front-proxy's authentication; the shard passes it to [`crate::AdmissionSlot`]).
@@ -37,5 +53,25 @@ impl Identity {
         self.groups
             .iter()
             .any(|g| EXEMPT_GROUPS.contains(&g.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod strip_tests {
+    use super::strip_identity_headers;
+
+    #[test]
+    fn strips_every_identity_header_in_any_case() {
+        let mut h = http::HeaderMap::new();
+        h.insert("X-Remote-User", "admin".parse().unwrap());
+        h.append("x-remote-group", "system:masters".parse().unwrap());
+        h.append("x-remote-group", "x".parse().unwrap());
+        h.insert("X-REMOTE-EXTRA-scopes", "y".parse().unwrap());
+        h.insert("x-remotely", "kept".parse().unwrap());
+        h.insert("authorization", "Bearer t".parse().unwrap());
+        strip_identity_headers(&mut h);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(h.len(), 2, "{left:?}");
+        assert!(h.contains_key("x-remotely") && h.contains_key("authorization"));
     }
 }

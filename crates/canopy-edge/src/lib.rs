@@ -33,11 +33,12 @@ mod limits;
 mod metrics;
 mod pool;
 pub mod ratelimit;
+mod response;
 
 #[cfg(feature = "clap")]
 pub mod flags;
 
-pub use identity::{Identity, EXEMPT_GROUPS};
+pub use identity::{strip_identity_headers, Identity, EXEMPT_GROUPS};
 pub use kind::RequestKind;
 pub use layer::{LimitsLayer, LimitsService, PermitBody};
 pub use limits::{
@@ -48,3 +49,4 @@ pub use limits::{
 };
 pub use metrics::EdgeMetrics;
 pub use ratelimit::{Decision, RateLimiter, TokenBuckets};
+pub use response::error_response;

@@ -18,9 +18,11 @@
 //! user, rate limits) need the authenticated user and live in `canopy-edge`.
 
 pub mod body;
+pub mod endpoint;
 pub mod limits;
 
 pub use body::ServedBody;
+pub use endpoint::Endpoint;
 pub use limits::{
     default_max_connections, fd_limit, raise_fd_limit, raise_fd_limit_logged, ConnectionLimits,
     ConnectionMetrics, FdLimit, FD_RESERVE,

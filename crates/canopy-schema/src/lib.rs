@@ -58,7 +58,7 @@ mod crd;
 mod default;
 mod error;
 pub mod formats;
-pub mod gofmt;
+pub use canopy_gofmt as gofmt;
 mod goregex;
 mod prune;
 mod schema;

@@ -116,61 +116,17 @@ pub enum SelectorError {
     UnsupportedField(String),
 }
 
-/// Render a string like Go's `%q` verb (`strconv.Quote`).
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{07}' => out.push_str("\\a"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{0b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control()
-                || c.is_whitespace()
-                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}') =>
-            {
-                let n = c as u32;
-                if n <= 0xffff {
-                    out.push_str(&format!("\\u{n:04x}"));
-                } else {
-                    out.push_str(&format!("\\U{n:08x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub(crate) use canopy_gofmt::quote as go_quote;
 
 /// Render a list of strings like Go's `json.Marshal` (which escapes HTML
 /// characters); `None` renders as `null` (a nil slice).
 pub(crate) fn go_json_strings(values: Option<&[String]>) -> String {
-    let Some(values) = values else {
-        return "null".to_owned();
-    };
-    let json = serde_json::to_string(values).unwrap_or_else(|_| "null".to_owned());
-    let mut out = String::with_capacity(json.len());
-    for c in json.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
+    match values {
+        None => "null".to_owned(),
+        Some(v) => canopy_gofmt::marshal(&serde_json::Value::Array(
+            v.iter().cloned().map(serde_json::Value::String).collect(),
+        )),
     }
-    out
 }
 
 #[cfg(test)]

@@ -699,6 +699,22 @@ impl Client {
         self.send(reqwest::Method::GET, path, None).await
     }
 
+    /// Waits (up to 20 s) until Workspace `name` in workspace `parent` is `Ready`, and
+    /// returns it; panics naming the workspace and its last phase otherwise.
+    pub async fn wait_workspace_ready(&self, parent: &str, name: &str) -> serde_json::Value {
+        let path = format!("/clusters/{parent}/apis/tenancy.kcp.io/v1alpha1/workspaces/{name}");
+        let mut last = serde_json::Value::Null;
+        for _ in 0..400 {
+            let (code, ws) = self.get(&path).await;
+            if code == 200 && ws["status"]["phase"] == "Ready" {
+                return ws;
+            }
+            last = ws;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("workspace {parent}:{name} never became Ready; last seen: {last}");
+    }
+
     pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         self.send(reqwest::Method::POST, path, Some(body)).await
     }

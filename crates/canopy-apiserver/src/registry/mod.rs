@@ -179,8 +179,12 @@ impl Registry {
         &self.ordered
     }
 
-    /// Group-versions in discovery order: the core group first, then groups in the
-    /// order their first resource was added.
+    /// Group-versions in discovery order, as kube-apiserver gives them: groups by
+    /// priority (the core group first, built-in groups by kube's priorities, then every
+    /// CRD group at the same priority ordered by `<version>.<group>`; see
+    /// [`canopy_core::resource::group_order_key`]), the preferred version first within
+    /// a group. kubectl resolves a short name shared by two groups to the one listed
+    /// first, so this order is observable.
     pub fn group_versions(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = Vec::new();
         for r in &self.ordered {
@@ -190,11 +194,17 @@ impl Registry {
             }
         }
         // within a group, the preferred (kube-aware highest) version first
-        let groups: Vec<String> = out.iter().fold(Vec::new(), |mut acc, (g, _)| {
+        let mut groups: Vec<String> = out.iter().fold(Vec::new(), |mut acc, (g, _)| {
             if !acc.contains(g) {
                 acc.push(g.clone());
             }
             acc
+        });
+        groups.sort_by_cached_key(|g| {
+            canopy_core::resource::group_order_key(
+                g,
+                out.iter().filter(|(x, _)| x == g).map(|(_, v)| v.as_str()),
+            )
         });
         let mut sorted = Vec::with_capacity(out.len());
         for g in groups {

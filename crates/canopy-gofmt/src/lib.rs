@@ -1,4 +1,5 @@
-//! Go-compatible rendering of values inside error messages.
+//! Go-compatible rendering of values inside error messages (one place for every
+//! crate that prints values as kube-apiserver does).
 //!
 //! kube-apiserver prints offending values with Go's `fmt` and
 //! `encoding/json`, and clients show those strings verbatim. To print the
@@ -16,13 +17,13 @@ use serde_json::Value;
 /// How Go's unstructured JSON decoder (as used by kube-apiserver) would see a
 /// JSON number: `int64` when it fits, `float64` otherwise.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum GoNum {
+pub enum GoNum {
     Int(i64),
     Float(f64),
 }
 
 impl GoNum {
-    pub(crate) fn of(n: &serde_json::Number) -> GoNum {
+    pub fn of(n: &serde_json::Number) -> GoNum {
         if let Some(i) = n.as_i64() {
             GoNum::Int(i)
         } else {
@@ -30,7 +31,7 @@ impl GoNum {
         }
     }
 
-    pub(crate) fn as_f64(self) -> f64 {
+    pub fn as_f64(self) -> f64 {
         match self {
             GoNum::Int(i) => i as f64,
             GoNum::Float(f) => f,
@@ -38,7 +39,7 @@ impl GoNum {
     }
 
     /// `%v` rendering.
-    pub(crate) fn format_v(self) -> String {
+    pub fn format_v(self) -> String {
         match self {
             GoNum::Int(i) => i.to_string(),
             GoNum::Float(f) => format_float_v(f),
@@ -188,7 +189,7 @@ pub fn format_float_v(f: f64) -> String {
 
 /// Go's `strconv.FormatFloat(f, 'f', -1, 64)` (used by go-openapi's range
 /// checks): never an exponent.
-pub(crate) fn format_float_f(f: f64) -> String {
+pub fn format_float_f(f: f64) -> String {
     if !f.is_finite() {
         return format_float_v(f);
     }
@@ -199,8 +200,18 @@ pub(crate) fn format_float_f(f: f64) -> String {
     format_f(f < 0.0, &digits, dp)
 }
 
-/// Go's `encoding/json` rendering of a float64.
-fn json_float(f: f64) -> String {
+/// Go's `encoding/json` rendering of a JSON number as Go's unstructured decoder holds
+/// it (`int64` when it fits, else `float64`).
+pub fn json_number(n: &serde_json::Number) -> String {
+    match GoNum::of(n) {
+        GoNum::Int(i) => i.to_string(),
+        GoNum::Float(f) => json_float(f),
+    }
+}
+
+/// Go's `encoding/json` rendering of a float64: the shortest representation, exponent
+/// form below 1e-6 and from 1e21 on (`1e-7`, `1e+21`).
+pub fn json_float(f: f64) -> String {
     if !f.is_finite() {
         return "null".into();
     }
@@ -225,6 +236,11 @@ fn json_float(f: f64) -> String {
     } else {
         format_f(f < 0.0, &digits, dp)
     }
+}
+
+/// Appends `s` as Go's `encoding/json` writes a string (HTML-safe escapes).
+pub fn write_json_string(out: &mut String, s: &str) {
+    json_string(s, out)
 }
 
 fn json_string(s: &str, out: &mut String) {
@@ -338,5 +354,72 @@ mod tests {
         assert_eq!(quote("a\"b\\c\n"), r#""a\"b\\c\n""#);
         assert_eq!(quote("héllo"), "\"héllo\"");
         assert_eq!(quote("\u{1}"), r#""\x01""#);
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|i| json!(i)),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(|f| json!(f)),
+                ".*".prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 32, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::btree_map(".*", inner, 0..6)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn same(a: &Value, b: &Value) -> bool {
+            match (a, b) {
+                // serde_json's float parsing is not always correctly rounded: compare
+                // floats to within the last digits
+                (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+                    (Some(p), Some(q)) => p == q || (p - q).abs() <= 1e-13 * p.abs().max(q.abs()),
+                    _ => false,
+                },
+                (Value::Array(x), Value::Array(y)) => {
+                    x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+                }
+                (Value::Object(x), Value::Object(y)) => {
+                    x.len() == y.len()
+                        && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+                }
+                _ => a == b,
+            }
+        }
+
+        proptest! {
+            /// What `marshal` writes is JSON that reads back as the same value, with
+            /// no raw `<`, `>` or `&` and keys in sorted order.
+            #[test]
+            fn marshal_round_trips(v in json_value()) {
+                let text = marshal(&v);
+                let back: Value = serde_json::from_str(&text).unwrap();
+                prop_assert!(same(&v, &back), "{} -> {}", v, text);
+                prop_assert!(!text.contains(['<', '>', '&']));
+            }
+
+            /// `quote` always gives one double-quoted literal with no raw control
+            /// characters, and leaves plain printable ASCII as it is.
+            #[test]
+            fn quote_is_a_literal(s in ".*") {
+                let q = quote(&s);
+                prop_assert!(q.starts_with('"') && q.ends_with('"') && q.len() >= 2);
+                prop_assert!(!q.chars().any(char::is_control));
+                if s.chars().all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\') {
+                    prop_assert_eq!(q, format!("\"{s}\""));
+                }
+            }
+        }
     }
 }
