@@ -483,7 +483,7 @@ mod version_order_tests {
 
     #[test]
     fn groups_by_priority_then_apiservice_name() {
-        let mut g = vec![
+        let mut g = [
             ("test.com", vec!["v1"]),
             ("rbac.authorization.k8s.io", vec!["v1"]),
             ("bar.com", vec!["v1"]),
