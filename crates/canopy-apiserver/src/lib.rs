@@ -37,6 +37,7 @@ pub mod codec;
 pub mod continue_token;
 pub mod controllers;
 pub mod discovery;
+pub mod edge;
 pub mod fieldmanager;
 pub mod internal;
 pub mod metrics;

@@ -5,7 +5,8 @@
 //!    whoever the `X-Remote-*` headers name; otherwise those headers are stripped and
 //!    ignored, and the caller is whoever the bearer token names (anonymous only for the
 //!    public endpoints at the top).
-//! 2. request limits of the authenticated user (`canopy_edge`).
+//! 2. request limits of the authenticated user (`canopy_edge`). When served, stages 1
+//!    and 2 are the tower layers of [`crate::edge`] in front of the pipeline.
 //! 3. plug-in paths outside every logical cluster ([`crate::plugin::PathHandler`]):
 //!    `/internal/...` only for peers ([`is_peer`], then the handler's own check; 404
 //!    for everyone else), public documents for anyone.
@@ -113,13 +114,11 @@ where
 {
     let (mut parts, body) = req.into_parts();
     let from_proxy = parts.extensions.get::<crate::FrontProxyPeer>().is_some();
-    let forwarded_user = if from_proxy {
-        canopy_auth::requestheader::decode(
-            parts
-                .headers
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
-        )
+    // Authenticated by the edge (`edge.rs`) when served; called directly (tests,
+    // benches), the pipeline authenticates itself.
+    let authenticated = parts.extensions.remove::<crate::edge::Authenticated>();
+    let forwarded_user = if from_proxy && authenticated.is_none() {
+        forwarded_user(&parts.headers)
     } else {
         None
     };
@@ -147,17 +146,12 @@ where
     let fail = |e: ApiError| (labels.clone(), e);
     let query = canopy_core::request::parse_query(raw_query);
 
-    // 1. Authentication.
-    let user = authenticate(api, &parts.headers, forwarded_user, &info).map_err(fail)?;
-
-    // 2. Request limits (canopy_edge: rate, in-flight seats with fair queuing per user,
-    // watches per user), keyed on the authenticated user, before any other work; the
-    // serving loop (server.rs) holds the permit until the response body ends.
-    if let Some(slot) = parts.extensions.get::<canopy_edge::AdmissionSlot>() {
-        let who = canopy_edge::Identity::new(user.name.clone(), &user.groups);
-        let kind = canopy_edge::RequestKind::of(&info);
-        slot.admit(&who, kind).await.map_err(fail)?;
-    }
+    // 1. Authentication (and 2. request limits, keyed on the authenticated user): done
+    // by the edge layers when served (`edge.rs`).
+    let user = match authenticated {
+        Some(crate::edge::Authenticated(u)) => u,
+        None => authenticate(api, &parts.headers, forwarded_user, &info).map_err(fail)?,
+    };
 
     // 3. Plug-in paths outside every logical cluster (`/internal/...` for peers,
     // `/services/...` for users, public documents), each behind its audience.
@@ -302,6 +296,16 @@ where
     result.map(|r| (labels.clone(), r)).map_err(fail)
 }
 
+/// The identity the front-proxy forwards in `X-Remote-*` headers (believe it only on a
+/// [`crate::FrontProxyPeer`] connection).
+pub(crate) fn forwarded_user(headers: &HeaderMap) -> Option<UserInfo> {
+    canopy_auth::requestheader::decode(
+        headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+    )
+}
+
 fn not_found() -> ApiError {
     ApiError::new(
         404,
@@ -312,7 +316,7 @@ fn not_found() -> ApiError {
 
 /// Stage 1: who is calling. The front-proxy's forwarded identity on its mTLS
 /// connections, else a bearer token, else anonymous for the public endpoints at the top.
-fn authenticate(
+pub(crate) fn authenticate(
     api: &ApiServer,
     headers: &HeaderMap,
     forwarded: Option<UserInfo>,

@@ -1,9 +1,8 @@
 //! HTTPS serving: TLS (rustls) with ALPN for HTTP/2 and HTTP/1.1, one task per
 //! connection, graceful shutdown that lets in-flight requests finish (watches are ended);
-//! the connection limits of `canopy_https` and, per request, the limits of
-//! `canopy_edge`: every request carries an [`canopy_edge::AdmissionSlot`], which the
-//! pipeline fills right after authentication, and the permit in it is moved onto the
-//! response body here, so that it is held until the body (a watch: its stream) ends.
+//! the connection limits of `canopy_https`, then per request the edge stack of
+//! [`crate::edge`] (authentication, then the limits of `canopy_edge`, whose permit is
+//! held until the response body — a watch: its stream — ends), then the pipeline.
 //!
 //! With a proxy client CA configured, clients may present a certificate (optional client
 //! auth); a connection whose certificate that CA signed is the front-proxy's, and its
@@ -15,6 +14,7 @@ use std::time::Duration;
 
 use canopy_https::TlsAcceptor;
 use tokio::net::TcpListener;
+use tower::Layer;
 
 use crate::ApiServer;
 
@@ -82,13 +82,21 @@ pub async fn serve(
         if conn.client_certificate {
             req.extensions_mut().insert(FrontProxyPeer);
         }
-        let slot = canopy_edge::AdmissionSlot::new(requests.clone());
-        req.extensions_mut().insert(slot.clone());
-        let api = handler_api.clone();
+        // The edge stack (`edge.rs`): authenticate → limits → pipeline. Every layer is
+        // always ready, so the future needs no `poll_ready`.
+        let stack = crate::edge::AuthenticateLayer::new(handler_api.clone(), |e| {
+            crate::response::error(&e).map(|b| Served::new(b, None))
+        })
+        .layer(
+            canopy_edge::LimitsLayer::new(requests.clone(), |e| crate::response::error(&e))
+                .layer(crate::edge::Pipeline(handler_api.clone())),
+        );
+        let fut = tower::Service::call(&mut { stack }, req);
         async move {
-            let resp = crate::pipeline::handle(api, req).await;
-            let permit = slot.take();
-            resp.map(|b| Served::new(b, permit))
+            match fut.await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            }
         }
     };
     fn on_panic() -> hyper::Response<Served> {
