@@ -38,6 +38,10 @@ pub struct PlaceRequest {
     /// The user bound as cluster-admin inside.
     #[serde(default)]
     pub admin: Option<String>,
+    /// The logical cluster name of its organization (`crate::quota`); none for
+    /// logical clusters outside every organization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
 }
 
 pub async fn serve(
@@ -46,6 +50,9 @@ pub async fn serve(
     path: &str,
     body: Bytes,
 ) -> Result<Response<Body>, ApiError> {
+    if path == "/internal/usage" && method == Method::POST {
+        return crate::quota::serve_report(api, &body);
+    }
     let rest_path = path.trim_start_matches("/internal/logicalclusters");
     let name = rest_path.trim_start_matches('/');
     match (method, name.is_empty()) {
@@ -119,6 +126,7 @@ pub async fn place(api: &ApiServer, req: &PlaceRequest) -> Result<(), ApiError> 
         &req.initializers,
         req.owner.clone(),
         req.admin.as_deref(),
+        req.organization.as_deref(),
     )
     .await
 }

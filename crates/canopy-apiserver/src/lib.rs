@@ -42,6 +42,7 @@ pub mod internal;
 pub mod metrics;
 pub mod peers;
 pub mod pipeline;
+pub mod quota;
 pub mod registry;
 pub mod response;
 pub mod rest;
@@ -92,6 +93,9 @@ pub struct Limits {
     /// system) get 413 and change nothing. Enforced by the store
     /// ([`canopy_storage::StoreOptions::max_object_bytes`], set from this).
     pub max_object_bytes: usize,
+    /// Per-organization quotas (workspaces, objects, stored bytes) of user writes
+    /// ([`quota`]); superusers override them per organization.
+    pub quotas: quota::OrgQuotas,
 }
 
 impl Default for Limits {
@@ -99,6 +103,7 @@ impl Default for Limits {
         Limits {
             max_request_body_bytes: codec::DEFAULT_MAX_BODY_BYTES,
             max_object_bytes: canopy_storage::DEFAULT_MAX_OBJECT_BYTES,
+            quotas: quota::OrgQuotas::default(),
         }
     }
 }
@@ -169,6 +174,8 @@ pub(crate) struct Inner {
     /// The global view of replicated objects of every shard, when a cache server is
     /// configured.
     pub global: std::sync::OnceLock<canopy_cache::CacheReader>,
+    /// Per-organization usage and quotas ([`quota`]).
+    pub quota: quota::QuotaState,
 }
 
 impl ApiServer {
@@ -219,6 +226,7 @@ impl ApiServer {
                 type_mirror: Default::default(),
                 recent_assignments: Default::default(),
                 global: std::sync::OnceLock::new(),
+                quota: Default::default(),
             }),
         }
     }
@@ -297,6 +305,7 @@ impl ApiServer {
     /// Starts the background controllers; they stop when the returned handle is dropped
     /// or aborted.
     pub fn start_controllers(&self) -> controllers::Controllers {
+        quota::spawn(self);
         controllers::Controllers::start(self.clone())
     }
 }
