@@ -8,6 +8,8 @@
 //! - `DELETE /internal/logicalclusters/<name>` deletes its child workspaces (each
 //!   cascading on its own shard), then everything inside; `202` while that is under
 //!   way (call again), `200` once nothing is left, `404` if it never existed.
+//! - `POST /internal/usage` (root's shard) with a `quota::UsageReport`: a shard's usage
+//!   per organization; answers the other shards' (`crate::quota`).
 
 use bytes::Bytes;
 use canopy_core::ApiError;
@@ -50,7 +52,7 @@ pub async fn serve(
     path: &str,
     body: Bytes,
 ) -> Result<Response<Body>, ApiError> {
-    if path == "/internal/usage" && method == Method::POST {
+    if path == "/internal/usage" && *method == Method::POST {
         return crate::quota::serve_report(api, &body);
     }
     let rest_path = path.trim_start_matches("/internal/logicalclusters");

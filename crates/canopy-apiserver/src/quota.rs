@@ -622,7 +622,9 @@ pub fn serve_report(
             "the server could not find the requested resource",
         ));
     }
-    Ok(crate::response::json(200, &receive_report(api, report)))
+    let totals = serde_json::to_value(receive_report(api, report))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(crate::response::json(200, &totals))
 }
 
 /// One report round: this shard's usage and overrides, exchanged with root's shard.
