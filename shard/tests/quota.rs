@@ -102,9 +102,17 @@ async fn objects_workspaces_and_bytes_per_organization() {
         wait_ready(&c, "root", org).await;
     }
     // workspaces: two inside acme (at any depth), the third refused, naming the quota
-    assert_eq!(create_ws(&c, "root:acme", workspace("a", None)).await.0, 201);
+    assert_eq!(
+        create_ws(&c, "root:acme", workspace("a", None)).await.0,
+        201
+    );
     wait_ready(&c, "root:acme", "a").await;
-    assert_eq!(create_ws(&c, "root:acme:a", workspace("deep", None)).await.0, 201);
+    assert_eq!(
+        create_ws(&c, "root:acme:a", workspace("deep", None))
+            .await
+            .0,
+        201
+    );
     wait_ready(&c, "root:acme:a", "deep").await;
     let (code, body) = create_ws(&c, "root:acme", workspace("c", None)).await;
     assert_eq!(code, 403, "{body}");
@@ -118,7 +126,10 @@ async fn objects_workspaces_and_bytes_per_organization() {
     let (code, body) = c.delete(&format!("/clusters/root:acme:a/{WS}/deep")).await;
     assert!(code == 200 || code == 202, "{code} {body}");
     wait_gone(&c, "root:acme:a", "deep").await;
-    assert_eq!(create_ws(&c, "root:acme", workspace("c", None)).await.0, 201);
+    assert_eq!(
+        create_ws(&c, "root:acme", workspace("c", None)).await.0,
+        201
+    );
     wait_ready(&c, "root:acme", "c").await;
 
     // objects: the organization's bootstrap objects and the ConfigMaps of all its
@@ -135,7 +146,11 @@ async fn objects_workspaces_and_bytes_per_organization() {
     );
     // also in another workspace of the organization, and through kubectl
     let kubectl = Kubectl::new(
-        &env.kubeconfig_for("acme", "root:acme", &env.token("admin", &["system:masters"])),
+        &env.kubeconfig_for(
+            "acme",
+            "root:acme",
+            &env.token("admin", &["system:masters"]),
+        ),
         env.dir.path(),
     );
     let err = kubectl
@@ -169,7 +184,10 @@ async fn objects_workspaces_and_bytes_per_organization() {
         201
     );
     // deletes free the quota
-    assert_eq!(c.delete(&format!("{}/cm-1", cms("root:acme:c"))).await.0, 200);
+    assert_eq!(
+        c.delete(&format!("{}/cm-1", cms("root:acme:c"))).await.0,
+        200
+    );
     assert_eq!(c.post(&cms("root:acme"), cm("freed", "x")).await.0, 201);
     assert_eq!(c.post(&cms("root:acme"), cm("not-again", "x")).await.0, 403);
 
@@ -193,9 +211,15 @@ async fn objects_workspaces_and_bytes_per_organization() {
         )),
         "{msg}"
     );
-    assert!(msg.ends_with(", limited: canopy.dev/stored-bytes=120000"), "{msg}");
+    assert!(
+        msg.ends_with(", limited: canopy.dev/stored-bytes=120000"),
+        "{msg}"
+    );
     let used_bytes = used(&msg, "canopy.dev/stored-bytes");
-    assert!(used_bytes > 100_000 - 20_000 && used_bytes <= 120_000, "{msg}");
+    assert!(
+        used_bytes > 100_000 - 20_000 && used_bytes <= 120_000,
+        "{msg}"
+    );
     // shrinking is allowed (and frees bytes)
     let (code, body) = c
         .patch(
@@ -267,8 +291,7 @@ async fn objects_workspaces_and_bytes_per_organization() {
         .await;
     let (_, globex) = c.get(&format!("/clusters/root/{WS}/globex")).await;
     assert_eq!(
-        lc["metadata"]["annotations"]["canopy.dev/organization"],
-        globex["spec"]["cluster"],
+        lc["metadata"]["annotations"]["canopy.dev/organization"], globex["spec"]["cluster"],
         "a nested workspace belongs to the organization of its parent"
     );
     // root and the users workspace belong to no organization
@@ -318,11 +341,16 @@ async fn usage_on_other_shards_counts() {
         assert!(labelled, "{shard} never registered");
     }
     for (org, sel) in [("acme", "one"), ("globex", "one")] {
-        assert_eq!(create_ws(&c, "root", workspace(org, Some(sel))).await.0, 201);
+        assert_eq!(
+            create_ws(&c, "root", workspace(org, Some(sel))).await.0,
+            201
+        );
         wait_ready(&c, "root", org).await;
     }
     assert_eq!(
-        create_ws(&c, "root:acme", workspace("b", Some("two"))).await.0,
+        create_ws(&c, "root:acme", workspace("b", Some("two")))
+            .await
+            .0,
         201
     );
     let b = wait_ready(&c, "root:acme", "b").await;
@@ -337,11 +365,13 @@ async fn usage_on_other_shards_counts() {
     let (_, lc) = c
         .get("/clusters/root:acme:b/apis/core.kcp.io/v1alpha1/logicalclusters/cluster")
         .await;
-    assert_eq!(lc["metadata"]["annotations"]["canopy.dev/organization"], org_lc);
+    assert_eq!(
+        lc["metadata"]["annotations"]["canopy.dev/organization"],
+        org_lc
+    );
 
     // let every shard report the bootstraps, then fill the organization from shard-2
-    tokio::time::sleep(canopy_apiserver::quota::REPORT_INTERVAL * 2 + Duration::from_secs(1))
-        .await;
+    tokio::time::sleep(canopy_apiserver::quota::REPORT_INTERVAL * 2 + Duration::from_secs(1)).await;
     let (made, body) = fill(&c, "root:acme:b", "cm", "x", 200).await;
     let msg = forbidden(&body);
     assert!(

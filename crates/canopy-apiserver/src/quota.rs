@@ -285,14 +285,18 @@ fn organization_of(api: &ApiServer, lc: &StoredObject) -> Option<String> {
         return (!o.is_empty()).then(|| o.to_string());
     }
     let cluster = &*lc.key.cluster;
-    let path = meta::annotation(&lc.value, crate::registry::tenancy::PATH_ANNOTATION)
-        .unwrap_or(cluster);
+    let path =
+        meta::annotation(&lc.value, crate::registry::tenancy::PATH_ANNOTATION).unwrap_or(cluster);
     let ty = meta::annotation(&lc.value, crate::workspaces::TYPE_ANNOTATION).unwrap_or("");
     if cluster == "root" || path == "root" || ty == "root:homeroot" {
         return None;
     }
     let segments: Vec<&str> = path.split(':').collect();
-    let depth = if path.starts_with("root:users:") { 3 } else { 2 };
+    let depth = if path.starts_with("root:users:") {
+        3
+    } else {
+        2
+    };
     if segments.len() <= depth {
         return Some(cluster.to_string());
     }
@@ -307,7 +311,11 @@ fn organization_of(api: &ApiServer, lc: &StoredObject) -> Option<String> {
 /// of its logical clusters.
 fn display_name(api: &ApiServer, cluster: &str) -> String {
     let path = crate::workspaces::path_of(&api.inner.store, cluster);
-    let depth = if path.starts_with("root:users:") { 3 } else { 2 };
+    let depth = if path.starts_with("root:users:") {
+        3
+    } else {
+        2
+    };
     path.split(':').take(depth).collect::<Vec<_>>().join(":")
 }
 
@@ -400,6 +408,14 @@ fn bootstrap_cost(api: &ApiServer) -> OrgUsage {
     })
 }
 
+/// A quota a request would exceed.
+struct Exceeded {
+    name: &'static str,
+    requested: u64,
+    used: u64,
+    limited: u64,
+}
+
 fn check(
     api: &ApiServer,
     cluster: &str,
@@ -416,33 +432,43 @@ fn check(
     let used = local_usage(api, &org, want.workspaces > 0)
         + state.remote.read().get(&org).copied().unwrap_or_default()
         + reserved.get(&org).copied().unwrap_or_default();
-    let mut failed: Vec<(&str, u64, u64, u64)> = Vec::new();
-    for (n, want, used, limit) in [
-        (WORKSPACES_NAME, want.workspaces, used.workspaces, limit.workspaces),
+    let mut failed: Vec<Exceeded> = Vec::new();
+    for (quota, want, used, limit) in [
+        (
+            WORKSPACES_NAME,
+            want.workspaces,
+            used.workspaces,
+            limit.workspaces,
+        ),
         (OBJECTS_NAME, want.objects, used.objects, limit.objects),
         (BYTES_NAME, want.bytes, used.bytes, limit.bytes),
     ] {
         if want > 0 && limit > 0 && used.saturating_add(want) > limit {
-            failed.push((n, want, used, limit));
+            failed.push(Exceeded {
+                name: quota,
+                requested: want,
+                used,
+                limited: limit,
+            });
         }
     }
     if !failed.is_empty() {
         drop(reserved);
         // kube's ResourceQuota admission: the exceeded resources, sorted by name
-        failed.sort_by(|a, b| a.0.cmp(b.0));
-        let list = |f: &dyn Fn(&(&str, u64, u64, u64)) -> u64| {
+        failed.sort_by(|a, b| a.name.cmp(b.name));
+        let list = |f: fn(&Exceeded) -> u64| {
             failed
                 .iter()
-                .map(|e| format!("{}={}", e.0, f(e)))
+                .map(|e| format!("{}={}", e.name, f(e)))
                 .collect::<Vec<_>>()
                 .join(",")
         };
         let reason = format!(
             "exceeded quota: organization {:?}, requested: {}, used: {}, limited: {}",
             display_name(api, cluster),
-            list(&|e| e.1),
-            list(&|e| e.2),
-            list(&|e| e.3),
+            list(|e| e.requested),
+            list(|e| e.used),
+            list(|e| e.limited),
         );
         return Err(ApiError::admission_forbidden(
             crate::rest::subject(res, name),
@@ -474,8 +500,7 @@ pub fn admit_create(
         objects: 1,
         bytes: crate::codec::json_size(obj) as u64,
     };
-    if res.desc.group == canopy_core::resource::TENANCY_GROUP && res.desc.plural == "workspaces"
-    {
+    if res.desc.group == canopy_core::resource::TENANCY_GROUP && res.desc.plural == "workspaces" {
         want = want
             + OrgUsage {
                 workspaces: 1,

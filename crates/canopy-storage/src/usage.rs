@@ -147,7 +147,11 @@ mod tests {
         })
     }
 
-    fn ev(kind: EventType, o: Arc<StoredObject>, prev: Option<Arc<StoredObject>>) -> Arc<WatchEvent> {
+    fn ev(
+        kind: EventType,
+        o: Arc<StoredObject>,
+        prev: Option<Arc<StoredObject>>,
+    ) -> Arc<WatchEvent> {
         Arc::new(WatchEvent {
             rv: o.rv,
             kind,
@@ -160,7 +164,13 @@ mod tests {
     fn usage_follows_creates_updates_and_deletes() {
         let a1 = obj("a", "x", 100, 1);
         let u = Usage::of([&*a1].into_iter());
-        assert_eq!(u.cluster("a").total, Counts { objects: 1, bytes: 100 });
+        assert_eq!(
+            u.cluster("a").total,
+            Counts {
+                objects: 1,
+                bytes: 100
+            }
+        );
         let a2 = obj("a", "y", 50, 2);
         let a1b = obj("a", "x", 130, 3);
         let b1 = obj("b", "z", 7, 4);
@@ -169,15 +179,33 @@ mod tests {
             ev(EventType::Modified, a1b.clone(), Some(a1.clone())),
             ev(EventType::Added, b1.clone(), None),
         ]);
-        assert_eq!(u.cluster("a").total, Counts { objects: 2, bytes: 180 });
+        assert_eq!(
+            u.cluster("a").total,
+            Counts {
+                objects: 2,
+                bytes: 180
+            }
+        );
         assert_eq!(
             u.cluster("a").resource("/configmaps"),
-            Counts { objects: 2, bytes: 180 }
+            Counts {
+                objects: 2,
+                bytes: 180
+            }
         );
-        assert_eq!(u.cluster("b").total, Counts { objects: 1, bytes: 7 });
+        assert_eq!(
+            u.cluster("b").total,
+            Counts {
+                objects: 1,
+                bytes: 7
+            }
+        );
         assert_eq!(
             u.totals(&mut ["a", "b", "c"].into_iter()),
-            Counts { objects: 3, bytes: 187 }
+            Counts {
+                objects: 3,
+                bytes: 187
+            }
         );
         // a delete removes what was counted for the object (its last stored state, not
         // the re-stamped copy the event carries)
@@ -185,7 +213,13 @@ mod tests {
             ev(EventType::Deleted, obj("a", "x", 131, 5), Some(a1b)),
             ev(EventType::Deleted, obj("b", "z", 8, 6), Some(b1)),
         ]);
-        assert_eq!(u.cluster("a").total, Counts { objects: 1, bytes: 50 });
+        assert_eq!(
+            u.cluster("a").total,
+            Counts {
+                objects: 1,
+                bytes: 50
+            }
+        );
         assert!(!u.all().contains_key("b"), "empty clusters are dropped");
     }
 }
