@@ -304,6 +304,17 @@ async fn objects_workspaces_and_bytes_per_organization() {
             .is_none(),
         "{root_lc}"
     );
+
+    // usage is computed again from the database at start: the same answer after a restart
+    let env = env.restart().await;
+    let (code, body) = env.admin().post(&cms("root:acme"), cm("after", "x")).await;
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        forbidden(&body).ends_with(
+            "requested: count/objects=1, used: count/objects=200, limited: count/objects=200"
+        ),
+        "{body}"
+    );
 }
 
 #[tokio::test]
