@@ -20,6 +20,7 @@ async fn start_serves_root_and_restart_keeps_data() {
         size_limits: canopy_apiserver::Limits {
             max_request_body_bytes: 256 * 1024,
             max_object_bytes: 64 * 1024,
+            ..Default::default()
         },
     };
     let running = canopy::start(opts.clone()).await.expect("canopy start");
@@ -148,6 +149,7 @@ async fn start_with_shards_serves_through_a_front_proxy() {
         size_limits: canopy_apiserver::Limits {
             max_request_body_bytes: 256 * 1024,
             max_object_bytes: 64 * 1024,
+            ..Default::default()
         },
     };
     let running = canopy::start(opts.clone())

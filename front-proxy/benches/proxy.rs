@@ -784,6 +784,7 @@ async fn run(cfg: Config, rts: Runtimes) {
                         initializers: vec![],
                         owner: None,
                         admin: None,
+                        organization: None,
                     };
                     canopy_apiserver::internal::place(&api, &req)
                         .await

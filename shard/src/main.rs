@@ -89,6 +89,19 @@ struct Args {
     /// The largest object stored, in bytes of JSON (larger results of any write: 413).
     #[arg(long, default_value_t = canopy_apiserver::Limits::default().max_object_bytes)]
     max_object_bytes: usize,
+    /// Workspaces per organization (inside it, at any depth; 0: no limit). A superuser
+    /// overrides it per organization with the annotation `quota.canopy.dev/workspaces`
+    /// on its Workspace.
+    #[arg(long, default_value_t = canopy_apiserver::quota::DEFAULT_WORKSPACES)]
+    org_quota_workspaces: u64,
+    /// Objects per organization, in all its workspaces (0: no limit; annotation
+    /// `quota.canopy.dev/objects`).
+    #[arg(long, default_value_t = canopy_apiserver::quota::DEFAULT_OBJECTS)]
+    org_quota_objects: u64,
+    /// Bytes of stored objects (JSON) per organization (0: no limit; annotation
+    /// `quota.canopy.dev/bytes`).
+    #[arg(long, default_value_t = canopy_apiserver::quota::DEFAULT_BYTES)]
+    org_quota_bytes: u64,
 }
 
 #[tokio::main]
@@ -157,6 +170,11 @@ async fn main() -> anyhow::Result<()> {
         size_limits: canopy_apiserver::Limits {
             max_request_body_bytes: a.max_request_body_bytes,
             max_object_bytes: a.max_object_bytes,
+            quotas: canopy_apiserver::quota::OrgQuotas {
+                workspaces: a.org_quota_workspaces,
+                objects: a.org_quota_objects,
+                bytes: a.org_quota_bytes,
+            },
         },
     })
     .await?;

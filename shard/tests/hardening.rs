@@ -330,6 +330,7 @@ async fn objects_and_bodies_over_the_limits_are_413_for_every_verb() {
         .size_limits(canopy_apiserver::Limits {
             max_request_body_bytes: 64 * 1024,
             max_object_bytes: 16 * 1024,
+            ..Default::default()
         })
         .start()
         .await;

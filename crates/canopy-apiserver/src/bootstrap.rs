@@ -188,7 +188,9 @@ pub async fn ensure_logical_cluster(api: &ApiServer, name: &str) -> Result<(), A
     } else {
         "root:universal"
     };
-    ensure_logical_cluster_at(api, name, name, ty, &[], None, None).await?;
+    // a logical cluster made directly is its own organization; root has none
+    let org = (name != "root").then_some(name);
+    ensure_logical_cluster_at(api, name, name, ty, &[], None, None, org).await?;
     if name == "root" {
         // every authenticated user may enter root (RBAC still decides what they see);
         // other workspaces are entered only by those granted access inside them
@@ -243,7 +245,9 @@ pub async fn ensure_logical_cluster(api: &ApiServer, name: &str) -> Result<(), A
     Ok(())
 }
 
-/// Creates logical cluster `name` at workspace `path` of workspace type `ty` (`path:name`).
+/// Creates logical cluster `name` at workspace `path` of workspace type `ty` (`path:name`)
+/// in `organization` (recorded for quotas, `crate::quota`).
+#[allow(clippy::too_many_arguments)]
 pub async fn ensure_logical_cluster_at(
     api: &ApiServer,
     name: &str,
@@ -252,6 +256,7 @@ pub async fn ensure_logical_cluster_at(
     initializers: &[String],
     owner: Option<Value>,
     admin: Option<&str>,
+    organization: Option<&str>,
 ) -> Result<(), ApiError> {
     // Placing is idempotent for the same owner only: never adopt (and bind an admin in)
     // a logical cluster that exists for someone else, root included.
@@ -314,16 +319,19 @@ pub async fn ensure_logical_cluster_at(
     } else {
         "Initializing"
     };
-    items.push((
-        lc,
-        json!({
-            "apiVersion": "core.kcp.io/v1alpha1",
-            "kind": "LogicalCluster",
-            "metadata": {"name": "cluster", "annotations": {"kcp.io/path": path, CLUSTER_NAME_ANNOTATION: name, crate::workspaces::TYPE_ANNOTATION: ty}},
-            "spec": spec,
-            "status": {"phase": phase, "URL": url, "initializers": initializers},
-        }),
-    ));
+    let mut annotations = json!({"kcp.io/path": path, CLUSTER_NAME_ANNOTATION: name, crate::workspaces::TYPE_ANNOTATION: ty});
+    if let Some(org) = organization {
+        meta::ensure_object(&mut annotations)
+            .insert(crate::quota::ORGANIZATION_ANNOTATION.into(), json!(org));
+    }
+    let lc_object = json!({
+        "apiVersion": "core.kcp.io/v1alpha1",
+        "kind": "LogicalCluster",
+        "metadata": {"name": "cluster", "annotations": annotations},
+        "spec": spec,
+        "status": {"phase": phase, "URL": url, "initializers": initializers},
+    });
+    items.push((lc, lc_object));
     rest::create_system_batch(api, name, items).await?;
     // known to path resolution at once (the store watch in `workspaces::maintain_paths`
     // would add it a moment later)

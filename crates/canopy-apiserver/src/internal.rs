@@ -8,6 +8,8 @@
 //! - `DELETE /internal/logicalclusters/<name>` deletes its child workspaces (each
 //!   cascading on its own shard), then everything inside; `202` while that is under
 //!   way (call again), `200` once nothing is left, `404` if it never existed.
+//! - `POST /internal/usage` (root's shard) with a `quota::UsageReport`: a shard's usage
+//!   per organization; answers the other shards' (`crate::quota`).
 
 use bytes::Bytes;
 use canopy_core::ApiError;
@@ -38,6 +40,10 @@ pub struct PlaceRequest {
     /// The user bound as cluster-admin inside.
     #[serde(default)]
     pub admin: Option<String>,
+    /// The logical cluster name of its organization (`crate::quota`); none for
+    /// logical clusters outside every organization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
 }
 
 pub async fn serve(
@@ -46,6 +52,9 @@ pub async fn serve(
     path: &str,
     body: Bytes,
 ) -> Result<Response<Body>, ApiError> {
+    if path == "/internal/usage" && *method == Method::POST {
+        return crate::quota::serve_report(api, &body);
+    }
     let rest_path = path.trim_start_matches("/internal/logicalclusters");
     let name = rest_path.trim_start_matches('/');
     match (method, name.is_empty()) {
@@ -119,6 +128,7 @@ pub async fn place(api: &ApiServer, req: &PlaceRequest) -> Result<(), ApiError> 
         &req.initializers,
         req.owner.clone(),
         req.admin.as_deref(),
+        req.organization.as_deref(),
     )
     .await
 }

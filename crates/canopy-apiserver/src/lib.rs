@@ -44,6 +44,7 @@ pub mod metrics;
 pub mod peers;
 pub mod pipeline;
 pub mod plugin;
+pub mod quota;
 pub mod registry;
 pub mod response;
 pub mod rest;
@@ -95,6 +96,9 @@ pub struct Limits {
     /// system) get 413 and change nothing. Enforced by the store
     /// ([`canopy_storage::StoreOptions::max_object_bytes`], set from this).
     pub max_object_bytes: usize,
+    /// Per-organization quotas (workspaces, objects, stored bytes) of user writes
+    /// ([`quota`]); superusers override them per organization.
+    pub quotas: quota::OrgQuotas,
 }
 
 impl Default for Limits {
@@ -102,6 +106,7 @@ impl Default for Limits {
         Limits {
             max_request_body_bytes: codec::DEFAULT_MAX_BODY_BYTES,
             max_object_bytes: canopy_storage::DEFAULT_MAX_OBJECT_BYTES,
+            quotas: quota::OrgQuotas::default(),
         }
     }
 }
@@ -184,6 +189,8 @@ pub(crate) struct Inner {
     pub global: std::sync::OnceLock<canopy_cache::CacheReader>,
     /// What kcp tenancy and the token service plug into the generic server.
     pub plugins: plugin::Plugins,
+    /// Per-organization usage and quotas ([`quota`]).
+    pub quota: quota::QuotaState,
 }
 
 impl ApiServer {
@@ -235,6 +242,7 @@ impl ApiServer {
                 recent_assignments: Default::default(),
                 global: std::sync::OnceLock::new(),
                 plugins: default_plugins(),
+                quota: Default::default(),
             }),
         }
     }
@@ -313,6 +321,7 @@ impl ApiServer {
     /// Starts the background controllers; they stop when the returned handle is dropped
     /// or aborted.
     pub fn start_controllers(&self) -> controllers::Controllers {
+        quota::spawn(self);
         controllers::Controllers::start(self.clone())
     }
 }

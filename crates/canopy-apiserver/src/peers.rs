@@ -232,6 +232,29 @@ impl Peers {
         resp.json().await.map_err(|e| err(e.to_string()))
     }
 
+    /// Sends this shard's usage per organization to root's shard; returns the other
+    /// shards' (`crate::quota`).
+    pub async fn report_usage(
+        &self,
+        report: &crate::quota::UsageReport,
+    ) -> Result<crate::quota::UsageTotals, PeerError> {
+        let Some(root) = &self.root_shard_url else {
+            return Ok(Default::default());
+        };
+        let url = format!("{root}/internal/usage");
+        let body = serde_json::to_value(report).unwrap_or(Value::Null);
+        match self
+            .call(reqwest::Method::POST, url.clone(), Some(body))
+            .await?
+        {
+            (200, totals) => serde_json::from_value(totals).map_err(|e| PeerError::Call {
+                url,
+                message: format!("invalid usage totals: {e}"),
+            }),
+            (code, b) => Err(Self::unexpected(&url, code, &b)),
+        }
+    }
+
     /// Creates or updates (server-side apply) this shard's `Shard` object on root's shard.
     pub async fn register(&self, shard: &Value) -> Result<(), PeerError> {
         let Some(root) = &self.root_shard_url else {

@@ -1,6 +1,7 @@
 //! kcp tenancy plugged into the generic server ([`crate::plugin`]): workspace paths as
 //! the cluster resolver, and the shard-to-shard logical cluster endpoints
-//! (`/internal/logicalclusters`, [`crate::internal`]) for shard peers only.
+//! (`/internal/logicalclusters`, `/internal/usage`, [`crate::internal`]) for shard peers
+//! only.
 
 use canopy_auth::UserInfo;
 
@@ -18,7 +19,8 @@ impl ClusterResolver for WorkspacePaths {
 }
 
 /// `/internal/logicalclusters[/<name>]`: placing, reading and deleting logical clusters
-/// on this shard, for other shards (`system:shard:*`) only.
+/// on this shard; `/internal/usage`: organizations' usage reported to root's shard
+/// ([`crate::quota`]). For other shards (`system:shard:*`) only.
 pub struct LogicalClusterPeers;
 
 impl PathHandler for LogicalClusterPeers {
@@ -27,7 +29,9 @@ impl PathHandler for LogicalClusterPeers {
     }
 
     fn route(&self, path: &str) -> Option<Audience> {
-        (path == "/internal/logicalclusters" || path.starts_with("/internal/logicalclusters/"))
+        (path == "/internal/logicalclusters"
+            || path.starts_with("/internal/logicalclusters/")
+            || path == "/internal/usage")
             .then_some(Audience::Peers)
     }
 

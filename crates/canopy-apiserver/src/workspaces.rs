@@ -562,6 +562,7 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         });
+    let organization = crate::quota::organization_for_child(api, &parent, &ty, &child);
     if remote {
         // the chosen shard creates the logical cluster; this shard asks it to
         let peers = api.inner.peers.read().clone();
@@ -577,6 +578,7 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
             initializers: inits.clone(),
             owner: Some(owner),
             admin: owner_user.clone(),
+            organization: organization.clone(),
         };
         if let Err(e) = peers.place(&base, &req).await {
             tracing::warn!(error = %e, workspace = %path, "placing the logical cluster");
@@ -591,6 +593,7 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
         &inits,
         Some(owner),
         owner_user.as_deref(),
+        organization.as_deref(),
     )
     .await
     {

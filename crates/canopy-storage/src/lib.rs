@@ -23,6 +23,7 @@
 
 pub mod cache;
 mod error;
+mod usage;
 mod writer;
 
 use std::sync::Arc;
@@ -36,6 +37,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use cache::{ListOptions, ListResult, WatchStart, Watcher};
 pub use error::StorageError;
+pub use usage::{ClusterUsage, Counts};
 
 /// Where an object lives: resource (`<group>/<plural>`), logical cluster, namespace, name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -208,6 +210,7 @@ pub struct Store {
 
 struct Inner {
     cache: cache::Cache,
+    usage: usage::Usage,
     writes: mpsc::Sender<writer::WriteRequest>,
     pool: PgPool,
     options: StoreOptions,
@@ -257,10 +260,11 @@ impl Store {
         }
         let lock_conn = lock_conn.detach();
 
-        let (cache, rv) = load(&pool, &options).await?;
+        let (cache, usage, rv) = load(&pool, &options).await?;
         let (tx, rx) = mpsc::channel(options.max_batch * 4);
         let inner = Arc::new(Inner {
             cache,
+            usage: usage.clone(),
             writes: tx,
             pool: pool.clone(),
             options: options.clone(),
@@ -272,7 +276,8 @@ impl Store {
             rv,
             options.max_batch,
             options.max_object_bytes,
-        );
+        )
+        .with_usage(usage);
         let mut tasks = vec![tokio::spawn(async move {
             let _lock = lock_conn; // keep the advisory lock as long as the writer runs
             writer.run(rx).await;
@@ -353,6 +358,23 @@ impl Store {
     /// Keys of every object of one logical cluster (to delete a logical cluster).
     pub fn keys_of_cluster(&self, cluster: &str) -> Vec<ObjectKey> {
         self.inner.cache.keys_of_cluster(cluster)
+    }
+
+    /// What one logical cluster stores (objects and serialized bytes, in total and per
+    /// resource), as of the last commit.
+    pub fn cluster_usage(&self, cluster: &str) -> ClusterUsage {
+        self.inner.usage.cluster(cluster)
+    }
+
+    /// Objects and bytes of several logical clusters together.
+    pub fn usage_of_clusters<'a>(&self, clusters: impl IntoIterator<Item = &'a str>) -> Counts {
+        self.inner.usage.totals(&mut clusters.into_iter())
+    }
+
+    /// What every logical cluster of this shard stores (clusters storing nothing are
+    /// absent).
+    pub fn usage(&self) -> std::collections::HashMap<Arc<str>, ClusterUsage> {
+        self.inner.usage.all()
     }
 
     /// The resourceVersion of the last committed change.
@@ -474,7 +496,10 @@ fn parse_stored(key: ObjectKey, rv: u64, raw: Vec<u8>) -> Result<StoredObject, S
 }
 
 /// Loads the current state and the retained history.
-async fn load(pool: &PgPool, options: &StoreOptions) -> Result<(cache::Cache, u64), StorageError> {
+async fn load(
+    pool: &PgPool,
+    options: &StoreOptions,
+) -> Result<(cache::Cache, usage::Usage, u64), StorageError> {
     use futures::TryStreamExt;
     let mut tx = pool.begin().await.map_err(StorageError::db)?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -528,8 +553,9 @@ async fn load(pool: &PgPool, options: &StoreOptions) -> Result<(cache::Cache, u6
     // History may start later than `from` if it was compacted; the cache can resume
     // watches from the rv just before the first retained event.
     let oldest = history.first().map(|e| e.rv - 1).unwrap_or(rv);
+    let usage = usage::Usage::of(objects.iter());
     let cache = cache::Cache::new(objects, history, rv, oldest, options);
-    Ok((cache, rv))
+    Ok((cache, usage, rv))
 }
 
 /// Deletes history older than the retained window, periodically.

@@ -24,6 +24,8 @@ pub(crate) struct Writer {
     max_batch: usize,
     /// Largest serialized object a create or update may store (0: no limit).
     max_object_bytes: usize,
+    /// What each logical cluster stores, kept current after every commit.
+    usage: crate::usage::Usage,
 }
 
 /// Where a request's committed objects are sent.
@@ -49,7 +51,14 @@ impl Writer {
             rv,
             max_batch: max_batch.max(1),
             max_object_bytes,
+            usage: Default::default(),
         }
+    }
+
+    /// Keeps `usage` current after every commit.
+    pub(crate) fn with_usage(mut self, usage: crate::usage::Usage) -> Writer {
+        self.usage = usage;
+        self
     }
 
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<WriteRequest>) {
@@ -76,6 +85,7 @@ impl Writer {
             match self.persist(&batch.events).await {
                 Ok(()) => {
                     self.rv = batch.events.last().map(|e| e.rv).unwrap_or(self.rv);
+                    self.usage.apply(&batch.events);
                     self.cache.apply(batch.events);
                     for (reply, objs) in batch.replies {
                         let _ = reply.send(Ok(objs));

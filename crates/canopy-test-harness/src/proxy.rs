@@ -31,6 +31,7 @@ pub struct TestProxyBuilder {
     shards: usize,
     limits: canopy_apiserver::ServerLimits,
     shard_limits: Option<canopy_apiserver::ServerLimits>,
+    shard_size_limits: Option<canopy_apiserver::Limits>,
     redis_url: Option<String>,
     cache: Option<crate::CacheServerRef>,
 }
@@ -41,6 +42,7 @@ impl Default for TestProxyBuilder {
             shards: 1,
             limits: crate::test_limits(2),
             shard_limits: None,
+            shard_size_limits: None,
             redis_url: None,
             cache: None,
         }
@@ -71,6 +73,12 @@ impl TestProxyBuilder {
     /// The shards' limits (default: [`crate::test_limits`]).
     pub fn shard_limits(mut self, limits: canopy_apiserver::ServerLimits) -> Self {
         self.shard_limits = Some(limits);
+        self
+    }
+
+    /// The shards' size limits and organization quotas (default: production's).
+    pub fn shard_size_limits(mut self, limits: canopy_apiserver::Limits) -> Self {
+        self.shard_size_limits = Some(limits);
         self
     }
 
@@ -113,6 +121,7 @@ impl TestProxyBuilder {
         );
         let cache = self.cache.clone();
         let shard_limits = self.shard_limits.clone();
+        let shard_size_limits = self.shard_size_limits;
         let starts = (0..self.shards).map(|i| {
             let mut b = TestShard::builder();
             if let Some(c) = &cache {
@@ -125,6 +134,9 @@ impl TestProxyBuilder {
             };
             if let Some(l) = &shard_limits {
                 b = b.limits(l.clone());
+            }
+            if let Some(l) = shard_size_limits {
+                b = b.size_limits(l);
             }
             b.root(i == 0)
                 .shard_name(&shard_name(i))
