@@ -247,9 +247,18 @@ mod tests {
         out
     }
 
+    /// Waits (at most 30 s) until `f` holds.
+    async fn until(what: &str, f: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     /// A failing reconcile is retried with growing back-off, through the queue, until
     /// it succeeds; the failures show in the metrics.
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn failures_are_retried_with_back_off_and_counted() {
         let metrics = Metrics::default();
         let attempts = Arc::new(Mutex::new(Vec::<Instant>::new()));
@@ -266,26 +275,33 @@ mod tests {
                 }
             }
         })
+        .backoff(Backoff {
+            base: Duration::from_millis(20),
+            max: Duration::from_secs(10),
+        })
         .start();
-        let start = Instant::now();
         c.queue().add("obj".to_string());
-        while attempts.lock().len() < 5 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+        until("five attempts", || attempts.lock().len() >= 5).await;
+        let gaps: Vec<Duration> = attempts.lock().windows(2).map(|w| w[1] - w[0]).collect();
+        // the back-off doubles from 20 ms: each retry waits at least that long
+        for (gap, want) in gaps.iter().zip([20, 40, 80, 160]) {
+            assert!(*gap >= Duration::from_millis(want), "{gaps:?}");
         }
-        let gaps: Vec<u128> = attempts
-            .lock()
-            .windows(2)
-            .map(|w| (w[1] - w[0]).as_millis())
-            .collect();
-        assert_eq!(gaps, [5, 10, 20, 40], "back-off doubles from 5 ms");
-        assert!(start.elapsed() >= Duration::from_millis(75));
         // success resets the back-off
-        assert_eq!(c.queue().num_requeues(&"obj".to_string()), 0);
+        until("the reset", || {
+            c.queue().num_requeues(&"obj".to_string()) == 0
+        })
+        .await;
+        until("the success counted", || {
+            render(&metrics).contains(
+                "controller_runtime_reconcile_total{controller=\"flaky\",result=\"success\"} 1",
+            )
+        })
+        .await;
         let out = render(&metrics);
         for want in [
             "controller_runtime_reconcile_errors_total{controller=\"flaky\"} 4",
             "controller_runtime_reconcile_total{controller=\"flaky\",result=\"error\"} 4",
-            "controller_runtime_reconcile_total{controller=\"flaky\",result=\"success\"} 1",
             "workqueue_retries_total{name=\"flaky\"} 4",
             "workqueue_adds_total{name=\"flaky\"} 5",
         ] {
@@ -293,7 +309,7 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn requeue_goes_through_the_queue_and_panics_are_retried() {
         let metrics = Metrics::default();
         let runs = Arc::new(AtomicUsize::new(0));
@@ -304,30 +320,35 @@ mod tests {
                 if n == 1 {
                     panic!("a bug");
                 }
-                Ok::<_, String>(Action::requeue(Duration::from_secs(10)))
+                Ok::<_, String>(Action::requeue(Duration::from_millis(300)))
             }
         })
         .start();
+        let start = Instant::now();
         c.queue().add(1);
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        until("the first run", || runs.load(Ordering::SeqCst) == 1).await;
         // the requeue waits in the queue
-        assert_eq!(c.queue().delayed(), 1);
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        // run 2 panicked and was retried after 5 ms: run 3
-        assert_eq!(runs.load(Ordering::SeqCst), 3);
+        until("the requeue", || c.queue().delayed() == 1).await;
+        // run 2 (after 300 ms) panics and is retried after 5 ms: run 3
+        until("the retry after the panic", || {
+            runs.load(Ordering::SeqCst) >= 3
+        })
+        .await;
+        assert!(start.elapsed() >= Duration::from_millis(300));
         let out = render(&metrics);
         assert!(
             out.contains("controller_runtime_reconcile_panics_total{controller=\"periodic\"} 1"),
             "{out}"
         );
-        assert!(out.contains(
-            "controller_runtime_reconcile_total{controller=\"periodic\",result=\"requeue_after\"} 2"
-        ));
+        until("the requeues counted", || {
+            render(&metrics).contains(
+                "controller_runtime_reconcile_total{controller=\"periodic\",result=\"requeue_after\"} 2",
+            )
+        })
+        .await;
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn error_policy_decides_the_retry() {
         let metrics = Metrics::default();
         let runs = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
@@ -340,16 +361,18 @@ mod tests {
             if e == "fatal" {
                 Retry::Never
             } else {
-                Retry::After(Duration::from_secs(1))
+                Retry::After(Duration::from_millis(50))
             }
         })
         .start();
         c.queue().add("fatal".into());
         c.queue().add("transient".into());
-        tokio::time::sleep(Duration::from_millis(3500)).await;
-        let runs = runs.lock().clone();
-        assert_eq!(runs["fatal"], 1);
-        assert_eq!(runs["transient"], 4);
+        until("retries", || {
+            runs.lock().get("transient").copied().unwrap_or(0) >= 4
+        })
+        .await;
+        assert_eq!(runs.lock()["fatal"], 1, "never retried");
+        assert_eq!(c.queue().delayed(), 1, "only the transient one waits");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,6 +42,10 @@ struct Shared<K> {
     state: Mutex<State<K>>,
     notify: Notify,
     metrics: QueueMetrics,
+    /// Tests move the queue's clock forward instead of waiting (tokio's paused clock
+    /// needs its `test-util` feature, which would change every crate's tokio).
+    #[cfg(test)]
+    skew: Mutex<Duration>,
 }
 
 struct State<K> {
@@ -80,12 +84,35 @@ impl<K: Key> Queue<K> {
                 }),
                 notify: Notify::new(),
                 metrics: metrics.queue(name),
+                #[cfg(test)]
+                skew: Mutex::new(Duration::ZERO),
             }),
         }
     }
 
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    fn now(&self) -> Instant {
+        #[cfg(test)]
+        return Instant::now() + *self.shared.skew.lock();
+        #[cfg(not(test))]
+        Instant::now()
+    }
+
+    /// The real time of queue time `t`.
+    fn real(&self, t: Instant) -> Instant {
+        #[cfg(test)]
+        return t.checked_sub(*self.shared.skew.lock()).unwrap_or(t);
+        #[cfg(not(test))]
+        t
+    }
+
+    /// Moves this queue's clock forward.
+    #[cfg(test)]
+    fn advance(&self, d: Duration) {
+        *self.shared.skew.lock() += d;
     }
 
     /// Replaces the back-off of [`Queue::add_rate_limited`].
@@ -95,8 +122,9 @@ impl<K: Key> Queue<K> {
 
     /// Adds `key` now (see [`Queue`]).
     pub fn add(&self, key: K) {
+        let now = self.now();
         let mut st = self.shared.state.lock();
-        self.add_locked(&mut st, key, Instant::now());
+        self.add_locked(&mut st, key, now);
     }
 
     fn add_locked(&self, st: &mut State<K>, key: K, now: Instant) {
@@ -120,7 +148,7 @@ impl<K: Key> Queue<K> {
 
     /// Adds `key` once `delay` has passed (at once for a zero delay).
     pub fn add_after(&self, key: K, delay: Duration) {
-        let now = Instant::now();
+        let now = self.now();
         let mut st = self.shared.state.lock();
         if delay.is_zero() {
             return self.add_locked(&mut st, key, now);
@@ -201,7 +229,7 @@ impl<K: Key> Queue<K> {
                 Some(t) => {
                     tokio::select! {
                         _ = &mut notified => {}
-                        _ = tokio::time::sleep_until(t) => {}
+                        _ = tokio::time::sleep_until(self.real(t)) => {}
                     }
                 }
                 None => notified.await,
@@ -228,7 +256,7 @@ impl<K: Key> Queue<K> {
     }
 
     fn pop_locked(&self, st: &mut State<K>) -> Option<K> {
-        let now = Instant::now();
+        let now = self.now();
         self.promote_due(st, now);
         let key = st.queue.pop_front()?;
         let added = st.dirty.remove(&key).unwrap_or(now);
@@ -249,7 +277,7 @@ impl<K: Key> Queue<K> {
             self.shared
                 .metrics
                 .work_duration
-                .observe(started.elapsed().as_secs_f64());
+                .observe(self.now().duration_since(started).as_secs_f64());
         }
         if st.dirty.contains_key(key) {
             st.queue.push_back(key.clone());
@@ -259,9 +287,10 @@ impl<K: Key> Queue<K> {
 
     /// Stops accepting keys; the workers drain what is queued (see [`Queue`]).
     pub fn shutdown(&self) {
+        let now = self.now();
         let mut st = self.shared.state.lock();
         // what is due counts as added; later delays are dropped
-        self.promote_due(&mut st, Instant::now());
+        self.promote_due(&mut st, now);
         st.shutting_down = true;
         st.waiting.clear();
         st.timers.clear();
@@ -333,19 +362,20 @@ mod tests {
         assert_eq!(q.try_get(), None);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn delayed_adds_wait_and_the_earliest_time_wins() {
         let q = queue();
-        q.add_after(k("a"), Duration::from_secs(10));
-        q.add_after(k("a"), Duration::from_secs(5));
-        q.add_after(k("a"), Duration::from_secs(20));
+        let start = Instant::now();
+        q.add_after(k("a"), Duration::from_millis(300));
+        q.add_after(k("a"), Duration::from_millis(100));
+        q.add_after(k("a"), Duration::from_millis(600));
         assert_eq!(q.try_get(), None);
         assert_eq!(q.delayed(), 1);
-        let start = Instant::now();
         assert_eq!(q.get().await, Some(k("a")));
-        assert_eq!(start.elapsed(), Duration::from_secs(5));
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(100), "{waited:?}");
         q.done(&k("a"));
-        tokio::time::advance(Duration::from_secs(30)).await;
+        q.advance(Duration::from_secs(3600));
         assert_eq!(
             q.try_get(),
             None,
@@ -353,28 +383,29 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn an_immediate_add_replaces_a_delayed_one() {
         let q = queue();
         q.add_after(k("a"), Duration::from_secs(10));
         q.add(k("a"));
         assert_eq!(q.try_get(), Some(k("a")));
         q.done(&k("a"));
-        tokio::time::advance(Duration::from_secs(11)).await;
+        q.advance(Duration::from_secs(11));
         assert_eq!(q.try_get(), None);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_waiting_worker_wakes_for_an_earlier_delayed_key() {
         let q = queue();
         q.add_after(k("late"), Duration::from_secs(100));
         let q2 = q.clone();
         let w = tokio::spawn(async move { q2.get().await });
         tokio::task::yield_now().await;
-        q.add_after(k("soon"), Duration::from_secs(1));
         let start = Instant::now();
-        assert_eq!(w.await.unwrap(), Some(k("soon")));
-        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        q.add_after(k("soon"), Duration::from_millis(50));
+        let got = tokio::time::timeout(Duration::from_secs(20), w).await;
+        assert_eq!(got.unwrap().unwrap(), Some(k("soon")));
+        assert!(start.elapsed() >= Duration::from_millis(50));
     }
 
     #[tokio::test]
@@ -537,7 +568,6 @@ mod tests {
         fn queue_matches_its_model(ops in proptest::collection::vec(op(), 1..120)) {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_time()
-                .start_paused(true)
                 .build()
                 .unwrap();
             rt.block_on(async move {
@@ -549,8 +579,8 @@ mod tests {
                 let mut delayed: HashMap<u8, Instant> = HashMap::new();
                 let mut failures: HashMap<u8, u32> = HashMap::new();
                 let mut shut = false;
-                let due = |delayed: &mut HashMap<u8, Instant>, owed: &mut HashSet<u8>| {
-                    let now = Instant::now();
+                let due = |q: &Queue<u8>, delayed: &mut HashMap<u8, Instant>, owed: &mut HashSet<u8>| {
+                    let now = q.now();
                     delayed.retain(|k, t| {
                         if *t <= now {
                             owed.insert(*k);
@@ -572,7 +602,7 @@ mod tests {
                         Op::AddAfter(k, ms) => {
                             q.add_after(k, Duration::from_millis(ms.into()));
                             if !shut {
-                                let at = Instant::now() + Duration::from_millis(ms.into());
+                                let at = q.now() + Duration::from_millis(ms.into());
                                 let e = delayed.entry(k).or_insert(at);
                                 *e = (*e).min(at);
                             }
@@ -585,7 +615,7 @@ mod tests {
                             proptest::prop_assert_eq!(got, want);
                             proptest::prop_assert_eq!(q.num_requeues(&k), *n);
                             if !shut {
-                                let at = Instant::now() + got;
+                                let at = q.now() + got;
                                 let e = delayed.entry(k).or_insert(at);
                                 *e = (*e).min(at);
                             }
@@ -595,7 +625,7 @@ mod tests {
                             failures.remove(&k);
                         }
                         Op::Get => {
-                            due(&mut delayed, &mut owed);
+                            due(&q, &mut delayed, &mut owed);
                             match q.try_get() {
                                 Some(k) => {
                                     proptest::prop_assert!(!processing.contains(&k), "{} handed out twice", k);
@@ -617,12 +647,12 @@ mod tests {
                             }
                         }
                         Op::Advance(ms) => {
-                            tokio::time::advance(Duration::from_millis(ms.into())).await;
+                            q.advance(Duration::from_millis(ms.into()));
                         }
                         Op::Shutdown => {
                             q.shutdown();
                             shut = true;
-                            due(&mut delayed, &mut owed);
+                            due(&q, &mut delayed, &mut owed);
                             delayed.clear();
                         }
                     }
@@ -633,8 +663,8 @@ mod tests {
                     q.done(&k);
                 }
                 if !shut {
-                    tokio::time::advance(Duration::from_secs(3600)).await;
-                    due(&mut delayed, &mut owed);
+                    q.advance(Duration::from_secs(3600));
+                    due(&q, &mut delayed, &mut owed);
                 }
                 q.shutdown();
                 while let Some(k) = q.get().await {
