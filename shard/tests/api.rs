@@ -240,6 +240,44 @@ async fn garbage_collection_background_foreground_orphan() {
     let (code, dep) = c.get(&format!("{CMS}/dep-or")).await;
     assert_eq!(code, 200);
     assert!(dep["metadata"].get("ownerReferences").is_none(), "{dep}");
+
+    // every controller has its own queue in the shard's metrics (client-go's names);
+    // the garbage collector's did the work above
+    let r = c
+        .request(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let metrics = r.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing in\n{metrics}"))
+    };
+    for name in [
+        "namespace",
+        "garbagecollector",
+        "clusterrole-aggregation",
+        "crd",
+        "workspace",
+    ] {
+        value(&format!("workqueue_depth{{name=\"{name}\"}}"));
+        value(&format!("workqueue_retries_total{{name=\"{name}\"}}"));
+        value(&format!(
+            "workqueue_queue_duration_seconds_count{{name=\"{name}\"}}"
+        ));
+        value(&format!(
+            "controller_runtime_reconcile_errors_total{{controller=\"{name}\"}}"
+        ));
+    }
+    assert!(value("workqueue_adds_total{name=\"garbagecollector\"}") >= 3.0);
+    assert!(value("workqueue_work_duration_seconds_count{name=\"garbagecollector\"}") >= 3.0);
+    assert!(
+        value("controller_runtime_reconcile_total{controller=\"garbagecollector\",result=\"success\"}")
+            >= 3.0
+    );
 }
 
 #[tokio::test]

@@ -1,31 +1,51 @@
-//! Background controllers of a shard, driven by the store's event stream:
+//! The controllers of a shard, each a [`canopy_runtime::Controller`] with its own queue,
+//! workers and task, fed by one [`EventFeed`] from the store's event stream
+//! (`Store::subscribe_all`):
 //!
-//! - **namespace**: every active namespace has a `default` ServiceAccount and the
-//!   `kube-root-ca.crt` ConfigMap; a namespace being deleted loses its content, then its
-//!   `kubernetes` finalizer, then goes away.
-//! - **garbage collector**: dependents whose owners (by `ownerReferences` uid) are all
-//!   gone are deleted; `foregroundDeletion` owners wait for their dependents; `orphan`
-//!   owners release them first.
-//! - **ClusterRole aggregation**: an aggregated ClusterRole's rules are the union of the
-//!   rules of the ClusterRoles its selectors match.
+//! | controller | key | concurrency | what it does |
+//! | --- | --- | --- | --- |
+//! | `namespace` | a Namespace | 8 | every active namespace has a `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap; a namespace being deleted loses its content, then its `kubernetes` finalizer, then goes away |
+//! | `garbagecollector` | any object | 8 | dependents whose owners (by `ownerReferences` uid, in the same logical cluster) are all gone are deleted; `foregroundDeletion` owners wait for their dependents; `orphan` owners release them first |
+//! | `clusterrole-aggregation` | a logical cluster | 2 | an aggregated ClusterRole's rules are the union of the rules of the ClusterRoles its selectors match |
+//! | `crd` | a CustomResourceDefinition | 4 | names (conflicts within a group), `NamesAccepted`/`Established`, `storedVersions`; a CRD being deleted loses its custom resources, then its cleanup finalizer |
+//! | `workspace` | a Workspace | 16 | scheduling, placement, initialization and deletion of the workspace's logical cluster ([`crate::workspaces::reconcile`]) |
 //!
-//! Each controller reconciles from current state (read from the watch cache), so a
-//! missed or repeated event only costs a redundant check; after falling behind the event
-//! stream they resync everything.
+//! Each reconciles from current state (read from the watch cache) by key, so a missed or
+//! repeated event only costs a redundant reconcile; after the feed falls behind the event
+//! stream every key is enqueued again. A failing reconcile returns its error: the
+//! runtime logs it with the key, counts it (`controller_runtime_reconcile_errors_total`)
+//! and retries it with back-off, through the queue.
+//!
+//! The periodic tasks (shard report, token state, path index) stay tasks; their failures
+//! are counted in `canopy_background_task_errors_total{name}` and logged
+//! ([`canopy_runtime::TaskErrors`]).
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use canopy_core::meta;
+use canopy_runtime::{Action, Backoff, Controller, EventFeed, OwnerIndex, Queue, Running};
 use canopy_storage::{EventType, ObjectKey, StoredObject, WatchEvent};
 use serde_json::{json, Value};
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::registry::Resource;
 use crate::{rest, ApiServer};
 
 const NAMESPACES: &str = "/namespaces";
 const CLUSTER_ROLES: &str = "rbac.authorization.k8s.io/clusterroles";
+
+/// Why a reconcile failed; the runtime logs it with the key and retries with back-off.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Api(#[from] canopy_core::ApiError),
+    #[error(transparent)]
+    Storage(#[from] canopy_storage::StorageError),
+    #[error(transparent)]
+    Peer(#[from] crate::peers::PeerError),
+}
+
+type Result<T = Action> = std::result::Result<T, ReconcileError>;
 
 /// Sets `path` in an object a controller is about to write; `None` (the object is left
 /// as it is, with a warning) when a level of the path holds something else than an
@@ -69,9 +89,22 @@ fn set_condition(obj: &mut Value, type_: &str, status: &str, reason: &str, messa
     }
 }
 
-/// Running controllers; aborted on drop.
+/// A uid within one logical cluster: owner references only ever name an owner in the
+/// dependent's own logical cluster.
+type Uid = (Arc<str>, String);
+
+/// The garbage collector's index: every object's uid and the uids of its owners.
+type Owners = OwnerIndex<ObjectKey, Uid>;
+
+/// Running controllers and periodic tasks; aborted on drop.
 pub struct Controllers {
-    task: tokio::task::JoinHandle<()>,
+    _namespace: Running<ObjectKey>,
+    _garbage_collector: Running<ObjectKey>,
+    _aggregation: Running<String>,
+    _crd: Running<ObjectKey>,
+    _workspace: Running<ObjectKey>,
+    /// Feeds the controllers' queues from the store's event stream.
+    feed: tokio::task::JoinHandle<()>,
     shard_report: tokio::task::JoinHandle<()>,
     /// Root's shard: token revocations and expiry; other shards: following root's
     /// token state.
@@ -82,36 +115,106 @@ pub struct Controllers {
 
 impl Drop for Controllers {
     fn drop(&mut self) {
-        self.task.abort();
+        self.feed.abort();
         self.shard_report.abort();
         self.tokens.abort();
         self.paths.abort();
     }
 }
 
+/// Makes a reconcile function of the runtime from `f(api, key)`.
+macro_rules! reconciler {
+    ($api:expr, $f:expr, $key:ty) => {{
+        let api = $api.clone();
+        move |key: $key| {
+            let api = api.clone();
+            async move { $f(&api, &key).await }
+        }
+    }};
+}
+
 impl Controllers {
     pub fn start(api: ApiServer) -> Controllers {
-        let loop_api = api.clone();
-        let tokens = tokio::spawn(crate::tokens::run(api.clone()));
-        let paths = tokio::spawn(crate::workspaces::maintain_paths(api.clone()));
-        let task = tokio::spawn(async move {
-            let mut c = Loop::new(loop_api);
-            c.run().await;
-        });
+        let metrics = canopy_runtime::Metrics::default();
+        api.inner.metrics.register(|r| metrics.register(r));
+        let owners: Arc<Owners> = Arc::default();
+
+        let namespace = Controller::new(
+            "namespace",
+            &metrics,
+            reconciler!(api, namespace, ObjectKey),
+        )
+        .concurrency(8)
+        .start();
+        let gc_owners = owners.clone();
+        let gc_api = api.clone();
+        let garbage_collector =
+            Controller::new("garbagecollector", &metrics, move |key: ObjectKey| {
+                let (api, owners) = (gc_api.clone(), gc_owners.clone());
+                async move { garbage_collect(&api, &owners, &key).await }
+            })
+            .concurrency(8)
+            .start();
+        let aggregation = Controller::new(
+            "clusterrole-aggregation",
+            &metrics,
+            reconciler!(api, aggregate, String),
+        )
+        .concurrency(2)
+        .start();
+        let crd = Controller::new("crd", &metrics, reconciler!(api, crd, ObjectKey))
+            .concurrency(4)
+            .start();
+        // Their writes share the store's group commits. A workspace waits on other
+        // shards without events to bring it back: its back-off stays short.
+        let workspace = Controller::new(
+            "workspace",
+            &metrics,
+            reconciler!(api, workspace, ObjectKey),
+        )
+        .concurrency(16)
+        .backoff(Backoff {
+            max: Duration::from_secs(10),
+            ..Backoff::default()
+        })
+        .start();
+
+        let feed = feed(
+            &api,
+            &owners,
+            namespace.queue(),
+            garbage_collector.queue(),
+            aggregation.queue(),
+            crd.queue(),
+            workspace.queue(),
+        );
+        let feed_api = api.clone();
+        let feed = tokio::spawn(feed.run(move || feed_api.inner.store.subscribe_all().1));
+
+        let tokens = tokio::spawn(crate::tokens::run(api.clone(), metrics.task("tokens")));
+        let paths = tokio::spawn(crate::workspaces::maintain_paths(
+            api.clone(),
+            metrics.task("path-index"),
+        ));
         // The shard's load (logical clusters held) on its Shard object, for the
         // scheduler; written only when it changed.
+        let report = metrics.task("shard-report");
+        let mirror = metrics.task("workspace-type-mirror");
         let shard_report = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tick.tick().await;
-                if let Err(e) = crate::workspaces::register_shard(&api).await {
-                    tracing::debug!(error = %e, "reporting shard load");
-                }
-                crate::workspaces::refresh_type_mirror(&api).await;
+                report.report(crate::workspaces::register_shard(&api).await);
+                mirror.report(crate::workspaces::refresh_type_mirror(&api).await);
             }
         });
         Controllers {
-            task,
+            _namespace: namespace,
+            _garbage_collector: garbage_collector,
+            _aggregation: aggregation,
+            _crd: crd,
+            _workspace: workspace,
+            feed,
             shard_report,
             tokens,
             paths,
@@ -119,298 +222,292 @@ impl Controllers {
     }
 }
 
-struct Loop {
-    api: ApiServer,
-    /// owner uid → dependents
-    dependents: HashMap<String, HashSet<ObjectKey>>,
-    /// every live uid → its key (to tell whether an owner still exists)
-    uids: HashMap<String, ObjectKey>,
-    /// workspaces are reconciled concurrently, off this loop
-    workspaces: Arc<crate::workspaces::WorkspaceQueue>,
+type Event = Arc<WatchEvent>;
+
+/// Which keys of which controller each event concerns. Mappers run for every event on
+/// the feed's task: lookups only, no scans (except a Shard change, rare).
+fn feed(
+    api: &ApiServer,
+    owners: &Arc<Owners>,
+    namespace: &Queue<ObjectKey>,
+    garbage_collector: &Queue<ObjectKey>,
+    aggregation: &Queue<String>,
+    crd: &Queue<ObjectKey>,
+    workspace: &Queue<ObjectKey>,
+) -> EventFeed<Event> {
+    let (index_owners, rebuild_owners, rebuild_api) = (owners.clone(), owners.clone(), api.clone());
+    let a = |api: &ApiServer| api.clone();
+    let (ns_api, ns_all) = (a(api), a(api));
+    let (gc_api, gc_owners, gc_all) = (a(api), owners.clone(), a(api));
+    let agg_all = a(api);
+    let (crd_api, crd_all) = (a(api), a(api));
+    let (ws_api, ws_all) = (a(api), a(api));
+    EventFeed::new()
+        .index(
+            move |ev: &Event| match ev.kind {
+                EventType::Deleted => index_owners.remove(&ev.object.key),
+                _ => {
+                    let (k, id, o) = owner_entry(&ev.object);
+                    index_owners.upsert(k, id, o)
+                }
+            },
+            move || rebuild_owners.replace_all(all_objects(&rebuild_api).iter().map(owner_entry)),
+        )
+        .watches(namespace, move |ev: &Event| namespace_keys(&ns_api, ev))
+        .resync(namespace, move || keys_of(&ns_all, NAMESPACES))
+        .watches(garbage_collector, move |ev: &Event| {
+            gc_keys(&gc_api, &gc_owners, ev)
+        })
+        .resync(garbage_collector, move || {
+            all_objects(&gc_all)
+                .into_iter()
+                .filter(|o| gc_relevant(&o.value))
+                .map(|o| o.key.clone())
+                .collect::<Vec<_>>()
+        })
+        .watches(aggregation, |ev: &Event| {
+            (&*ev.object.key.resource == CLUSTER_ROLES).then(|| ev.object.key.cluster.to_string())
+        })
+        .resync(aggregation, move || {
+            list(&agg_all, CLUSTER_ROLES, None, None)
+                .iter()
+                .map(|o| o.key.cluster.to_string())
+                .collect::<std::collections::BTreeSet<_>>()
+        })
+        .watches(crd, move |ev: &Event| crd_keys(&crd_api, ev))
+        .resync(crd, move || keys_of(&crd_all, crate::apis::CRD_RESOURCE))
+        .watches(workspace, move |ev: &Event| workspace_keys(&ws_api, ev))
+        .resync(workspace, move || {
+            keys_of(&ws_all, crate::registry::tenancy::WORKSPACES)
+        })
 }
 
-impl Loop {
-    fn new(api: ApiServer) -> Loop {
-        Loop {
-            workspaces: crate::workspaces::WorkspaceQueue::new(api.clone()),
-            api,
-            dependents: HashMap::new(),
-            uids: HashMap::new(),
+fn resources(api: &ApiServer) -> Vec<Resource> {
+    api.inner
+        .registry
+        .all()
+        .iter()
+        .filter(|r| !r.desc.virtual_create_only)
+        .cloned()
+        .collect()
+}
+
+fn list(
+    api: &ApiServer,
+    resource: &str,
+    cluster: Option<&str>,
+    namespace: Option<&str>,
+) -> Vec<Arc<StoredObject>> {
+    api.inner.store.list_all(resource, cluster, namespace)
+}
+
+fn keys_of(api: &ApiServer, resource: &str) -> Vec<ObjectKey> {
+    list(api, resource, None, None)
+        .iter()
+        .map(|o| o.key.clone())
+        .collect()
+}
+
+fn all_objects(api: &ApiServer) -> Vec<Arc<StoredObject>> {
+    resources(api)
+        .iter()
+        .flat_map(|r| list(api, &r.desc.storage_key(), None, None))
+        .collect()
+}
+
+async fn remove_finalizer(api: &ApiServer, key: &ObjectKey, finalizer: &str) -> Result<()> {
+    rest::update_system(api, key, |v| {
+        let fins = meta::finalizers(v);
+        if !fins.iter().any(|f| f == finalizer) {
+            return None;
         }
-    }
+        let mut new = v.clone();
+        let kept: Vec<String> = fins.into_iter().filter(|f| f != finalizer).collect();
+        meta::set_meta(&mut new, "finalizers", json!(kept));
+        Some(new)
+    })
+    .await?;
+    Ok(())
+}
 
-    fn resources(&self) -> Vec<Resource> {
-        self.api
-            .inner
-            .registry
-            .all()
-            .iter()
-            .filter(|r| !r.desc.virtual_create_only)
-            .cloned()
-            .collect()
-    }
+// --- namespaces -------------------------------------------------------------------------
 
-    fn list(
-        &self,
-        resource: &str,
-        cluster: Option<&str>,
-        namespace: Option<&str>,
-    ) -> Vec<Arc<StoredObject>> {
-        self.api.inner.store.list_all(resource, cluster, namespace)
-    }
+fn is_namespace_default(key: &ObjectKey) -> bool {
+    (&*key.resource == "/serviceaccounts" && key.name == "default")
+        || (&*key.resource == "/configmaps" && key.name == "kube-root-ca.crt")
+}
 
-    async fn run(&mut self) {
-        loop {
-            let (_, mut rx) = self.api.inner.store.subscribe_all();
-            self.resync().await;
-            loop {
-                match rx.recv().await {
-                    Ok(ev) => self.handle(&ev).await,
-                    Err(RecvError::Lagged(_)) => break,
-                    Err(RecvError::Closed) => return,
+fn namespace_keys(api: &ApiServer, ev: &WatchEvent) -> Option<ObjectKey> {
+    let key = &ev.object.key;
+    if &*key.resource == NAMESPACES {
+        return (ev.kind != EventType::Deleted).then(|| key.clone());
+    }
+    if ev.kind != EventType::Deleted || key.namespace.is_empty() {
+        return None;
+    }
+    // a default removed from an active namespace is recreated; a Terminating namespace
+    // goes on once its content is gone
+    let ns_key = ObjectKey::new(NAMESPACES, &key.cluster, "", &key.namespace);
+    let ns = api.inner.store.get(&ns_key)?;
+    (is_namespace_default(key) || meta::is_deleting(&ns.value)).then_some(ns_key)
+}
+
+async fn namespace(api: &ApiServer, key: &ObjectKey) -> Result {
+    let Some(ns) = api.inner.store.get(key) else {
+        return Ok(Action::await_change());
+    };
+    let cluster = &*key.cluster;
+    let name = &key.name;
+    if !meta::is_deleting(&ns.value) {
+        ensure_defaults(api, cluster, name).await?;
+        return Ok(Action::await_change());
+    }
+    // Terminating: remove the content, then the finalizer.
+    let mut remaining = 0;
+    let mut failed = None;
+    for r in resources(api) {
+        if !r.desc.namespaced {
+            continue;
+        }
+        for o in list(api, &r.desc.storage_key(), Some(cluster), Some(name)) {
+            remaining += 1;
+            if !meta::is_deleting(&o.value) {
+                if let Err(e) = rest::delete_system(api, &o.key, "Background").await {
+                    failed.get_or_insert(e);
                 }
             }
         }
     }
-
-    async fn resync(&mut self) {
-        self.dependents.clear();
-        self.uids.clear();
-        let mut objects = Vec::new();
-        for r in self.resources() {
-            objects.extend(self.list(&r.desc.storage_key(), None, None));
-        }
-        for o in &objects {
-            self.index(o);
-        }
-        for o in &objects {
-            self.reconcile_guarded(o, EventType::Added).await;
-        }
+    if let Some(e) = failed {
+        return Err(e.into());
     }
-
-    /// Reconciles one object; a panic (a bug, or a stored object of a shape nobody
-    /// expected) is logged with the object's key and skips that object, so one object can
-    /// never stop the controllers of every tenant on the shard.
-    async fn reconcile_guarded(&mut self, o: &StoredObject, kind: EventType) {
-        use futures::FutureExt;
-        let key = o.key.clone();
-        let run = std::panic::AssertUnwindSafe(self.reconcile(o, kind));
-        if run.catch_unwind().await.is_err() {
-            tracing::error!(
-                resource = %key.resource,
-                cluster = %key.cluster,
-                namespace = %key.namespace,
-                name = %key.name,
-                "controller panicked reconciling an object; it is skipped"
-            );
-        }
+    if remaining > 0 {
+        // the content's deletions bring it back
+        return Ok(Action::await_change());
     }
+    rest::update_system(api, key, |v| {
+        let fins = v
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if !fins.iter().any(|f| f == "kubernetes") {
+            return None;
+        }
+        let mut new = v.clone();
+        let fins = json!(fins
+            .into_iter()
+            .filter(|f| f != "kubernetes")
+            .collect::<Vec<_>>());
+        set(&mut new, &["spec", "finalizers"], fins)?;
+        Some(new)
+    })
+    .await?;
+    Ok(Action::await_change())
+}
 
-    fn index(&mut self, o: &StoredObject) {
+async fn ensure_defaults(api: &ApiServer, cluster: &str, ns: &str) -> Result<()> {
+    let store = &api.inner.store;
+    for (res, obj) in default_namespace_objects(api, ns) {
+        let key = rest::key_for(&res, cluster, ns, canopy_core::meta::name(&obj));
+        if store.get(&key).is_some() {
+            continue;
+        }
+        // one created meanwhile is fine (`Ok(None)`)
+        rest::create_system(api, cluster, &res, obj).await?;
+    }
+    Ok(())
+}
+
+// --- garbage collection -----------------------------------------------------------------
+
+fn owner_uids(o: &StoredObject) -> Vec<Uid> {
+    meta::owner_references(&o.value)
+        .iter()
+        .filter_map(|r| r.get("uid").and_then(Value::as_str))
+        .map(|u| (o.key.cluster.clone(), u.to_string()))
+        .collect()
+}
+
+fn owner_entry(o: &Arc<StoredObject>) -> (ObjectKey, Option<Uid>, Vec<Uid>) {
+    let uid = meta::uid(&o.value);
+    let id = (!uid.is_empty()).then(|| (o.key.cluster.clone(), uid.to_string()));
+    (o.key.clone(), id, owner_uids(o))
+}
+
+/// Whether the garbage collector has anything to do with an object that exists: it has
+/// owners, or waits for its dependents.
+fn gc_relevant(v: &Value) -> bool {
+    !meta::owner_references(v).is_empty()
+        || meta::finalizers(v)
+            .iter()
+            .any(|f| f == "orphan" || f == "foregroundDeletion")
+}
+
+fn gc_keys(api: &ApiServer, owners: &Owners, ev: &WatchEvent) -> Vec<ObjectKey> {
+    let o = &ev.object;
+    let mut keys = Vec::new();
+    let released: Vec<Uid> = if ev.kind == EventType::Deleted {
+        // its dependents may have no owner left
         let uid = meta::uid(&o.value);
         if !uid.is_empty() {
-            self.uids.insert(uid.to_string(), o.key.clone());
+            keys.extend(owners.dependents(&(o.key.cluster.clone(), uid.to_string())));
         }
-        for r in meta::owner_references(&o.value) {
-            if let Some(owner) = r.get("uid").and_then(Value::as_str) {
-                self.dependents
-                    .entry(owner.to_string())
-                    .or_default()
-                    .insert(o.key.clone());
-            }
+        owner_uids(o)
+    } else {
+        if gc_relevant(&o.value) {
+            keys.push(o.key.clone());
         }
-    }
-
-    fn unindex(&mut self, o: &StoredObject) {
-        let uid = meta::uid(&o.value);
-        if self.uids.get(uid) == Some(&o.key) {
-            self.uids.remove(uid);
-        }
-        for r in meta::owner_references(&o.value) {
-            if let Some(owner) = r.get("uid").and_then(Value::as_str) {
-                if let Some(set) = self.dependents.get_mut(owner) {
-                    set.remove(&o.key);
-                    if set.is_empty() {
-                        self.dependents.remove(owner);
-                    }
-                }
-            }
-        }
-    }
-
-    async fn handle(&mut self, ev: &WatchEvent) {
-        if let Some(prev) = &ev.prev {
-            self.unindex(prev);
-        }
-        match ev.kind {
-            EventType::Deleted => self.unindex(&ev.object),
-            _ => self.index(&ev.object),
-        }
-        self.reconcile_guarded(&ev.object, ev.kind).await;
-    }
-
-    async fn reconcile(&mut self, o: &StoredObject, kind: EventType) {
-        let key = &o.key;
-        if &*key.resource == NAMESPACES {
-            self.namespace(o, kind).await;
-        } else if kind == EventType::Deleted
-            && ((&*key.resource == "/serviceaccounts" && key.name == "default")
-                || (&*key.resource == "/configmaps" && key.name == "kube-root-ca.crt"))
-        {
-            // recreate defaults removed from an active namespace
-            let ns_key = ObjectKey::new(NAMESPACES, &key.cluster, "", &key.namespace);
-            if let Some(ns) = self.api.inner.store.get(&ns_key) {
-                self.namespace(&ns, EventType::Modified).await;
-            }
-        }
-        if &*key.resource == CLUSTER_ROLES {
-            self.aggregate(&key.cluster).await;
-        }
-        if &*key.resource == crate::registry::tenancy::WORKSPACES {
-            if kind != EventType::Deleted {
-                self.workspaces.enqueue(o.key.clone());
-            } else if let Some(parent) =
-                crate::workspaces::parent_workspace(&self.api.inner.store, &key.cluster)
-            {
-                // a child workspace went away: its deleting parent may continue
-                if meta::is_deleting(&parent.value) {
-                    self.workspaces.enqueue(parent.key.clone());
-                }
-            }
-        }
-        if &*key.resource == crate::workspaces::SHARDS && kind != EventType::Deleted {
-            // a shard appeared or changed labels: unschedulable workspaces may now fit
-            let waiting: Vec<_> = self
-                .api
+        // owners it no longer names
+        let now = owner_uids(o);
+        ev.prev
+            .as_deref()
+            .map(owner_uids)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|u| !now.contains(u))
+            .collect()
+    };
+    // a dependent that went away (or let go) may release an owner deleted in the
+    // foreground
+    for u in released {
+        if let Some(k) = owners.key_of(&u) {
+            if api
                 .inner
                 .store
-                .list_all(crate::registry::tenancy::WORKSPACES, None, None)
-                .into_iter()
-                .filter(|w| {
-                    w.value.pointer("/status/phase").and_then(Value::as_str) == Some("Scheduling")
-                })
-                .collect();
-            for w in waiting {
-                self.workspaces.enqueue(w.key.clone());
-            }
-        }
-        if &*key.resource == crate::bootstrap::LOGICAL_CLUSTER_RESOURCE
-            && kind == EventType::Modified
-        {
-            crate::workspaces::logical_cluster_changed(&self.api, o).await;
-        }
-        if &*key.resource == crate::apis::CRD_RESOURCE {
-            self.crd(o, kind).await;
-        } else if kind == EventType::Deleted {
-            // the last custom resource of a CRD being deleted lets the CRD go
-            if let Some((group, plural)) = key.resource.split_once('/') {
-                if group.contains('.') {
-                    let crd_key = ObjectKey::new(
-                        crate::apis::CRD_RESOURCE,
-                        &key.cluster,
-                        "",
-                        &format!("{plural}.{group}"),
-                    );
-                    if let Some(c) = self.api.inner.store.get(&crd_key) {
-                        if meta::is_deleting(&c.value) {
-                            Box::pin(self.crd(&c, EventType::Modified)).await;
-                        }
-                    }
-                }
-            }
-        }
-        self.garbage_collect(o, kind).await;
-    }
-
-    // --- namespaces -------------------------------------------------------------------
-
-    async fn namespace(&mut self, ns: &StoredObject, kind: EventType) {
-        if kind == EventType::Deleted {
-            return;
-        }
-        let cluster = ns.key.cluster.to_string();
-        let name = ns.key.name.clone();
-        if !meta::is_deleting(&ns.value) {
-            self.ensure_defaults(&cluster, &name).await;
-            return;
-        }
-        // Terminating: remove the content, then the finalizer.
-        let mut remaining = 0;
-        for r in self.resources() {
-            if !r.desc.namespaced {
-                continue;
-            }
-            for o in self.list(&r.desc.storage_key(), Some(&cluster), Some(&name)) {
-                remaining += 1;
-                if !meta::is_deleting(&o.value) {
-                    if let Err(e) = rest::delete_system(&self.api, &o.key, "Background").await {
-                        tracing::warn!(error = %e, key = %o.key, "namespace cleanup failed");
-                    }
-                }
-            }
-        }
-        if remaining > 0 {
-            // content deletions produce events that bring us back here
-            return;
-        }
-        let res = rest::update_system(&self.api, &ns.key, |v| {
-            let fins = v
-                .pointer("/spec/finalizers")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            if !fins.iter().any(|f| f == "kubernetes") {
-                return None;
-            }
-            let mut new = v.clone();
-            let fins = json!(fins
-                .into_iter()
-                .filter(|f| f != "kubernetes")
-                .collect::<Vec<_>>());
-            set(&mut new, &["spec", "finalizers"], fins)?;
-            Some(new)
-        })
-        .await;
-        if let Err(e) = res {
-            tracing::warn!(error = %e, namespace = %name, "finalizing namespace failed");
-        }
-    }
-
-    async fn ensure_defaults(&self, cluster: &str, ns: &str) {
-        let store = &self.api.inner.store;
-        for (res, obj) in default_namespace_objects(&self.api, ns) {
-            let key = rest::key_for(&res, cluster, ns, canopy_core::meta::name(&obj));
-            if store.get(&key).is_some() {
-                continue;
-            }
-            if let Err(e) = rest::create_system(&self.api, cluster, &res, obj).await {
-                tracing::debug!(error = %e, namespace = ns, "creating namespace defaults");
+                .get(&k)
+                .is_some_and(|owner| meta::is_deleting(&owner.value))
+            {
+                keys.push(k);
             }
         }
     }
+    keys
+}
 
-    // --- garbage collection -----------------------------------------------------------
+fn owner_alive(api: &ApiServer, owners: &Owners, uid: &Uid) -> bool {
+    owners
+        .key_of(uid)
+        .and_then(|k| api.inner.store.get(&k))
+        .is_some_and(|o| meta::uid(&o.value) == uid.1)
+}
 
-    fn owner_alive(&self, uid: &str) -> bool {
-        self.uids
-            .get(uid)
-            .and_then(|k| self.api.inner.store.get(k))
-            .is_some_and(|o| meta::uid(&o.value) == uid)
-    }
-
-    async fn garbage_collect(&mut self, o: &StoredObject, kind: EventType) {
-        let uid = meta::uid(&o.value).to_string();
-        let deps: Vec<ObjectKey> = self
-            .dependents
-            .get(&uid)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
-        let fins = meta::finalizers(&o.value);
-        let deleting = kind != EventType::Deleted && meta::is_deleting(&o.value);
-
-        if deleting && fins.iter().any(|f| f == "orphan") {
+async fn garbage_collect(api: &ApiServer, owners: &Owners, key: &ObjectKey) -> Result {
+    let store = &api.inner.store;
+    let Some(o) = store.get(key) else {
+        return Ok(Action::await_change());
+    };
+    let uid = meta::uid(&o.value).to_string();
+    let fins = meta::finalizers(&o.value);
+    if meta::is_deleting(&o.value) {
+        let deps = if uid.is_empty() {
+            Vec::new()
+        } else {
+            owners.dependents(&(key.cluster.clone(), uid.clone()))
+        };
+        if fins.iter().any(|f| f == "orphan") {
             for d in &deps {
-                let _ = rest::update_system(&self.api, d, |v| {
+                rest::update_system(api, d, |v| {
                     let refs = meta::owner_references(v);
                     if !refs
                         .iter()
@@ -431,308 +528,337 @@ impl Loop {
                     }
                     Some(new)
                 })
-                .await;
+                .await?;
             }
-            self.remove_finalizer(&o.key, "orphan").await;
-            return;
-        }
-        if deleting && fins.iter().any(|f| f == "foregroundDeletion") {
-            let live: Vec<&ObjectKey> = deps
-                .iter()
-                .filter(|d| self.api.inner.store.get(d).is_some())
-                .collect();
+            remove_finalizer(api, key, "orphan").await?;
+        } else if fins.iter().any(|f| f == "foregroundDeletion") {
+            let live: Vec<&ObjectKey> = deps.iter().filter(|d| store.get(d).is_some()).collect();
             if live.is_empty() {
-                self.remove_finalizer(&o.key, "foregroundDeletion").await;
+                remove_finalizer(api, key, "foregroundDeletion").await?;
             } else {
+                // their deletions bring it back
                 for d in live {
-                    let _ = rest::delete_system(&self.api, d, "Foreground").await;
-                }
-            }
-            return;
-        }
-        if kind == EventType::Deleted {
-            for d in deps {
-                let Some(dep) = self.api.inner.store.get(&d) else {
-                    continue;
-                };
-                let owners: Vec<String> = meta::owner_references(&dep.value)
-                    .iter()
-                    .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_string))
-                    .collect();
-                if owners.iter().all(|u| !self.owner_alive(u)) {
-                    if let Err(e) = rest::delete_system(&self.api, &d, "Background").await {
-                        tracing::warn!(error = %e, key = %d, "garbage collection failed");
-                    }
-                }
-            }
-        } else if !meta::owner_references(&o.value).is_empty() && !meta::is_deleting(&o.value) {
-            // a dependent created after its owners were deleted
-            let owners: Vec<String> = meta::owner_references(&o.value)
-                .iter()
-                .filter_map(|r| r.get("uid").and_then(Value::as_str).map(str::to_string))
-                .collect();
-            if kind == EventType::Added && owners.iter().all(|u| !self.owner_alive(u)) {
-                let _ = rest::delete_system(&self.api, &o.key, "Background").await;
-            }
-        }
-        // a dependent that went away may release a foreground owner
-        if kind == EventType::Deleted {
-            for r in meta::owner_references(&o.value) {
-                if let Some(owner_uid) = r.get("uid").and_then(Value::as_str) {
-                    if let Some(owner_key) = self.uids.get(owner_uid).cloned() {
-                        if let Some(owner) = self.api.inner.store.get(&owner_key) {
-                            if meta::is_deleting(&owner.value)
-                                && meta::finalizers(&owner.value)
-                                    .iter()
-                                    .any(|f| f == "foregroundDeletion")
-                            {
-                                let owner = owner.clone();
-                                Box::pin(self.garbage_collect(&owner, EventType::Modified)).await;
-                            }
-                        }
-                    }
+                    rest::delete_system(api, d, "Foreground").await?;
                 }
             }
         }
+        return Ok(Action::await_change());
     }
-
-    async fn remove_finalizer(&self, key: &ObjectKey, finalizer: &str) {
-        let _ = rest::update_system(&self.api, key, |v| {
-            let fins = meta::finalizers(v);
-            if !fins.iter().any(|f| f == finalizer) {
-                return None;
-            }
-            let mut new = v.clone();
-            let kept: Vec<String> = fins.into_iter().filter(|f| f != finalizer).collect();
-            meta::set_meta(&mut new, "finalizers", json!(kept));
-            Some(new)
-        })
-        .await;
+    // a dependent whose owners are all gone (deleted before it, or meanwhile)
+    let refs = owner_uids(&o);
+    if !refs.is_empty() && refs.iter().all(|u| !owner_alive(api, owners, u)) {
+        rest::delete_system(api, key, "Background").await?;
     }
+    Ok(Action::await_change())
+}
 
-    // --- CustomResourceDefinitions ------------------------------------------------------
+// --- CustomResourceDefinitions ----------------------------------------------------------
 
-    async fn crd(&mut self, o: &StoredObject, kind: EventType) {
-        use crate::registry::crd::CLEANUP_FINALIZER;
-        if kind == EventType::Deleted {
-            return;
-        }
-        let cluster = o.key.cluster.to_string();
-        let v = &o.value;
-        let group = v
-            .pointer("/spec/group")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let plural = v
-            .pointer("/spec/names/plural")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        if meta::is_deleting(v) {
-            let crs = self.list(&format!("{group}/{plural}"), Some(&cluster), None);
-            if crs.is_empty() {
-                self.remove_finalizer(&o.key, CLEANUP_FINALIZER).await;
-            } else {
-                for cr in crs {
-                    if !meta::is_deleting(&cr.value) {
-                        let _ = rest::delete_system(&self.api, &cr.key, "Background").await;
+fn crd_keys(api: &ApiServer, ev: &WatchEvent) -> Option<ObjectKey> {
+    let key = &ev.object.key;
+    if &*key.resource == crate::apis::CRD_RESOURCE {
+        return (ev.kind != EventType::Deleted).then(|| key.clone());
+    }
+    if ev.kind != EventType::Deleted {
+        return None;
+    }
+    // the last custom resource of a CRD being deleted lets the CRD go
+    let (group, plural) = key.resource.split_once('/')?;
+    if !group.contains('.') {
+        return None;
+    }
+    let crd_key = ObjectKey::new(
+        crate::apis::CRD_RESOURCE,
+        &key.cluster,
+        "",
+        &format!("{plural}.{group}"),
+    );
+    let c = api.inner.store.get(&crd_key)?;
+    meta::is_deleting(&c.value).then_some(crd_key)
+}
+
+async fn crd(api: &ApiServer, key: &ObjectKey) -> Result {
+    use crate::registry::crd::CLEANUP_FINALIZER;
+    let Some(o) = api.inner.store.get(key) else {
+        return Ok(Action::await_change());
+    };
+    let cluster = o.key.cluster.to_string();
+    let v = &o.value;
+    let group = v
+        .pointer("/spec/group")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let plural = v
+        .pointer("/spec/names/plural")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if meta::is_deleting(v) {
+        let crs = list(api, &format!("{group}/{plural}"), Some(&cluster), None);
+        if crs.is_empty() {
+            remove_finalizer(api, &o.key, CLEANUP_FINALIZER).await?;
+        } else {
+            let mut failed = None;
+            for cr in crs {
+                if !meta::is_deleting(&cr.value) {
+                    if let Err(e) = rest::delete_system(api, &cr.key, "Background").await {
+                        failed.get_or_insert(e);
                     }
                 }
-                let _ = rest::update_system(&self.api, &o.key, |cur| {
-                    let mut new = cur.clone();
-                    set_condition(
-                        &mut new,
-                        "Terminating",
-                        "True",
-                        "InstanceDeletionInProgress",
-                        "CustomResource deletion is in progress",
-                    );
-                    (new != *cur).then_some(new)
-                })
-                .await;
             }
-            return;
-        }
-        // Names: a kind, plural, singular or short name already accepted for another CRD
-        // of the same group in this logical cluster is a conflict.
-        let names = v.pointer("/spec/names").cloned().unwrap_or(json!({}));
-        let mut conflict = None;
-        for other in self.list(crate::apis::CRD_RESOURCE, Some(&cluster), None) {
-            if other.key.name == o.key.name
-                || other.value.pointer("/spec/group").and_then(Value::as_str)
-                    != Some(group.as_str())
-            {
-                continue;
-            }
-            let theirs = other
-                .value
-                .pointer("/status/acceptedNames")
-                .cloned()
-                .unwrap_or(json!({}));
-            if theirs.get("kind").is_some() && theirs.get("kind") == names.get("kind") {
-                conflict = Some((
-                    "KindConflict",
-                    format!(
-                        "{:?} is already in use",
-                        names.get("kind").and_then(Value::as_str).unwrap_or("")
-                    ),
-                ));
-            }
-            let short = |n: &Value| -> Vec<String> {
-                n.get("shortNames")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
-            if short(&names).iter().any(|s| short(&theirs).contains(s)) {
-                conflict = Some((
-                    "ShortNamesConflict",
-                    "a short name is already in use".to_string(),
-                ));
-            }
-        }
-        let storage = v
-            .pointer("/spec/versions")
-            .and_then(Value::as_array)
-            .and_then(|vs| {
-                vs.iter()
-                    .find(|x| x.get("storage").and_then(Value::as_bool) == Some(true))
+            rest::update_system(api, &o.key, |cur| {
+                let mut new = cur.clone();
+                set_condition(
+                    &mut new,
+                    "Terminating",
+                    "True",
+                    "InstanceDeletionInProgress",
+                    "CustomResource deletion is in progress",
+                );
+                (new != *cur).then_some(new)
             })
-            .and_then(|x| x.get("name"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let _ = rest::update_system(&self.api, &o.key, |cur| {
-            let mut new = cur.clone();
-            match &conflict {
-                Some((reason, msg)) => {
-                    set_condition(&mut new, "NamesAccepted", "False", reason, msg);
-                    if !crate::registry::crd::condition_true(cur, "Established") {
-                        set_condition(
-                            &mut new,
-                            "Established",
-                            "False",
-                            "NotAccepted",
-                            "not all names are accepted",
-                        );
-                    }
-                }
-                None => {
-                    let mut accepted = names.clone();
-                    let kind = accepted
-                        .get("kind")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string();
-                    if accepted
-                        .get("singular")
-                        .is_none_or(|s| s.as_str() == Some(""))
-                    {
-                        set(
-                            &mut accepted,
-                            &["singular"],
-                            json!(kind.to_ascii_lowercase()),
-                        )?;
-                    }
-                    if accepted
-                        .get("listKind")
-                        .is_none_or(|s| s.as_str() == Some(""))
-                    {
-                        set(&mut accepted, &["listKind"], json!(format!("{kind}List")))?;
-                    }
-                    set(&mut new, &["status", "acceptedNames"], accepted)?;
-                    set_condition(
-                        &mut new,
-                        "NamesAccepted",
-                        "True",
-                        "NoConflicts",
-                        "no conflicts found",
-                    );
-                    set_condition(
-                        &mut new,
-                        "Established",
-                        "True",
-                        "InitialNamesAccepted",
-                        "the initial names have been accepted",
-                    );
-                }
+            .await?;
+            if let Some(e) = failed {
+                return Err(e.into());
             }
-            let stored = new
-                .pointer("/status/storedVersions")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            if !storage.is_empty() && !stored.iter().any(|s| s == storage.as_str()) {
-                let mut stored = stored;
-                stored.push(json!(storage));
-                set(&mut new, &["status", "storedVersions"], json!(stored))?;
-            }
-            (new != *cur).then_some(new)
-        })
-        .await;
+        }
+        // the custom resources' deletions bring it back
+        return Ok(Action::await_change());
     }
-
-    // --- ClusterRole aggregation ---------------------------------------------------------
-
-    async fn aggregate(&self, cluster: &str) {
-        let roles = self.list(CLUSTER_ROLES, Some(cluster), None);
-        for agg in roles
-            .iter()
-            .filter(|r| r.value.get("aggregationRule").is_some_and(|a| !a.is_null()))
+    // Names: a kind, plural, singular or short name already accepted for another CRD
+    // of the same group in this logical cluster is a conflict.
+    let names = v.pointer("/spec/names").cloned().unwrap_or(json!({}));
+    let mut conflict = None;
+    for other in list(api, crate::apis::CRD_RESOURCE, Some(&cluster), None) {
+        if other.key.name == o.key.name
+            || other.value.pointer("/spec/group").and_then(Value::as_str) != Some(group.as_str())
         {
-            let selectors: Vec<canopy_selectors::label::Selector> = agg
-                .value
-                .pointer("/aggregationRule/clusterRoleSelectors")
+            continue;
+        }
+        let theirs = other
+            .value
+            .pointer("/status/acceptedNames")
+            .cloned()
+            .unwrap_or(json!({}));
+        if theirs.get("kind").is_some() && theirs.get("kind") == names.get("kind") {
+            conflict = Some((
+                "KindConflict",
+                format!(
+                    "{:?} is already in use",
+                    names.get("kind").and_then(Value::as_str).unwrap_or("")
+                ),
+            ));
+        }
+        let short = |n: &Value| -> Vec<String> {
+            n.get("shortNames")
                 .and_then(Value::as_array)
                 .map(|a| {
                     a.iter()
-                        .filter_map(|s| {
-                            canopy_selectors::label::Selector::from_label_selector_json(s).ok()
-                        })
+                        .filter_map(|x| x.as_str().map(str::to_string))
                         .collect()
                 })
-                .unwrap_or_default();
-            let mut rules: Vec<Value> = Vec::new();
-            let mut sources: Vec<&Arc<StoredObject>> = roles
-                .iter()
-                .filter(|r| {
-                    r.key != agg.key && selectors.iter().any(|s| s.matches(meta::labels(&r.value)))
-                })
-                .collect();
-            sources.sort_by(|a, b| a.key.name.cmp(&b.key.name));
-            for s in sources {
-                for rule in s
-                    .value
-                    .get("rules")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    if !rules.contains(rule) {
-                        rules.push(rule.clone());
-                    }
-                }
-            }
-            if agg.value.get("rules") == Some(&json!(rules)) {
-                continue;
-            }
-            let rules = json!(rules);
-            let _ = rest::update_system(&self.api, &agg.key, |v| {
-                if v.get("rules") == Some(&rules) {
-                    return None;
-                }
-                let mut new = v.clone();
-                set(&mut new, &["rules"], rules.clone())?;
-                Some(new)
-            })
-            .await;
+                .unwrap_or_default()
+        };
+        if short(&names).iter().any(|s| short(&theirs).contains(s)) {
+            conflict = Some((
+                "ShortNamesConflict",
+                "a short name is already in use".to_string(),
+            ));
         }
     }
+    let storage = v
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .and_then(|vs| {
+            vs.iter()
+                .find(|x| x.get("storage").and_then(Value::as_bool) == Some(true))
+        })
+        .and_then(|x| x.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    rest::update_system(api, &o.key, |cur| {
+        let mut new = cur.clone();
+        match &conflict {
+            Some((reason, msg)) => {
+                set_condition(&mut new, "NamesAccepted", "False", reason, msg);
+                if !crate::registry::crd::condition_true(cur, "Established") {
+                    set_condition(
+                        &mut new,
+                        "Established",
+                        "False",
+                        "NotAccepted",
+                        "not all names are accepted",
+                    );
+                }
+            }
+            None => {
+                let mut accepted = names.clone();
+                let kind = accepted
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                if accepted
+                    .get("singular")
+                    .is_none_or(|s| s.as_str() == Some(""))
+                {
+                    set(
+                        &mut accepted,
+                        &["singular"],
+                        json!(kind.to_ascii_lowercase()),
+                    )?;
+                }
+                if accepted
+                    .get("listKind")
+                    .is_none_or(|s| s.as_str() == Some(""))
+                {
+                    set(&mut accepted, &["listKind"], json!(format!("{kind}List")))?;
+                }
+                set(&mut new, &["status", "acceptedNames"], accepted)?;
+                set_condition(
+                    &mut new,
+                    "NamesAccepted",
+                    "True",
+                    "NoConflicts",
+                    "no conflicts found",
+                );
+                set_condition(
+                    &mut new,
+                    "Established",
+                    "True",
+                    "InitialNamesAccepted",
+                    "the initial names have been accepted",
+                );
+            }
+        }
+        let stored = new
+            .pointer("/status/storedVersions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if !storage.is_empty() && !stored.iter().any(|s| s == storage.as_str()) {
+            let mut stored = stored;
+            stored.push(json!(storage));
+            set(&mut new, &["status", "storedVersions"], json!(stored))?;
+        }
+        (new != *cur).then_some(new)
+    })
+    .await?;
+    Ok(Action::await_change())
+}
+
+// --- workspaces -------------------------------------------------------------------------
+
+fn workspace_keys(api: &ApiServer, ev: &WatchEvent) -> Vec<ObjectKey> {
+    use crate::registry::tenancy::WORKSPACES;
+    let store = &api.inner.store;
+    let key = &ev.object.key;
+    let resource = &*key.resource;
+    if resource == WORKSPACES {
+        if ev.kind != EventType::Deleted {
+            return vec![key.clone()];
+        }
+        // a child workspace went away: its deleting parent may continue
+        return crate::workspaces::parent_workspace(store, &key.cluster)
+            .filter(|p| meta::is_deleting(&p.value))
+            .map(|p| p.key.clone())
+            .into_iter()
+            .collect();
+    }
+    if resource == crate::workspaces::SHARDS && ev.kind != EventType::Deleted {
+        // a shard appeared or changed labels: unschedulable workspaces may now fit
+        return store
+            .list_all(WORKSPACES, None, None)
+            .into_iter()
+            .filter(|w| {
+                w.value.pointer("/status/phase").and_then(Value::as_str) == Some("Scheduling")
+            })
+            .map(|w| w.key.clone())
+            .collect();
+    }
+    if resource == crate::bootstrap::LOGICAL_CLUSTER_RESOURCE
+        && ev.kind == EventType::Modified
+        && ev
+            .object
+            .value
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            == Some("Initializing")
+    {
+        // an initializer may have finished
+        return crate::workspaces::parent_workspace(store, &key.cluster)
+            .map(|p| p.key.clone())
+            .into_iter()
+            .collect();
+    }
+    Vec::new()
+}
+
+async fn workspace(api: &ApiServer, key: &ObjectKey) -> Result {
+    match api.inner.store.get(key) {
+        Some(ws) => crate::workspaces::reconcile(api, &ws).await,
+        None => Ok(Action::await_change()),
+    }
+}
+
+// --- ClusterRole aggregation ------------------------------------------------------------
+
+async fn aggregate(api: &ApiServer, cluster: &str) -> Result {
+    let roles = list(api, CLUSTER_ROLES, Some(cluster), None);
+    for agg in roles
+        .iter()
+        .filter(|r| r.value.get("aggregationRule").is_some_and(|a| !a.is_null()))
+    {
+        let selectors: Vec<canopy_selectors::label::Selector> = agg
+            .value
+            .pointer("/aggregationRule/clusterRoleSelectors")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| {
+                        canopy_selectors::label::Selector::from_label_selector_json(s).ok()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut rules: Vec<Value> = Vec::new();
+        let mut sources: Vec<&Arc<StoredObject>> = roles
+            .iter()
+            .filter(|r| {
+                r.key != agg.key && selectors.iter().any(|s| s.matches(meta::labels(&r.value)))
+            })
+            .collect();
+        sources.sort_by(|a, b| a.key.name.cmp(&b.key.name));
+        for s in sources {
+            for rule in s
+                .value
+                .get("rules")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if !rules.contains(rule) {
+                    rules.push(rule.clone());
+                }
+            }
+        }
+        if agg.value.get("rules") == Some(&json!(rules)) {
+            continue;
+        }
+        let rules = json!(rules);
+        rest::update_system(api, &agg.key, |v| {
+            if v.get("rules") == Some(&rules) {
+                return None;
+            }
+            let mut new = v.clone();
+            set(&mut new, &["rules"], rules.clone())?;
+            Some(new)
+        })
+        .await?;
+    }
+    Ok(Action::await_change())
 }
 
 /// What every active namespace has: the `default` ServiceAccount and the

@@ -142,7 +142,9 @@ pub async fn delete_cluster(api: &ApiServer, cluster: &str) -> Result<bool, ApiE
     if !children.is_empty() {
         for c in children {
             if !canopy_core::meta::is_deleting(&c.value) {
-                let _ = rest::delete_system(api, &c.key, "Background").await;
+                rest::delete_system(api, &c.key, "Background")
+                    .await
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
             }
         }
         return Ok(false);

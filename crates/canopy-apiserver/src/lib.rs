@@ -298,7 +298,9 @@ impl ApiServer {
             if let Err(e) = workspaces::register_shard(&api).await {
                 tracing::warn!(error = %e, "registering the shard");
             }
-            workspaces::refresh_type_mirror(&api).await;
+            if let Err(e) = workspaces::refresh_type_mirror(&api).await {
+                tracing::warn!(error = %e, "mirroring root's workspace types");
+            }
         });
         Ok(())
     }

@@ -342,9 +342,10 @@ fn changed(api: &ApiServer) {
 
 /// Keeps this shard's authenticator current: on root's shard from its own records
 /// ([`run_root`]), elsewhere by long-polling root's shard once peers are configured.
-pub async fn run(api: ApiServer) {
+/// Failures are reported to `errors` (counted, and logged once per run of failures).
+pub async fn run(api: ApiServer, errors: canopy_runtime::TaskErrors) {
     if api.logical_cluster_exists("root") {
-        return run_root(api).await;
+        return run_root(api, errors).await;
     }
     let mut after = String::new();
     let mut shutdown = api.inner.shutdown.subscribe();
@@ -356,14 +357,12 @@ pub async fn run(api: ApiServer) {
         };
         let wait = match result {
             Some(Ok(state)) => {
-                if let Err(e) = api.inner.auth.apply(&state) {
-                    tracing::warn!(error = %e, "root's token state");
-                }
+                errors.report(api.inner.auth.apply(&state));
                 after = state.resource_version;
                 Duration::ZERO
             }
             Some(Err(e)) => {
-                tracing::debug!(error = %e, "following root's token state");
+                errors.failed(&e);
                 Duration::from_millis(500)
             }
             None => Duration::from_millis(500),
@@ -377,7 +376,7 @@ pub async fn run(api: ApiServer) {
 
 /// On the root shard: applies the stored revocations to this shard's authenticator and
 /// collects expired records every minute. Runs until the server shuts down.
-pub async fn run_root(api: ApiServer) {
+pub async fn run_root(api: ApiServer, errors: canopy_runtime::TaskErrors) {
     changed(&api);
     let mut shutdown = api.inner.shutdown.subscribe();
     loop {
@@ -400,9 +399,10 @@ pub async fn run_root(api: ApiServer) {
         match api.inner.store.commit(muts).await {
             Ok(_) => {
                 tracing::debug!(records = expired.len(), "expired token records collected");
+                errors.ok();
                 changed(&api);
             }
-            Err(e) => tracing::debug!(error = %e, "collecting expired token records"),
+            Err(e) => errors.failed(&e),
         }
     }
 }

@@ -11,11 +11,12 @@ use canopy_storage::{ObjectKey, Store, StoredObject};
 use serde_json::{json, Value};
 
 use crate::bootstrap::LOGICAL_CLUSTER_RESOURCE;
-use crate::controllers::set;
+use crate::controllers::{set, ReconcileError};
 use crate::registry::tenancy::{
     CLUSTER_ANNOTATION, LOGICAL_CLUSTER_FINALIZER, OWNER_ANNOTATION, PATH_ANNOTATION, WORKSPACES,
 };
 use crate::{rest, ApiServer};
+use canopy_runtime::Action;
 
 pub const TYPE_ANNOTATION: &str = "internal.tenancy.kcp.io/type";
 
@@ -102,16 +103,19 @@ fn trusted_path(o: &StoredObject) -> Option<&str> {
 /// Keeps [`crate::Inner::paths`] — the workspace path of every logical cluster held
 /// here — current from the store's watch (filled from the initial state at start and
 /// after a lagging watcher is cut off), so resolving never scans logical clusters.
-pub async fn maintain_paths(api: ApiServer) {
+pub async fn maintain_paths(api: ApiServer, errors: canopy_runtime::TaskErrors) {
     use canopy_storage::{EventType, WatchStart};
     loop {
         let mut w = match api.inner.store.watch(
             crate::bootstrap::LOGICAL_CLUSTER_RESOURCE,
             WatchStart::WithInitialState,
         ) {
-            Ok(w) => w,
+            Ok(w) => {
+                errors.ok();
+                w
+            }
             Err(e) => {
-                tracing::debug!(error = %e, "watching logical clusters for paths");
+                errors.failed(&e);
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 continue;
             }
@@ -277,44 +281,29 @@ async fn shard_url_by_hash(api: &ApiServer, hash: &str) -> Option<String> {
         })
 }
 
-/// Reconciles `key` again after `delay` (waiting on another shard).
-fn requeue(api: &ApiServer, key: ObjectKey, delay: std::time::Duration) {
-    let api = api.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
-        if let Some(cur) = api.inner.store.get(&key) {
-            Box::pin(reconcile(&api, &cur)).await;
-        }
-    });
-}
-
 /// On a shard without root: copies root's WorkspaceTypes into
 /// [`crate::Inner::type_mirror`], from the cache server's global view or (no cache
 /// server) from root's shard.
-pub async fn refresh_type_mirror(api: &ApiServer) {
+pub async fn refresh_type_mirror(api: &ApiServer) -> Result<(), crate::peers::PeerError> {
     if crate::bootstrap::logical_cluster_exists(&api.inner.store, "root") {
-        return;
+        return Ok(());
     }
     let types = match from_global(api, "tenancy.kcp.io/workspacetypes") {
         Some(t) => Ok(t),
         None => {
             let peers = api.inner.peers.read().clone();
             let Some(p) = peers else {
-                return;
+                return Ok(());
             };
             p.workspace_types().await
         }
     };
-    match types {
-        Ok(types) => {
-            let m: std::collections::HashMap<String, Value> = types
-                .into_iter()
-                .map(|t| (format!("root:{}", meta::name(&t)), t))
-                .collect();
-            *api.inner.type_mirror.write() = std::sync::Arc::new(m);
-        }
-        Err(e) => tracing::debug!(error = %e, "mirroring root's workspace types"),
-    }
+    let m: std::collections::HashMap<String, Value> = types?
+        .into_iter()
+        .map(|t| (format!("root:{}", meta::name(&t)), t))
+        .collect();
+    *api.inner.type_mirror.write() = std::sync::Arc::new(m);
+    Ok(())
 }
 
 /// Creates or updates this shard's `Shard` object in `root`, with its URL and load.
@@ -384,77 +373,23 @@ fn new_cluster_name() -> String {
         .collect()
 }
 
-/// Workspaces waiting to be reconciled: up to [`WorkspaceQueue::PARALLEL`] at once (their
-/// writes share the store's group commits), never the same workspace twice at once; a
-/// workspace that changes while being reconciled is reconciled again afterwards.
-pub struct WorkspaceQueue {
-    api: ApiServer,
-    state: std::sync::Mutex<QueueState>,
-    permits: std::sync::Arc<tokio::sync::Semaphore>,
-}
-
-#[derive(Default)]
-struct QueueState {
-    running: std::collections::HashSet<ObjectKey>,
-    again: std::collections::HashSet<ObjectKey>,
-}
-
-impl WorkspaceQueue {
-    pub const PARALLEL: usize = 16;
-
-    pub fn new(api: ApiServer) -> std::sync::Arc<WorkspaceQueue> {
-        std::sync::Arc::new(WorkspaceQueue {
-            api,
-            state: Default::default(),
-            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(Self::PARALLEL)),
-        })
-    }
-
-    pub fn enqueue(self: &std::sync::Arc<Self>, key: ObjectKey) {
-        {
-            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            if !st.running.insert(key.clone()) {
-                st.again.insert(key);
-                return;
-            }
-        }
-        let q = self.clone();
-        tokio::spawn(async move {
-            let _permit = q.permits.clone().acquire_owned().await;
-            loop {
-                if let Some(cur) = q.api.inner.store.get(&key) {
-                    reconcile(&q.api, &cur).await;
-                }
-                let mut st = q.state.lock().unwrap_or_else(|e| e.into_inner());
-                if !st.again.remove(&key) {
-                    st.running.remove(&key);
-                    break;
-                }
-            }
-        });
-    }
-}
-
-/// Reconciles one Workspace.
-pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
+/// Reconciles one Workspace (the workspace controller of `controllers.rs`; a requeue is
+/// an [`Action`], never a task of its own).
+pub async fn reconcile(api: &ApiServer, ws: &StoredObject) -> Result<Action, ReconcileError> {
     let store = &api.inner.store;
     // work from the current state, not from a (possibly stale) event's
     let Some(current) = store.get(&ws.key) else {
-        return;
+        return Ok(Action::await_change());
     };
     let ws: &StoredObject = &current;
     let parent = ws.key.cluster.to_string();
     let name = ws.key.name.clone();
     if meta::is_deleting(&ws.value) {
-        delete_child(api, ws).await;
-        return;
+        return delete_child(api, ws).await;
     }
     match ws.value.pointer("/status/phase").and_then(Value::as_str) {
-        Some("Ready") => return,
-        Some("Initializing") => {
-            sync_phase(api, ws).await;
-            return;
-        }
+        Some("Ready") => return Ok(Action::await_change()),
+        Some("Initializing") => return sync_phase(api, ws).await,
         _ => {}
     }
     // Scheduling: a shard (recorded as kcp does, by hash) and a logical cluster name,
@@ -471,15 +406,16 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
             let shard = match schedule(api, &ws.value).await {
                 Ok(shard) => shard,
                 Err(message) => {
-                    let _ = rest::update_system(api, &ws.key, |cur| {
+                    rest::update_system(api, &ws.key, |cur| {
                         let mut new = cur.clone();
                         set(&mut new, &["status", "conditions"], json!([{"type": "WorkspaceScheduled", "status": "False",
                             "reason": "Unschedulable", "message": message, "lastTransitionTime": meta::now()}]))?;
                         (cur.pointer("/status/conditions/0/message") != Some(&json!(message)))
                             .then_some(new)
                     })
-                    .await;
-                    return;
+                    .await?;
+                    // a Shard that appears or changes brings it back
+                    return Ok(Action::await_change());
                 }
             };
             let hash = canopy_core::resource::shard_hash(&shard);
@@ -506,14 +442,14 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
                 Some(new)
             })
             .await;
-            let Ok(Some(o)) = res else {
-                return;
+            let Some(o) = res? else {
+                return Ok(Action::await_change());
             };
             match meta::annotation(&o.value, SHARD_ANNOTATION)
                 .zip(o.value.pointer("/spec/cluster").and_then(Value::as_str))
             {
                 Some((h, c)) => (h.to_string(), c.to_string()),
-                None => return,
+                None => return Ok(Action::await_change()),
             }
         }
     };
@@ -568,8 +504,7 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
         let peers = api.inner.peers.read().clone();
         let (Some(peers), Some(base)) = (peers, shard_url_by_hash(api, &shard).await) else {
             tracing::warn!(workspace = %path, "scheduled onto an unknown shard; waiting");
-            requeue(api, ws.key.clone(), std::time::Duration::from_secs(1));
-            return;
+            return Ok(Action::requeue(std::time::Duration::from_secs(1)));
         };
         let req = crate::internal::PlaceRequest {
             name: child.clone(),
@@ -580,28 +515,22 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
             admin: owner_user.clone(),
             organization: organization.clone(),
         };
-        if let Err(e) = peers.place(&base, &req).await {
-            tracing::warn!(error = %e, workspace = %path, "placing the logical cluster");
-            requeue(api, ws.key.clone(), std::time::Duration::from_millis(500));
-            return;
-        }
-    } else if let Err(e) = crate::bootstrap::ensure_logical_cluster_at(
-        api,
-        &child,
-        &path,
-        &ty,
-        &inits,
-        Some(owner),
-        owner_user.as_deref(),
-        organization.as_deref(),
-    )
-    .await
-    {
-        tracing::warn!(error = %e, workspace = %path, "creating logical cluster");
-        return;
+        peers.place(&base, &req).await?;
+    } else {
+        crate::bootstrap::ensure_logical_cluster_at(
+            api,
+            &child,
+            &path,
+            &ty,
+            &inits,
+            Some(owner),
+            owner_user.as_deref(),
+            organization.as_deref(),
+        )
+        .await?;
     }
     let url = format!("{}/clusters/{path}", api.inner.config.external_url);
-    let _ = rest::update_system(api, &ws.key, |cur| {
+    rest::update_system(api, &ws.key, |cur| {
         // phases only move forward: a stale event must not take a workspace back
         if cur.pointer("/status/phase").and_then(Value::as_str) != Some("Scheduling") {
             return None;
@@ -617,15 +546,16 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) {
         set(&mut new, &["status", "conditions"], json!([{"type": "WorkspaceScheduled", "status": "True", "lastTransitionTime": meta::now()}]))?;
         (new != *cur).then_some(new)
     })
-    .await;
-    if let Some(cur) = store.get(&ws.key) {
-        sync_phase(api, &cur).await;
+    .await?;
+    match store.get(&ws.key) {
+        Some(cur) => sync_phase(api, &cur).await,
+        None => Ok(Action::await_change()),
     }
 }
 
 /// Carries an Initializing workspace's logical cluster state over to the Workspace: its
 /// remaining initializers, and Ready once none is left.
-async fn sync_phase(api: &ApiServer, ws: &StoredObject) {
+async fn sync_phase(api: &ApiServer, ws: &StoredObject) -> Result<Action, ReconcileError> {
     let store = &api.inner.store;
     let Some(child) = ws
         .value
@@ -633,7 +563,7 @@ async fn sync_phase(api: &ApiServer, ws: &StoredObject) {
         .and_then(Value::as_str)
         .filter(|c| !c.is_empty())
     else {
-        return;
+        return Ok(Action::await_change());
     };
     let Some(lc) = logical_cluster(store, child) else {
         // held by another shard: follow its LogicalCluster there
@@ -642,13 +572,13 @@ async fn sync_phase(api: &ApiServer, ws: &StoredObject) {
             .to_string();
         let peers = api.inner.peers.read().clone();
         if let (Some(p), Some(base)) = (peers, shard_url_by_hash(api, &hash).await) {
-            if let Ok(Some(lc)) = p.logical_cluster(&base, child).await {
+            if let Some(lc) = p.logical_cluster(&base, child).await? {
                 let inits = lc
                     .pointer("/status/initializers")
                     .cloned()
                     .unwrap_or_else(|| json!([]));
                 let done = inits.as_array().is_none_or(Vec::is_empty);
-                let _ = rest::update_system(api, &ws.key, |cur| {
+                rest::update_system(api, &ws.key, |cur| {
                     if cur.pointer("/status/phase").and_then(Value::as_str) != Some("Initializing")
                     {
                         return None;
@@ -664,14 +594,14 @@ async fn sync_phase(api: &ApiServer, ws: &StoredObject) {
                     }
                     (new != *cur).then_some(new)
                 })
-                .await;
+                .await?;
                 if done {
-                    return;
+                    return Ok(Action::await_change());
                 }
             }
         }
-        requeue(api, ws.key.clone(), std::time::Duration::from_secs(1));
-        return;
+        // following the LogicalCluster on another shard
+        return Ok(Action::requeue(std::time::Duration::from_secs(1)));
     };
     let inits = lc
         .value
@@ -680,14 +610,14 @@ async fn sync_phase(api: &ApiServer, ws: &StoredObject) {
         .unwrap_or_else(|| json!([]));
     let done = inits.as_array().is_none_or(Vec::is_empty);
     if done && lc.value.pointer("/status/phase").and_then(Value::as_str) != Some("Ready") {
-        let _ = rest::update_system(api, &lc.key, |cur| {
+        rest::update_system(api, &lc.key, |cur| {
             let mut new = cur.clone();
             set(&mut new, &["status", "phase"], json!("Ready"))?;
             (new != *cur).then_some(new)
         })
-        .await;
+        .await?;
     }
-    let _ = rest::update_system(api, &ws.key, |cur| {
+    rest::update_system(api, &ws.key, |cur| {
         if cur.pointer("/status/phase").and_then(Value::as_str) != Some("Initializing") {
             return None;
         }
@@ -701,17 +631,9 @@ async fn sync_phase(api: &ApiServer, ws: &StoredObject) {
         }
         (new != *cur).then_some(new)
     })
-    .await;
-}
-
-/// A logical cluster's `LogicalCluster` changed: an initializer may have finished.
-pub async fn logical_cluster_changed(api: &ApiServer, lc: &StoredObject) {
-    if lc.value.pointer("/status/phase").and_then(Value::as_str) != Some("Initializing") {
-        return;
-    }
-    if let Some(ws) = parent_workspace(&api.inner.store, &lc.key.cluster) {
-        sync_phase(api, &ws).await;
-    }
+    .await?;
+    // the LogicalCluster's changes bring it back
+    Ok(Action::await_change())
 }
 
 /// Deletes everything inside a workspace's logical cluster, then lets the Workspace go.
@@ -735,8 +657,8 @@ fn owned_by(api: &ApiServer, child: &str, ws: &StoredObject) -> bool {
     }
 }
 
-async fn delete_child(api: &ApiServer, ws: &StoredObject) {
-    let _ = rest::update_system(api, &ws.key, |cur| {
+async fn delete_child(api: &ApiServer, ws: &StoredObject) -> Result<Action, ReconcileError> {
+    rest::update_system(api, &ws.key, |cur| {
         if cur.pointer("/status/phase").and_then(Value::as_str) == Some("Deleting") {
             return None;
         }
@@ -744,7 +666,7 @@ async fn delete_child(api: &ApiServer, ws: &StoredObject) {
         set(&mut new, &["status", "phase"], json!("Deleting"))?;
         Some(new)
     })
-    .await;
+    .await?;
     if let Some(child) = ws
         .value
         .pointer("/spec/cluster")
@@ -778,20 +700,18 @@ async fn delete_child(api: &ApiServer, ws: &StoredObject) {
             tracing::warn!(workspace = %ws.key.name, cluster = %ws.key.cluster, child, "not deleting a logical cluster this workspace does not own");
             Ok(true)
         };
-        if remote && !matches!(result, Ok(true)) {
-            // waiting on the other shard: look again soon
-            requeue(api, ws.key.clone(), std::time::Duration::from_millis(300));
-        }
         match result {
             Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "deleting logical cluster content");
-                return;
+            // waiting on the other shard: look again soon
+            Ok(false) if remote => {
+                return Ok(Action::requeue(std::time::Duration::from_millis(300)))
             }
+            // the deletion of the child workspaces brings it back
+            Ok(false) => return Ok(Action::await_change()),
+            Err(e) => return Err(e.into()),
         }
     }
-    let _ = rest::update_system(api, &ws.key, |cur| {
+    rest::update_system(api, &ws.key, |cur| {
         let fins = meta::finalizers(cur);
         if !fins.iter().any(|f| f == LOGICAL_CLUSTER_FINALIZER) {
             return None;
@@ -807,7 +727,8 @@ async fn delete_child(api: &ApiServer, ws: &StoredObject) {
         );
         Some(new)
     })
-    .await;
+    .await?;
+    Ok(Action::await_change())
 }
 
 /// The Workspace object (in the parent) of logical cluster `cluster`, whatever its phase.
