@@ -298,7 +298,10 @@ async fn setup(admin: &Client) {
         if code == 200 && v["status"]["phase"] == "Ready" {
             break;
         }
-        assert!(Instant::now() < deadline, "workspace busy never became Ready");
+        assert!(
+            Instant::now() < deadline,
+            "workspace busy never became Ready"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for ns in ["watched", "tenant"] {
@@ -628,12 +631,26 @@ fn report(results: &[Result_], hold: Duration) {
             );
         }
     }
-    println!("\n(each phase held for {} s; markers per phase: {})", hold.as_secs(),
-        results.first().map(|r| r.phases.iter().map(|p| format!("{} {}", p.name, p.markers)).collect::<Vec<_>>().join(", ")).unwrap_or_default());
+    println!(
+        "\n(each phase held for {} s; markers per phase: {})",
+        hold.as_secs(),
+        results
+            .first()
+            .map(|r| r
+                .phases
+                .iter()
+                .map(|p| format!("{} {}", p.name, p.markers))
+                .collect::<Vec<_>>()
+                .join(", "))
+            .unwrap_or_default()
+    );
     for r in results {
         for p in &r.phases {
             if !p.tenant_failures.is_empty() {
-                println!("{} ({}): tenant failures {:?}", r.target, p.name, p.tenant_failures);
+                println!(
+                    "{} ({}): tenant failures {:?}",
+                    r.target, p.name, p.tenant_failures
+                );
             }
         }
         println!("{}: load generator {}", r.target, r.load);

@@ -119,7 +119,10 @@ async fn a_busy_workspace_does_not_delay_or_end_a_quiet_workspaces_watch() {
                 return false;
             }
             let name = ev["object"]["metadata"]["name"].as_str().unwrap_or("");
-            received.lock().unwrap().push((name.to_string(), Instant::now()));
+            received
+                .lock()
+                .unwrap()
+                .push((name.to_string(), Instant::now()));
             true
         }))
     };
@@ -266,7 +269,10 @@ async fn a_slow_watch_gets_a_410_with_a_resourceversion_it_resumes_from() {
     assert_eq!(status["code"], 410, "{status}");
     assert_eq!(status["reason"], "Expired", "{status}");
     let message = status["message"].as_str().unwrap();
-    assert!(message.contains("resume from resource version"), "{message}");
+    assert!(
+        message.contains("resume from resource version"),
+        "{message}"
+    );
     let resume: u64 = status["metadata"]["resourceVersion"]
         .as_str()
         .expect("the Status carries a resourceVersion")
@@ -300,7 +306,10 @@ async fn a_slow_watch_gets_a_410_with_a_resourceversion_it_resumes_from() {
         let m = &ev["object"]["metadata"];
         let name = m["name"].as_str().unwrap().to_string();
         let done = name == last;
-        rest.push((name, m["resourceVersion"].as_str().unwrap().parse().unwrap()));
+        rest.push((
+            name,
+            m["resourceVersion"].as_str().unwrap().parse().unwrap(),
+        ));
         !done
     })
     .await;

@@ -71,8 +71,7 @@ async fn run(bench: bool) {
         .expect("store");
 
     // when each quiet write was sent, by resourceVersion (filled in after the write)
-    let sent: Arc<parking_lot::Mutex<std::collections::HashMap<u64, Instant>>> =
-        Default::default();
+    let sent: Arc<parking_lot::Mutex<std::collections::HashMap<u64, Instant>>> = Default::default();
     let quiet_lat = Arc::new(parking_lot::Mutex::new(Vec::<Duration>::new()));
     let ended = Arc::new(AtomicUsize::new(0));
     let busy_seen = Arc::new(AtomicU64::new(0));

@@ -70,7 +70,9 @@ pub(crate) enum Next {
     Event(Arc<WatchEvent>),
     /// The watcher fell behind: it has every event of its scope up to and including
     /// this resourceVersion, and missed later ones.
-    Behind { resume_rv: u64 },
+    Behind {
+        resume_rv: u64,
+    },
     Closed,
 }
 
@@ -222,7 +224,11 @@ impl Index {
                         .get_mut(n.as_str())
                         .and_then(|g| g.remove(&id))
                         .is_some();
-                    if by_ns.namespaces.get(n.as_str()).is_some_and(Group::is_empty) {
+                    if by_ns
+                        .namespaces
+                        .get(n.as_str())
+                        .is_some_and(Group::is_empty)
+                    {
                         by_ns.namespaces.remove(n.as_str());
                     }
                     removed
@@ -233,7 +239,11 @@ impl Index {
             }
         }
         if let Some(c) = &scope.cluster {
-            if by_cluster.clusters.get(c).is_some_and(ByNamespace::is_empty) {
+            if by_cluster
+                .clusters
+                .get(c)
+                .is_some_and(ByNamespace::is_empty)
+            {
                 by_cluster.clusters.remove(c);
             }
         }
@@ -350,10 +360,16 @@ mod tests {
         let scopes = [
             ("exact", Scope::new("/configmaps", Some("a"), Some("ns"))),
             ("cluster", Scope::new("/configmaps", Some("a"), None)),
-            ("namespace-everywhere", Scope::new("/configmaps", None, Some("ns"))),
+            (
+                "namespace-everywhere",
+                Scope::new("/configmaps", None, Some("ns")),
+            ),
             ("everything", Scope::new("/configmaps", None, None)),
             ("other-cluster", Scope::new("/configmaps", Some("b"), None)),
-            ("other-namespace", Scope::new("/configmaps", Some("a"), Some("x"))),
+            (
+                "other-namespace",
+                Scope::new("/configmaps", Some("a"), Some("x")),
+            ),
             ("other-resource", Scope::new("/secrets", Some("a"), None)),
         ];
         let slots: Vec<(&str, Arc<Slot>)> = scopes
@@ -400,8 +416,14 @@ mod tests {
         assert_eq!(drain(&fast), vec![4, 5]);
         assert_eq!(drain(&slow), vec![1, 2, 3]);
         // it has everything up to 3: it resumes from 3, whatever else happened since
-        assert!(matches!(slow.try_next(), Some(Next::Behind { resume_rv: 3 })));
-        assert!(matches!(slow.try_next(), Some(Next::Behind { resume_rv: 3 })));
+        assert!(matches!(
+            slow.try_next(),
+            Some(Next::Behind { resume_rv: 3 })
+        ));
+        assert!(matches!(
+            slow.try_next(),
+            Some(Next::Behind { resume_rv: 3 })
+        ));
     }
 
     #[test]

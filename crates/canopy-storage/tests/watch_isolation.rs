@@ -99,7 +99,10 @@ async fn a_busy_tenant_does_not_delay_or_end_a_quiet_tenants_watch() {
         tokio::spawn(async move {
             let mut i = 0;
             while !done.load(Ordering::Relaxed) {
-                let o = store.apply(create("quiet", &format!("q{i}"))).await.unwrap();
+                let o = store
+                    .apply(create("quiet", &format!("q{i}")))
+                    .await
+                    .unwrap();
                 sent_tx.send((o.rv, Instant::now())).unwrap();
                 i += 1;
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -150,7 +153,10 @@ async fn a_busy_tenant_does_not_delay_or_end_a_quiet_tenants_watch() {
         .zip(&sent)
         .map(|((_, at), (_, written))| at.saturating_duration_since(*written))
         .collect();
-    assert!(!lat.is_empty(), "the quiet tenant wrote nothing during the burst");
+    assert!(
+        !lat.is_empty(),
+        "the quiet tenant wrote nothing during the burst"
+    );
     lat.sort();
     let p99 = lat[((lat.len() - 1) as f64 * 0.99).round() as usize];
     eprintln!(
@@ -176,7 +182,10 @@ async fn a_busy_tenant_does_not_delay_or_end_a_quiet_tenants_watch() {
             "quiet event {rv} arrived only after the busy burst ended"
         );
     }
-    assert!(most_queued <= 2, "the quiet watcher had {most_queued} events waiting");
+    assert!(
+        most_queued <= 2,
+        "the quiet watcher had {most_queued} events waiting"
+    );
 
     // the stalled busy watchers fell behind and left the index; the readers kept up
     assert!(store.watchers() < 504, "{} watchers left", store.watchers());
@@ -189,7 +198,11 @@ async fn a_busy_tenant_does_not_delay_or_end_a_quiet_tenants_watch() {
                 Err(e) => break e,
             }
         };
-        let StorageError::WatcherBehind { resume_rv, capacity } = err else {
+        let StorageError::WatcherBehind {
+            resume_rv,
+            capacity,
+        } = err
+        else {
             panic!("{err:?}")
         };
         assert_eq!(n, capacity, "it keeps what fit in its queue");
@@ -224,13 +237,20 @@ async fn a_slow_watcher_is_ended_with_a_resourceversion_it_can_resume_from() {
     let mut slow = store
         .watch_scoped("/configmaps", Some("t"), None, WatchStart::After(0))
         .unwrap();
-    assert!(slow.initial.is_empty(), "another cluster's history is not in scope");
+    assert!(
+        slow.initial.is_empty(),
+        "another cluster's history is not in scope"
+    );
     let mut written = Vec::new();
     for i in 0..30 {
         let o = store.apply(create("t", &format!("s{i}"))).await.unwrap();
         written.push(o.rv);
         store
-            .commit((0..20).map(|j| create("other", &format!("x{i}-{j}"))).collect())
+            .commit(
+                (0..20)
+                    .map(|j| create("other", &format!("x{i}-{j}")))
+                    .collect(),
+            )
             .await
             .unwrap();
     }
@@ -279,9 +299,7 @@ async fn unscoped_watchers_and_subscribe_all_see_every_cluster() {
     let store = open(&db.url, StoreOptions::default()).await;
     let (rv0, mut all) = store.subscribe_all();
     let mut everywhere = store.watch("/configmaps", WatchStart::After(rv0)).unwrap();
-    let narrowed = store
-        .watch("/configmaps", WatchStart::After(rv0))
-        .unwrap();
+    let narrowed = store.watch("/configmaps", WatchStart::After(rv0)).unwrap();
     store.apply(create("a", "1")).await.unwrap();
     // narrowing after an event of another cluster was queued: it is not delivered
     let mut narrowed = narrowed.scoped(Some("b"), None);
