@@ -15,10 +15,20 @@
 //!   answers are retried after `Retry-After`, as client-go does);
 //! - for the second run, the `front-proxy` binary in front of the shard.
 //!
-//! Once every connection and watch is up, for `CANOPY_DOS_SECONDS` (60) the admin GETs
-//! a namespace 20 times a second (latency percentiles), `carol` creates and reads
-//! ConfigMaps in her own namespace 10 times a second (every failure counted), and every
-//! 2 s the admin writes a marker ConfigMap that every watch must deliver.
+//! Once every connection and watch is up, three phases of `CANOPY_DOS_SECONDS` (30)
+//! each, in which the admin GETs a namespace 20 times a second (latency percentiles) and
+//! `carol` creates and reads ConfigMaps in her own namespace 10 times a second (every
+//! failure counted):
+//!
+//! - `idle`: nothing else; the watches are idle;
+//! - `events`: every `CANOPY_DOS_MARKER_MS` (2,000) the admin writes a marker ConfigMap
+//!   into the watched namespace, which every watch must deliver (10,000 deliveries per
+//!   marker);
+//! - `busy`: the markers go on, and another tenant (workspace `root:busy`, which no
+//!   watch watches) writes `CANOPY_DOS_BUSY_QPS` (100) ConfigMaps a second.
+//!
+//! Each marker's name carries the time it was written; the load generator reports how
+//! long each took to reach each watch (delivery p50/p99/max per phase).
 //!
 //! `cargo bench -p front-proxy --bench dos` runs the full sizes: 10,000 idle connections
 //! and 100 users × 100 watches against the shard; through the proxy the defaults are
@@ -75,19 +85,38 @@ struct Result_ {
     target: &'static str,
     sizes: Sizes,
     ramp: Duration,
-    admin: Vec<Duration>,
-    admin_failures: usize,
-    tenant_ok: usize,
-    tenant_failures: BTreeMap<String, usize>,
+    phases: Vec<Phase>,
     markers: usize,
     load: Value,
     server_rss_mib: f64,
 }
 
+/// One measured phase of a scenario.
+struct Phase {
+    name: &'static str,
+    admin: Vec<Duration>,
+    admin_failures: usize,
+    tenant_ok: usize,
+    tenant_failures: BTreeMap<String, usize>,
+    markers: usize,
+    busy_writes: usize,
+    busy_failures: usize,
+}
+
+/// The phases, each with the letter its markers carry.
+const PHASES: [(&str, char); 3] = [("idle", 'i'), ("events", 'e'), ("busy", 'b')];
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 async fn run(bench: bool) {
     canopy_https::raise_fd_limit().expect("raise the open-files limit");
     let hold = Duration::from_secs(if bench {
-        env_or("CANOPY_DOS_SECONDS", 60)
+        env_or("CANOPY_DOS_SECONDS", 30)
     } else {
         3
     });
@@ -232,24 +261,49 @@ async fn run(bench: bool) {
 
     report(&results, hold);
     for r in &results {
-        assert_eq!(
-            r.admin_failures, 0,
-            "{}: the admin's requests failed",
-            r.target
-        );
-        assert!(
-            r.tenant_failures.is_empty(),
-            "{}: another tenant's requests failed: {:?}",
-            r.target,
-            r.tenant_failures
-        );
+        for p in &r.phases {
+            assert_eq!(
+                p.admin_failures, 0,
+                "{} ({}): the admin's requests failed",
+                r.target, p.name
+            );
+            assert!(
+                p.tenant_failures.is_empty(),
+                "{} ({}): another tenant's requests failed: {:?}",
+                r.target,
+                p.name,
+                p.tenant_failures
+            );
+        }
     }
     drop(shard);
 }
 
 /// Namespaces, and who may do what: the tenant users may watch ConfigMaps in
-/// `watched`, carol may do anything with ConfigMaps in `tenant`.
+/// `watched`, carol may do anything with ConfigMaps in `tenant`; and the workspace
+/// `root:busy` of the busy tenant.
 async fn setup(admin: &Client) {
+    let ws = "/clusters/root/apis/tenancy.kcp.io/v1alpha1/workspaces";
+    let (code, v) = admin
+        .post(
+            ws,
+            json!({"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace",
+                "metadata": {"name": "busy"}, "spec": {}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, v) = admin.get(&format!("{ws}/busy")).await;
+        if code == 200 && v["status"]["phase"] == "Ready" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "workspace busy never became Ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for ns in ["watched", "tenant"] {
         let (code, v) = admin
             .post(
@@ -353,85 +407,144 @@ async fn scenario(
     .expect("every connection and watch is up");
     let ramp = started.elapsed();
 
-    // the measured phase
+    // the measured phases
     let admin = Client::new(url, &ca, Some(admin_token));
     let carol = Client::new(url, &ca, Some(carol_token));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let admin_task = {
-        let stop = stop.clone();
-        let admin = admin.clone();
-        tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut failures = 0;
-            let mut tick = tokio::time::interval(Duration::from_millis(50));
-            while !stop.load(Ordering::Relaxed) {
-                tick.tick().await;
-                let t = Instant::now();
-                let (code, _) = admin.get("/clusters/root/api/v1/namespaces/default").await;
-                lat.push(t.elapsed());
-                if code != 200 {
-                    failures += 1;
-                }
-            }
-            (lat, failures)
-        })
-    };
-    let tenant_task = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let mut ok = 0usize;
-            let mut failures = BTreeMap::<String, usize>::new();
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            let mut i = 0;
-            let base = "/clusters/root/api/v1/namespaces/tenant/configmaps";
-            let run = std::process::id();
-            while !stop.load(Ordering::Relaxed) {
-                tick.tick().await;
-                let name = format!("carol-{run}-{}-{i}", url_tag(target));
-                let (code, v) = if i % 2 == 0 {
-                    carol
-                        .post(
-                            base,
-                            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}),
-                        )
-                        .await
-                } else {
-                    carol
-                        .get(&format!("{base}/carol-{run}-{}-{}", url_tag(target), i - 1))
-                        .await
-                };
-                if code == 200 || code == 201 {
-                    ok += 1;
-                } else {
-                    *failures
-                        .entry(format!("{code} {}", v["message"].as_str().unwrap_or("")))
-                        .or_default() += 1;
-                }
-                i += 1;
-            }
-            (ok, failures)
-        })
-    };
+    let busy_client = Client::new(url, &ca, Some(admin_token));
     let mut markers = 0;
+    let mut phases = Vec::new();
     let marker_every = Duration::from_millis(env_or("CANOPY_DOS_MARKER_MS", 2000));
-    let end = Instant::now() + hold;
-    while Instant::now() < end {
-        let (code, v) = admin
-            .post(
-                "/clusters/root/api/v1/namespaces/watched/configmaps",
-                json!({"apiVersion": "v1", "kind": "ConfigMap",
-                    "metadata": {"name": format!("marker-{}-{markers}", url_tag(target))}}),
-            )
-            .await;
-        assert_eq!(code, 201, "{v}");
-        markers += 1;
-        tokio::time::sleep(marker_every.min(hold / 2)).await;
+    let busy_qps: f64 = env_or("CANOPY_DOS_BUSY_QPS", 100.0);
+    for (phase, letter) in PHASES {
+        eprintln!("[{target}] phase {phase}: {} s", hold.as_secs());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let admin_task = {
+            let stop = stop.clone();
+            let admin = admin.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut failures = 0;
+                let mut tick = tokio::time::interval(Duration::from_millis(50));
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    let t = Instant::now();
+                    let (code, _) = admin.get("/clusters/root/api/v1/namespaces/default").await;
+                    lat.push(t.elapsed());
+                    if code != 200 {
+                        failures += 1;
+                    }
+                }
+                (lat, failures)
+            })
+        };
+        let tenant_task = {
+            let stop = stop.clone();
+            let carol = carol.clone();
+            tokio::spawn(async move {
+                let mut ok = 0usize;
+                let mut failures = BTreeMap::<String, usize>::new();
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                let mut i = 0;
+                let base = "/clusters/root/api/v1/namespaces/tenant/configmaps";
+                let run = std::process::id();
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    let name = format!("carol-{run}-{}-{letter}-{i}", url_tag(target));
+                    let (code, v) = if i % 2 == 0 {
+                        carol
+                            .post(
+                                base,
+                                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}),
+                            )
+                            .await
+                    } else {
+                        carol
+                            .get(&format!(
+                                "{base}/carol-{run}-{}-{letter}-{}",
+                                url_tag(target),
+                                i - 1
+                            ))
+                            .await
+                    };
+                    if code == 200 || code == 201 {
+                        ok += 1;
+                    } else {
+                        *failures
+                            .entry(format!("{code} {}", v["message"].as_str().unwrap_or("")))
+                            .or_default() += 1;
+                    }
+                    i += 1;
+                }
+                (ok, failures)
+            })
+        };
+        // the busy tenant: writes at a steady rate into a workspace no watch watches
+        let busy_task = (phase == "busy" && busy_qps > 0.0).then(|| {
+            let stop = stop.clone();
+            let c = busy_client.clone();
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0usize, 0usize);
+                let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / busy_qps));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    let (code, _) = c
+                        .post(
+                            "/clusters/root:busy/api/v1/namespaces/default/configmaps",
+                            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                                "metadata": {"name": format!("busy-{}-{i}", url_tag(target))}}),
+                        )
+                        .await;
+                    if code == 201 {
+                        ok += 1;
+                    } else {
+                        failed += 1;
+                    }
+                    i += 1;
+                }
+                (ok, failed)
+            })
+        });
+        let end = Instant::now() + hold;
+        let mut phase_markers = 0;
+        if phase == "idle" {
+            tokio::time::sleep(hold).await;
+        } else {
+            while Instant::now() < end {
+                let (code, v) = admin
+                    .post(
+                        "/clusters/root/api/v1/namespaces/watched/configmaps",
+                        json!({"apiVersion": "v1", "kind": "ConfigMap",
+                            "metadata": {"name": format!("marker-{}-{letter}-{markers}-{}", url_tag(target), unix_ms())}}),
+                    )
+                    .await;
+                assert_eq!(code, 201, "{v}");
+                markers += 1;
+                phase_markers += 1;
+                tokio::time::sleep(marker_every.min(hold / 2)).await;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let (mut admin_lat, admin_failures) = admin_task.await.unwrap();
+        let (tenant_ok, tenant_failures) = tenant_task.await.unwrap();
+        let (busy_writes, busy_failures) = match busy_task {
+            Some(t) => t.await.unwrap(),
+            None => (0, 0),
+        };
+        admin_lat.sort();
+        phases.push(Phase {
+            name: phase,
+            admin: admin_lat,
+            admin_failures,
+            tenant_ok,
+            tenant_failures,
+            markers: phase_markers,
+            busy_writes,
+            busy_failures,
+        });
     }
-    stop.store(true, Ordering::Relaxed);
     let server_rss_mib = rss_mib(server_pid);
-    let (mut admin_lat, admin_failures) = admin_task.await.unwrap();
-    let (tenant_ok, tenant_failures) = tenant_task.await.unwrap();
-    admin_lat.sort();
     // let the last marker reach every watch, then ask for the load generator's summary
     tokio::time::sleep(Duration::from_secs(2)).await;
     stdin.shutdown().await.ok();
@@ -452,10 +565,7 @@ async fn scenario(
         target,
         sizes,
         ramp,
-        admin: admin_lat,
-        admin_failures,
-        tenant_ok,
-        tenant_failures,
+        phases,
         markers,
         load: load_summary,
         server_rss_mib,
@@ -480,39 +590,68 @@ fn pct(sorted: &[Duration], p: f64) -> String {
 
 fn report(results: &[Result_], hold: Duration) {
     println!(
-        "\n| target | idle conns | watches (users × each) | ramp-up | admin GETs | admin p50 | p99 | max | other tenant ok / failed | watches lost | markers delivered (min/max of {}) | server RSS |",
+        "\n| target | phase | idle conns | watches (users × each) | ramp-up | admin GETs | admin p50 | p99 | max | other tenant ok / failed | busy tenant writes (failed) | watches lost | markers delivered (min/max of {}) | marker delivery p50 / p99 / max | server RSS |",
         results.first().map_or(0, |r| r.markers)
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for r in results {
         let l = &r.load;
-        println!(
-            "| {} | {} held ({} lost) | {} ({} × {}) | {:.0} s | {} ({} failed) | {} | {} | {} | {} / {} | {} | {} / {} (of {}) | {:.0} MiB |",
-            r.target,
-            l["idle_open"],
-            l["idle_lost"],
-            l["watches_open"],
-            r.sizes.users,
-            r.sizes.watches_per_user,
-            r.ramp.as_secs_f64(),
-            r.admin.len(),
-            r.admin_failures,
-            pct(&r.admin, 0.5),
-            pct(&r.admin, 0.99),
-            pct(&r.admin, 1.0),
-            r.tenant_ok,
-            r.tenant_failures.values().sum::<usize>(),
-            l["watches_lost"],
-            l["markers_min"],
-            l["markers_max"],
-            r.markers,
-            r.server_rss_mib,
-        );
+        for (p, (_, letter)) in r.phases.iter().zip(PHASES) {
+            let d = &l["delivery"][letter.to_string()];
+            let delivery = if d.is_null() {
+                "-".to_string()
+            } else {
+                format!("{} / {} / {} ms", d["p50_ms"], d["p99_ms"], d["max_ms"])
+            };
+            println!(
+                "| {} | {} | {} held ({} lost) | {} ({} × {}) | {:.0} s | {} ({} failed) | {} | {} | {} | {} / {} | {} ({}) | {} | {} / {} (of {}) | {} | {:.0} MiB |",
+                r.target,
+                p.name,
+                l["idle_open"],
+                l["idle_lost"],
+                l["watches_open"],
+                r.sizes.users,
+                r.sizes.watches_per_user,
+                r.ramp.as_secs_f64(),
+                p.admin.len(),
+                p.admin_failures,
+                pct(&p.admin, 0.5),
+                pct(&p.admin, 0.99),
+                pct(&p.admin, 1.0),
+                p.tenant_ok,
+                p.tenant_failures.values().sum::<usize>(),
+                p.busy_writes,
+                p.busy_failures,
+                l["watches_lost"],
+                l["markers_min"],
+                l["markers_max"],
+                r.markers,
+                delivery,
+                r.server_rss_mib,
+            );
+        }
     }
-    println!("\n(held for {} s each)", hold.as_secs());
+    println!(
+        "\n(each phase held for {} s; markers per phase: {})",
+        hold.as_secs(),
+        results
+            .first()
+            .map(|r| r
+                .phases
+                .iter()
+                .map(|p| format!("{} {}", p.name, p.markers))
+                .collect::<Vec<_>>()
+                .join(", "))
+            .unwrap_or_default()
+    );
     for r in results {
-        if !r.tenant_failures.is_empty() {
-            println!("{}: tenant failures {:?}", r.target, r.tenant_failures);
+        for p in &r.phases {
+            if !p.tenant_failures.is_empty() {
+                println!(
+                    "{} ({}): tenant failures {:?}",
+                    r.target, p.name, p.tenant_failures
+                );
+            }
         }
         println!("{}: load generator {}", r.target, r.load);
     }
@@ -539,6 +678,48 @@ mod load {
             s.truncate(120);
             *self.errors.lock().entry(s).or_default() += 1;
         }
+    }
+
+    /// Marker delivery latencies (ms) by phase letter.
+    type Delivery = Arc<parking_lot::Mutex<BTreeMap<char, Vec<u64>>>>;
+
+    /// Records, for each marker in `text` that ends after `old` bytes (earlier ones were
+    /// seen with the previous chunk), how long ago it was written (its name ends in
+    /// `<phase>-<n>-<unix ms>`).
+    fn record_delivery(delivery: &Delivery, text: &str, old: usize, marker: &str) {
+        let now = unix_ms();
+        let mut d = delivery.lock();
+        for (at, _) in text.match_indices(marker) {
+            if at + marker.len() <= old {
+                continue;
+            }
+            let rest = &text[at + marker.len()..];
+            let Some(name) = rest.split('"').next().filter(|_| rest.contains('"')) else {
+                continue;
+            };
+            let mut parts = name.split('-');
+            let (Some(letter), Some(_), Some(ms)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let (Some(letter), Ok(ms)) = (letter.chars().next(), ms.parse::<u64>()) else {
+                continue;
+            };
+            d.entry(letter).or_default().push(now.saturating_sub(ms));
+        }
+    }
+
+    fn delivery_summary(delivery: &Delivery) -> Value {
+        let mut out = serde_json::Map::new();
+        for (letter, v) in delivery.lock().iter_mut() {
+            v.sort_unstable();
+            let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+            out.insert(
+                letter.to_string(),
+                json!({"n": v.len(), "p50_ms": at(0.5), "p99_ms": at(0.99), "max_ms": at(1.0)}),
+            );
+        }
+        Value::Object(out)
     }
 
     fn var(name: &str) -> String {
@@ -607,6 +788,7 @@ mod load {
         });
         let markers: Arc<Vec<AtomicU64>> =
             Arc::new((0..users * per_user).map(|_| AtomicU64::new(0)).collect());
+        let delivery: Delivery = Default::default();
         // at most this many handshakes at once
         let gate = Arc::new(tokio::sync::Semaphore::new(64));
 
@@ -668,12 +850,13 @@ mod load {
 
         // watches: one HTTP/2 connection per user, `per_user` streams on it
         for (u, token) in tokens.iter().take(users).enumerate() {
-            let (c, ca, gate, token, markers) = (
+            let (c, ca, gate, token, markers, delivery) = (
                 c.clone(),
                 ca.clone(),
                 gate.clone(),
                 token.clone(),
                 markers.clone(),
+                delivery.clone(),
             );
             tasks.push(tokio::spawn(async move {
                 let send = loop {
@@ -689,7 +872,8 @@ mod load {
                 };
                 let mut streams = Vec::new();
                 for w in 0..per_user {
-                    let (c, token, markers) = (c.clone(), token.clone(), markers.clone());
+                    let (c, token, markers, delivery) =
+                        (c.clone(), token.clone(), markers.clone(), delivery.clone());
                     let mut send = send.clone();
                     streams.push(tokio::spawn(async move {
                         let path = "/clusters/root/api/v1/namespaces/watched/configmaps?watch=true&allowWatchBookmarks=true";
@@ -739,6 +923,16 @@ mod load {
                                         let n = text.matches(marker).count()
                                             - tail.matches(marker).count();
                                         slot.fetch_add(n as u64, Ordering::Relaxed);
+                                        if n > 0 {
+                                            record_delivery(&delivery, &text, tail.len(), marker);
+                                        }
+                                        if let Some(at) = text.find("\"type\":\"ERROR\"") {
+                                            let end = (at + 160).min(text.len());
+                                            let end = (end..=text.len())
+                                                .find(|i| text.is_char_boundary(*i))
+                                                .unwrap_or(text.len());
+                                            c.error(format!("watch ERROR event: {}", &text[at..end]));
+                                        }
                                         let keep = text.len().saturating_sub(32);
                                         let keep = (keep..text.len())
                                             .find(|i| text.is_char_boundary(*i))
@@ -806,6 +1000,7 @@ mod load {
             "watch_retries_503": c.retries_503.load(Ordering::Relaxed),
             "markers_min": counts.iter().min().copied().unwrap_or(0),
             "markers_max": counts.iter().max().copied().unwrap_or(0),
+            "delivery": delivery_summary(&delivery),
             "errors": *c.errors.lock(),
         });
         println!("summary {summary}");

@@ -146,6 +146,7 @@ pub fn storage_error(res: &Resource, name: &str, e: StorageError) -> ApiError {
         StorageError::Expired { requested, oldest } => {
             ApiError::expired(format!("too old resource version: {requested} ({oldest})"))
         }
+        e @ StorageError::WatcherBehind { .. } => ApiError::expired(e.to_string()),
         StorageError::TooNew { requested, current } => ApiError::timeout(format!(
             "Too large resource version: {requested}, current: {current}"
         ))

@@ -103,8 +103,14 @@ pub fn serve(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body
         (res.desc.namespaced && !ctx.info.namespace.is_empty()).then(|| ctx.info.namespace.clone());
     let name_pin = (!ctx.info.name.is_empty()).then(|| ctx.info.name.clone());
     let (tx, rx) = mpsc::channel::<Bytes>(64);
-    let watcher = match store.watch(&storage_key, start) {
-        Ok(w) => Some(w.scoped(ctx.cluster.as_deref(), namespace.as_deref())),
+    // registered where only events of this cluster and namespace reach it
+    let watcher = match store.watch_scoped(
+        &storage_key,
+        ctx.cluster.as_deref(),
+        namespace.as_deref(),
+        start,
+    ) {
+        Ok(w) => Some(w),
         Err(e @ StorageError::Expired { .. }) => {
             // kube answers 200 and an ERROR event for a too-old resourceVersion
             let status = storage_error(res, "", e).to_status();
@@ -160,6 +166,24 @@ fn frame(kind: &str, object: &[u8]) -> Bytes {
     b.put_slice(object);
     b.put_slice(b"}\n");
     b.freeze()
+}
+
+/// The Status of a watch ended for falling behind: 410 Expired, as kube-apiserver ends a
+/// watch it cannot keep up (so client-go and kube-rs re-list), with the resourceVersion
+/// the watcher has every event up to in `metadata.resourceVersion`: a client that
+/// watches again from there misses nothing and sees nothing twice.
+fn behind_status(res: &Resource, e: StorageError) -> Value {
+    let resume = match &e {
+        StorageError::WatcherBehind { resume_rv, .. } => Some(*resume_rv),
+        _ => None,
+    };
+    let mut status = storage_error(res, "", e).to_status();
+    if let (Some(rv), Some(meta)) = (resume, status.get_mut("metadata")) {
+        if let Some(m) = meta.as_object_mut() {
+            m.insert("resourceVersion".into(), Value::String(rv.to_string()));
+        }
+    }
+    status
 }
 
 struct Encoder {
@@ -299,9 +323,8 @@ impl WatchTask {
                         }
                     }
                     Ok(None) => return,
-                    Err(_) => {
-                        let status = ApiError::expired("the watch fell too far behind; list again and restart the watch").to_status();
-                        let _ = tx.send(frame("ERROR", &serde_json::to_vec(&status).unwrap_or_default())).await;
+                    Err(e) => {
+                        let _ = tx.send(frame("ERROR", &serde_json::to_vec(&behind_status(&self.res, e)).unwrap_or_default())).await;
                         return;
                     }
                 }

@@ -3,17 +3,25 @@
 //!
 //! Reads (get, list) and watches never touch PostgreSQL. Because the writer applies a
 //! batch here before it answers the requests of that batch, a client always reads its
-//! own writes. A watch registers with the live channel and copies its starting events
-//! under the same lock the writer holds while appending, so there is neither a gap nor a
-//! duplicate between the initial events and the live ones.
+//! own writes.
+//!
+//! Live events go to watchers through [`crate::fanout`]: an index of watchers by
+//! resource, logical cluster and namespace, each with a bounded queue of its own, so an
+//! event wakes only the watchers whose scope contains it. The writer appends a batch to
+//! the state and dispatches it while holding the fan-out lock; a watch copies its
+//! starting events and registers in the index under that same lock, so there is neither
+//! a gap nor a duplicate between the initial events and the live ones. Readers (get,
+//! list) take only the state lock, which the writer holds just to append, never while
+//! dispatching.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::broadcast;
 
+use crate::fanout::{Index, Next, Scope, Slot};
 use crate::{
     inner_key, EventType, ObjectKey, StorageError, StoreOptions, StoredObject, WatchEvent,
 };
@@ -25,8 +33,30 @@ pub(crate) struct Cache {
 
 struct CacheInner {
     state: RwLock<State>,
-    tx: broadcast::Sender<Arc<WatchEvent>>,
+    fanout: Arc<Fanout>,
     history: usize,
+}
+
+impl Drop for CacheInner {
+    fn drop(&mut self) {
+        // every watcher ends (`Ok(None)`), every `subscribe_all` receiver sees `Closed`
+        let mut f = self.fanout.inner.lock();
+        f.index.close_all();
+        f.all = None;
+    }
+}
+
+/// The watchers: the index of scoped watchers and the channel of every event (for
+/// [`crate::Store::subscribe_all`]). Its lock orders registrations against dispatch.
+struct Fanout {
+    inner: Mutex<FanoutInner>,
+    /// Most events a watcher's queue holds.
+    capacity: usize,
+}
+
+struct FanoutInner {
+    index: Index,
+    all: Option<broadcast::Sender<Arc<WatchEvent>>>,
 }
 
 struct State {
@@ -73,58 +103,84 @@ pub enum WatchStart {
 }
 
 /// A watch on one resource, scoped to a logical cluster and namespace.
+///
+/// Dropping it unregisters it.
 pub struct Watcher {
     /// The events to deliver before live ones.
     pub initial: Vec<Arc<WatchEvent>>,
     /// The resourceVersion the initial events bring the watcher to.
     pub start_rv: u64,
-    resource: Arc<str>,
-    cluster: Option<String>,
-    namespace: Option<String>,
-    rx: broadcast::Receiver<Arc<WatchEvent>>,
+    scope: Scope,
+    slot: Arc<Slot>,
+    /// Its id in the index (0: not registered).
+    id: u64,
+    fanout: Arc<Fanout>,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher")
+            .field("scope", &self.scope)
+            .field("start_rv", &self.start_rv)
+            .field("initial", &self.initial.len())
+            .finish()
+    }
 }
 
 impl Watcher {
-    /// Limits the watch (and its initial events) to a logical cluster and namespace.
+    /// Limits the watch (and its initial events) to a logical cluster and namespace,
+    /// moving it to that place of the index. [`crate::Store::watch_scoped`] registers
+    /// there directly (and copies only the scope's initial state).
     pub fn scoped(mut self, cluster: Option<&str>, namespace: Option<&str>) -> Self {
-        self.cluster = cluster.map(str::to_string);
-        self.namespace = namespace.map(str::to_string);
-        let (c, n) = (self.cluster.clone(), self.namespace.clone());
-        self.initial
-            .retain(|e| in_scope(&e.object.key, c.as_deref(), n.as_deref()));
+        let scope = Scope::new(&self.scope.resource, cluster, namespace);
+        {
+            let mut f = self.fanout.inner.lock();
+            if self.id != 0 {
+                f.index.remove(&self.scope, self.id);
+                self.id = f.index.insert(&scope, self.slot.clone());
+            }
+        }
+        // events queued before the move are filtered by `next`
+        self.scope = scope;
+        let s = &self.scope;
+        self.initial.retain(|e| s.contains(&e.object.key));
         self
     }
 
-    /// The next live event in scope. `Err(Expired)` when the watcher fell too far behind
-    /// (the client must re-list); `Ok(None)` when the store shut down.
+    /// The next live event in scope. `Err(WatcherBehind)` when the watcher fell so far
+    /// behind that its queue overflowed (it carries the resourceVersion to resume from);
+    /// `Ok(None)` when the store shut down. Cancel-safe.
     pub async fn next(&mut self) -> Result<Option<Arc<WatchEvent>>, StorageError> {
         loop {
-            match self.rx.recv().await {
-                Ok(ev) => {
-                    if ev.object.key.resource == self.resource
-                        && in_scope(
-                            &ev.object.key,
-                            self.cluster.as_deref(),
-                            self.namespace.as_deref(),
-                        )
-                    {
+            match self.slot.next().await {
+                Next::Event(ev) => {
+                    if self.scope.contains(&ev.object.key) {
                         return Ok(Some(ev));
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    return Err(StorageError::Expired {
-                        requested: 0,
-                        oldest: n,
+                Next::Behind { resume_rv } => {
+                    return Err(StorageError::WatcherBehind {
+                        resume_rv,
+                        capacity: self.fanout.capacity,
                     })
                 }
-                Err(broadcast::error::RecvError::Closed) => return Ok(None),
+                Next::Closed => return Ok(None),
             }
         }
     }
+
+    /// Live events queued for this watcher and not yet taken by [`Watcher::next`].
+    pub fn queued(&self) -> usize {
+        self.slot.queued()
+    }
 }
 
-fn in_scope(key: &ObjectKey, cluster: Option<&str>, namespace: Option<&str>) -> bool {
-    cluster.is_none_or(|c| *key.cluster == *c) && namespace.is_none_or(|n| key.namespace == n)
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        if self.id != 0 {
+            self.fanout.inner.lock().index.remove(&self.scope, self.id);
+        }
+    }
 }
 
 impl Cache {
@@ -152,7 +208,13 @@ impl Cache {
                     resources,
                     ring: history.into_iter().collect(),
                 }),
-                tx,
+                fanout: Arc::new(Fanout {
+                    inner: Mutex::new(FanoutInner {
+                        index: Index::default(),
+                        all: Some(tx),
+                    }),
+                    capacity: options.watcher_queue_capacity.max(1),
+                }),
                 history: options.history_events.max(1),
             }),
         }
@@ -239,27 +301,20 @@ impl Cache {
         })
     }
 
-    pub(crate) fn watch(&self, resource: &str, start: WatchStart) -> Result<Watcher, StorageError> {
+    pub(crate) fn watch(
+        &self,
+        resource: &str,
+        cluster: Option<&str>,
+        namespace: Option<&str>,
+        start: WatchStart,
+    ) -> Result<Watcher, StorageError> {
+        let scope = Scope::new(resource, cluster, namespace);
+        // the fan-out lock first (as the writer takes it): no batch is between being
+        // applied and being dispatched while the starting point is copied
+        let mut f = self.inner.fanout.inner.lock();
         let st = self.inner.state.read();
-        let rx = self.inner.tx.subscribe();
-        let resource: Arc<str> = resource.into();
         let initial = match start {
-            WatchStart::WithInitialState => st
-                .resources
-                .get(&resource)
-                .map(|m| {
-                    m.values()
-                        .map(|o| {
-                            Arc::new(WatchEvent {
-                                rv: o.rv,
-                                kind: EventType::Added,
-                                object: o.clone(),
-                                prev: None,
-                            })
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
+            WatchStart::WithInitialState => initial_state(&st, &scope),
             WatchStart::After(rv) => {
                 if rv < st.oldest {
                     return Err(StorageError::Expired {
@@ -278,19 +333,29 @@ impl Cache {
                 st.ring
                     .iter()
                     .skip(skip)
-                    .filter(|e| e.object.key.resource == resource)
+                    .filter(|e| scope.contains(&e.object.key))
                     .cloned()
                     .collect()
             }
         };
+        let start_rv = st.rv;
+        drop(st);
+        let slot = Arc::new(Slot::new());
+        let id = f.index.insert(&scope, slot.clone());
+        drop(f);
         Ok(Watcher {
             initial,
-            start_rv: st.rv,
-            resource,
-            cluster: None,
-            namespace: None,
-            rx,
+            start_rv,
+            scope,
+            slot,
+            id,
+            fanout: self.inner.fanout.clone(),
         })
+    }
+
+    /// Watchers registered (for metrics and tests).
+    pub(crate) fn watchers(&self) -> usize {
+        self.inner.fanout.inner.lock().index.len()
     }
 
     /// Keys of every object of one logical cluster.
@@ -312,33 +377,83 @@ impl Cache {
     }
 
     pub(crate) fn subscribe_all(&self) -> (u64, broadcast::Receiver<Arc<WatchEvent>>) {
-        let st = self.inner.state.read();
-        (st.rv, self.inner.tx.subscribe())
+        let f = self.inner.fanout.inner.lock();
+        let rv = self.inner.state.read().rv;
+        let rx = match &f.all {
+            Some(tx) => tx.subscribe(),
+            // the store is going away: a receiver that reports `Closed` at once
+            None => broadcast::channel(1).1,
+        };
+        (rv, rx)
     }
 
-    /// Applies committed events, in order. Called only by the writer.
+    /// Applies committed events, in order, then hands them to the watchers whose scope
+    /// contains them. Called only by the writer.
     pub(crate) fn apply(&self, events: Vec<Arc<WatchEvent>>) {
-        let mut st = self.inner.state.write();
-        for ev in events {
-            debug_assert_eq!(ev.rv, st.rv + 1, "events must be dense and in order");
-            let key = &ev.object.key;
-            let map = st.resources.entry(key.resource.clone()).or_default();
-            match ev.kind {
-                EventType::Deleted => {
-                    map.remove(&key.inner());
+        let mut f = self.inner.fanout.inner.lock();
+        {
+            let mut st = self.inner.state.write();
+            for ev in &events {
+                debug_assert_eq!(ev.rv, st.rv + 1, "events must be dense and in order");
+                let key = &ev.object.key;
+                let map = st.resources.entry(key.resource.clone()).or_default();
+                match ev.kind {
+                    EventType::Deleted => {
+                        map.remove(&key.inner());
+                    }
+                    _ => {
+                        map.insert(key.inner(), ev.object.clone());
+                    }
                 }
-                _ => {
-                    map.insert(key.inner(), ev.object.clone());
+                st.rv = ev.rv;
+                st.ring.push_back(ev.clone());
+                while st.ring.len() > self.inner.history {
+                    if let Some(old) = st.ring.pop_front() {
+                        st.oldest = old.rv;
+                    }
                 }
             }
-            st.rv = ev.rv;
-            st.ring.push_back(ev.clone());
-            while st.ring.len() > self.inner.history {
-                if let Some(old) = st.ring.pop_front() {
-                    st.oldest = old.rv;
-                }
-            }
-            let _ = self.inner.tx.send(ev);
         }
+        // readers (get, list) go on while the batch is dispatched; watches wait
+        let capacity = self.inner.fanout.capacity;
+        for ev in events {
+            f.index.dispatch(&ev, capacity);
+            if let Some(tx) = &f.all {
+                let _ = tx.send(ev);
+            }
+        }
+    }
+}
+
+/// Synthetic `ADDED` events for every object in `scope` (a range of the resource's map
+/// when the scope names a logical cluster).
+fn initial_state(st: &State, scope: &Scope) -> Vec<Arc<WatchEvent>> {
+    let Some(map) = st.resources.get(&scope.resource) else {
+        return Vec::new();
+    };
+    let added = |o: &Arc<StoredObject>| {
+        Arc::new(WatchEvent {
+            rv: o.rv,
+            kind: EventType::Added,
+            object: o.clone(),
+            prev: None,
+        })
+    };
+    match (&scope.cluster, &scope.namespace) {
+        (Some(c), ns) => {
+            let prefix = match ns {
+                Some(n) => format!("{c}\0{n}\0"),
+                None => format!("{c}\0"),
+            };
+            map.range::<String, _>((Bound::Included(prefix.clone()), Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .map(|(_, o)| added(o))
+                .collect()
+        }
+        (None, _) => map
+            .values()
+            .filter(|o| scope.contains(&o.key))
+            .map(added)
+            .collect(),
     }
 }

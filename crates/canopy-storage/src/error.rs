@@ -17,6 +17,12 @@ pub enum StorageError {
     /// A resourceVersion older than the retained history.
     #[error("too old resource version: {requested} ({oldest})")]
     Expired { requested: u64, oldest: u64 },
+    /// A watcher fell so far behind that its queue overflowed and it was ended. It has
+    /// received every event of its scope up to and including `resume_rv`: a watch from
+    /// that resourceVersion continues without a gap or a duplicate (while it is inside
+    /// the retained history).
+    #[error("the watch fell behind by more than {capacity} events and was ended; resume from resource version {resume_rv}")]
+    WatcherBehind { resume_rv: u64, capacity: usize },
     /// A resourceVersion newer than anything committed.
     #[error("resource version {requested} is newer than the current {current}")]
     TooNew { requested: u64, current: u64 },

@@ -23,6 +23,7 @@
 
 pub mod cache;
 mod error;
+mod fanout;
 mod usage;
 mod writer;
 
@@ -176,8 +177,16 @@ pub struct StoreOptions {
     pub compaction_interval: Duration,
     /// Most requests one group commit takes.
     pub max_batch: usize,
-    /// Capacity of the live-event channel; a watcher further behind than this is cut off.
+    /// Capacity of the channel of every event ([`Store::subscribe_all`], for
+    /// controllers); a receiver further behind than this gets `Lagged`.
     pub watch_channel_capacity: usize,
+    /// Most live events one watcher ([`Store::watch`]) may have queued and not taken:
+    /// a watcher further behind is ended with [`StorageError::WatcherBehind`], which
+    /// carries the resourceVersion it can resume from. Only events of the watcher's own
+    /// scope count, so another tenant's writes never fill it. A queue holds pointers to
+    /// shared events and grows only as needed: 10,000 watchers with empty queues cost
+    /// nothing here.
+    pub watcher_queue_capacity: usize,
     /// Connections in the pool (the writer uses one at a time).
     pub max_connections: u32,
     /// The largest object (serialized JSON, as stored) a create or update may write;
@@ -185,6 +194,11 @@ pub struct StoreOptions {
     /// default request limit (1.5 MiB) by default; 0: no limit.
     pub max_object_bytes: usize,
 }
+
+/// Default of [`StoreOptions::watcher_queue_capacity`]: room for a burst of a few
+/// hundred milliseconds at 10,000 writes/s in the watcher's own scope; 32 KiB of
+/// pointers for a watcher that far behind.
+pub const DEFAULT_WATCHER_QUEUE_CAPACITY: usize = 4096;
 
 /// etcd's default `--max-request-bytes`, the size kube-apiserver's objects are held to.
 pub const DEFAULT_MAX_OBJECT_BYTES: usize = 1536 * 1024;
@@ -196,6 +210,7 @@ impl Default for StoreOptions {
             compaction_interval: Duration::from_secs(30),
             max_batch: 512,
             watch_channel_capacity: 16_384,
+            watcher_queue_capacity: DEFAULT_WATCHER_QUEUE_CAPACITY,
             max_connections: 4,
             max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
         }
@@ -350,9 +365,28 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// Starts a watch; see [`WatchStart`].
+    /// Starts a watch of every logical cluster and namespace; see [`WatchStart`].
+    /// [`Watcher::scoped`] narrows it.
     pub fn watch(&self, resource: &str, start: WatchStart) -> Result<Watcher, StorageError> {
-        self.inner.cache.watch(resource, start)
+        self.inner.cache.watch(resource, None, None, start)
+    }
+
+    /// Starts a watch of one resource in one logical cluster (`None`: all) and one
+    /// namespace (`None`: all): only events of that scope wake it, and its initial
+    /// events are those of the scope.
+    pub fn watch_scoped(
+        &self,
+        resource: &str,
+        cluster: Option<&str>,
+        namespace: Option<&str>,
+        start: WatchStart,
+    ) -> Result<Watcher, StorageError> {
+        self.inner.cache.watch(resource, cluster, namespace, start)
+    }
+
+    /// Watchers currently registered.
+    pub fn watchers(&self) -> usize {
+        self.inner.cache.watchers()
     }
 
     /// Keys of every object of one logical cluster (to delete a logical cluster).
