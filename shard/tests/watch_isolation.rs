@@ -87,7 +87,7 @@ async fn a_busy_workspace_does_not_delay_or_end_a_quiet_workspaces_watch() {
     workspace(&admin, "quiet").await;
     let ca = env.shard.ca_cert_pem.clone();
     // separate connections: an unread HTTP/2 stream must not hold up other streams
-    let client = || Client::new(&env.url(), &ca, Some(&env.admin_token));
+    let client = || Client::new(env.url(), &ca, Some(&env.admin_token));
     let busy_cms = "/clusters/root:busy/api/v1/namespaces/default/configmaps";
     let quiet_cms = "/clusters/root:quiet/api/v1/namespaces/default/configmaps";
 
@@ -233,7 +233,7 @@ async fn a_slow_watch_gets_a_410_with_a_resourceversion_it_resumes_from() {
     let cms = "/clusters/root/api/v1/namespaces/slow/configmaps";
     let rv = list_rv(&admin, cms).await;
     // its own connection, never read until the writes are done
-    let slow_client = Client::new(&env.url(), &env.shard.ca_cert_pem, Some(&env.admin_token));
+    let slow_client = Client::new(env.url(), &env.shard.ca_cert_pem, Some(&env.admin_token));
     let resp = watch(&slow_client, cms, &rv).send().await.unwrap();
     assert_eq!(resp.status(), 200);
 
