@@ -261,6 +261,7 @@ pub struct WorkspaceTypeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_allowed_parents: Option<WorkspaceTypeSelector>,
     #[serde(
+        rename = "defaultAPIBindings",
         default,
         deserialize_with = "null_default",
         skip_serializing_if = "Vec::is_empty"
