@@ -778,8 +778,10 @@ async fn run(cfg: Config, rts: Runtimes) {
             tasks.push(tokio::spawn(async move {
                 for (i, name) in mine {
                     let req = PlaceRequest {
-                        name,
-                        path: format!("root:org-{:03}:ws-{i:05}", i / 100),
+                        name: name.parse().expect("a logical cluster name"),
+                        path: format!("root:org-{:03}:ws-{i:05}", i / 100)
+                            .parse()
+                            .expect("a workspace path"),
                         type_: "root:universal".into(),
                         initializers: vec![],
                         owner: None,

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use canopy_tenancy_api::{self as tapi, Phase, Workspace, WorkspacePath, WorkspaceTypeReference};
+use serde_json::Value;
 
 use kubeconfig::{Target, PREVIOUS};
 
@@ -108,7 +109,7 @@ impl Client {
         Ok((code, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
     }
 
-    async fn get_workspace(&self, parent: &str, name: &str) -> Result<Value, WsError> {
+    async fn get_workspace(&self, parent: &str, name: &str) -> Result<Workspace, WsError> {
         let (code, v) = self
             .send(
                 reqwest::Method::GET,
@@ -117,17 +118,17 @@ impl Client {
             )
             .await?;
         match code {
-            200 => Ok(v),
-            404 => Err(WsError::NotFound(join(parent, name))),
+            200 => decode(&v),
+            404 => Err(WsError::NotFound(format!("{parent}:{name}"))),
             401 => Err(WsError::Server(
                 "Unauthorized: the kubeconfig's credentials were refused".into(),
             )),
-            403 => Err(WsError::Forbidden(join(parent, name))),
+            403 => Err(WsError::Forbidden(format!("{parent}:{name}"))),
             _ => Err(server_error(&v, code)),
         }
     }
 
-    async fn list_workspaces(&self, path: &str) -> Result<Vec<Value>, WsError> {
+    async fn list_workspaces(&self, path: &str) -> Result<Vec<Workspace>, WsError> {
         let (code, v) = self
             .send(
                 reqwest::Method::GET,
@@ -136,7 +137,7 @@ impl Client {
             )
             .await?;
         match code {
-            200 => Ok(v["items"].as_array().cloned().unwrap_or_default()),
+            200 => Ok(decode::<WorkspaceList>(&v)?.items),
             404 => Err(WsError::NotWorkspace(format!(
                 "the server at {} does not serve workspaces (not a kcp/Canopy server?)",
                 self.base
@@ -181,30 +182,48 @@ fn server_error(v: &Value, code: u16) -> WsError {
     )
 }
 
-fn join(parent: &str, name: &str) -> String {
-    format!("{parent}:{name}")
+/// A server's answer read as `T`.
+fn decode<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, WsError> {
+    tapi::from_value(v).map_err(|e| WsError::Server(format!("unexpected answer: {e}")))
 }
 
-fn type_of(ws: &Value) -> String {
-    let path = ws
-        .pointer("/spec/type/path")
-        .and_then(Value::as_str)
-        .unwrap_or("root");
-    let name = ws
-        .pointer("/spec/type/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    format!("{path}:{name}")
+/// A list of Workspaces (`items` missing or `null`: none).
+#[derive(serde::Deserialize)]
+struct WorkspaceList {
+    #[serde(default, deserialize_with = "null_as_empty")]
+    items: Vec<Workspace>,
 }
 
-fn parent_of(path: &str) -> Option<(&str, &str)> {
-    path.rsplit_once(':')
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Workspace>, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<Vec<Workspace>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A workspace path given on the command line or found in the kubeconfig.
+fn path(s: &str) -> Result<WorkspacePath, WsError> {
+    WorkspacePath::new(s).map_err(|e| WsError::Usage(e.to_string()))
+}
+
+/// The child `name` of `parent`.
+fn join(parent: &str, name: &str) -> Result<WorkspacePath, WsError> {
+    path(parent)?
+        .join(name)
+        .map_err(|e| WsError::Usage(e.to_string()))
+}
+
+/// `path:name` of a workspace's type (`root` when the path is unset).
+fn type_of(ws: &Workspace) -> String {
+    let t = ws.spec.type_.clone().unwrap_or_default();
+    let path = if t.path.is_empty() { "root" } else { &t.path };
+    format!("{path}:{}", t.name)
 }
 
 /// The type of the workspace at `path` (none for `root`).
-async fn workspace_type(c: &Client, path: &str) -> Result<Option<String>, WsError> {
-    match parent_of(path) {
-        Some((parent, name)) => Ok(Some(type_of(&c.get_workspace(parent, name).await?))),
+async fn workspace_type(c: &Client, p: &str) -> Result<Option<String>, WsError> {
+    match path(p)?.split() {
+        Some((parent, name)) => Ok(Some(type_of(
+            &c.get_workspace(parent.as_str(), name).await?,
+        ))),
         None => Ok(None),
     }
 }
@@ -235,8 +254,8 @@ pub async fn run(cmd: Command, kubeconfig: Option<PathBuf>) -> Result<String, Ws
                         .map_err(|_| WsError::Usage("no previous workspace".into()))?;
                     prev.path
                 }
-                ".." => match parent_of(&t.path) {
-                    Some((p, _)) => p.to_string(),
+                ".." => match path(&t.path)?.parent() {
+                    Some(p) => p.to_string(),
                     None => {
                         return Err(WsError::Usage(format!(
                             "workspace {:?} has no parent",
@@ -255,15 +274,18 @@ pub async fn run(cmd: Command, kubeconfig: Option<PathBuf>) -> Result<String, Ws
                     if code != 200 {
                         return Err(server_error(&v, code));
                     }
-                    let url = v.pointer("/spec/URL").and_then(Value::as_str).unwrap_or("");
+                    let home: Workspace = decode(&v)?;
+                    let url = home.spec.url.unwrap_or_default();
                     url.split("/clusters/").nth(1).unwrap_or("").to_string()
                 }
                 t2 if t2.starts_with(':') => t2.trim_start_matches(':').to_string(),
                 t2 if t2 == "root" || t2.starts_with("root:") => t2.to_string(),
-                name => join(&t.path, name),
+                name => join(&t.path, name)?.to_string(),
             };
-            let ty = match parent_of(&path) {
-                Some((parent, name)) => Some(type_of(&c.get_workspace(parent, name).await?)),
+            let ty = match self::path(&path)?.split() {
+                Some((parent, name)) => {
+                    Some(type_of(&c.get_workspace(parent.as_str(), name).await?))
+                }
                 None => {
                     c.check_access(&path).await?;
                     None
@@ -279,14 +301,10 @@ pub async fn run(cmd: Command, kubeconfig: Option<PathBuf>) -> Result<String, Ws
             enter,
             ignore_existing,
         } => {
-            let mut body = json!({"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace", "metadata": {"name": name}, "spec": {}});
-            if let Some(ty) = &ty {
-                let (p, n) = match ty.rsplit_once(':') {
-                    Some((p, n)) => (p.to_string(), n.to_string()),
-                    None => ("root".to_string(), ty.clone()),
-                };
-                body["spec"]["type"] = json!({"name": n, "path": p});
-            }
+            let body = tapi::to_value(&Workspace::new(
+                &name,
+                ty.as_deref().map(WorkspaceTypeReference::parse_qualified),
+            ));
             let (code, v) = c
                 .send(
                     reqwest::Method::POST,
@@ -303,11 +321,7 @@ pub async fn run(cmd: Command, kubeconfig: Option<PathBuf>) -> Result<String, Ws
                 409 if ignore_existing => {
                     let existing = c.get_workspace(&t.path, &name).await?;
                     if let Some(ty) = &ty {
-                        let want = if ty.contains(':') {
-                            ty.clone()
-                        } else {
-                            format!("root:{ty}")
-                        };
+                        let want = WorkspaceTypeReference::parse_qualified(ty).qualified();
                         if type_of(&existing) != want {
                             return Err(WsError::Usage(format!(
                                 "workspace {name:?} cannot be created with type {want}, it already exists with different type {}",
@@ -327,15 +341,15 @@ pub async fn run(cmd: Command, kubeconfig: Option<PathBuf>) -> Result<String, Ws
                 _ => return Err(server_error(&v, code)),
             }
             // wait until it is ready
-            let mut ws = Value::Null;
+            let mut ws = Workspace::default();
             for _ in 0..600 {
                 ws = c.get_workspace(&t.path, &name).await?;
-                if ws.pointer("/status/phase").and_then(Value::as_str) == Some("Ready") {
+                if ws.is_phase(Phase::Ready) {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            if ws.pointer("/status/phase").and_then(Value::as_str) != Some("Ready") {
+            if !ws.is_phase(Phase::Ready) {
                 return Err(WsError::Server(format!(
                     "workspace {name:?} did not become ready"
                 )));
@@ -352,7 +366,7 @@ pub async fn run(cmd: Command, kubeconfig: Option<PathBuf>) -> Result<String, Ws
                 ));
             }
             if enter {
-                let path = join(&t.path, &name);
+                let path = join(&t.path, &name)?.to_string();
                 kc.switch(&t, &path)?;
                 kc.save()?;
                 out.push('\n');
@@ -374,19 +388,15 @@ async fn tree(c: &Client, path: &str, indent: &str, out: &mut Vec<String>) -> Re
         Err(WsError::Forbidden(_)) => return Ok(()),
         Err(e) => return Err(e),
     };
-    children.sort_by(|a, b| {
-        a["metadata"]["name"]
-            .as_str()
-            .cmp(&b["metadata"]["name"].as_str())
-    });
+    children.sort_by(|a, b| a.name().cmp(b.name()));
     let n = children.len();
     for (i, ch) in children.iter().enumerate() {
-        let name = ch["metadata"]["name"].as_str().unwrap_or("");
+        let name = ch.name();
         let last = i + 1 == n;
         out.push(format!("{indent}{}── {name}", if last { "└" } else { "├" }));
-        if ch.pointer("/status/phase").and_then(Value::as_str) == Some("Ready") {
+        if ch.is_phase(Phase::Ready) {
             let next = format!("{indent}{}   ", if last { " " } else { "│" });
-            Box::pin(tree(c, &join(path, name), &next, out)).await?;
+            Box::pin(tree(c, join(path, name)?.as_str(), &next, out)).await?;
         }
     }
     Ok(())

@@ -23,6 +23,7 @@ use canopy_auth::rbac::{self, Attributes, PolicyRule};
 use canopy_auth::UserInfo;
 use canopy_core::{meta, ApiError, Subject};
 use canopy_storage::Store;
+use canopy_tenancy_api::{self as tapi, LogicalCluster, WorkspaceState};
 use serde_json::Value;
 
 use crate::registry::Resource;
@@ -183,8 +184,15 @@ impl Validating for TenancyObjects {
         }
         if req.is(TENANCY, "workspaces") {
             if let Operation::Update { new, old } = req.op {
-                if req.subresource == "status" && new.get("status") != old.get("status") {
-                    return refuse("the status of a workspace is set by the system");
+                if req.subresource == "status" {
+                    let status = |v: &Value| {
+                        tapi::from_value::<WorkspaceState>(v)
+                            .map(|w| w.status)
+                            .map_err(|e| e.to_string())
+                    };
+                    if status(new) != status(old) {
+                        return refuse("the status of a workspace is set by the system");
+                    }
                 }
                 // the finalizer that deletes the workspace's logical cluster with it
                 let held = |v: &Value| {
@@ -208,21 +216,27 @@ impl Validating for TenancyObjects {
 /// the status and the reserved metadata (checked before) stay as they are.
 fn logical_cluster_update(req: &Request<'_>, new: &Value, old: &Value) -> Result<(), ApiError> {
     let refuse = |why: &str| Err(ApiError::admission_forbidden(req.subject(), why));
-    if new.get("spec") != old.get("spec") {
+    let (new_lc, old_lc) = match (
+        tapi::from_value::<LogicalCluster>(new),
+        tapi::from_value::<LogicalCluster>(old),
+    ) {
+        (Ok(n), Ok(o)) => (n, o),
+        (Err(e), _) | (_, Err(e)) => {
+            return refuse(&format!("not a LogicalCluster: {e}"));
+        }
+    };
+    if new_lc.spec != old_lc.spec {
         return refuse("the spec of a logical cluster is set by the system");
     }
-    let strip = |v: &Value| {
-        let mut s = v.get("status").cloned().unwrap_or(Value::Null);
-        if let Some(m) = s.as_object_mut() {
-            m.remove("initializers");
-        }
+    let strip = |lc: &LogicalCluster| {
+        let mut s = lc.status.clone();
+        s.initializers.clear();
         s
     };
-    if strip(new) != strip(old) {
+    if strip(&new_lc) != strip(&old_lc) {
         return refuse("only status.initializers of a logical cluster may be changed");
     }
-    let list = |v: &Value| meta::strings_at(v, "/status/initializers");
-    let (before, after) = (list(old), list(new));
+    let (before, after) = (&old_lc.status.initializers, &new_lc.status.initializers);
     if after.iter().any(|i| !before.contains(i)) {
         return refuse("initializers can only be removed from a logical cluster");
     }

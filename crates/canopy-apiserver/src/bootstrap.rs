@@ -3,6 +3,11 @@
 
 use canopy_core::{meta, ApiError};
 use canopy_storage::{ObjectKey, Store};
+use canopy_tenancy_api::tenancy::set_annotation;
+use canopy_tenancy_api::{
+    self as tapi, LogicalCluster, LogicalClusterOwner, LogicalClusterSpec, LogicalClusterStatus,
+    Phase, Workspace, WorkspaceTypeReference,
+};
 use serde_json::{json, Value};
 
 use crate::registry::Resource;
@@ -230,17 +235,11 @@ pub async fn ensure_logical_cluster(api: &ApiServer, name: &str) -> Result<(), A
             rest::create_system(api, name, &wt, t).await?;
         }
         let ws = resource(api, "tenancy.kcp.io", "v1alpha1", "workspaces")?;
-        rest::create_system(
-            api,
-            name,
-            &ws,
-            json!({
-                "apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace",
-                "metadata": {"name": "users"},
-                "spec": {"type": {"name": "homeroot", "path": "root"}},
-            }),
-        )
-        .await?;
+        let users = Workspace::new(
+            "users",
+            Some(WorkspaceTypeReference::new("root", "homeroot")),
+        );
+        rest::create_system(api, name, &ws, tapi::to_value(&users)).await?;
     }
     Ok(())
 }
@@ -254,7 +253,7 @@ pub async fn ensure_logical_cluster_at(
     path: &str,
     ty: &str,
     initializers: &[String],
-    owner: Option<Value>,
+    owner: Option<LogicalClusterOwner>,
     admin: Option<&str>,
     organization: Option<&str>,
 ) -> Result<(), ApiError> {
@@ -266,12 +265,10 @@ pub async fn ensure_logical_cluster_at(
         "",
         "cluster",
     )) {
-        let uid = |o: Option<&Value>| {
-            o.and_then(|o| o.get("uid"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
-        if uid(existing.value.pointer("/spec/owner")) != uid(owner.as_ref()) {
+        let existing: LogicalCluster = tapi::from_value(&existing.value)
+            .map_err(|e| ApiError::internal(format!("logical cluster {name:?}: {e}")))?;
+        let uid = |o: Option<&LogicalClusterOwner>| o.map(|o| o.uid.clone());
+        if uid(existing.spec.owner.as_ref()) != uid(owner.as_ref()) {
             return Err(ApiError::new(
                 409,
                 "AlreadyExists",
@@ -308,30 +305,39 @@ pub async fn ensure_logical_cluster_at(
     }
     let lc = resource(api, "core.kcp.io", "v1alpha1", "logicalclusters")?;
     let url = format!("{}/clusters/{path}", api.inner.config.external_url);
-    let mut spec = serde_json::Map::new();
-    spec.insert("initializers".into(), json!(initializers));
-    if let Some(o) = owner {
-        spec.insert("owner".into(), o);
-    }
-    let spec = Value::Object(spec);
     let phase = if initializers.is_empty() {
-        "Ready"
+        Phase::Ready
     } else {
-        "Initializing"
+        Phase::Initializing
     };
-    let mut annotations = json!({"kcp.io/path": path, CLUSTER_NAME_ANNOTATION: name, crate::workspaces::TYPE_ANNOTATION: ty});
+    let mut object = LogicalCluster::new(
+        LogicalClusterSpec {
+            owner,
+            initializers: initializers.to_vec(),
+            ..Default::default()
+        },
+        LogicalClusterStatus {
+            phase: Some(phase),
+            url: Some(url),
+            initializers: initializers.to_vec(),
+            ..Default::default()
+        },
+    );
+    set_annotation(
+        &mut object.metadata,
+        crate::registry::tenancy::PATH_ANNOTATION,
+        path,
+    );
+    set_annotation(&mut object.metadata, CLUSTER_NAME_ANNOTATION, name);
+    set_annotation(&mut object.metadata, crate::workspaces::TYPE_ANNOTATION, ty);
     if let Some(org) = organization {
-        meta::ensure_object(&mut annotations)
-            .insert(crate::quota::ORGANIZATION_ANNOTATION.into(), json!(org));
+        set_annotation(
+            &mut object.metadata,
+            crate::quota::ORGANIZATION_ANNOTATION,
+            org,
+        );
     }
-    let lc_object = json!({
-        "apiVersion": "core.kcp.io/v1alpha1",
-        "kind": "LogicalCluster",
-        "metadata": {"name": "cluster", "annotations": annotations},
-        "spec": spec,
-        "status": {"phase": phase, "URL": url, "initializers": initializers},
-    });
-    items.push((lc, lc_object));
+    items.push((lc, tapi::to_value(&object)));
     rest::create_system_batch(api, name, items).await?;
     // known to path resolution at once (the store watch in `workspaces::maintain_paths`
     // would add it a moment later)

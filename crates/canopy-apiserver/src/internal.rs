@@ -14,6 +14,7 @@
 use bytes::Bytes;
 use canopy_core::ApiError;
 use canopy_storage::Mutation;
+use canopy_tenancy_api::{LogicalClusterName, LogicalClusterOwner, WorkspacePath};
 use http::{Method, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -26,9 +27,9 @@ use crate::{bootstrap, rest, ApiServer};
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct PlaceRequest {
     /// The logical cluster name (16 characters of base36).
-    pub name: String,
+    pub name: LogicalClusterName,
     /// Its workspace path, `root:a:b`.
-    pub path: String,
+    pub path: WorkspacePath,
     /// Its workspace type, `root:universal`.
     #[serde(rename = "type")]
     pub type_: String,
@@ -36,7 +37,7 @@ pub struct PlaceRequest {
     pub initializers: Vec<String>,
     /// The Workspace that owns it (kcp's `spec.owner`).
     #[serde(default)]
-    pub owner: Option<Value>,
+    pub owner: Option<LogicalClusterOwner>,
     /// The user bound as cluster-admin inside.
     #[serde(default)]
     pub admin: Option<String>,
@@ -62,7 +63,7 @@ pub async fn serve(
             let req: PlaceRequest = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::bad_request(format!("invalid placement request: {e}")))?;
             place(api, &req).await?;
-            let lc = lc_of(api, &req.name)
+            let lc = lc_of(api, req.name.as_str())
                 .ok_or_else(|| ApiError::internal("logical cluster vanished"))?;
             Ok(response::json(201, &lc))
         }
@@ -119,11 +120,11 @@ pub async fn place(api: &ApiServer, req: &PlaceRequest) -> Result<(), ApiError> 
     api.inner
         .paths
         .write()
-        .insert(req.path.clone(), req.name.clone());
+        .insert(req.path.to_string(), req.name.to_string());
     bootstrap::ensure_logical_cluster_at(
         api,
-        &req.name,
-        &req.path,
+        req.name.as_str(),
+        req.path.as_str(),
         &req.type_,
         &req.initializers,
         req.owner.clone(),
@@ -181,5 +182,18 @@ mod tests {
         assert!(r.initializers.is_empty() && r.owner.is_none() && r.admin.is_none());
         let back = serde_json::to_value(&r).unwrap();
         assert_eq!(back["type"], "root:universal");
+        // names and paths are validated at the edge (a 400 from `serve`)
+        for bad in [
+            json!({"name": "ABC", "path": "root:a", "type": "root:universal"}),
+            json!({"name": "abc", "path": "root::a", "type": "root:universal"}),
+        ] {
+            assert!(serde_json::from_value::<PlaceRequest>(bad).is_err());
+        }
+        let owned: PlaceRequest = serde_json::from_value(json!({
+            "name": "abc", "path": "root:a", "type": "root:universal",
+            "owner": {"apiVersion": "tenancy.kcp.io/v1alpha1", "resource": "workspaces", "name": "a", "cluster": "root", "uid": null}
+        }))
+        .unwrap();
+        assert_eq!(owned.owner.unwrap().name, "a");
     }
 }

@@ -7,9 +7,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use canopy_tenancy_api::{self as tapi, LogicalCluster, Shard};
 use serde_json::Value;
 
 use crate::internal::PlaceRequest;
+
+/// A list answer: its items, whatever their kind (a missing or `null` list is empty).
+#[derive(serde::Deserialize)]
+struct List {
+    #[serde(default, deserialize_with = "items")]
+    items: Vec<Value>,
+}
+
+fn items<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Value>, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<Vec<Value>>::deserialize(d)?.unwrap_or_default())
+}
 
 /// How a shard reaches its peers.
 #[derive(Clone)]
@@ -122,15 +135,27 @@ impl Peers {
         }
     }
 
+    /// A peer's answer read as `T`.
+    fn decode<T: serde::de::DeserializeOwned>(url: &str, v: &Value) -> Result<T, PeerError> {
+        tapi::from_value(v).map_err(|e| PeerError::Call {
+            url: url.to_string(),
+            message: format!("unexpected answer: {e}"),
+        })
+    }
+
     /// Places a logical cluster on the shard at `base_url`; returns its LogicalCluster.
-    pub async fn place(&self, base_url: &str, req: &PlaceRequest) -> Result<Value, PeerError> {
+    pub async fn place(
+        &self,
+        base_url: &str,
+        req: &PlaceRequest,
+    ) -> Result<LogicalCluster, PeerError> {
         let url = format!("{base_url}/internal/logicalclusters");
         let body = serde_json::to_value(req).unwrap_or(Value::Null);
         match self
             .call(reqwest::Method::POST, url.clone(), Some(body))
             .await?
         {
-            (201, lc) => Ok(lc),
+            (201, lc) => Self::decode(&url, &lc),
             (code, b) => Err(Self::unexpected(&url, code, &b)),
         }
     }
@@ -140,10 +165,10 @@ impl Peers {
         &self,
         base_url: &str,
         name: &str,
-    ) -> Result<Option<Value>, PeerError> {
+    ) -> Result<Option<LogicalCluster>, PeerError> {
         let url = format!("{base_url}/internal/logicalclusters/{name}");
         match self.call(reqwest::Method::GET, url.clone(), None).await? {
-            (200, lc) => Ok(Some(lc)),
+            (200, lc) => Self::decode(&url, &lc).map(Some),
             (404, _) => Ok(None),
             (code, b) => Err(Self::unexpected(&url, code, &b)),
         }
@@ -167,18 +192,18 @@ impl Peers {
         }
     }
 
-    /// The `Shard` objects on root's shard.
-    pub async fn shards(&self) -> Result<Vec<Value>, PeerError> {
+    /// The `Shard` objects on root's shard (any item that is not a Shard left out).
+    pub async fn shards(&self) -> Result<Vec<Shard>, PeerError> {
         let Some(root) = &self.root_shard_url else {
             return Ok(Vec::new());
         };
         let url = format!("{root}/clusters/root/apis/core.kcp.io/v1alpha1/shards");
         match self.call(reqwest::Method::GET, url.clone(), None).await? {
-            (200, list) => Ok(list
-                .get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()),
+            (200, list) => Ok(Self::decode::<List>(&url, &list)?
+                .items
+                .iter()
+                .filter_map(|s| tapi::from_value(s).ok())
+                .collect()),
             (code, b) => Err(Self::unexpected(&url, code, &b)),
         }
     }
@@ -190,11 +215,7 @@ impl Peers {
         };
         let url = format!("{root}/clusters/root/apis/tenancy.kcp.io/v1alpha1/workspacetypes");
         match self.call(reqwest::Method::GET, url.clone(), None).await? {
-            (200, list) => Ok(list
-                .get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()),
+            (200, list) => Ok(Self::decode::<List>(&url, &list)?.items),
             (code, b) => Err(Self::unexpected(&url, code, &b)),
         }
     }
@@ -256,18 +277,15 @@ impl Peers {
     }
 
     /// Creates or updates (server-side apply) this shard's `Shard` object on root's shard.
-    pub async fn register(&self, shard: &Value) -> Result<(), PeerError> {
+    pub async fn register(&self, shard: &Shard) -> Result<(), PeerError> {
         let Some(root) = &self.root_shard_url else {
             return Ok(());
         };
-        let name = shard
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let name = shard.name();
         let url = format!(
             "{root}/clusters/root/apis/core.kcp.io/v1alpha1/shards/{name}?fieldManager=canopy-shard&force=true"
         );
-        let body = Some(("application/apply-patch+yaml", shard.clone()));
+        let body = Some(("application/apply-patch+yaml", tapi::to_value(shard)));
         match self
             .call_with(reqwest::Method::PATCH, url.clone(), body)
             .await?

@@ -8,10 +8,16 @@
 
 use canopy_core::meta;
 use canopy_storage::{ObjectKey, Store, StoredObject};
-use serde_json::{json, Value};
+use canopy_tenancy_api::tenancy::set_annotation;
+use canopy_tenancy_api::{
+    self as tapi, Condition, ConditionReason, ConditionStatus, ConditionType, LogicalCluster,
+    LogicalClusterOwner, Phase, Shard, ShardSpec, Workspace, WorkspaceOwner, WorkspacePath,
+    WorkspaceState, WorkspaceTypeReference,
+};
+use serde_json::Value;
 
 use crate::bootstrap::LOGICAL_CLUSTER_RESOURCE;
-use crate::controllers::{set, ReconcileError};
+use crate::controllers::ReconcileError;
 use crate::registry::tenancy::{
     CLUSTER_ANNOTATION, LOGICAL_CLUSTER_FINALIZER, OWNER_ANNOTATION, PATH_ANNOTATION, WORKSPACES,
 };
@@ -19,6 +25,32 @@ use crate::{rest, ApiServer};
 use canopy_runtime::Action;
 
 pub const TYPE_ANNOTATION: &str = "internal.tenancy.kcp.io/type";
+
+/// A system write of a typed object: `f` edits it and says whether to write; only
+/// what `f` changed is written back ([`tapi::edit`]), and nothing when nothing changed.
+async fn update_typed<T>(
+    api: &ApiServer,
+    key: &ObjectKey,
+    mut f: impl FnMut(&mut T) -> bool,
+) -> Result<Option<std::sync::Arc<StoredObject>>, canopy_storage::StorageError>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + Clone,
+{
+    rest::update_system(api, key, |cur| match tapi::edit(cur, &mut f) {
+        Ok((new, true)) if new != *cur => Some(new),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, %key, "not updating an object of an unexpected shape");
+            None
+        }
+    })
+    .await
+}
+
+/// The typed `LogicalCluster/cluster` of `cluster` held here.
+fn typed_logical_cluster(store: &Store, cluster: &str) -> Option<LogicalCluster> {
+    tapi::from_value(&logical_cluster(store, cluster)?.value).ok()
+}
 
 fn logical_cluster(store: &Store, cluster: &str) -> Option<std::sync::Arc<StoredObject>> {
     store.get(&ObjectKey::new(
@@ -40,8 +72,10 @@ pub fn path_of(store: &Store, cluster: &str) -> String {
 pub fn type_of(store: &Store, cluster: &str) -> Option<(String, String)> {
     let lc = logical_cluster(store, cluster)?;
     let t = meta::annotation(&lc.value, TYPE_ANNOTATION)?;
-    let (p, n) = t.rsplit_once(':')?;
-    Some((p.to_string(), n.to_string()))
+    t.contains(':').then(|| {
+        let r = WorkspaceTypeReference::parse_qualified(t);
+        (r.path, r.name)
+    })
 }
 
 /// Resolves a path (`root:a:b`) or a logical cluster name to the logical cluster name.
@@ -49,18 +83,17 @@ pub fn resolve(store: &Store, path_or_name: &str) -> Option<String> {
     if !path_or_name.contains(':') {
         return logical_cluster(store, path_or_name).map(|_| path_or_name.to_string());
     }
-    let mut parts = path_or_name.split(':');
+    let path = WorkspacePath::new(path_or_name).ok()?;
+    let mut parts = path.segments();
     let mut cur = parts.next()?.to_string();
     logical_cluster(store, &cur)?;
     for seg in parts {
         let ws = store.get(&ObjectKey::new(WORKSPACES, &cur, "", seg))?;
-        let next = ws.value.pointer("/spec/cluster")?.as_str()?.to_string();
-        if next.is_empty()
-            || ws.value.pointer("/status/phase").and_then(Value::as_str) != Some("Ready")
-        {
+        let ws: WorkspaceState = tapi::from_value(&ws.value).ok()?;
+        if !ws.is_phase(Phase::Ready) {
             return None;
         }
-        cur = next;
+        cur = ws.cluster()?.to_string();
     }
     Some(cur)
 }
@@ -77,10 +110,8 @@ pub fn resolve_in(api: &ApiServer, path_or_name: &str) -> Option<String> {
         return None;
     }
     let ready = |c: &str| {
-        logical_cluster(store, c).is_some_and(|lc| {
-            lc.value.pointer("/status/phase").and_then(Value::as_str) == Some("Ready")
-                && path_of(store, c) == path_or_name
-        })
+        typed_logical_cluster(store, c)
+            .is_some_and(|lc| lc.is_phase(Phase::Ready) && path_of(store, c) == path_or_name)
     };
     let c = api.inner.paths.read().get(path_or_name).cloned()?;
     ready(&c).then_some(c)
@@ -167,17 +198,17 @@ pub const LOGICAL_CLUSTERS_ANNOTATION: &str = "canopy.dev/logical-clusters";
 /// Chooses a shard for a new workspace: among the `Shard`s matching the workspace's
 /// `spec.location.selector` (all when it has none), the one holding the fewest logical
 /// clusters (ties broken at random). With no `Shard` registered at all, this shard.
-pub async fn schedule(api: &ApiServer, ws: &Value) -> Result<String, String> {
+pub async fn schedule(api: &ApiServer, ws: &Workspace) -> Result<String, String> {
     let shards = shard_objects(api).await;
     if shards.is_empty() {
         return Ok(api.inner.config.shard_name.clone());
     }
-    let selector = match ws.pointer("/spec/location/selector") {
-        Some(sel) if !sel.is_null() => Some(
-            canopy_selectors::label::Selector::from_label_selector_json(sel)
+    let selector = match ws.spec.location.as_ref().and_then(|l| l.selector.as_ref()) {
+        Some(sel) => Some(
+            canopy_selectors::label::Selector::from_label_selector_json(&tapi::to_value(sel))
                 .map_err(|e| format!("invalid spec.location.selector: {e}"))?,
         ),
-        _ => None,
+        None => None,
     };
     // The loads on the Shard objects are reported every few seconds: assignments this
     // shard made since then count at once (kept for twice the report interval).
@@ -197,17 +228,18 @@ pub async fn schedule(api: &ApiServer, ws: &Value) -> Result<String, String> {
     }
     let mut candidates: Vec<(u64, String)> = shards
         .iter()
-        .filter(|s| !meta::is_deleting(s))
+        .filter(|s| s.metadata.deletion_timestamp.is_none())
         .filter(|s| {
             selector
                 .as_ref()
-                .is_none_or(|sel| sel.matches(meta::labels(s)))
+                .is_none_or(|sel| sel.matches(&s.metadata.labels))
         })
         .map(|s| {
-            let load = meta::annotation(s, LOGICAL_CLUSTERS_ANNOTATION)
+            let load = s
+                .annotation(LOGICAL_CLUSTERS_ANNOTATION)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0u64);
-            let name = meta::name(s).to_string();
+            let name = s.name().to_string();
             (load + pending.get(&name).copied().unwrap_or(0), name)
         })
         .collect();
@@ -245,18 +277,20 @@ fn from_global(api: &ApiServer, resource: &str) -> Option<Vec<Value>> {
 }
 
 /// The `Shard` objects: from the local store when this shard holds root, else from the
-/// cache server's global view, else (no cache server) from root's shard.
-pub async fn shard_objects(api: &ApiServer) -> Vec<Value> {
+/// cache server's global view, else (no cache server) from root's shard. Objects that
+/// are not Shards (of the wrong shape) are left out.
+pub async fn shard_objects(api: &ApiServer) -> Vec<Shard> {
     let store = &api.inner.store;
+    let typed = |v: &Value| tapi::from_value::<Shard>(v).ok();
     if crate::bootstrap::logical_cluster_exists(store, "root") {
         return store
             .list_all(SHARDS, Some("root"), None)
             .into_iter()
-            .map(|o| o.value.clone())
+            .filter_map(|o| typed(&o.value))
             .collect();
     }
     if let Some(shards) = from_global(api, SHARDS) {
-        return shards;
+        return shards.iter().filter_map(typed).collect();
     }
     let peers = api.inner.peers.read().clone();
     match peers {
@@ -273,12 +307,8 @@ async fn shard_url_by_hash(api: &ApiServer, hash: &str) -> Option<String> {
     shard_objects(api)
         .await
         .into_iter()
-        .find(|s| canopy_core::resource::shard_hash(meta::name(s)) == hash)
-        .and_then(|s| {
-            s.pointer("/spec/baseURL")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
+        .find(|s| canopy_core::resource::shard_hash(s.name()) == hash)
+        .map(|s| s.spec.base_url)
 }
 
 /// On a shard without root: copies root's WorkspaceTypes into
@@ -317,13 +347,23 @@ pub async fn register_shard(api: &ApiServer) -> Result<(), canopy_core::ApiError
         .list_all(crate::bootstrap::LOGICAL_CLUSTER_RESOURCE, None, None)
         .len()
         .to_string();
+    let mut shard = Shard::new(
+        &name,
+        ShardSpec {
+            base_url: url.clone(),
+            external_url: external.clone(),
+            ..Default::default()
+        },
+    );
+    set_annotation(
+        &mut shard.metadata,
+        LOGICAL_CLUSTERS_ANNOTATION,
+        load.clone(),
+    );
     if !crate::bootstrap::logical_cluster_exists(&api.inner.store, "root") {
         let peers = api.inner.peers.read().clone();
         if let Some(p) = peers {
-            let obj = json!({"apiVersion": "core.kcp.io/v1alpha1", "kind": "Shard",
-                "metadata": {"name": name, "annotations": {LOGICAL_CLUSTERS_ANNOTATION: load}},
-                "spec": {"baseURL": url, "externalURL": external}});
-            p.register(&obj)
+            p.register(&shard)
                 .await
                 .map_err(|e| canopy_core::ApiError::internal(e.to_string()))?;
         }
@@ -337,26 +377,14 @@ pub async fn register_shard(api: &ApiServer) -> Result<(), canopy_core::ApiError
             .get(canopy_core::resource::KCP_CORE_GROUP, "v1alpha1", "shards")
             .cloned()
             .ok_or_else(|| canopy_core::ApiError::internal("shards resource missing"))?;
-        rest::create_system(
-            api,
-            "root",
-            &res,
-            json!({"apiVersion": "core.kcp.io/v1alpha1", "kind": "Shard",
-                "metadata": {"name": name, "annotations": {LOGICAL_CLUSTERS_ANNOTATION: load}},
-                "spec": {"baseURL": url, "externalURL": external}}),
-        )
-        .await?;
+        rest::create_system(api, "root", &res, tapi::to_value(&shard)).await?;
         return Ok(());
     }
-    rest::update_system(api, &key, |cur| {
-        let mut new = cur.clone();
-        set(&mut new, &["spec", "baseURL"], json!(url))?;
-        set(&mut new, &["spec", "externalURL"], json!(external))?;
-        let ann = meta::metadata_mut(&mut new)
-            .entry("annotations")
-            .or_insert_with(|| json!({}));
-        meta::ensure_object(ann).insert(LOGICAL_CLUSTERS_ANNOTATION.into(), json!(load));
-        (new != *cur).then_some(new)
+    update_typed(api, &key, |s: &mut Shard| {
+        s.spec.base_url = url.clone();
+        s.spec.external_url = external.clone();
+        set_annotation(&mut s.metadata, LOGICAL_CLUSTERS_ANNOTATION, load.clone());
+        true
     })
     .await
     .map_err(|e| canopy_core::ApiError::internal(e.to_string()))?;
@@ -384,34 +412,40 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) -> Result<Action, Rec
     let ws: &StoredObject = &current;
     let parent = ws.key.cluster.to_string();
     let name = ws.key.name.clone();
-    if meta::is_deleting(&ws.value) {
+    let typed: Workspace = match tapi::from_value(&ws.value) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, workspace = %ws.key, "not reconciling a workspace of an unexpected shape");
+            return Ok(Action::await_change());
+        }
+    };
+    if typed.metadata.deletion_timestamp.is_some() {
         return delete_child(api, ws).await;
     }
-    match ws.value.pointer("/status/phase").and_then(Value::as_str) {
-        Some("Ready") => return Ok(Action::await_change()),
-        Some("Initializing") => return sync_phase(api, ws).await,
+    match typed.phase() {
+        Some(Phase::Ready) => return Ok(Action::await_change()),
+        Some(Phase::Initializing) => return sync_phase(api, ws).await,
         _ => {}
     }
     // Scheduling: a shard (recorded as kcp does, by hash) and a logical cluster name,
     // in one write.
-    let scheduled = meta::annotation(&ws.value, SHARD_ANNOTATION).zip(
-        ws.value
-            .pointer("/spec/cluster")
-            .and_then(Value::as_str)
-            .filter(|c| !c.is_empty()),
-    );
+    let scheduled = typed.annotation(SHARD_ANNOTATION).zip(typed.cluster());
     let (shard, child) = match scheduled {
         Some((h, c)) => (h.to_string(), c.to_string()),
         None => {
-            let shard = match schedule(api, &ws.value).await {
+            let shard = match schedule(api, &typed).await {
                 Ok(shard) => shard,
                 Err(message) => {
-                    rest::update_system(api, &ws.key, |cur| {
-                        let mut new = cur.clone();
-                        set(&mut new, &["status", "conditions"], json!([{"type": "WorkspaceScheduled", "status": "False",
-                            "reason": "Unschedulable", "message": message, "lastTransitionTime": meta::now()}]))?;
-                        (cur.pointer("/status/conditions/0/message") != Some(&json!(message)))
-                            .then_some(new)
+                    update_typed(api, &ws.key, |w: &mut Workspace| {
+                        let first = w.status.conditions.first();
+                        let changed = first.and_then(|c| c.message.as_deref()) != Some(&*message);
+                        w.status.conditions = vec![Condition::new(
+                            ConditionType::WorkspaceScheduled,
+                            ConditionStatus::False,
+                            meta::now(),
+                        )
+                        .with_reason(ConditionReason::Unschedulable, message.clone())];
+                        changed
                     })
                     .await?;
                     // a Shard that appears or changes brings it back
@@ -420,33 +454,31 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) -> Result<Action, Rec
             };
             let hash = canopy_core::resource::shard_hash(&shard);
             let child = new_cluster_name();
-            let res = rest::update_system(api, &ws.key, |cur| {
-                let mut new = cur.clone();
-                let has_cluster = cur
-                    .pointer("/spec/cluster")
-                    .and_then(Value::as_str)
-                    .is_some_and(|c| !c.is_empty());
-                let ann = meta::metadata_mut(&mut new)
-                    .entry("annotations")
-                    .or_insert_with(|| json!({}));
-                if ann.get(SHARD_ANNOTATION).is_some() && has_cluster {
-                    return None;
+            let res = update_typed(api, &ws.key, |w: &mut Workspace| {
+                let has_cluster = w.cluster().is_some();
+                let has_shard = w.annotation(SHARD_ANNOTATION).is_some();
+                if has_shard && has_cluster {
+                    return false;
                 }
-                if ann.get(SHARD_ANNOTATION).is_none() {
-                    meta::ensure_object(ann).insert(SHARD_ANNOTATION.into(), json!(hash));
+                if !has_shard {
+                    set_annotation(&mut w.metadata, SHARD_ANNOTATION, hash.clone());
                 }
                 if !has_cluster {
-                    meta::ensure_object(ann).insert(CLUSTER_ANNOTATION.into(), json!(child));
-                    set(&mut new, &["spec", "cluster"], json!(child))?;
+                    set_annotation(&mut w.metadata, CLUSTER_ANNOTATION, child.clone());
+                    w.spec.cluster = Some(child.clone());
                 }
-                Some(new)
+                true
             })
             .await;
             let Some(o) = res? else {
                 return Ok(Action::await_change());
             };
-            match meta::annotation(&o.value, SHARD_ANNOTATION)
-                .zip(o.value.pointer("/spec/cluster").and_then(Value::as_str))
+            let Ok(o) = tapi::from_value::<Workspace>(&o.value) else {
+                return Ok(Action::await_change());
+            };
+            match o
+                .annotation(SHARD_ANNOTATION)
+                .zip(o.spec.cluster.as_deref())
             {
                 Some((h, c)) => (h.to_string(), c.to_string()),
                 None => return Ok(Action::await_change()),
@@ -454,50 +486,39 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) -> Result<Action, Rec
         }
     };
     let remote = shard != canopy_core::resource::shard_hash(&api.inner.config.shard_name);
-    let path = format!("{}:{}", path_of(store, &parent), name);
-    let ty = format!(
-        "{}:{}",
-        ws.value
-            .pointer("/spec/type/path")
-            .and_then(Value::as_str)
-            .unwrap_or("root"),
-        ws.value
-            .pointer("/spec/type/name")
-            .and_then(Value::as_str)
-            .unwrap_or("universal")
-    );
+    let path = match WorkspacePath::new(path_of(store, &parent)).and_then(|p| p.join(&name)) {
+        Ok(p) => p.to_string(),
+        Err(e) => {
+            tracing::warn!(error = %e, workspace = %ws.key, "a workspace at an invalid path");
+            return Ok(Action::await_change());
+        }
+    };
+    let type_ref = typed.type_or_default();
+    let ty = type_ref.qualified();
     // Initializing: the type and every type it extends may name an initializer.
     let mirror = api.inner.type_mirror.read().clone();
     let types = crate::registry::tenancy::Types {
         store,
         mirror: &mirror,
     };
-    let inits = crate::registry::tenancy::get_type(
-        types,
-        ws.value
-            .pointer("/spec/type/path")
-            .and_then(Value::as_str)
-            .unwrap_or("root"),
-        ws.value
-            .pointer("/spec/type/name")
-            .and_then(Value::as_str)
-            .unwrap_or("universal"),
-    )
-    .and_then(|t| crate::registry::tenancy::aliases(types, &t).ok())
-    .map(|a| crate::registry::tenancy::initializers(&a))
-    .unwrap_or_default();
-    let owner = json!({
-        "apiVersion": "tenancy.kcp.io/v1alpha1", "resource": "workspaces",
-        "name": name, "cluster": parent, "uid": ws.value.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
-    });
+    let inits = crate::registry::tenancy::get_type(types, &type_ref.path, &type_ref.name)
+        .and_then(|t| crate::registry::tenancy::aliases(types, &t).ok())
+        .map(|a| crate::registry::tenancy::initializers(&a))
+        .unwrap_or_default();
+    let owner = LogicalClusterOwner {
+        api_version: tapi::tenancy::API_VERSION.into(),
+        resource: "workspaces".into(),
+        name: name.clone(),
+        cluster: parent.clone(),
+        uid: typed.metadata.uid.clone().unwrap_or_default(),
+        ..Default::default()
+    };
     // The creator becomes admin inside the new workspace.
-    let owner_user: Option<String> = meta::annotation(&ws.value, OWNER_ANNOTATION)
-        .and_then(|s| serde_json::from_str::<Value>(s).ok())
-        .and_then(|o| {
-            o.get("username")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        });
+    let owner_user: Option<String> = typed
+        .annotation(OWNER_ANNOTATION)
+        .and_then(WorkspaceOwner::from_annotation)
+        .map(|o| o.username)
+        .filter(|u| !u.is_empty());
     let organization = crate::quota::organization_for_child(api, &parent, &ty, &child);
     if remote {
         // the chosen shard creates the logical cluster; this shard asks it to
@@ -506,9 +527,18 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) -> Result<Action, Rec
             tracing::warn!(workspace = %path, "scheduled onto an unknown shard; waiting");
             return Ok(Action::requeue(std::time::Duration::from_secs(1)));
         };
+        let placement = tapi::LogicalClusterName::new(child.clone())
+            .and_then(|n| Ok((n, WorkspacePath::new(path.clone())?)));
+        let (lc_name, wpath) = match placement {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, workspace = %path, "not placing a logical cluster");
+                return Ok(Action::await_change());
+            }
+        };
         let req = crate::internal::PlaceRequest {
-            name: child.clone(),
-            path: path.clone(),
+            name: lc_name,
+            path: wpath,
             type_: ty.clone(),
             initializers: inits.clone(),
             owner: Some(owner),
@@ -530,21 +560,24 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) -> Result<Action, Rec
         .await?;
     }
     let url = format!("{}/clusters/{path}", api.inner.config.external_url);
-    rest::update_system(api, &ws.key, |cur| {
+    update_typed(api, &ws.key, |w: &mut Workspace| {
         // phases only move forward: a stale event must not take a workspace back
-        if cur.pointer("/status/phase").and_then(Value::as_str) != Some("Scheduling") {
-            return None;
+        if !w.is_phase(Phase::Scheduling) {
+            return false;
         }
-        let mut new = cur.clone();
-        set(&mut new, &["spec", "URL"], json!(url))?;
+        w.spec.url = Some(url.clone());
         if inits.is_empty() {
-            set(&mut new, &["status", "phase"], json!("Ready"))?;
+            w.status.phase = Some(Phase::Ready);
         } else {
-            set(&mut new, &["status", "phase"], json!("Initializing"))?;
-            set(&mut new, &["status", "initializers"], json!(inits))?;
+            w.status.phase = Some(Phase::Initializing);
+            w.status.initializers = inits.clone();
         }
-        set(&mut new, &["status", "conditions"], json!([{"type": "WorkspaceScheduled", "status": "True", "lastTransitionTime": meta::now()}]))?;
-        (new != *cur).then_some(new)
+        w.status.conditions = vec![Condition::new(
+            ConditionType::WorkspaceScheduled,
+            ConditionStatus::True,
+            meta::now(),
+        )];
+        true
     })
     .await?;
     match store.get(&ws.key) {
@@ -553,49 +586,47 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) -> Result<Action, Rec
     }
 }
 
+/// Carries the remaining initializers of an Initializing workspace's logical cluster
+/// over to the Workspace, and makes it Ready once none is left.
+async fn carry_initializers(
+    api: &ApiServer,
+    key: &ObjectKey,
+    inits: &[String],
+) -> Result<(), ReconcileError> {
+    let done = inits.is_empty();
+    update_typed(api, key, |w: &mut Workspace| {
+        if !w.is_phase(Phase::Initializing) {
+            return false;
+        }
+        w.status.initializers = inits.to_vec();
+        if done {
+            w.status.phase = Some(Phase::Ready);
+        }
+        true
+    })
+    .await?;
+    Ok(())
+}
+
 /// Carries an Initializing workspace's logical cluster state over to the Workspace: its
 /// remaining initializers, and Ready once none is left.
 async fn sync_phase(api: &ApiServer, ws: &StoredObject) -> Result<Action, ReconcileError> {
     let store = &api.inner.store;
-    let Some(child) = ws
-        .value
-        .pointer("/spec/cluster")
-        .and_then(Value::as_str)
-        .filter(|c| !c.is_empty())
-    else {
+    let Ok(typed) = tapi::from_value::<Workspace>(&ws.value) else {
+        return Ok(Action::await_change());
+    };
+    let Some(child) = typed.cluster() else {
         return Ok(Action::await_change());
     };
     let Some(lc) = logical_cluster(store, child) else {
         // held by another shard: follow its LogicalCluster there
-        let hash = meta::annotation(&ws.value, SHARD_ANNOTATION)
-            .unwrap_or("")
-            .to_string();
+        let hash = typed.annotation(SHARD_ANNOTATION).unwrap_or("").to_string();
         let peers = api.inner.peers.read().clone();
         if let (Some(p), Some(base)) = (peers, shard_url_by_hash(api, &hash).await) {
             if let Some(lc) = p.logical_cluster(&base, child).await? {
-                let inits = lc
-                    .pointer("/status/initializers")
-                    .cloned()
-                    .unwrap_or_else(|| json!([]));
-                let done = inits.as_array().is_none_or(Vec::is_empty);
-                rest::update_system(api, &ws.key, |cur| {
-                    if cur.pointer("/status/phase").and_then(Value::as_str) != Some("Initializing")
-                    {
-                        return None;
-                    }
-                    let mut new = cur.clone();
-                    set(&mut new, &["status", "initializers"], inits.clone())?;
-                    if done {
-                        set(&mut new, &["status", "phase"], json!("Ready"))?;
-                        if let Some(st) = new.pointer_mut("/status").and_then(Value::as_object_mut)
-                        {
-                            st.remove("initializers");
-                        }
-                    }
-                    (new != *cur).then_some(new)
-                })
-                .await?;
-                if done {
+                let inits = lc.status.initializers;
+                carry_initializers(api, &ws.key, &inits).await?;
+                if inits.is_empty() {
                     return Ok(Action::await_change());
                 }
             }
@@ -603,35 +634,18 @@ async fn sync_phase(api: &ApiServer, ws: &StoredObject) -> Result<Action, Reconc
         // following the LogicalCluster on another shard
         return Ok(Action::requeue(std::time::Duration::from_secs(1)));
     };
-    let inits = lc
-        .value
-        .pointer("/status/initializers")
-        .cloned()
-        .unwrap_or_else(|| json!([]));
-    let done = inits.as_array().is_none_or(Vec::is_empty);
-    if done && lc.value.pointer("/status/phase").and_then(Value::as_str) != Some("Ready") {
-        rest::update_system(api, &lc.key, |cur| {
-            let mut new = cur.clone();
-            set(&mut new, &["status", "phase"], json!("Ready"))?;
-            (new != *cur).then_some(new)
+    let Ok(lc_typed) = tapi::from_value::<LogicalCluster>(&lc.value) else {
+        return Ok(Action::await_change());
+    };
+    let inits = lc_typed.status.initializers.clone();
+    if inits.is_empty() && !lc_typed.is_phase(Phase::Ready) {
+        update_typed(api, &lc.key, |l: &mut LogicalCluster| {
+            l.status.phase = Some(Phase::Ready);
+            true
         })
         .await?;
     }
-    rest::update_system(api, &ws.key, |cur| {
-        if cur.pointer("/status/phase").and_then(Value::as_str) != Some("Initializing") {
-            return None;
-        }
-        let mut new = cur.clone();
-        set(&mut new, &["status", "initializers"], inits.clone())?;
-        if done {
-            set(&mut new, &["status", "phase"], json!("Ready"))?;
-            if let Some(st) = new.pointer_mut("/status").and_then(Value::as_object_mut) {
-                st.remove("initializers");
-            }
-        }
-        (new != *cur).then_some(new)
-    })
-    .await?;
+    carry_initializers(api, &ws.key, &inits).await?;
     // the LogicalCluster's changes bring it back
     Ok(Action::await_change())
 }
@@ -644,38 +658,36 @@ async fn sync_phase(api: &ApiServer, ws: &StoredObject) -> Result<Action, Reconc
 fn owned_by(api: &ApiServer, child: &str, ws: &StoredObject) -> bool {
     match logical_cluster(&api.inner.store, child) {
         Some(lc) => {
-            let owner_uid = lc.value.pointer("/spec/owner/uid").and_then(Value::as_str);
-            let owner_cluster = lc
-                .value
-                .pointer("/spec/owner/cluster")
-                .and_then(Value::as_str);
-            owner_uid.is_some()
-                && owner_uid == ws.value.pointer("/metadata/uid").and_then(Value::as_str)
-                && owner_cluster == Some(&*ws.key.cluster)
+            let Ok(lc) = tapi::from_value::<LogicalCluster>(&lc.value) else {
+                return false;
+            };
+            let ws_uid = tapi::from_value::<Workspace>(&ws.value)
+                .ok()
+                .and_then(|w| w.metadata.uid);
+            lc.spec.owner.is_some_and(|o| {
+                !o.uid.is_empty() && Some(&o.uid) == ws_uid.as_ref() && o.cluster == *ws.key.cluster
+            })
         }
         None => child != "root",
     }
 }
 
 async fn delete_child(api: &ApiServer, ws: &StoredObject) -> Result<Action, ReconcileError> {
-    rest::update_system(api, &ws.key, |cur| {
-        if cur.pointer("/status/phase").and_then(Value::as_str) == Some("Deleting") {
-            return None;
+    update_typed(api, &ws.key, |w: &mut Workspace| {
+        if w.is_phase(Phase::Deleting) {
+            return false;
         }
-        let mut new = cur.clone();
-        set(&mut new, &["status", "phase"], json!("Deleting"))?;
-        Some(new)
+        w.status.phase = Some(Phase::Deleting);
+        true
     })
     .await?;
-    if let Some(child) = ws
-        .value
-        .pointer("/spec/cluster")
-        .and_then(Value::as_str)
-        .filter(|c| !c.is_empty())
-    {
+    let typed = tapi::from_value::<Workspace>(&ws.value).ok();
+    if let Some(child) = typed.as_ref().and_then(Workspace::cluster) {
         // child workspaces first (their deletion events bring us back), then the content;
         // on the shard that holds the logical cluster
-        let hash = meta::annotation(&ws.value, SHARD_ANNOTATION)
+        let hash = typed
+            .as_ref()
+            .and_then(|w| w.annotation(SHARD_ANNOTATION))
             .unwrap_or("")
             .to_string();
         let remote = !hash.is_empty()
@@ -711,21 +723,15 @@ async fn delete_child(api: &ApiServer, ws: &StoredObject) -> Result<Action, Reco
             Err(e) => return Err(e.into()),
         }
     }
-    rest::update_system(api, &ws.key, |cur| {
-        let fins = meta::finalizers(cur);
+    update_typed(api, &ws.key, |w: &mut Workspace| {
+        let Some(fins) = w.metadata.finalizers.as_mut() else {
+            return false;
+        };
         if !fins.iter().any(|f| f == LOGICAL_CLUSTER_FINALIZER) {
-            return None;
+            return false;
         }
-        let mut new = cur.clone();
-        meta::set_meta(
-            &mut new,
-            "finalizers",
-            json!(fins
-                .into_iter()
-                .filter(|f| f != LOGICAL_CLUSTER_FINALIZER)
-                .collect::<Vec<_>>()),
-        );
-        Some(new)
+        fins.retain(|f| f != LOGICAL_CLUSTER_FINALIZER);
+        true
     })
     .await?;
     Ok(Action::await_change())
@@ -734,25 +740,20 @@ async fn delete_child(api: &ApiServer, ws: &StoredObject) -> Result<Action, Reco
 /// The Workspace object (in the parent) of logical cluster `cluster`, whatever its phase.
 pub fn parent_workspace(store: &Store, cluster: &str) -> Option<std::sync::Arc<StoredObject>> {
     // the owner recorded on the LogicalCluster, when the Workspace is on this shard
-    if let Some(owner) =
-        logical_cluster(store, cluster).and_then(|lc| lc.value.pointer("/spec/owner").cloned())
-    {
-        let (c, n) = (
-            owner.get("cluster").and_then(Value::as_str).unwrap_or(""),
-            owner.get("name").and_then(Value::as_str).unwrap_or(""),
-        );
-        if let Some(ws) = store.get(&ObjectKey::new(WORKSPACES, c, "", n)) {
+    if let Some(owner) = typed_logical_cluster(store, cluster).and_then(|lc| lc.spec.owner) {
+        if let Some(ws) = store.get(&ObjectKey::new(WORKSPACES, &owner.cluster, "", &owner.name)) {
             return Some(ws);
         }
     }
-    let path = path_of(store, cluster);
-    let (parent_path, name) = path.rsplit_once(':')?;
+    let path = WorkspacePath::new(path_of(store, cluster)).ok()?;
+    let (parent_path, name) = path.split()?;
     // walk from root ignoring phases (the parent may itself be deleting)
-    let mut parts = parent_path.split(':');
+    let mut parts = parent_path.segments();
     let mut cur = parts.next()?.to_string();
     for seg in parts {
         let ws = store.get(&ObjectKey::new(WORKSPACES, &cur, "", seg))?;
-        cur = ws.value.pointer("/spec/cluster")?.as_str()?.to_string();
+        let ws: WorkspaceState = tapi::from_value(&ws.value).ok()?;
+        cur = ws.spec.cluster?;
     }
     store.get(&ObjectKey::new(WORKSPACES, &cur, "", name))
 }
@@ -770,14 +771,13 @@ pub async fn home(
     // a home made before that under the old readable-only name is kept for the user it
     // names as owner, and never handed to anyone else.
     let owned_by_user = |ws: &StoredObject| {
-        meta::annotation(&ws.value, OWNER_ANNOTATION)
-            .and_then(|s| serde_json::from_str::<Value>(s).ok())
-            .and_then(|o| {
-                o.get("username")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
+        tapi::from_value::<Workspace>(&ws.value)
+            .ok()
+            .and_then(|w| {
+                w.annotation(OWNER_ANNOTATION)
+                    .and_then(WorkspaceOwner::from_annotation)
             })
-            .is_some_and(|u| u == user.name)
+            .is_some_and(|o| o.username == user.name)
     };
     let legacy = legacy_home_name(&user.name);
     if !legacy.is_empty() {
@@ -794,13 +794,15 @@ pub async fn home(
             .registry
             .get("tenancy.kcp.io", "v1alpha1", "workspaces")
             .ok_or_else(|| ApiError::internal("workspaces resource missing"))?;
-        let owner = json!({"username": user.name, "uid": user.uid, "groups": user.groups});
-        let ws = json!({
-            "apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "Workspace",
-            "metadata": {"name": name, "annotations": {OWNER_ANNOTATION: owner.to_string()}},
-            "spec": {"type": {"name": "home", "path": "root"}},
-        });
-        rest::create_system(api, &users, ws_res, ws).await?;
+        let owner = WorkspaceOwner {
+            username: user.name.clone(),
+            uid: user.uid.clone(),
+            groups: user.groups.clone(),
+            ..Default::default()
+        };
+        let mut ws = Workspace::new(&name, Some(WorkspaceTypeReference::new("root", "home")));
+        set_annotation(&mut ws.metadata, OWNER_ANNOTATION, owner.to_annotation());
+        rest::create_system(api, &users, ws_res, tapi::to_value(&ws)).await?;
     }
     match store.get(&key) {
         Some(ws) if owned_by_user(&ws) => wait_ready(api, key, ws).await,
@@ -838,7 +840,9 @@ async fn wait_ready(
     mut ws: std::sync::Arc<StoredObject>,
 ) -> Result<std::sync::Arc<StoredObject>, canopy_core::ApiError> {
     for _ in 0..200 {
-        if ws.value.pointer("/status/phase").and_then(Value::as_str) == Some("Ready") {
+        let ready =
+            tapi::from_value::<WorkspaceState>(&ws.value).is_ok_and(|w| w.is_phase(Phase::Ready));
+        if ready {
             return Ok(ws);
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

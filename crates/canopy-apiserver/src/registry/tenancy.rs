@@ -3,6 +3,11 @@
 //! workspace onto this shard, creates its logical cluster and binds its owner as admin.
 
 use canopy_core::{ApiError, Cause};
+use canopy_tenancy_api::tenancy::set_annotation;
+use canopy_tenancy_api::{
+    self as tapi, Phase, Workspace, WorkspaceOwner, WorkspaceState, WorkspaceStatus, WorkspaceType,
+    WorkspaceTypeExtension, WorkspaceTypeReference, WorkspaceTypeSelector, WorkspaceTypeSpec,
+};
 use serde_json::{json, Value};
 
 use super::table::{age_column, Column};
@@ -15,10 +20,6 @@ pub const PATH_ANNOTATION: &str = "kcp.io/path";
 pub const WORKSPACES: &str = "tenancy.kcp.io/workspaces";
 pub const WORKSPACE_TYPES: &str = "tenancy.kcp.io/workspacetypes";
 
-fn s<'a>(v: &'a Value, p: &str) -> &'a str {
-    v.pointer(p).and_then(Value::as_str).unwrap_or("")
-}
-
 /// A workspace type, with the workspace it lives in.
 #[derive(Clone, Debug)]
 pub struct ResolvedType {
@@ -27,7 +28,7 @@ pub struct ResolvedType {
     /// Logical cluster name of that workspace.
     pub cluster: String,
     pub name: String,
-    pub object: Value,
+    pub object: WorkspaceType,
 }
 
 impl ResolvedType {
@@ -39,7 +40,9 @@ impl ResolvedType {
     /// The initializer this type adds to new workspaces when `spec.initializer` is set:
     /// kcp's `<logical cluster>:<type name>`.
     pub fn initializer(&self) -> Option<String> {
-        (self.object.pointer("/spec/initializer") == Some(&Value::Bool(true)))
+        self.object
+            .spec
+            .initializer
             .then(|| format!("{}:{}", self.cluster, self.name))
     }
 }
@@ -61,11 +64,12 @@ pub fn get_type(types: Types<'_>, path: &str, name: &str) -> Option<ResolvedType
             return types
                 .mirror
                 .get(&format!("root:{name}"))
-                .map(|o| ResolvedType {
+                .and_then(|o| tapi::from_value(o).ok())
+                .map(|object| ResolvedType {
                     path: "root".into(),
                     cluster: "root".into(),
                     name: name.to_string(),
-                    object: o.clone(),
+                    object,
                 });
         }
         return None;
@@ -80,7 +84,7 @@ pub fn get_type(types: Types<'_>, path: &str, name: &str) -> Option<ResolvedType
         path: crate::workspaces::path_of(store, &cluster),
         cluster,
         name: name.to_string(),
-        object: o.value.clone(),
+        object: tapi::from_value(&o.value).ok()?,
     })
 }
 
@@ -101,8 +105,11 @@ pub fn resolve_type_ref(
         if let Some(t) = get_type(store, &cur, name) {
             return Ok(t);
         }
-        match cur.rsplit_once(':') {
-            Some((parent, _)) => cur = parent.to_string(),
+        let parent = tapi::WorkspacePath::new(cur.as_str())
+            .ok()
+            .and_then(|p| p.parent());
+        match parent {
+            Some(parent) => cur = parent.to_string(),
             None if cur != "root" => cur = "root".to_string(),
             None => return Err(format!("workspace type {name:?} cannot be resolved")),
         }
@@ -122,14 +129,8 @@ pub fn aliases(store: Types<'_>, t: &ResolvedType) -> Result<Vec<ResolvedType>, 
         let q = t.qualified();
         seen.push(q.clone());
         stack.push(q);
-        for base in t
-            .object
-            .pointer("/spec/extend/with")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let (bp, bn) = (s(base, "/path"), s(base, "/name"));
+        for base in &t.object.spec.extend.with {
+            let (bp, bn) = (base.path.as_str(), base.name.as_str());
             let bq = format!("{bp}:{bn}");
             if let Some(i) = stack.iter().position(|x| *x == bq) {
                 return Err(format!(
@@ -172,10 +173,8 @@ fn sorted_names(it: impl Iterator<Item = String>) -> String {
     format!("[{}]", v.join(" "))
 }
 
-fn ref_names(types: &[Value]) -> impl Iterator<Item = String> + '_ {
-    types
-        .iter()
-        .map(|t| format!("{}:{}", s(t, "/path"), s(t, "/name")))
+fn ref_names(types: &[WorkspaceTypeReference]) -> impl Iterator<Item = String> + '_ {
+    types.iter().map(|t| format!("{}:{}", t.path, t.name))
 }
 
 /// kcp's `limitAllowedParents` / `limitAllowedChildren` checks over both sides' aliases.
@@ -186,25 +185,24 @@ fn check_limits(
     child_type: &str,
 ) -> Result<(), String> {
     let mut errs = Vec::new();
-    let implements = |aliases: &[ResolvedType], allowed: &[Value]| {
+    let implements = |aliases: &[ResolvedType], allowed: &[WorkspaceTypeReference]| {
         let allowed: Vec<String> = ref_names(allowed).collect();
         aliases.iter().any(|a| allowed.contains(&a.qualified()))
     };
     for c in child {
-        if c.object.pointer("/spec/limitAllowedParents/none") == Some(&Value::Bool(true)) {
+        let Some(limit) = &c.object.spec.limit_allowed_parents else {
+            continue;
+        };
+        if limit.none {
             errs.push(format!(
                 "workspace type {child_type} cannot be created as a child of any workspace"
             ));
             continue;
         }
-        let Some(allowed) = c
-            .object
-            .pointer("/spec/limitAllowedParents/types")
-            .and_then(Value::as_array)
-            .filter(|a| !a.is_empty())
-        else {
+        let allowed = &limit.types;
+        if allowed.is_empty() {
             continue;
-        };
+        }
         if !implements(parent, allowed) {
             let extending = if c.qualified() != child_type {
                 format!(" extends {}, which", c.qualified())
@@ -223,20 +221,19 @@ fn check_limits(
         return Err(aggregate(errs));
     }
     for p in parent {
-        if p.object.pointer("/spec/limitAllowedChildren/none") == Some(&Value::Bool(true)) {
+        let Some(limit) = &p.object.spec.limit_allowed_children else {
+            continue;
+        };
+        if limit.none {
             errs.push(format!(
                 "workspace type {parent_type} cannot have any children"
             ));
             continue;
         }
-        let Some(allowed) = p
-            .object
-            .pointer("/spec/limitAllowedChildren/types")
-            .and_then(Value::as_array)
-            .filter(|a| !a.is_empty())
-        else {
+        let allowed = &limit.types;
+        if allowed.is_empty() {
             continue;
-        };
+        }
         if !implements(child, allowed) {
             let extending = if p.qualified() != parent_type {
                 format!(" extends {}, which", p.qualified())
@@ -268,111 +265,36 @@ fn aggregate(mut errs: Vec<String>) -> String {
 
 pub struct WorkspaceStrategy;
 
-/// The JSON shape of a Workspace (kcp's Go types): only for refusing wrong types with
-/// kube's 400 before any code walks the object; unknown fields are left to the rest.
-mod shape {
-    use serde::Deserialize;
-    use serde_json::{Map, Value};
-
-    #[derive(Deserialize)]
-    #[allow(dead_code)]
-    pub(super) struct Workspace {
-        #[serde(default)]
-        pub spec: Option<Spec>,
-        #[serde(default)]
-        pub status: Option<Map<String, Value>>,
-    }
-
-    #[derive(Deserialize)]
-    #[allow(non_snake_case, dead_code)]
-    pub(super) struct Spec {
-        #[serde(default, rename = "type")]
-        pub type_: Option<TypeRef>,
-        #[serde(default)]
-        pub location: Option<Location>,
-        #[serde(default)]
-        pub cluster: Option<String>,
-        #[serde(default)]
-        pub URL: Option<String>,
-        #[serde(default)]
-        pub mount: Option<Map<String, Value>>,
-    }
-
-    #[derive(Deserialize)]
-    #[allow(dead_code)]
-    pub(super) struct TypeRef {
-        #[serde(default)]
-        pub name: Option<String>,
-        #[serde(default)]
-        pub path: Option<String>,
-    }
-
-    #[derive(Deserialize)]
-    #[allow(dead_code)]
-    pub(super) struct Location {
-        #[serde(default)]
-        pub selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
-    }
-
-    /// The shape of a WorkspaceType's spec.
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    #[allow(dead_code)]
-    pub(super) struct WorkspaceType {
-        #[serde(default)]
-        pub spec: Option<TypeSpec>,
-        #[serde(default)]
-        pub status: Option<Map<String, Value>>,
-    }
-
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    #[allow(dead_code)]
-    pub(super) struct TypeSpec {
-        #[serde(default)]
-        pub default_child_workspace_type: Option<TypeRef>,
-        #[serde(default)]
-        pub extend: Option<Extend>,
-        #[serde(default)]
-        pub limit_allowed_parents: Option<Limit>,
-        #[serde(default)]
-        pub limit_allowed_children: Option<Limit>,
-        #[serde(default)]
-        pub initializer: Option<bool>,
-        #[serde(default)]
-        pub additional_workspace_labels: Option<std::collections::BTreeMap<String, String>>,
-    }
-
-    #[derive(Deserialize)]
-    #[allow(dead_code)]
-    pub(super) struct Extend {
-        #[serde(default)]
-        pub with: Option<Vec<TypeRef>>,
-    }
-
-    #[derive(Deserialize)]
-    #[allow(dead_code)]
-    pub(super) struct Limit {
-        #[serde(default)]
-        pub types: Option<Vec<TypeRef>>,
-        #[serde(default)]
-        pub none: Option<bool>,
-    }
+/// A Workspace's spec and status for a table row (an object of the wrong shape shows
+/// empty cells).
+fn state(o: &Value) -> WorkspaceState {
+    tapi::from_value(o).unwrap_or_default()
 }
 
 /// Refuses an object whose fields have the wrong JSON types, as kube's decoder does
 /// (400 `<Kind> in version "v1alpha1" cannot be handled as a <Kind>: ...`).
-fn check_shape<'a, T: serde::Deserialize<'a>>(kind: &str, obj: &'a Value) -> Result<(), ApiError> {
-    T::deserialize(obj).map(|_| ()).map_err(|e| {
+fn check_shape<T: serde::de::DeserializeOwned>(kind: &str, obj: &Value) -> Result<T, ApiError> {
+    tapi::from_value(obj).map_err(|e| {
         ApiError::bad_request(format!(
             "{kind} in version \"v1alpha1\" cannot be handled as a {kind}: {e}"
         ))
     })
 }
 
+/// Edits a Workspace being written (`f` sees it typed; only what it changes is written).
+fn edit_workspace<R>(obj: &mut Value, f: impl FnOnce(&mut Workspace) -> R) -> Result<R, ApiError> {
+    let (new, r) = tapi::edit(obj, f).map_err(|e| {
+        ApiError::bad_request(format!(
+            "Workspace in version \"v1alpha1\" cannot be handled as a Workspace: {e}"
+        ))
+    })?;
+    *obj = new;
+    Ok(r)
+}
+
 impl Strategy for WorkspaceStrategy {
     fn canonicalize(&self, obj: Value) -> Result<(Value, Vec<String>), ApiError> {
-        check_shape::<shape::Workspace>("Workspace", &obj)?;
+        check_shape::<Workspace>("Workspace", &obj)?;
         Ok((obj, Vec::new()))
     }
 
@@ -380,7 +302,8 @@ impl Strategy for WorkspaceStrategy {
     /// `defaultChildWorkspaceType`, resolves it, requires `use` on the type and every type
     /// it extends, and checks both sides' parent/child limits.
     fn admit(&self, obj: &mut Value, ctx: &AdmissionContext<'_>) -> Result<(), ApiError> {
-        let ws_name = canopy_core::meta::name(obj).to_string();
+        let ws: Workspace = check_shape("Workspace", obj)?;
+        let ws_name = ws.name().to_string();
         let forbidden = |reason: &str| {
             ApiError::admission_forbidden(
                 canopy_core::Subject {
@@ -404,28 +327,25 @@ impl Strategy for WorkspaceStrategy {
                 "workspace type cannot be resolved: workspace type {parent_path}:{parent_name} does not exist"
             ))
         })?;
-        if s(obj, "/spec/type/name").is_empty() {
+        let mut type_ref = ws.spec.type_.clone().unwrap_or_default();
+        if type_ref.name.is_empty() {
             let Some(d) = parent_type
                 .object
-                .pointer("/spec/defaultChildWorkspaceType")
-                .filter(|d| !s(d, "/name").is_empty())
+                .spec
+                .default_child_workspace_type
+                .as_ref()
+                .filter(|d| !d.name.is_empty())
             else {
                 return Err(forbidden(&format!(
                     "spec.defaultChildWorkspaceType of workspace type {} must be set",
                     parent_type.qualified()
                 )));
             };
-            let default = json!({"name": s(d, "/name"), "path": s(d, "/path")});
-            canopy_core::meta::set_path(obj, &["spec", "type"], default)?;
+            type_ref = WorkspaceTypeReference::new(d.path.clone(), d.name.clone());
         }
-        let t = resolve_type_ref(
-            store,
-            &ctx.cluster_path,
-            s(obj, "/spec/type/path"),
-            s(obj, "/spec/type/name"),
-        )
-        .map_err(|e| forbidden(&e))?;
-        canopy_core::meta::set_path(obj, &["spec", "type", "path"], json!(t.path))?;
+        let t = resolve_type_ref(store, &ctx.cluster_path, &type_ref.path, &type_ref.name)
+            .map_err(|e| forbidden(&e))?;
+        type_ref.path = t.path.clone();
         let child_aliases = aliases(store, &t).map_err(|e| forbidden(&e))?;
         for alias in &child_aliases {
             let attrs = canopy_auth::rbac::Attributes {
@@ -474,76 +394,71 @@ impl Strategy for WorkspaceStrategy {
             &t.qualified(),
         )
         .map_err(|e| forbidden(&e))?;
-        // additionalWorkspaceLabels of the type, without overriding the user's
-        if let Some(extra) = t
-            .object
-            .pointer("/spec/additionalWorkspaceLabels")
-            .and_then(Value::as_object)
-        {
-            let meta = canopy_core::meta::metadata_mut(obj);
-            let labels = meta.entry("labels").or_insert_with(|| json!({}));
-            if let Some(l) = labels.as_object_mut() {
-                for (k, v) in extra {
-                    l.entry(k.clone()).or_insert_with(|| v.clone());
+        let owner = WorkspaceOwner {
+            username: ctx.user.name.clone(),
+            uid: ctx.user.uid.clone(),
+            groups: ctx.user.groups.clone(),
+            ..Default::default()
+        };
+        let extra_labels = &t.object.spec.additional_workspace_labels;
+        edit_workspace(obj, |w| {
+            // the type, defaulted and resolved to its workspace's path
+            let tr = w.spec.type_.get_or_insert_with(Default::default);
+            tr.name = type_ref.name.clone();
+            tr.path = type_ref.path.clone();
+            // additionalWorkspaceLabels of the type, without overriding the user's
+            if !extra_labels.is_empty() {
+                let labels = w.metadata.labels.get_or_insert_with(Default::default);
+                for (k, v) in extra_labels {
+                    labels.entry(k.clone()).or_insert_with(|| v.clone());
                 }
             }
-        }
-        let owner =
-            json!({"username": ctx.user.name, "uid": ctx.user.uid, "groups": ctx.user.groups});
-        let meta = canopy_core::meta::metadata_mut(obj);
-        let ann = meta.entry("annotations").or_insert_with(|| json!({}));
-        if let Some(a) = ann.as_object_mut() {
-            a.insert(OWNER_ANNOTATION.into(), json!(owner.to_string()));
-        }
-        Ok(())
+            set_annotation(&mut w.metadata, OWNER_ANNOTATION, owner.to_annotation());
+        })
     }
 
     fn prepare_for_create(&self, obj: &mut Value) -> Result<(), ApiError> {
-        canopy_core::meta::object_at(obj, &[])?
-            .insert("status".into(), json!({"phase": "Scheduling"}));
-        if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.remove("cluster");
-            spec.remove("URL");
-        }
-        let meta = canopy_core::meta::metadata_mut(obj);
-        let fins = meta.entry("finalizers").or_insert_with(|| json!([]));
-        if let Some(a) = fins.as_array_mut() {
-            if !a.iter().any(|f| f == LOGICAL_CLUSTER_FINALIZER) {
-                a.push(json!(LOGICAL_CLUSTER_FINALIZER));
+        edit_workspace(obj, |w| {
+            w.status = WorkspaceStatus {
+                phase: Some(Phase::Scheduling),
+                ..Default::default()
+            };
+            // the system sets these
+            w.spec.cluster = None;
+            w.spec.url = None;
+            let fins = w.metadata.finalizers.get_or_insert_with(Vec::new);
+            if !fins.iter().any(|f| f == LOGICAL_CLUSTER_FINALIZER) {
+                fins.push(LOGICAL_CLUSTER_FINALIZER.into());
             }
-        }
-        Ok(())
+        })
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) -> Result<(), ApiError> {
         // the system owns spec.cluster and spec.URL
-        for f in ["cluster", "URL"] {
-            match old.pointer(&format!("/spec/{f}")) {
-                Some(v) => canopy_core::meta::set_path(new, &["spec", f], v.clone())?,
-                None => {
-                    if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
-                        spec.remove(f);
-                    }
-                }
-            }
-        }
-        Ok(())
+        let old: WorkspaceState = check_shape("Workspace", old)?;
+        edit_workspace(new, |w| {
+            w.spec.cluster = old.spec.cluster.clone();
+            w.spec.url = old.spec.url.clone();
+        })
     }
 
     fn validate_update(&self, new: &Value, old: &Value, causes: &mut Vec<Cause>) {
-        if new.pointer("/spec/type") != old.pointer("/spec/type") {
-            causes.push(Cause::invalid(
-                "spec.type",
-                new.pointer("/spec/type").unwrap_or(&Value::Null),
-                "field is immutable",
-            ));
+        let type_of = |v: &Value| {
+            tapi::from_value::<WorkspaceState>(v)
+                .ok()
+                .and_then(|w| w.spec.type_)
+        };
+        let new_type = type_of(new);
+        if new_type != type_of(old) {
+            let shown = new_type.as_ref().map(tapi::to_value).unwrap_or(Value::Null);
+            causes.push(Cause::invalid("spec.type", &shown, "field is immutable"));
         }
     }
 
     fn columns(&self) -> Vec<Column> {
         vec![
             Column::new("Type", "string", "Type of the workspace", |o| {
-                json!(s(o, "/spec/type/name"))
+                json!(state(o).spec.type_.map(|t| t.name).unwrap_or_default())
             }),
             Column::new("Region", "string", "The region this workspace is in", |o| {
                 json!(o
@@ -555,10 +470,16 @@ impl Strategy for WorkspaceStrategy {
                 "Phase",
                 "string",
                 "The current phase (e.g. Scheduling, Initializing, Ready, Deleting)",
-                |o| json!(s(o, "/status/phase")),
+                |o| {
+                    json!(state(o)
+                        .status
+                        .phase
+                        .map(|p| p.to_string())
+                        .unwrap_or_default())
+                },
             ),
             Column::new("URL", "string", "URL to access the workspace", |o| {
-                json!(s(o, "/spec/URL"))
+                json!(state(o).spec.url.unwrap_or_default())
             }),
             age_column(),
         ]
@@ -569,7 +490,7 @@ pub struct WorkspaceTypeStrategy;
 
 impl Strategy for WorkspaceTypeStrategy {
     fn canonicalize(&self, obj: Value) -> Result<(Value, Vec<String>), ApiError> {
-        check_shape::<shape::WorkspaceType>("WorkspaceType", &obj)?;
+        check_shape::<WorkspaceType>("WorkspaceType", &obj)?;
         Ok((obj, Vec::new()))
     }
 
@@ -581,38 +502,80 @@ impl Strategy for WorkspaceTypeStrategy {
 /// The built-in workspace types, created in `root` (kcp's, plus Canopy's `homeroot` and
 /// `homebucket` for the `users` workspace).
 pub fn builtin_workspace_types() -> Vec<Value> {
-    let t = |name: &str, spec: Value| json!({"apiVersion": "tenancy.kcp.io/v1alpha1", "kind": "WorkspaceType", "metadata": {"name": name, "annotations": {PATH_ANNOTATION: "root"}}, "spec": spec});
-    let r = |name: &str| json!({"name": name, "path": "root"});
+    let r = |name: &str| WorkspaceTypeReference::new("root", name);
+    let with = |names: &[&str]| WorkspaceTypeExtension {
+        with: names.iter().map(|n| r(n)).collect(),
+        ..Default::default()
+    };
+    let only = |names: &[&str]| {
+        Some(WorkspaceTypeSelector::types(
+            names.iter().map(|n| r(n)).collect(),
+        ))
+    };
+    let t = |name: &str, spec: WorkspaceTypeSpec| {
+        let mut t = WorkspaceType::new(name, spec);
+        set_annotation(&mut t.metadata, PATH_ANNOTATION, "root");
+        tapi::to_value(&t)
+    };
     vec![
         t(
             "root",
-            json!({"defaultChildWorkspaceType": r("organization"), "limitAllowedParents": {"none": true}, "extend": {"with": [r("universal")]}}),
+            WorkspaceTypeSpec {
+                default_child_workspace_type: Some(r("organization")),
+                limit_allowed_parents: Some(WorkspaceTypeSelector::none()),
+                extend: with(&["universal"]),
+                ..Default::default()
+            },
         ),
         t(
             "universal",
-            json!({"defaultChildWorkspaceType": r("universal")}),
+            WorkspaceTypeSpec {
+                default_child_workspace_type: Some(r("universal")),
+                ..Default::default()
+            },
         ),
         t(
             "organization",
-            json!({"extend": {"with": [r("universal")]}, "defaultChildWorkspaceType": r("universal"),
-                "limitAllowedChildren": {"types": [r("universal")]}, "limitAllowedParents": {"types": [r("root")]}}),
+            WorkspaceTypeSpec {
+                extend: with(&["universal"]),
+                default_child_workspace_type: Some(r("universal")),
+                limit_allowed_children: only(&["universal"]),
+                limit_allowed_parents: only(&["root"]),
+                ..Default::default()
+            },
         ),
         t(
             "team",
-            json!({"extend": {"with": [r("universal")]}, "defaultChildWorkspaceType": r("universal"),
-                "limitAllowedParents": {"types": [r("organization"), r("team")]}}),
+            WorkspaceTypeSpec {
+                extend: with(&["universal"]),
+                default_child_workspace_type: Some(r("universal")),
+                limit_allowed_parents: only(&["organization", "team"]),
+                ..Default::default()
+            },
         ),
         t(
             "homeroot",
-            json!({"limitAllowedChildren": {"types": [r("homebucket"), r("home")]}, "limitAllowedParents": {"types": [r("root")]}}),
+            WorkspaceTypeSpec {
+                limit_allowed_children: only(&["homebucket", "home"]),
+                limit_allowed_parents: only(&["root"]),
+                ..Default::default()
+            },
         ),
         t(
             "homebucket",
-            json!({"limitAllowedParents": {"types": [r("homeroot"), r("homebucket")]}}),
+            WorkspaceTypeSpec {
+                limit_allowed_parents: only(&["homeroot", "homebucket"]),
+                ..Default::default()
+            },
         ),
         t(
             "home",
-            json!({"extend": {"with": [r("universal")]}, "defaultChildWorkspaceType": r("universal"), "limitAllowedParents": {"none": true}}),
+            WorkspaceTypeSpec {
+                extend: with(&["universal"]),
+                default_child_workspace_type: Some(r("universal")),
+                limit_allowed_parents: Some(WorkspaceTypeSelector::none()),
+                ..Default::default()
+            },
         ),
     ]
 }
