@@ -204,3 +204,46 @@ async fn logical_clusters_appear_and_disappear_in_the_index() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A shard asked by a peer to delete a logical cluster for a Workspace refuses when the
+/// logical cluster names another owner (409), and deletes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_delete_only_logical_clusters_of_the_named_owner() {
+    let env = TestProxy::builder().shards(2).start().await;
+    env.shard(1)
+        .shard
+        .api
+        .ensure_logical_cluster("beta")
+        .await
+        .unwrap();
+    let ca =
+        canopy_auth::ClientCa::load_or_create(&env.dir.path().join("client-ca"), "proxy-client-ca")
+            .unwrap();
+    let (cert, key) = ca.issue_client_cert("system:shard:root", &[]).unwrap();
+    let peers = canopy_apiserver::peers::Peers::new(
+        &canopy_apiserver::peers::PeerConfig {
+            ca_bundle_pem: env.shard(1).shard.ca_cert_pem.clone(),
+            client_cert_pem: cert,
+            client_key_pem: key,
+            root_shard_url: None,
+        },
+        "root",
+    )
+    .unwrap();
+    let base = env.shard(1).url().to_string();
+    let refused = peers
+        .delete_logical_cluster(&base, "beta", ("root", "some-other-workspace-uid"))
+        .await;
+    let err = refused.expect_err("another owner's logical cluster is not deleted");
+    assert!(err.to_string().contains("409"), "{err}");
+    assert!(
+        env.shard(1).shard.api.logical_cluster_exists("beta"),
+        "nothing was deleted"
+    );
+    // a tenant reaching the same path through the proxy gets 404, as always
+    let (code, _) = env
+        .admin()
+        .delete("/internal/logicalclusters/beta?ownerUID=x&ownerCluster=root")
+        .await;
+    assert_eq!(code, 404);
+}

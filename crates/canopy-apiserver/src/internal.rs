@@ -51,6 +51,7 @@ pub async fn serve(
     api: &ApiServer,
     method: &Method,
     path: &str,
+    query: &std::collections::HashMap<String, String>,
     body: Bytes,
 ) -> Result<Response<Body>, ApiError> {
     if path == "/internal/usage" && *method == Method::POST {
@@ -72,8 +73,32 @@ pub async fn serve(
             None => Err(not_found(name)),
         },
         (&Method::DELETE, false) => {
-            if lc_of(api, name).is_none() && api.inner.store.keys_of_cluster(name).is_empty() {
+            let lc = lc_of(api, name);
+            if lc.is_none() && api.inner.store.keys_of_cluster(name).is_empty() {
                 return Err(not_found(name));
+            }
+            // The caller names the Workspace it deletes for (`ownerCluster`, `ownerUID`):
+            // a logical cluster owned by another workspace is refused, so that no
+            // confusion of names on the calling shard deletes someone else's.
+            if let (Some(lc), Some(uid)) = (&lc, query.get("ownerUID")) {
+                let owner =
+                    canopy_tenancy_api::from_value::<canopy_tenancy_api::LogicalCluster>(lc)
+                        .ok()
+                        .and_then(|l| l.spec.owner);
+                let matches = owner.is_some_and(|o| {
+                    !o.uid.is_empty()
+                        && o.uid == *uid
+                        && query.get("ownerCluster").is_some_and(|c| *c == o.cluster)
+                });
+                if !matches {
+                    return Err(ApiError::new(
+                        409,
+                        "Conflict",
+                        format!(
+                            "logical cluster {name:?} is not owned by the workspace deleting it"
+                        ),
+                    ));
+                }
             }
             if delete_cluster(api, name).await? {
                 Ok(response::json(

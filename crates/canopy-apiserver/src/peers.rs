@@ -176,12 +176,21 @@ impl Peers {
 
     /// Deletes logical cluster `name` on the shard at `base_url`: `true` once it is
     /// gone, `false` while its deletion is under way.
+    /// Deletes logical cluster `name` on another shard for the Workspace `owner`
+    /// (its logical cluster and uid): that shard refuses (409) when its LogicalCluster
+    /// names another owner.
     pub async fn delete_logical_cluster(
         &self,
         base_url: &str,
         name: &str,
+        owner: (&str, &str),
     ) -> Result<bool, PeerError> {
-        let url = format!("{base_url}/internal/logicalclusters/{name}");
+        const Q: &percent_encoding::AsciiSet = percent_encoding::NON_ALPHANUMERIC;
+        let url = format!(
+            "{base_url}/internal/logicalclusters/{name}?ownerCluster={}&ownerUID={}",
+            percent_encoding::utf8_percent_encode(owner.0, Q),
+            percent_encoding::utf8_percent_encode(owner.1, Q),
+        );
         match self
             .call(reqwest::Method::DELETE, url.clone(), None)
             .await?

@@ -40,6 +40,8 @@ impl PathHandler for LogicalClusterPeers {
     }
 
     fn handle<'a>(&'a self, api: &'a ApiServer, req: PathRequest<'a>) -> HandlerFuture<'a> {
-        Box::pin(crate::internal::serve(api, req.method, req.path, req.body))
+        Box::pin(crate::internal::serve(
+            api, req.method, req.path, req.query, req.body,
+        ))
     }
 }

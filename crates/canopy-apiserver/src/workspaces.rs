@@ -697,7 +697,17 @@ async fn delete_child(api: &ApiServer, ws: &StoredObject) -> Result<Action, Reco
             let peers = api.inner.peers.read().clone();
             match (peers, shard_url_by_hash(api, &hash).await) {
                 (Some(p), Some(base)) => p
-                    .delete_logical_cluster(&base, child)
+                    .delete_logical_cluster(
+                        &base,
+                        child,
+                        (
+                            &ws.key.cluster,
+                            typed
+                                .as_ref()
+                                .and_then(|w| w.metadata.uid.as_deref())
+                                .unwrap_or(""),
+                        ),
+                    )
                     .await
                     .map_err(|e| canopy_core::ApiError::internal(e.to_string())),
                 _ => Err(canopy_core::ApiError::internal(
