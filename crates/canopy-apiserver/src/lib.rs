@@ -143,6 +143,7 @@ impl Default for VersionInfo {
 fn default_plugins() -> plugin::Plugins {
     plugin::Plugins::default()
         .with_resolver(tenancy_plugin::WorkspacePaths)
+        .with_resource_handler(tenancy_plugin::HomeWorkspace)
         .with_path_handler(tenancy_plugin::LogicalClusterPeers)
         .with_path_handler(tokens::TokenService)
 }

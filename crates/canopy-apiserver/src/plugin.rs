@@ -7,6 +7,8 @@
 //!   *before* the handler runs.
 //! - [`ClusterResolver`]: which logical cluster `/clusters/<name>` means (kcp tenancy
 //!   resolves workspace paths such as `root:org:team`).
+//! - [`ResourceHandler`]: requests for a resource a plug-in answers itself, with its
+//!   own authorization (kcp's `workspaces/~`).
 //!
 //! Plug-ins are registered once, when the server is built ([`Plugins`]); the pipeline
 //! asks them in registration order.
@@ -73,6 +75,25 @@ pub trait PathHandler: Send + Sync + 'static {
     fn handle<'a>(&'a self, api: &'a ApiServer, req: PathRequest<'a>) -> HandlerFuture<'a>;
 }
 
+/// Answers some requests for a resource itself, instead of the generic store, with its
+/// own authorization (kcp's `workspaces/~`: the caller's home, for any authenticated
+/// caller). Asked after the caller entered the logical cluster; a claimed request skips
+/// the generic RBAC check, so a handler must refuse what it does not allow.
+pub trait ResourceHandler: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+
+    /// Whether this handler answers the request (`cluster`: the resolved logical
+    /// cluster; `None` across all of them).
+    fn claims(&self, info: &canopy_core::RequestInfo, cluster: Option<&str>) -> bool;
+
+    fn handle<'a>(
+        &'a self,
+        api: &'a ApiServer,
+        ctx: &'a crate::pipeline::Ctx,
+        res: &'a crate::registry::Resource,
+    ) -> HandlerFuture<'a>;
+}
+
 /// Resolves the name in `/clusters/<name>` to a logical cluster held by this server.
 pub trait ClusterResolver: Send + Sync + 'static {
     /// The logical cluster `name` (a workspace path, or a logical cluster name) means on
@@ -85,6 +106,7 @@ pub trait ClusterResolver: Send + Sync + 'static {
 #[derive(Clone, Default)]
 pub struct Plugins {
     pub(crate) paths: Vec<Arc<dyn PathHandler>>,
+    pub(crate) resources: Vec<Arc<dyn ResourceHandler>>,
     pub(crate) resolver: Option<Arc<dyn ClusterResolver>>,
 }
 
@@ -92,6 +114,23 @@ impl Plugins {
     pub fn with_path_handler(mut self, h: impl PathHandler) -> Self {
         self.paths.push(Arc::new(h));
         self
+    }
+
+    pub fn with_resource_handler(mut self, h: impl ResourceHandler) -> Self {
+        self.resources.push(Arc::new(h));
+        self
+    }
+
+    /// The first resource handler claiming a request.
+    pub(crate) fn claim(
+        &self,
+        info: &canopy_core::RequestInfo,
+        cluster: Option<&str>,
+    ) -> Option<Arc<dyn ResourceHandler>> {
+        self.resources
+            .iter()
+            .find(|h| h.claims(info, cluster))
+            .cloned()
     }
 
     pub fn with_resolver(mut self, r: impl ClusterResolver) -> Self {

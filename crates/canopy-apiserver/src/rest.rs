@@ -68,23 +68,6 @@ pub async fn dispatch(
         return crate::scale::serve(api, ctx, res, &body).await;
     }
     match verb {
-        "get" if res.desc.plural == "workspaces" && ctx.info.name == "~" => {
-            // the caller's own home, asked in root by the caller itself: never inside
-            // another workspace, never for an identity impersonated somewhere (which
-            // would reveal or create homes of made-up users)
-            if ctx.cluster.as_deref() != Some("root")
-                || ctx
-                    .user
-                    .extra
-                    .contains_key(canopy_auth::impersonation::SCOPES_EXTRA)
-            {
-                return Err(ApiError::forbidden_message(
-                    "workspaces.tenancy.kcp.io \"~\" is forbidden: the home workspace is only served in root, to the user itself",
-                ));
-            }
-            let ws = crate::workspaces::home(api, &ctx.user).await?;
-            respond_object(ctx, res, 200, &ws)
-        }
         "get" => get(api, ctx, res),
         "list" => list(api, ctx, res),
         "watch" => crate::watch::serve(api, ctx, res),

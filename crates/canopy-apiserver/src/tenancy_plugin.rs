@@ -5,7 +5,9 @@
 
 use canopy_auth::UserInfo;
 
-use crate::plugin::{Audience, ClusterResolver, HandlerFuture, PathHandler, PathRequest};
+use crate::plugin::{
+    Audience, ClusterResolver, HandlerFuture, PathHandler, PathRequest, ResourceHandler,
+};
 use crate::ApiServer;
 
 /// `/clusters/root:a:b`: workspace paths, resolved by walking from `root` or through
@@ -43,5 +45,46 @@ impl PathHandler for LogicalClusterPeers {
         Box::pin(crate::internal::serve(
             api, req.method, req.path, req.query, req.body,
         ))
+    }
+}
+
+/// `GET .../workspaces/~`: the caller's home workspace (created on first use), for any
+/// authenticated caller, in root only, never for an impersonated identity (which would
+/// reveal or create homes of made-up users).
+pub struct HomeWorkspace;
+
+impl ResourceHandler for HomeWorkspace {
+    fn name(&self) -> &'static str {
+        "home-workspace"
+    }
+
+    fn claims(&self, info: &canopy_core::RequestInfo, _cluster: Option<&str>) -> bool {
+        info.verb == "get"
+            && info.group == canopy_core::resource::TENANCY_GROUP
+            && info.resource == "workspaces"
+            && info.subresource.is_empty()
+            && info.name == "~"
+    }
+
+    fn handle<'a>(
+        &'a self,
+        api: &'a ApiServer,
+        ctx: &'a crate::pipeline::Ctx,
+        res: &'a crate::registry::Resource,
+    ) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            if ctx.cluster.as_deref() != Some("root")
+                || ctx
+                    .user
+                    .extra
+                    .contains_key(canopy_auth::impersonation::SCOPES_EXTRA)
+            {
+                return Err(canopy_core::ApiError::forbidden_message(
+                    "workspaces.tenancy.kcp.io \"~\" is forbidden: the home workspace is only served in root, to the user itself",
+                ));
+            }
+            let ws = crate::workspaces::home(api, &ctx.user).await?;
+            crate::rest::respond_object(ctx, res, 200, &ws)
+        })
     }
 }
