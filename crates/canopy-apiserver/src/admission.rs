@@ -4,14 +4,15 @@
 //! asks, and may refuse with a `Status`; none changes the object (mutation is the
 //! strategy's `admit`).
 //!
-//! The plug-ins, in order:
+//! The chain is the server's ([`crate::plugin::Plugins::with_validating`]); in the
+//! shard's composition (`lib.rs` `default_plugins`), in order:
 //! 1. [`ReservedMetadata`] — labels and annotations of kcp's and Canopy's domains
 //!    (`*.kcp.io/...`, `*.canopy.dev/...`) are the system's: a user may not add, change
 //!    or remove them on any object (kcp's `reservedmetadata`).
-//! 2. [`TenancyObjects`] — `LogicalCluster`, `Workspace` and `Shard` objects carry what
-//!    routing and placement trust: users never create or delete a `LogicalCluster`, may
-//!    only remove their own initializers from its status, never change a Workspace's
-//!    status, and only superusers write `Shard`s.
+//! 2. `tenancy_plugin::TenancyObjects` — `LogicalCluster`, `Workspace` and `Shard`
+//!    objects carry what routing and placement trust: users never create or delete a
+//!    `LogicalCluster`, may only remove their own initializers from its status, never
+//!    change a Workspace's status, and only superusers write `Shard`s.
 //! 3. [`RbacEscalation`] — kube's escalation check: a Role/ClusterRole may only grant
 //!    what its writer holds (or the writer has `escalate`); a binding may only grant a
 //!    role whose permissions its writer holds (or the writer has `bind` on it).
@@ -23,7 +24,6 @@ use canopy_auth::rbac::{self, Attributes, PolicyRule};
 use canopy_auth::UserInfo;
 use canopy_core::{meta, ApiError, Subject};
 use canopy_storage::Store;
-use canopy_tenancy_api::{self as tapi, LogicalCluster, WorkspaceState};
 use serde_json::Value;
 
 use crate::registry::Resource;
@@ -73,14 +73,14 @@ pub struct Request<'a> {
 }
 
 impl Request<'_> {
-    fn subject(&self) -> Subject<'_> {
+    pub fn subject(&self) -> Subject<'_> {
         Subject {
             group: &self.resource.desc.group,
             resource: &self.resource.desc.plural,
             name: self.op.name(),
         }
     }
-    fn is(&self, group: &str, plural: &str) -> bool {
+    pub fn is(&self, group: &str, plural: &str) -> bool {
         self.resource.desc.group == group && self.resource.desc.plural == plural
     }
 }
@@ -90,12 +90,14 @@ pub trait Validating: Send + Sync {
     fn validate(&self, req: &Request<'_>) -> Result<(), ApiError>;
 }
 
-/// Runs the chain; superusers pass.
-pub fn validate(req: &Request<'_>) -> Result<(), ApiError> {
+/// Runs `chain` (the server's, [`crate::plugin::Plugins::validating`]); superusers pass.
+pub fn validate(
+    chain: &[std::sync::Arc<dyn Validating>],
+    req: &Request<'_>,
+) -> Result<(), ApiError> {
     if crate::authz::is_superuser(req.user) {
         return Ok(());
     }
-    let chain: [&dyn Validating; 3] = [&ReservedMetadata, &TenancyObjects, &RbacEscalation];
     for plugin in chain {
         plugin.validate(req)?;
     }
@@ -125,7 +127,7 @@ fn reserved_entries<'a>(obj: Option<&'a Value>, field: &str) -> Vec<(&'a str, &'
         .unwrap_or_default()
 }
 
-/// Plug-in 1: reserved labels and annotations are the system's.
+/// Reserved labels and annotations are the system's.
 pub struct ReservedMetadata;
 
 impl Validating for ReservedMetadata {
@@ -159,95 +161,7 @@ impl Validating for ReservedMetadata {
     }
 }
 
-/// Plug-in 2: the objects routing and placement trust.
-pub struct TenancyObjects;
-
-const CORE: &str = canopy_core::resource::KCP_CORE_GROUP;
-const TENANCY: &str = canopy_core::resource::TENANCY_GROUP;
-
-impl Validating for TenancyObjects {
-    fn validate(&self, req: &Request<'_>) -> Result<(), ApiError> {
-        let refuse = |why: &str| Err(ApiError::admission_forbidden(req.subject(), why));
-        if req.is(CORE, "shards") {
-            return refuse("shards can only be written by the system");
-        }
-        if req.is(CORE, "logicalclusters") {
-            return match req.op {
-                Operation::Create(_) => {
-                    refuse("logical clusters are created by the system for workspaces")
-                }
-                Operation::Delete(_) => {
-                    refuse("a logical cluster is deleted by deleting its workspace")
-                }
-                Operation::Update { new, old } => logical_cluster_update(req, new, old),
-            };
-        }
-        if req.is(TENANCY, "workspaces") {
-            if let Operation::Update { new, old } = req.op {
-                if req.subresource == "status" {
-                    let status = |v: &Value| {
-                        tapi::from_value::<WorkspaceState>(v)
-                            .map(|w| w.status)
-                            .map_err(|e| e.to_string())
-                    };
-                    if status(new) != status(old) {
-                        return refuse("the status of a workspace is set by the system");
-                    }
-                }
-                // the finalizer that deletes the workspace's logical cluster with it
-                let held = |v: &Value| {
-                    meta::finalizers(v)
-                        .iter()
-                        .any(|f| f == crate::registry::tenancy::LOGICAL_CLUSTER_FINALIZER)
-                };
-                if held(old) && !held(new) {
-                    return refuse(&format!(
-                        "the finalizer {:?} is removed by the system",
-                        crate::registry::tenancy::LOGICAL_CLUSTER_FINALIZER
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A user may only remove initializers from a LogicalCluster's status; spec, the rest of
-/// the status and the reserved metadata (checked before) stay as they are.
-fn logical_cluster_update(req: &Request<'_>, new: &Value, old: &Value) -> Result<(), ApiError> {
-    let refuse = |why: &str| Err(ApiError::admission_forbidden(req.subject(), why));
-    let (new_lc, old_lc) = match (
-        tapi::from_value::<LogicalCluster>(new),
-        tapi::from_value::<LogicalCluster>(old),
-    ) {
-        (Ok(n), Ok(o)) => (n, o),
-        (Err(e), _) | (_, Err(e)) => {
-            return refuse(&format!("not a LogicalCluster: {e}"));
-        }
-    };
-    if new_lc.spec != old_lc.spec {
-        return refuse("the spec of a logical cluster is set by the system");
-    }
-    let strip = |lc: &LogicalCluster| {
-        let mut s = lc.status.clone();
-        s.initializers.clear();
-        s
-    };
-    if strip(&new_lc) != strip(&old_lc) {
-        return refuse("only status.initializers of a logical cluster may be changed");
-    }
-    let (before, after) = (&old_lc.status.initializers, &new_lc.status.initializers);
-    if after.iter().any(|i| !before.contains(i)) {
-        return refuse("initializers can only be removed from a logical cluster");
-    }
-    let fins = meta::finalizers;
-    if fins(new) != fins(old) {
-        return refuse("the finalizers of a logical cluster are set by the system");
-    }
-    Ok(())
-}
-
-/// Plug-in 3: no privilege escalation through RBAC objects.
+/// No privilege escalation through RBAC objects.
 pub struct RbacEscalation;
 
 const RBAC: &str = canopy_core::resource::RBAC_GROUP;

@@ -142,6 +142,9 @@ impl Default for VersionInfo {
 /// move into crates of their own.
 fn default_plugins() -> plugin::Plugins {
     plugin::Plugins::default()
+        .with_validating(admission::ReservedMetadata)
+        .with_validating(tenancy_plugin::TenancyObjects)
+        .with_validating(admission::RbacEscalation)
         .with_resolver(tenancy_plugin::WorkspacePaths)
         .with_resource_handler(tenancy_plugin::HomeWorkspace)
         .with_path_handler(tenancy_plugin::LogicalClusterPeers)

@@ -9,6 +9,8 @@
 //!   resolves workspace paths such as `root:org:team`).
 //! - [`ResourceHandler`]: requests for a resource a plug-in answers itself, with its
 //!   own authorization (kcp's `workspaces/~`).
+//! - validating admission plug-ins ([`crate::admission::Validating`]), run in order on
+//!   every user write.
 //!
 //! Plug-ins are registered once, when the server is built ([`Plugins`]); the pipeline
 //! asks them in registration order.
@@ -107,12 +109,20 @@ pub trait ClusterResolver: Send + Sync + 'static {
 pub struct Plugins {
     pub(crate) paths: Vec<Arc<dyn PathHandler>>,
     pub(crate) resources: Vec<Arc<dyn ResourceHandler>>,
+    /// The validating admission chain, in order ([`crate::admission`]).
+    pub(crate) validating: Vec<Arc<dyn crate::admission::Validating>>,
     pub(crate) resolver: Option<Arc<dyn ClusterResolver>>,
 }
 
 impl Plugins {
     pub fn with_path_handler(mut self, h: impl PathHandler) -> Self {
         self.paths.push(Arc::new(h));
+        self
+    }
+
+    /// Appends a validating admission plug-in to the chain.
+    pub fn with_validating(mut self, v: impl crate::admission::Validating + 'static) -> Self {
+        self.validating.push(Arc::new(v));
         self
     }
 

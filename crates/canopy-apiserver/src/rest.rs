@@ -746,31 +746,29 @@ fn validate_admission(
     res: &Resource,
     op: crate::admission::Operation<'_>,
 ) -> Result<(), ApiError> {
-    crate::admission::validate(&crate::admission::Request {
-        user: &ctx.user,
-        store: &api.inner.store,
-        cluster: ctx.cluster.as_deref().unwrap_or(""),
-        resource: res,
-        subresource: &ctx.info.subresource,
-        namespace: &ctx.info.namespace,
-        op,
-    })
+    crate::admission::validate(
+        &api.inner.plugins.validating,
+        &crate::admission::Request {
+            user: &ctx.user,
+            store: &api.inner.store,
+            cluster: ctx.cluster.as_deref().unwrap_or(""),
+            resource: res,
+            subresource: &ctx.info.subresource,
+            namespace: &ctx.info.namespace,
+            op,
+        },
+    )
 }
 
 /// Runs the admission chain, then the resource's own admission, for a user's create
 /// request.
 fn admit(api: &ApiServer, ctx: &Ctx, res: &Resource, obj: &mut Value) -> Result<(), ApiError> {
     validate_admission(api, ctx, res, crate::admission::Operation::Create(obj))?;
-    let cluster = ctx.cluster.as_deref().unwrap_or("");
-    let store = &api.inner.store;
-    let parent_type = crate::workspaces::type_of(store, cluster);
     let actx = crate::registry::AdmissionContext {
         user: &ctx.user,
-        store,
-        cluster,
-        cluster_path: crate::workspaces::path_of(store, cluster),
-        parent_type,
-        type_mirror: api.inner.type_mirror.read().clone(),
+        store: &api.inner.store,
+        api,
+        cluster: ctx.cluster.as_deref().unwrap_or(""),
     };
     res.strategy.admit(obj, &actx)
 }

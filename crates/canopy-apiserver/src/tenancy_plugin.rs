@@ -1,9 +1,15 @@
 //! kcp tenancy plugged into the generic server ([`crate::plugin`]): workspace paths as
-//! the cluster resolver, and the shard-to-shard logical cluster endpoints
+//! the cluster resolver, the home workspace (`workspaces/~`), the admission of the
+//! objects routing trusts, and the shard-to-shard logical cluster endpoints
 //! (`/internal/logicalclusters`, `/internal/usage`, [`crate::internal`]) for shard peers
 //! only.
 
 use canopy_auth::UserInfo;
+use canopy_core::{meta, ApiError};
+use canopy_tenancy_api::{self as tapi, LogicalCluster, WorkspaceState};
+use serde_json::Value;
+
+use crate::admission::{Operation, Request, Validating};
 
 use crate::plugin::{
     Audience, ClusterResolver, HandlerFuture, PathHandler, PathRequest, ResourceHandler,
@@ -87,4 +93,92 @@ impl ResourceHandler for HomeWorkspace {
             crate::rest::respond_object(ctx, res, 200, &ws)
         })
     }
+}
+
+/// Admission: the objects routing and placement trust (see `admission.rs` for the chain).
+pub struct TenancyObjects;
+
+const CORE: &str = canopy_core::resource::KCP_CORE_GROUP;
+const TENANCY: &str = canopy_core::resource::TENANCY_GROUP;
+
+impl Validating for TenancyObjects {
+    fn validate(&self, req: &Request<'_>) -> Result<(), ApiError> {
+        let refuse = |why: &str| Err(ApiError::admission_forbidden(req.subject(), why));
+        if req.is(CORE, "shards") {
+            return refuse("shards can only be written by the system");
+        }
+        if req.is(CORE, "logicalclusters") {
+            return match req.op {
+                Operation::Create(_) => {
+                    refuse("logical clusters are created by the system for workspaces")
+                }
+                Operation::Delete(_) => {
+                    refuse("a logical cluster is deleted by deleting its workspace")
+                }
+                Operation::Update { new, old } => logical_cluster_update(req, new, old),
+            };
+        }
+        if req.is(TENANCY, "workspaces") {
+            if let Operation::Update { new, old } = req.op {
+                if req.subresource == "status" {
+                    let status = |v: &Value| {
+                        tapi::from_value::<WorkspaceState>(v)
+                            .map(|w| w.status)
+                            .map_err(|e| e.to_string())
+                    };
+                    if status(new) != status(old) {
+                        return refuse("the status of a workspace is set by the system");
+                    }
+                }
+                // the finalizer that deletes the workspace's logical cluster with it
+                let held = |v: &Value| {
+                    meta::finalizers(v)
+                        .iter()
+                        .any(|f| f == crate::registry::tenancy::LOGICAL_CLUSTER_FINALIZER)
+                };
+                if held(old) && !held(new) {
+                    return refuse(&format!(
+                        "the finalizer {:?} is removed by the system",
+                        crate::registry::tenancy::LOGICAL_CLUSTER_FINALIZER
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A user may only remove initializers from a LogicalCluster's status; spec, the rest of
+/// the status and the reserved metadata (checked before) stay as they are.
+fn logical_cluster_update(req: &Request<'_>, new: &Value, old: &Value) -> Result<(), ApiError> {
+    let refuse = |why: &str| Err(ApiError::admission_forbidden(req.subject(), why));
+    let (new_lc, old_lc) = match (
+        tapi::from_value::<LogicalCluster>(new),
+        tapi::from_value::<LogicalCluster>(old),
+    ) {
+        (Ok(n), Ok(o)) => (n, o),
+        (Err(e), _) | (_, Err(e)) => {
+            return refuse(&format!("not a LogicalCluster: {e}"));
+        }
+    };
+    if new_lc.spec != old_lc.spec {
+        return refuse("the spec of a logical cluster is set by the system");
+    }
+    let strip = |lc: &LogicalCluster| {
+        let mut s = lc.status.clone();
+        s.initializers.clear();
+        s
+    };
+    if strip(&new_lc) != strip(&old_lc) {
+        return refuse("only status.initializers of a logical cluster may be changed");
+    }
+    let (before, after) = (&old_lc.status.initializers, &new_lc.status.initializers);
+    if after.iter().any(|i| !before.contains(i)) {
+        return refuse("initializers can only be removed from a logical cluster");
+    }
+    let fins = meta::finalizers;
+    if fins(new) != fins(old) {
+        return refuse("the finalizers of a logical cluster are set by the system");
+    }
+    Ok(())
 }

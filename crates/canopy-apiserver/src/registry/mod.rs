@@ -23,13 +23,10 @@ pub use table::Column;
 pub struct AdmissionContext<'a> {
     pub user: &'a canopy_auth::UserInfo,
     pub store: &'a canopy_storage::Store,
-    /// The logical cluster the object is created in, and its workspace path.
+    /// The server, for what a plug-in's strategy keeps on it.
+    pub api: &'a crate::ApiServer,
+    /// The logical cluster the object is created in.
     pub cluster: &'a str,
-    pub cluster_path: String,
-    /// (path, name) of the workspace type of this logical cluster.
-    pub parent_type: Option<(String, String)>,
-    /// Root's workspace types, mirrored on shards that do not hold `root`.
-    pub type_mirror: std::sync::Arc<std::collections::HashMap<String, Value>>,
 }
 
 /// Per-resource behaviour plugged into the generic store.

@@ -314,13 +314,15 @@ impl Strategy for WorkspaceStrategy {
                 reason,
             )
         };
+        // this logical cluster's path and type, and root's types mirrored on shards
+        // without root
+        let cluster_path = crate::workspaces::path_of(ctx.store, ctx.cluster);
+        let type_mirror = ctx.api.inner.type_mirror.read().clone();
         let store = Types {
             store: ctx.store,
-            mirror: &ctx.type_mirror,
+            mirror: &type_mirror,
         };
-        let (parent_path, parent_name) = ctx
-            .parent_type
-            .clone()
+        let (parent_path, parent_name) = crate::workspaces::type_of(ctx.store, ctx.cluster)
             .unwrap_or_else(|| ("root".into(), "universal".into()));
         let parent_type = get_type(store, &parent_path, &parent_name).ok_or_else(|| {
             forbidden(&format!(
@@ -343,7 +345,7 @@ impl Strategy for WorkspaceStrategy {
             };
             type_ref = WorkspaceTypeReference::new(d.path.clone(), d.name.clone());
         }
-        let t = resolve_type_ref(store, &ctx.cluster_path, &type_ref.path, &type_ref.name)
+        let t = resolve_type_ref(store, &cluster_path, &type_ref.path, &type_ref.name)
             .map_err(|e| forbidden(&e))?;
         type_ref.path = t.path.clone();
         let child_aliases = aliases(store, &t).map_err(|e| forbidden(&e))?;
