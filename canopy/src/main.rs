@@ -39,25 +39,8 @@ enum Command {
         shards: u16,
         #[command(flatten)]
         limits: canopy_edge::flags::LimitFlags,
-        /// The largest request body accepted, in bytes (larger: 413).
-        #[arg(long, default_value_t = canopy_apiserver::Limits::default().max_request_body_bytes)]
-        max_request_body_bytes: usize,
-        /// The largest object stored, in bytes of JSON (larger results of any write: 413).
-        #[arg(long, default_value_t = canopy_apiserver::Limits::default().max_object_bytes)]
-        max_object_bytes: usize,
-        /// Workspaces per organization (inside it, at any depth; 0: no limit). A
-        /// superuser overrides it per organization with the annotation
-        /// `quota.canopy.dev/workspaces` on its Workspace.
-        #[arg(long, default_value_t = canopy_apiserver::quota::DEFAULT_WORKSPACES)]
-        org_quota_workspaces: u64,
-        /// Objects per organization, in all its workspaces (0: no limit; annotation
-        /// `quota.canopy.dev/objects`).
-        #[arg(long, default_value_t = canopy_apiserver::quota::DEFAULT_OBJECTS)]
-        org_quota_objects: u64,
-        /// Bytes of stored objects (JSON) per organization (0: no limit; annotation
-        /// `quota.canopy.dev/bytes`).
-        #[arg(long, default_value_t = canopy_apiserver::quota::DEFAULT_BYTES)]
-        org_quota_bytes: u64,
+        #[command(flatten)]
+        sizes: shard::flags::SizeAndQuotaFlags,
     },
     /// Issue, list and revoke tokens (through the server of the current kubeconfig
     /// context, as its user: the admin for anyone, other users for themselves).
@@ -207,11 +190,7 @@ async fn main() {
         database_url,
         shards,
         limits,
-        max_request_body_bytes,
-        max_object_bytes,
-        org_quota_workspaces,
-        org_quota_objects,
-        org_quota_bytes,
+        sizes,
     } = cli.command
     else {
         unreachable!("checked above")
@@ -237,15 +216,7 @@ async fn main() {
         database_url,
         shards: shards as usize,
         limits,
-        size_limits: canopy_apiserver::Limits {
-            max_request_body_bytes,
-            max_object_bytes,
-            quotas: canopy_apiserver::quota::OrgQuotas {
-                workspaces: org_quota_workspaces,
-                objects: org_quota_objects,
-                bytes: org_quota_bytes,
-            },
-        },
+        size_limits: sizes.limits(),
     })
     .await
     {

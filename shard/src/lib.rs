@@ -22,6 +22,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod flags;
+
 pub use canopy_cache::{Credentials as CacheCredentials, REPLICATED_RESOURCES};
 
 /// Where the cache server is and how this shard authenticates to it.

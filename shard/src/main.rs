@@ -83,25 +83,8 @@ struct Args {
     token_public_key_files: Vec<PathBuf>,
     #[command(flatten)]
     limits: canopy_edge::flags::LimitFlags,
-    /// The largest request body accepted, in bytes (larger: 413).
-    #[arg(long, default_value_t = canopy_apiserver::Limits::default().max_request_body_bytes)]
-    max_request_body_bytes: usize,
-    /// The largest object stored, in bytes of JSON (larger results of any write: 413).
-    #[arg(long, default_value_t = canopy_apiserver::Limits::default().max_object_bytes)]
-    max_object_bytes: usize,
-    /// Workspaces per organization (inside it, at any depth; 0: no limit). A superuser
-    /// overrides it per organization with the annotation `quota.canopy.dev/workspaces`
-    /// on its Workspace.
-    #[arg(long, default_value_t = canopy_apiserver::quota::DEFAULT_WORKSPACES)]
-    org_quota_workspaces: u64,
-    /// Objects per organization, in all its workspaces (0: no limit; annotation
-    /// `quota.canopy.dev/objects`).
-    #[arg(long, default_value_t = canopy_apiserver::quota::DEFAULT_OBJECTS)]
-    org_quota_objects: u64,
-    /// Bytes of stored objects (JSON) per organization (0: no limit; annotation
-    /// `quota.canopy.dev/bytes`).
-    #[arg(long, default_value_t = canopy_apiserver::quota::DEFAULT_BYTES)]
-    org_quota_bytes: u64,
+    #[command(flatten)]
+    sizes: shard::flags::SizeAndQuotaFlags,
 }
 
 #[tokio::main]
@@ -167,15 +150,7 @@ async fn main() -> anyhow::Result<()> {
         cache_server,
         token_verifier,
         limits,
-        size_limits: canopy_apiserver::Limits {
-            max_request_body_bytes: a.max_request_body_bytes,
-            max_object_bytes: a.max_object_bytes,
-            quotas: canopy_apiserver::quota::OrgQuotas {
-                workspaces: a.org_quota_workspaces,
-                objects: a.org_quota_objects,
-                bytes: a.org_quota_bytes,
-            },
-        },
+        size_limits: a.sizes.limits(),
     })
     .await?;
     if let (Some(ca), Some(cert), Some(key)) = (
