@@ -17,7 +17,7 @@ pub fn strip_identity_headers(headers: &mut http::HeaderMap) {
 }
 
 /// The authenticated caller: a request extension the authenticating code inserts (the
-/// front-proxy's authentication; the shard passes it to [`crate::AdmissionSlot`]).
+/// front-proxy's authentication; the shard's `AuthenticateLayer`).
 /// Limits key on the *authenticated* user, before impersonation: a tenant allowed to
 /// impersonate others in its own workspace must not get a fresh quota per name.
 #[derive(Debug, Clone, PartialEq, Eq)]

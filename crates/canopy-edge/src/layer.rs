@@ -15,9 +15,8 @@ use crate::{Identity, Limits, Permit, RequestKind};
 ///
 /// Where it goes: **after** authentication (which inserts the `Identity`; a request
 /// without one is limited as `system:anonymous`) and **before** routing, authorization
-/// or any storage work, so a refused request costs nothing else. The front-proxy stacks
-/// it this way; the shard, which authenticates inside its handler, uses
-/// [`AdmissionSlot`](crate::AdmissionSlot) at the same point instead.
+/// or any storage work, so a refused request costs nothing else. The front-proxy and
+/// the shard both stack it this way.
 ///
 /// A refused request is answered by `reject` (the server's own `Status` rendering, 429
 /// with `Retry-After`); an admitted one's response body carries the permit

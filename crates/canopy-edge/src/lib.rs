@@ -18,10 +18,9 @@
 //! The [`Permit`] from [`Limits::admit`] is held until the response *body* ends (for a
 //! watch: until the stream ends), wrapped around the body by [`PermitBody`].
 //!
-//! Two ways in: the front-proxy stacks [`LimitsLayer`] (a `tower::Layer`) behind its
-//! authentication, which inserts an [`Identity`] extension; the shard authenticates
-//! inside its pipeline and calls [`AdmissionSlot::admit`] there, and its serving loop
-//! moves the permit onto the response body.
+//! One way in: both servers stack [`LimitsLayer`] (a `tower::Layer`) behind their
+//! authentication layer, which inserts an [`Identity`] extension (the front-proxy's
+//! handler; the shard's `canopy-apiserver` `edge.rs`).
 //!
 //! Panic rescue is not here: `canopy-https` answers a panicking handler with 500 and
 //! ends just the one response whose body panics, for every server.
@@ -42,10 +41,9 @@ pub use identity::{strip_identity_headers, Identity, EXEMPT_GROUPS};
 pub use kind::RequestKind;
 pub use layer::{LimitsLayer, LimitsService, PermitBody};
 pub use limits::{
-    AdmissionSlot, Limits, LimitsConfig, Permit, ServerLimits,
-    DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT, DEFAULT_MAX_QUEUED_PER_USER,
-    DEFAULT_MAX_REQUESTS_INFLIGHT, DEFAULT_MAX_WATCHES_PER_USER, DEFAULT_QUEUE_WAIT,
-    DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_QPS, TOO_MANY_REQUESTS,
+    Limits, LimitsConfig, Permit, ServerLimits, DEFAULT_MAX_MUTATING_REQUESTS_INFLIGHT,
+    DEFAULT_MAX_QUEUED_PER_USER, DEFAULT_MAX_REQUESTS_INFLIGHT, DEFAULT_MAX_WATCHES_PER_USER,
+    DEFAULT_QUEUE_WAIT, DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_QPS, TOO_MANY_REQUESTS,
 };
 pub use metrics::EdgeMetrics;
 pub use ratelimit::{Decision, RateLimiter, TokenBuckets};

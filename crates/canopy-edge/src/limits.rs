@@ -340,38 +340,6 @@ impl Drop for WatchSlot {
     }
 }
 
-/// For servers that authenticate inside their handler (the shard's pipeline): the
-/// serving loop puts a slot into the request's extensions, the handler calls
-/// [`admit`](Self::admit) right after authentication, and the serving loop then moves
-/// the permit onto the response body ([`PermitBody`](crate::PermitBody)), so it is held
-/// until the body — for a watch, the stream — ends.
-#[derive(Clone)]
-pub struct AdmissionSlot {
-    limits: Limits,
-    permit: Arc<Mutex<Option<Permit>>>,
-}
-
-impl AdmissionSlot {
-    pub fn new(limits: Limits) -> AdmissionSlot {
-        AdmissionSlot {
-            limits,
-            permit: Arc::new(Mutex::new(None)),
-        }
-    }
-
-    /// [`Limits::admit`], keeping the permit in the slot.
-    pub async fn admit(&self, who: &Identity, kind: RequestKind) -> Result<(), ApiError> {
-        let p = self.limits.admit(who, kind).await?;
-        *self.permit.lock() = Some(p);
-        Ok(())
-    }
-
-    /// The permit, if [`admit`](Self::admit) gave one.
-    pub fn take(&self) -> Option<Permit> {
-        self.permit.lock().take()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
