@@ -13,36 +13,6 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-async fn grant_configmaps(admin: &Client, users: &[&str]) {
-    let (code, v) = admin
-        .post(
-            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-            json!({
-                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                "metadata": {"name": "configmaps"},
-                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}],
-            }),
-        )
-        .await;
-    assert_eq!(code, 201, "{v}");
-    let subjects: Vec<Value> = users
-        .iter()
-        .map(|u| json!({"kind": "User", "name": u, "apiGroup": "rbac.authorization.k8s.io"}))
-        .collect();
-    let (code, v) = admin
-        .post(
-            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-            json!({
-                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                "metadata": {"name": "configmaps"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "configmaps"},
-                "subjects": subjects,
-            }),
-        )
-        .await;
-    assert_eq!(code, 201, "{v}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_cap_per_user_at_the_proxy_and_proxied_watches_pass_the_shards_address_cap() {
     let mut proxy_limits = test_limits(2);
@@ -57,7 +27,7 @@ async fn watch_cap_per_user_at_the_proxy_and_proxied_watches_pass_the_shards_add
         .start()
         .await;
     let admin = env.admin();
-    grant_configmaps(&admin, &["alice", "bob"]).await;
+    admin.grant_configmaps(&["alice", "bob"]).await;
     let alice = env.client(Some(&env.token("alice", &[])));
     let bob = env.client(Some(&env.token("bob", &[])));
     let watch = "/clusters/root/api/v1/namespaces/default/configmaps?watch=true";

@@ -11,37 +11,6 @@ use canopy_test_harness::{closed_by_server, raw_tcp, raw_tls, test_limits, Clien
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
-/// `alice` and `bob` may do anything with ConfigMaps in root.
-async fn grant_configmaps(admin: &Client, users: &[&str]) {
-    let (code, v) = admin
-        .post(
-            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-            json!({
-                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                "metadata": {"name": "configmaps"},
-                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}],
-            }),
-        )
-        .await;
-    assert_eq!(code, 201, "{v}");
-    let subjects: Vec<Value> = users
-        .iter()
-        .map(|u| json!({"kind": "User", "name": u, "apiGroup": "rbac.authorization.k8s.io"}))
-        .collect();
-    let (code, v) = admin
-        .post(
-            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-            json!({
-                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                "metadata": {"name": "configmaps"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "configmaps"},
-                "subjects": subjects,
-            }),
-        )
-        .await;
-    assert_eq!(code, 201, "{v}");
-}
-
 fn configmap(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}})
 }
@@ -229,7 +198,7 @@ async fn watches_beyond_the_per_user_cap_get_429_and_others_still_watch() {
     limits.requests.max_watches_per_user = 3;
     let shard = TestShard::builder().limits(limits).start().await;
     let admin = shard.admin();
-    grant_configmaps(&admin, &["alice", "bob"]).await;
+    admin.grant_configmaps(&["alice", "bob"]).await;
     let alice = shard.client(Some(&shard.token("alice", &[])));
     let bob = shard.client(Some(&shard.token("bob", &[])));
     let watch = "/api/v1/namespaces/default/configmaps?watch=true";
@@ -326,7 +295,7 @@ async fn a_user_flooding_writes_gets_429s_while_another_users_writes_succeed() {
     limits.requests.queue_wait = Duration::from_secs(20);
     let shard = TestShard::builder().limits(limits).start().await;
     let admin = shard.admin();
-    grant_configmaps(&admin, &["alice", "bob"]).await;
+    admin.grant_configmaps(&["alice", "bob"]).await;
     let alice = shard.client(Some(&shard.token("alice", &[])));
     let bob = shard.client(Some(&shard.token("bob", &[])));
 

@@ -105,6 +105,8 @@ where
                         req.extensions_mut()
                             .insert(canopy_edge::Identity::new(user.name.clone(), &user.groups));
                         req.extensions_mut().insert(Authenticated(user));
+                        // parsed once: the limits and the pipeline read it from here
+                        req.extensions_mut().insert(info);
                     }
                     Err(e) => return Ok(reject(e)),
                 }

@@ -125,8 +125,11 @@ where
     canopy_edge::strip_identity_headers(&mut parts.headers);
     let path = parts.uri.path().to_string();
     let raw_query = parts.uri.query();
-    let info = RequestInfo::parse(parts.method.as_str(), &path, raw_query)
-        .map_err(|e| (("unknown".to_string(), String::new()), e))?;
+    let info = match parts.extensions.remove::<RequestInfo>() {
+        Some(info) => info,
+        None => RequestInfo::parse(parts.method.as_str(), &path, raw_query)
+            .map_err(|e| (("unknown".to_string(), String::new()), e))?,
+    };
     let labels: Labels = (
         if info.is_resource_request {
             info.verb.clone()

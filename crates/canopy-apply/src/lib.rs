@@ -78,24 +78,7 @@ use serde_json::{json, Value};
 pub const MAX_NESTING: usize = 256;
 
 /// Containers nested in `v` (0 for a scalar), measured without recursion.
-pub fn nesting(v: &Value) -> usize {
-    let mut max = 0;
-    let mut stack = vec![(v, 0usize)];
-    while let Some((v, d)) = stack.pop() {
-        match v {
-            Value::Array(a) => {
-                max = max.max(d + 1);
-                stack.extend(a.iter().map(|x| (x, d + 1)));
-            }
-            Value::Object(m) => {
-                max = max.max(d + 1);
-                stack.extend(m.values().map(|x| (x, d + 1)));
-            }
-            _ => {}
-        }
-    }
-    max
-}
+pub use canopy_patch::measure::nesting;
 
 /// A malformed FieldsV1 document or path element.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

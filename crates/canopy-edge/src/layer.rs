@@ -81,8 +81,15 @@ where
                 .get::<Identity>()
                 .cloned()
                 .unwrap_or_else(Identity::anonymous);
-            let kind =
-                RequestKind::of_request(req.method().as_str(), req.uri().path(), req.uri().query());
+            // parsed already by the authentication in front, when it left it here
+            let kind = match req.extensions().get::<canopy_core::RequestInfo>() {
+                Some(info) => RequestKind::of(info),
+                None => RequestKind::of_request(
+                    req.method().as_str(),
+                    req.uri().path(),
+                    req.uri().query(),
+                ),
+            };
             match limits.admit(&who, kind).await {
                 Ok(permit) => {
                     let resp = inner.call(req).await?;

@@ -67,9 +67,25 @@ pub fn measure(v: &Value) -> Measure {
     m
 }
 
-/// Containers nested in `v` (see [`Measure::nesting`]).
+/// Containers nested in `v` (0 for a scalar; see [`Measure::nesting`]), measured
+/// without recursion: the one depth check every crate uses on untrusted JSON.
 pub fn nesting(v: &Value) -> usize {
-    measure(v).nesting
+    let mut max = 0;
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        match v {
+            Value::Array(a) => {
+                max = max.max(d + 1);
+                stack.extend(a.iter().map(|x| (x, d + 1)));
+            }
+            Value::Object(m) => {
+                max = max.max(d + 1);
+                stack.extend(m.values().map(|x| (x, d + 1)));
+            }
+            _ => {}
+        }
+    }
+    max
 }
 
 #[cfg(test)]

@@ -178,24 +178,7 @@ pub(crate) fn with_stack<R>(nesting: usize, f: impl FnOnce() -> R) -> R {
 }
 
 /// Containers nested in `v`, measured without recursion.
-pub(crate) fn nesting(v: &Value) -> usize {
-    let mut max = 0;
-    let mut stack = vec![(v, 0usize)];
-    while let Some((v, d)) = stack.pop() {
-        match v {
-            Value::Array(a) => {
-                max = max.max(d + 1);
-                stack.extend(a.iter().map(|x| (x, d + 1)));
-            }
-            Value::Object(m) => {
-                max = max.max(d + 1);
-                stack.extend(m.values().map(|x| (x, d + 1)));
-            }
-            _ => {}
-        }
-    }
-    max
-}
+pub(crate) use canopy_patch::measure::nesting;
 
 impl CompiledSchema {
     /// Compiles an `openAPIV3Schema`. Fails only if the JSON does not

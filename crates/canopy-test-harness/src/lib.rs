@@ -699,6 +699,38 @@ impl Client {
         self.send(reqwest::Method::GET, path, None).await
     }
 
+    /// As the admin: lets `users` do anything with ConfigMaps in root (a ClusterRole and
+    /// a ClusterRoleBinding named `configmaps`).
+    pub async fn grant_configmaps(&self, users: &[&str]) {
+        let (code, v) = self
+            .post(
+                "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+                serde_json::json!({
+                    "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                    "metadata": {"name": "configmaps"},
+                    "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}],
+                }),
+            )
+            .await;
+        assert_eq!(code, 201, "{v}");
+        let subjects: Vec<serde_json::Value> = users
+            .iter()
+            .map(|u| serde_json::json!({"kind": "User", "name": u, "apiGroup": "rbac.authorization.k8s.io"}))
+            .collect();
+        let (code, v) = self
+            .post(
+                "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+                serde_json::json!({
+                    "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                    "metadata": {"name": "configmaps"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "configmaps"},
+                    "subjects": subjects,
+                }),
+            )
+            .await;
+        assert_eq!(code, 201, "{v}");
+    }
+
     /// Waits (up to 20 s) until Workspace `name` in workspace `parent` is `Ready`, and
     /// returns it; panics naming the workspace and its last phase otherwise.
     pub async fn wait_workspace_ready(&self, parent: &str, name: &str) -> serde_json::Value {
