@@ -5,17 +5,19 @@
 //! selector is delivered as `DELETED`, one that starts matching as `ADDED`.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use canopy_core::{ApiError, Cause};
 use canopy_storage::{EventType, StorageError, WatchEvent, WatchStart};
 use http::{header, HeaderValue, Response};
-use http_body_util::{BodyExt, StreamBody};
+use http_body_util::BodyExt;
 use hyper::body::Frame;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 use crate::codec::{self, Form};
 use crate::pipeline::Ctx;
@@ -102,7 +104,6 @@ pub fn serve(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body
     let namespace =
         (res.desc.namespaced && !ctx.info.namespace.is_empty()).then(|| ctx.info.namespace.clone());
     let name_pin = (!ctx.info.name.is_empty()).then(|| ctx.info.name.clone());
-    let (tx, rx) = mpsc::channel::<Bytes>(64);
     // registered where only events of this cluster and namespace reach it
     let watcher = match store.watch_scoped(
         &storage_key,
@@ -110,16 +111,12 @@ pub fn serve(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body
         namespace.as_deref(),
         start,
     ) {
-        Ok(w) => Some(w),
-        Err(e @ StorageError::Expired { .. }) => {
-            // kube answers 200 and an ERROR event for a too-old resourceVersion
-            let status = storage_error(res, "", e).to_status();
-            let _ = tx.try_send(frame(
-                "ERROR",
-                &serde_json::to_vec(&status).unwrap_or_default(),
-            ));
-            None
-        }
+        Ok(w) => Ok(w),
+        // kube answers 200 and an ERROR event for a too-old resourceVersion
+        Err(e @ StorageError::Expired { .. }) => Err(frame(
+            "ERROR",
+            &serde_json::to_vec(&storage_error(res, "", e).to_status()).unwrap_or_default(),
+        )),
         Err(e) => return Err(storage_error(res, "", e)),
     };
     let enc = Encoder {
@@ -129,23 +126,20 @@ pub fn serve(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body
         first: true,
         api_version: res.desc.api_version(),
     };
-    if let Some(w) = watcher {
-        let state = WatchTask {
-            shutdown: api.inner.shutdown.subscribe(),
-            sel,
-            res: res.clone(),
-            name_pin,
-            bookmarks,
-            initial_end: send_initial == Some(true),
-            timeout,
-            enc,
-        };
-        tokio::spawn(state.run(w, tx));
-    }
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let body = StreamBody::new(futures::StreamExt::map(stream, |b| {
-        Ok::<_, Infallible>(Frame::data(b))
-    }));
+    let body = match watcher {
+        Ok(w) => {
+            let task = WatchTask {
+                sel,
+                res: res.clone(),
+                name_pin,
+                bookmarks,
+                initial_end: send_initial == Some(true),
+                enc,
+            };
+            WatchBody::new(task.frames(w, timeout, api.inner.shutdown.subscribe()))
+        }
+        Err(error) => WatchBody::new(futures::stream::once(async move { error })),
+    };
     let mut resp = Response::new(body.boxed());
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -160,12 +154,17 @@ pub fn serve(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body
 
 fn frame(kind: &str, object: &[u8]) -> Bytes {
     let mut b = BytesMut::with_capacity(object.len() + 32);
+    put_frame(&mut b, kind, object);
+    b.freeze()
+}
+
+/// Appends one newline-delimited `WatchEvent` to `b`.
+fn put_frame(b: &mut BytesMut, kind: &str, object: &[u8]) {
     b.put_slice(b"{\"type\":\"");
     b.put_slice(kind.as_bytes());
     b.put_slice(b"\",\"object\":");
     b.put_slice(object);
     b.put_slice(b"}\n");
-    b.freeze()
 }
 
 /// The Status of a watch ended for falling behind: 410 Expired, as kube-apiserver ends a
@@ -238,13 +237,11 @@ impl Encoder {
 }
 
 struct WatchTask {
-    shutdown: tokio::sync::watch::Receiver<bool>,
     sel: Selectors,
     res: Resource,
     name_pin: Option<String>,
     bookmarks: bool,
     initial_end: bool,
-    timeout: Duration,
     enc: Encoder,
 }
 
@@ -279,56 +276,143 @@ impl WatchTask {
         }
     }
 
-    async fn run(mut self, mut w: canopy_storage::Watcher, tx: mpsc::Sender<Bytes>) {
+    /// The watch's response body as a stream of chunks, produced only when the
+    /// connection asks for more (no task and no channel of its own per watch: a
+    /// connection's writer polls it directly, so an event for 10,000 watches costs
+    /// 10,000 polls, not 10,000 task wake-ups plus 10,000 channel hand-offs). It ends
+    /// at the client's `timeoutSeconds`, at shutdown, or after an ERROR event; dropping
+    /// it (the client went away) unregisters the watcher.
+    fn frames(
+        self,
+        mut w: canopy_storage::Watcher,
+        timeout: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> impl futures::Stream<Item = Bytes> + Send + 'static {
         // `timeoutSeconds` is the client's: far beyond any instant the clock can hold
         // (i64::MAX seconds) means "no deadline of its own"
         let now = tokio::time::Instant::now();
-        let deadline = now
-            .checked_add(self.timeout)
-            .unwrap_or_else(|| now + FAR_FUTURE);
-        let mut last_rv = w.start_rv;
-        let initial: Vec<Arc<WatchEvent>> = std::mem::take(&mut w.initial);
-        for ev in &initial {
-            if let Some(kind) = self.classify(ev) {
-                let obj = self.enc.object(&ev.object);
-                if tx.send(frame(kind, &obj)).await.is_err() {
-                    return;
+        let deadline = now.checked_add(timeout).unwrap_or_else(|| now + FAR_FUTURE);
+        let mut tick = tokio::time::interval_at(now + BOOKMARK_EVERY, BOOKMARK_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let frames = Frames {
+            last_rv: w.start_rv,
+            initial: std::mem::take(&mut w.initial).into_iter(),
+            initial_done: false,
+            w,
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            shutdown: Box::pin(async move {
+                let _ = shutdown.wait_for(|down| *down).await;
+            }),
+            tick,
+            finished: false,
+            task: self,
+        };
+        futures::stream::unfold(frames, |mut f| async move {
+            let chunk = f.next_chunk().await?;
+            Some((chunk, f))
+        })
+    }
+}
+
+/// Initial events are sent in chunks of about this many bytes.
+const INITIAL_CHUNK: usize = 64 * 1024;
+
+/// The state of one watch's body between polls.
+struct Frames {
+    task: WatchTask,
+    w: canopy_storage::Watcher,
+    initial: std::vec::IntoIter<Arc<WatchEvent>>,
+    initial_done: bool,
+    /// The resourceVersion every event up to which was delivered or skipped.
+    last_rv: u64,
+    /// Created once: re-arming a timer for every event would cost a timer-wheel
+    /// insertion and removal per event and watch.
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+    tick: tokio::time::Interval,
+    finished: bool,
+}
+
+impl Frames {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.finished {
+            return None;
+        }
+        if !self.initial_done {
+            let mut buf = BytesMut::new();
+            for ev in self.initial.by_ref() {
+                if let Some(kind) = self.task.classify(&ev) {
+                    let obj = self.task.enc.object(&ev.object);
+                    put_frame(&mut buf, kind, &obj);
+                    if buf.len() >= INITIAL_CHUNK {
+                        return Some(buf.freeze());
+                    }
                 }
             }
+            self.initial_done = true;
+            if self.task.initial_end {
+                buf.put_slice(&self.task.enc.bookmark(self.last_rv, true));
+            }
+            if !buf.is_empty() {
+                return Some(buf.freeze());
+            }
         }
-        if self.initial_end && tx.send(self.enc.bookmark(last_rv, true)).await.is_err() {
-            return;
-        }
-        let mut tick = tokio::time::interval(BOOKMARK_EVERY);
-        tick.tick().await;
-        let mut shutdown = self.shutdown.clone();
         loop {
             tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => return,
-                _ = async { shutdown.wait_for(|down| *down).await.map(|_| ()) } => return,
-                _ = tx.closed() => return,
-                _ = tick.tick(), if self.bookmarks => {
-                    if tx.send(self.enc.bookmark(last_rv, false)).await.is_err() {
-                        return;
-                    }
+                _ = &mut self.deadline => break,
+                _ = &mut self.shutdown => break,
+                _ = self.tick.tick(), if self.task.bookmarks => {
+                    return Some(self.task.enc.bookmark(self.last_rv, false));
                 }
-                next = w.next() => match next {
+                next = self.w.next() => match next {
                     Ok(Some(ev)) => {
-                        last_rv = ev.rv;
-                        if let Some(kind) = self.classify(&ev) {
-                            let obj = self.enc.object(&ev.object);
-                            if tx.send(frame(kind, &obj)).await.is_err() {
-                                return;
-                            }
+                        self.last_rv = ev.rv;
+                        if let Some(kind) = self.task.classify(&ev) {
+                            let obj = self.task.enc.object(&ev.object);
+                            return Some(frame(kind, &obj));
                         }
                     }
-                    Ok(None) => return,
+                    Ok(None) => break,
                     Err(e) => {
-                        let _ = tx.send(frame("ERROR", &serde_json::to_vec(&behind_status(&self.res, e)).unwrap_or_default())).await;
-                        return;
+                        self.finished = true;
+                        let status = behind_status(&self.task.res, e);
+                        return Some(frame("ERROR", &serde_json::to_vec(&status).unwrap_or_default()));
                     }
                 }
             }
         }
+        self.finished = true;
+        None
+    }
+}
+
+/// A watch's response body: the chunks of a [`WatchTask::frames`] stream.
+struct WatchBody {
+    // the response body type is `Sync`; the stream is only ever polled through `&mut`
+    frames: sync_wrapper::SyncWrapper<Pin<Box<dyn futures::Stream<Item = Bytes> + Send>>>,
+}
+
+impl WatchBody {
+    fn new(frames: impl futures::Stream<Item = Bytes> + Send + 'static) -> WatchBody {
+        WatchBody {
+            frames: sync_wrapper::SyncWrapper::new(Box::pin(frames)),
+        }
+    }
+}
+
+impl http_body::Body for WatchBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.get_mut()
+            .frames
+            .get_mut()
+            .as_mut()
+            .poll_next(cx)
+            .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
     }
 }

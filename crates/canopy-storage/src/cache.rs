@@ -8,7 +8,8 @@
 //! Live events go to watchers through [`crate::fanout`]: an index of watchers by
 //! resource, logical cluster and namespace, each with a bounded queue of its own, so an
 //! event wakes only the watchers whose scope contains it. The writer appends a batch to
-//! the state and dispatches it while holding the fan-out lock; a watch copies its
+//! the state and queues it for its watchers while holding the fan-out lock (waking
+//! them after releasing it); a watch copies its
 //! starting events and registers in the index under that same lock, so there is neither
 //! a gap nor a duplicate between the initial events and the live ones. Readers (get,
 //! list) take only the state lock, which the writer holds just to append, never while
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::broadcast;
 
-use crate::fanout::{Index, Next, Scope, Slot};
+use crate::fanout::{Index, Next, Pacer, Scope, Slot, Wakes};
 use crate::{
     inner_key, EventType, ObjectKey, StorageError, StoreOptions, StoredObject, WatchEvent,
 };
@@ -50,6 +51,8 @@ impl Drop for CacheInner {
 /// [`crate::Store::subscribe_all`]). Its lock orders registrations against dispatch.
 struct Fanout {
     inner: Mutex<FanoutInner>,
+    /// Wakes the watchers of large dispatches in rounds, outside the lock.
+    pacer: Pacer,
     /// Most events a watcher's queue holds.
     capacity: usize,
 }
@@ -213,6 +216,7 @@ impl Cache {
                         index: Index::default(),
                         all: Some(tx),
                     }),
+                    pacer: Pacer::new(),
                     capacity: options.watcher_queue_capacity.max(1),
                 }),
                 history: options.history_events.max(1),
@@ -416,12 +420,15 @@ impl Cache {
         }
         // readers (get, list) go on while the batch is dispatched; watches wait
         let capacity = self.inner.fanout.capacity;
+        let mut wakes = Wakes::default();
         for ev in events {
-            f.index.dispatch(&ev, capacity);
+            f.index.dispatch(&ev, capacity, &mut wakes);
             if let Some(tx) = &f.all {
                 let _ = tx.send(ev);
             }
         }
+        drop(f);
+        self.inner.fanout.pacer.wake(wakes);
     }
 }
 

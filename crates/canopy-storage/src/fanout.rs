@@ -14,9 +14,19 @@
 //! already queued, and then reports the resourceVersion it can resume from (the one
 //! just before the first event it missed). A slow watcher therefore costs the others
 //! nothing and never holds events of its own scope past its capacity.
+//!
+//! Queuing and waking are separate: the dispatcher queues an event for every watcher in
+//! scope under the fan-out lock, and collects the watchers to wake ([`Wakes`]). A few
+//! are woken at once; many (one event for 10,000 watches) are woken by a pacer task in
+//! rounds of [`PACE_ROUND`], yielding to the runtime between rounds, so the requests of
+//! other tenants that arrive meanwhile are served between rounds instead of after all
+//! 10,000 deliveries. The order of events per watcher is fixed when they are queued;
+//! waking later changes only when a watcher looks.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -53,6 +63,8 @@ impl Scope {
 pub(crate) struct Slot {
     queue: Mutex<Queue>,
     notify: Notify,
+    /// In a [`Wakes`] list not yet woken: a second wake would be wasted.
+    wake_pending: AtomicBool,
 }
 
 #[derive(Default)]
@@ -84,12 +96,14 @@ impl Slot {
         Slot {
             queue: Mutex::new(Queue::default()),
             notify: Notify::new(),
+            wake_pending: AtomicBool::new(false),
         }
     }
 
     /// Queues `ev` unless the queue holds `capacity` events already; then the watcher
     /// is marked behind and `false` is returned (the dispatcher drops it from the index).
-    fn offer(&self, ev: &Arc<WatchEvent>, capacity: usize) -> bool {
+    /// A watcher that must look at its queue again is added to `wakes`.
+    fn offer(self: &Arc<Self>, ev: &Arc<WatchEvent>, capacity: usize, wakes: &mut Wakes) -> bool {
         let mut q = self.queue.lock();
         if q.closed || q.missed_from.is_some() {
             return false;
@@ -98,7 +112,7 @@ impl Slot {
         if q.events.len() >= capacity {
             q.missed_from = Some(ev.rv);
             drop(q);
-            self.notify.notify_one();
+            wakes.add(self);
             return false;
         }
         q.events.push_back(ev.clone());
@@ -106,9 +120,15 @@ impl Slot {
         // the consumer waits only after finding the queue empty: waking it on every
         // event of a backlog would be wasted work
         if was_empty {
-            self.notify.notify_one();
+            wakes.add(self);
         }
         true
+    }
+
+    /// Lets the watcher look at its queue (it may be waiting in [`Slot::next`]).
+    fn wake(&self) {
+        self.wake_pending.store(false, Ordering::Release);
+        self.notify.notify_one();
     }
 
     pub fn close(&self) {
@@ -253,8 +273,9 @@ impl Index {
     }
 
     /// Offers `ev` to every watcher whose scope contains it; watchers whose queue is
-    /// full are dropped from the index. Returns how many watchers were offered it.
-    pub fn dispatch(&mut self, ev: &Arc<WatchEvent>, capacity: usize) -> usize {
+    /// full are dropped from the index. Returns how many watchers were offered it; the
+    /// watchers to wake are added to `wakes`.
+    pub fn dispatch(&mut self, ev: &Arc<WatchEvent>, capacity: usize, wakes: &mut Wakes) -> usize {
         let key = &ev.object.key;
         let Some(by_cluster) = self.resources.get_mut(&key.resource) else {
             return 0;
@@ -264,7 +285,7 @@ impl Index {
         let mut offer = |group: &mut Group| {
             offered += group.len();
             let before = group.len();
-            group.retain(|_, slot| slot.offer(ev, capacity));
+            group.retain(|_, slot| slot.offer(ev, capacity, wakes));
             dropped += before - group.len();
         };
         let mut visit = |by_ns: &mut ByNamespace| {
@@ -327,6 +348,89 @@ impl Index {
     }
 }
 
+/// Watchers woken at once after a dispatch; the rest are left to the pacer, this many
+/// a round.
+pub(crate) const PACE_ROUND: usize = 128;
+
+/// Watchers to wake after a dispatch, each at most once until woken.
+#[derive(Default)]
+pub(crate) struct Wakes {
+    slots: Vec<Arc<Slot>>,
+}
+
+impl Wakes {
+    fn add(&mut self, slot: &Arc<Slot>) {
+        if !slot.wake_pending.swap(true, Ordering::AcqRel) {
+            self.slots.push(slot.clone());
+        }
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Wakes every watcher now.
+    pub fn wake_all(self) {
+        for s in self.slots {
+            s.wake();
+        }
+    }
+}
+
+/// Wakes long lists of watchers in rounds of [`PACE_ROUND`], yielding between rounds.
+/// One task per store, started by the first list long enough to need it.
+pub(crate) struct Pacer {
+    tx: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Wakes>>,
+}
+
+impl Pacer {
+    pub fn new() -> Pacer {
+        Pacer {
+            tx: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Wakes the watchers of `wakes`: the first round at once, the rest paced. The
+    /// list is bounded (a watcher is in at most one pending list), so the pacer's
+    /// backlog never holds more entries than there are watchers.
+    pub fn wake(&self, mut wakes: Wakes) {
+        if wakes.slots.len() <= PACE_ROUND {
+            return wakes.wake_all();
+        }
+        let rest = Wakes {
+            slots: wakes.slots.split_off(PACE_ROUND),
+        };
+        wakes.wake_all();
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return rest.wake_all();
+        };
+        let tx = self.tx.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            handle.spawn(pace(rx));
+            tx
+        });
+        if let Err(unsent) = tx.send(rest) {
+            // the pacer's runtime is gone: nobody to defer to
+            unsent.0.wake_all();
+        }
+    }
+}
+
+async fn pace(mut rx: tokio::sync::mpsc::UnboundedReceiver<Wakes>) {
+    while let Some(wakes) = rx.recv().await {
+        let mut slots = wakes.slots.into_iter().peekable();
+        while slots.peek().is_some() {
+            // let what the last round woke (and anything else queued meanwhile) run
+            // before the next round
+            tokio::task::yield_now().await;
+            for s in slots.by_ref().take(PACE_ROUND) {
+                s.wake();
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,6 +448,14 @@ mod tests {
             }),
             prev: None,
         })
+    }
+
+    /// Dispatches and wakes at once.
+    fn dispatch(ix: &mut Index, ev: &Arc<WatchEvent>, capacity: usize) -> usize {
+        let mut wakes = Wakes::default();
+        let n = ix.dispatch(ev, capacity, &mut wakes);
+        wakes.wake_all();
+        n
     }
 
     fn drain(slot: &Slot) -> Vec<u64> {
@@ -382,7 +494,7 @@ mod tests {
             .collect();
         assert_eq!(ix.len(), 7);
         let e = ev(1, "/configmaps", "a", "ns");
-        assert_eq!(ix.dispatch(&e, 16), 4);
+        assert_eq!(dispatch(&mut ix, &e, 16), 4);
         for ((name, slot), (_, scope)) in slots.iter().zip(&scopes) {
             let got = drain(slot);
             assert_eq!(
@@ -393,8 +505,8 @@ mod tests {
             assert_eq!(got == vec![1], !name.starts_with("other"), "{name}");
         }
         // a cluster nobody watches: only the all-cluster watchers are offered it
-        assert_eq!(ix.dispatch(&ev(2, "/configmaps", "zzz", "ns"), 16), 2);
-        assert_eq!(ix.dispatch(&ev(3, "/pods", "a", "ns"), 16), 0);
+        assert_eq!(dispatch(&mut ix, &ev(2, "/configmaps", "zzz", "ns"), 16), 2);
+        assert_eq!(dispatch(&mut ix, &ev(3, "/pods", "a", "ns"), 16), 0);
     }
 
     #[test]
@@ -406,13 +518,13 @@ mod tests {
         ix.insert(&scope, slow.clone());
         ix.insert(&scope, fast.clone());
         for rv in 1..=3 {
-            ix.dispatch(&ev(rv, "/configmaps", "a", ""), 3);
+            dispatch(&mut ix, &ev(rv, "/configmaps", "a", ""), 3);
             assert_eq!(drain(&fast), vec![rv]);
         }
         // rv 4 does not fit the slow watcher's queue: it keeps 1..=3 and is dropped
-        assert_eq!(ix.dispatch(&ev(4, "/configmaps", "a", ""), 3), 2);
+        assert_eq!(dispatch(&mut ix, &ev(4, "/configmaps", "a", ""), 3), 2);
         assert_eq!(ix.len(), 1);
-        assert_eq!(ix.dispatch(&ev(5, "/configmaps", "a", ""), 3), 1);
+        assert_eq!(dispatch(&mut ix, &ev(5, "/configmaps", "a", ""), 3), 1);
         assert_eq!(drain(&fast), vec![4, 5]);
         assert_eq!(drain(&slow), vec![1, 2, 3]);
         // it has everything up to 3: it resumes from 3, whatever else happened since
@@ -448,8 +560,8 @@ mod tests {
         // dropping overflowing watchers prunes too
         let s = Scope::new("/configmaps", Some("c"), Some("n"));
         ix.insert(&s, Arc::new(Slot::new()));
-        ix.dispatch(&ev(1, "/configmaps", "c", "n"), 1);
-        ix.dispatch(&ev(2, "/configmaps", "c", "n"), 1);
+        dispatch(&mut ix, &ev(1, "/configmaps", "c", "n"), 1);
+        dispatch(&mut ix, &ev(2, "/configmaps", "c", "n"), 1);
         assert_eq!(ix.len(), 0);
         assert!(ix.resources.is_empty());
     }
@@ -469,7 +581,7 @@ mod tests {
                 tokio::spawn(async move { slot.next().await })
             };
             tokio::task::yield_now().await;
-            ix.dispatch(&ev(1, "/configmaps", "a", ""), 4);
+            dispatch(&mut ix, &ev(1, "/configmaps", "a", ""), 4);
             assert!(matches!(waiter.await.unwrap(), Next::Event(e) if e.rv == 1));
             let waiter = {
                 let slot = slot.clone();
@@ -483,12 +595,92 @@ mod tests {
 
     #[test]
     fn a_drained_queue_gives_its_memory_back() {
-        let slot = Slot::new();
+        let slot = Arc::new(Slot::new());
+        let mut wakes = Wakes::default();
         for rv in 1..=1000 {
-            assert!(slot.offer(&ev(rv, "/configmaps", "a", ""), 4096));
+            assert!(slot.offer(&ev(rv, "/configmaps", "a", ""), 4096, &mut wakes));
         }
+        // woken once: only the first event found the queue empty
+        assert_eq!(wakes.len(), 1);
         assert_eq!(slot.queued(), 1000);
         assert_eq!(drain(&slot).len(), 1000);
         assert!(slot.queue.lock().events.capacity() <= SHRINK_ABOVE);
+    }
+
+    #[test]
+    fn many_wakes_are_paced_so_other_tasks_run_between_rounds() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut ix = Index::default();
+            let scope = Scope::new("/configmaps", Some("a"), None);
+            let order = Arc::new(Mutex::new(Vec::new()));
+            let parked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let mut waiters = Vec::new();
+            for i in 0..1000usize {
+                let slot = Arc::new(Slot::new());
+                ix.insert(&scope, slot.clone());
+                let order = order.clone();
+                let parked = parked.clone();
+                waiters.push(tokio::spawn(async move {
+                    // one thread: nothing runs between this and parking in `next`
+                    parked.fetch_add(1, Ordering::Relaxed);
+                    let n = slot.next().await;
+                    order.lock().push(i);
+                    n
+                }));
+            }
+            // every waiter is parked in `next`
+            while parked.load(Ordering::Relaxed) < 1000 {
+                tokio::task::yield_now().await;
+            }
+            let mut wakes = Wakes::default();
+            assert_eq!(
+                ix.dispatch(&ev(1, "/configmaps", "a", ""), 16, &mut wakes),
+                1000
+            );
+            assert_eq!(wakes.len(), 1000);
+            let pacer = Pacer::new();
+            pacer.wake(wakes);
+            // another request, made runnable after the event
+            let probe = {
+                let order = order.clone();
+                tokio::spawn(async move { order.lock().push(usize::MAX) })
+            };
+            probe.await.unwrap();
+            for w in waiters {
+                assert!(matches!(w.await.unwrap(), Next::Event(e) if e.rv == 1));
+            }
+            let order = order.lock();
+            assert_eq!(order.len(), 1001);
+            let probe_at = order.iter().position(|&i| i == usize::MAX).unwrap();
+            // it ran after the first round, long before the last
+            assert!(
+                (PACE_ROUND..=2 * PACE_ROUND).contains(&probe_at),
+                "the probe ran at {probe_at} of 1001"
+            );
+        });
+    }
+
+    #[test]
+    fn a_watcher_is_in_at_most_one_pending_wake_list() {
+        let slot = Arc::new(Slot::new());
+        let mut first = Wakes::default();
+        assert!(slot.offer(&ev(1, "/configmaps", "a", ""), 16, &mut first));
+        assert_eq!(
+            slot.try_next().map(|n| matches!(n, Next::Event(_))),
+            Some(true)
+        );
+        // empty again before the first wake ran: a second list does not take it
+        let mut second = Wakes::default();
+        assert!(slot.offer(&ev(2, "/configmaps", "a", ""), 16, &mut second));
+        assert_eq!((first.len(), second.len()), (1, 0));
+        first.wake_all();
+        assert!(slot.try_next().is_some());
+        let mut third = Wakes::default();
+        assert!(slot.offer(&ev(3, "/configmaps", "a", ""), 16, &mut third));
+        assert_eq!(third.len(), 1);
     }
 }
