@@ -8,9 +8,9 @@
 //! rather than timing out in a pile of concurrent TLS handshakes and getting the shard
 //! marked down for everyone).
 //!
-//! HTTP/1.1 rather than HTTP/2 towards shards: every watch holds a stream for as long as
-//! the client wants, and one HTTP/2 connection caps concurrent streams; a pool of
-//! HTTP/1.1 connections has no such ceiling.
+//! HTTP/1.1 for requests that end: each holds a pooled connection for a moment.
+//! Watches, which last as long as the client wants, are multiplexed over HTTP/2
+//! connections instead ([`crate::streams`]), as many as they need.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -123,6 +123,8 @@ pub enum BackendError {
 /// The shards and the pooled client that reaches them.
 pub struct Backends {
     client: Client<TimeoutConnector, ProxyBody>,
+    /// Per shard: the HTTP/2 connections watches share.
+    streams: Vec<crate::streams::StreamPool>,
     shards: Vec<Shard>,
     down_for: Duration,
 }
@@ -181,15 +183,30 @@ impl Backends {
         http.enforce_http(false);
         http.set_connect_timeout(Some(connect_timeout));
         http.set_nodelay(true);
+        let tls = client_config(shard_ca_pem, client_cert)?;
+        let gate = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CONNECTS));
+        let mut streams = Vec::new();
+        for s in shards {
+            let uri: Uri = s
+                .url
+                .parse()
+                .map_err(|e| ProxyError::Options(format!("shard URL {:?}: {e}", s.url)))?;
+            streams.push(
+                crate::streams::StreamPool::new(&uri, &tls, connect_timeout, gate.clone())
+                    .ok_or_else(|| {
+                        ProxyError::Options(format!("shard URL {:?}: no host", s.url))
+                    })?,
+            );
+        }
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(client_config(shard_ca_pem, client_cert)?)
+            .with_tls_config(tls)
             .https_only()
             .enable_http1()
             .wrap_connector(http);
         let connector = TimeoutConnector {
             inner: https,
             timeout: connect_timeout,
-            gate: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CONNECTS)),
+            gate,
         };
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
@@ -198,6 +215,7 @@ impl Backends {
             .build(connector);
         Ok(Backends {
             client,
+            streams,
             shards: shards
                 .iter()
                 .map(|s| Shard {
@@ -280,6 +298,40 @@ impl Backends {
                 Err(BackendError::Failed(name.clone(), detail))
             }
         }
+    }
+}
+
+impl Backends {
+    /// Sends a watch to shard `i` over one of its shared HTTP/2 connections
+    /// ([`crate::streams`]); a shard remembered as down fails at once.
+    pub async fn send_watch(
+        &self,
+        i: usize,
+        req: Request<ProxyBody>,
+    ) -> Result<Response<ProxyBody>, BackendError> {
+        let name = &self.shards[i].name;
+        if self.is_down(i) {
+            return Err(BackendError::Down(name.clone()));
+        }
+        match self.streams[i].send(req).await {
+            Ok(r) => {
+                self.mark_up(i);
+                Ok(r)
+            }
+            Err(crate::streams::StreamError::Connect(detail)) => {
+                self.mark_down(i);
+                tracing::debug!(shard = %name, error = %detail, "shard unreachable");
+                Err(BackendError::Connect(name.clone(), detail))
+            }
+            Err(crate::streams::StreamError::Failed(detail)) => {
+                Err(BackendError::Failed(name.clone(), detail))
+            }
+        }
+    }
+
+    /// HTTP/2 connections open to shard `i` for watches.
+    pub fn watch_connections(&self, i: usize) -> usize {
+        self.streams[i].connections()
     }
 }
 

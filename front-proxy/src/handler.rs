@@ -322,6 +322,13 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
+/// Whether a request is a watch (kube's RequestInfo: `?watch=true` on a collection or
+/// object, or the legacy `/watch/` paths): it goes over a shared HTTP/2 connection.
+fn is_watch(method: &http::Method, uri: &http::Uri) -> bool {
+    canopy_core::RequestInfo::parse(method.as_str(), uri.path(), uri.query())
+        .is_ok_and(|info| info.verb == "watch")
+}
+
 /// Forwards a request to shard `shard`: same method, path and query; the caller's
 /// identity in `X-Remote-*` headers instead of its credentials.
 async fn forward(
@@ -364,16 +371,26 @@ async fn forward(
             }
         }
     }
+    let watch = is_watch(&parts.method, &uri);
     let mut out = Request::new(body.map_err(|e| Box::new(e) as BoxError).boxed());
     *out.method_mut() = parts.method;
     *out.uri_mut() = uri;
     *out.version_mut() = Version::HTTP_11;
     *out.headers_mut() = headers;
-    match state.backends.send(shard, out, false).await {
+    let sent = if watch {
+        state.backends.send_watch(shard, out).await
+    } else {
+        state
+            .backends
+            .send(shard, out, false)
+            .await
+            .map(|r| r.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed()))
+    };
+    match sent {
         Ok(resp) => {
             let (mut p, b) = resp.into_parts();
             strip_hop_by_hop(&mut p.headers);
-            Response::from_parts(p, b.map_err(|e| Box::new(e) as BoxError).boxed())
+            Response::from_parts(p, b)
         }
         Err(e) => {
             let name = match &e {

@@ -39,6 +39,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod redisconn;
 pub mod server;
+pub mod streams;
 pub mod tokens;
 
 use std::net::{IpAddr, SocketAddr};
@@ -421,6 +422,13 @@ impl RunningProxy {
         if let Some(r) = self.state.index.lookup(path_or_name) {
             self.state.index.remove(r.shard, &r.name);
         }
+    }
+
+    /// Per shard, the HTTP/2 connections open for watches ([`streams`]).
+    pub fn watch_connections(&self) -> Vec<usize> {
+        (0..self.state.backends.len())
+            .map(|i| self.state.backends.watch_connections(i))
+            .collect()
     }
 
     /// Index misses re-checked with the shards so far: (found, not found).

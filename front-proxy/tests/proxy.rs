@@ -173,6 +173,92 @@ async fn kubectl_watch_streams_through_the_proxy() {
     child.start_kill().unwrap();
 }
 
+/// Watches share HTTP/2 connections to the shard (100 streams each), and a watch whose
+/// client stopped reading holds up no other watch on its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_share_connections_to_the_shard_and_a_stalled_one_holds_up_no_other() {
+    let env = TestProxy::builder().start().await;
+    let admin = env.admin();
+    admin.grant_configmaps(&["alice", "bob"]).await;
+    let alice = env.client(Some(&env.token("alice", &[])));
+    let bob = env.client(Some(&env.token("bob", &[])));
+    let watch = "/clusters/root/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=0";
+    assert_eq!(env.proxy.watch_connections(), vec![0]);
+
+    // 150 watches, none read: alice's clients have stopped reading
+    let mut stalled = Vec::new();
+    for (i, who) in [&alice, &bob].into_iter().enumerate() {
+        for j in 0..75 {
+            let r = who
+                .request(reqwest::Method::GET, watch)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "watch {i}/{j}");
+            stalled.push(r);
+        }
+    }
+    assert_eq!(env.proxy.watch_connections(), vec![2]);
+    // one more, which is read
+    let mut reader = admin
+        .request(reqwest::Method::GET, watch)
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
+    // 40 objects of 800 KB: far more than a stream's window and every buffer between the
+    // proxy and a client that does not read, for each of the 150 stalled watches
+    let data = "x".repeat(800 * 1024);
+    let writes = tokio::spawn({
+        let admin = env.admin();
+        async move {
+            for i in 0..40 {
+                let (code, body) = admin
+                    .post(
+                        "/clusters/root/api/v1/namespaces/default/configmaps",
+                        json!({"metadata": {"name": format!("big-{i}")}, "data": {"d": data}}),
+                    )
+                    .await;
+                assert_eq!(code, 201, "{body}");
+            }
+        }
+    });
+    let seen = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut tail = Vec::new();
+        while let Some(chunk) = futures::StreamExt::next(&mut reader).await {
+            tail.extend_from_slice(&chunk.unwrap());
+            if tail.windows(8).any(|w| w == b"\"big-39\"") {
+                return true;
+            }
+            // keep only what may hold a split name
+            if tail.len() > 64 {
+                tail.drain(..tail.len() - 64);
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(seen, Ok(true), "the read watch got every event");
+    writes.await.unwrap();
+    drop(stalled);
+    drop(reader);
+    // their streams are given back: as many new watches reuse the same connections
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut again = Vec::new();
+    for who in [&alice, &bob] {
+        for _ in 0..75 {
+            let r = who
+                .request(reqwest::Method::GET, watch)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            again.push(r);
+        }
+    }
+    assert_eq!(env.proxy.watch_connections(), vec![2]);
+}
+
 /// Reads lines until `want`, for at most 20 s.
 async fn wait_for<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut tokio::io::Lines<R>, want: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
