@@ -32,8 +32,10 @@
 //!
 //! `cargo bench -p front-proxy --bench dos` runs the full sizes: 10,000 idle connections
 //! and 100 users × 100 watches against the shard; through the proxy the defaults are
-//! 9,000 + 90 × 100, because each proxied watch also holds a connection to the shard
-//! and the proxy's 20,000 open files cannot hold 10,000 + 10,000 + 10,000 (overrides:
+//! 9,000 + 90 × 100: the proxy's default cap on client connections, derived from its
+//! open-files limit (minus a reserve, halved as the proxy also holds connections to
+//! shards), is below 10,000 + 100 (watches share HTTP/2 connections to the shard, about
+//! one per 100 watches) (overrides:
 //! `CANOPY_DOS_IDLE`, `CANOPY_DOS_USERS`, `CANOPY_DOS_PROXY_IDLE`,
 //! `CANOPY_DOS_PROXY_USERS`, `CANOPY_DOS_WATCHES_PER_USER`, and extra proxy flags in
 //! `CANOPY_DOS_PROXY_FLAGS`). Under `cargo test` a tiny pass checks the same flow.
