@@ -24,6 +24,7 @@
 //! `CANOPY_BENCH_RATE` (open-loop req/s), `CANOPY_BENCH_SECONDS` (per phase),
 //! `CANOPY_BENCH_CLIENTS` (closed-loop clients), `CANOPY_BENCH_CLUSTERS` (index size).
 
+use canopy_apiserver::tenancy_plugin::TenancyExt;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;

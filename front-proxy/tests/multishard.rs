@@ -3,6 +3,7 @@
 //! other shard's keep working (an open watch through the proxy included), and they
 //! work again once it is back, without restarting the proxy.
 
+use canopy_apiserver::tenancy_plugin::TenancyExt;
 use std::time::{Duration, Instant};
 
 use canopy_test_harness::TestProxy;

@@ -27,8 +27,8 @@ pub struct SizeAndQuotaFlags {
 
 impl SizeAndQuotaFlags {
     /// The server's size limits and quotas these flags give.
-    pub fn limits(&self) -> canopy_apiserver::Limits {
-        canopy_apiserver::Limits {
+    pub fn limits(&self) -> crate::Limits {
+        crate::Limits {
             max_request_body_bytes: self.max_request_body_bytes,
             max_object_bytes: self.max_object_bytes,
             quotas: canopy_apiserver::quota::OrgQuotas {

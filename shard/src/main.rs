@@ -1,5 +1,6 @@
 //! `shard`: serve logical clusters from a PostgreSQL database.
 
+use canopy_apiserver::tenancy_plugin::TenancyExt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 

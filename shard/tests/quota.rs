@@ -86,7 +86,7 @@ fn used(message: &str, quota: &str) -> u64 {
 #[tokio::test]
 async fn objects_workspaces_and_bytes_per_organization() {
     let env = TestShard::builder()
-        .size_limits(canopy_apiserver::Limits {
+        .size_limits(shard::Limits {
             quotas: OrgQuotas {
                 workspaces: 2,
                 objects: 200,
@@ -321,7 +321,7 @@ async fn objects_workspaces_and_bytes_per_organization() {
 async fn usage_on_other_shards_counts() {
     let env = TestProxy::builder()
         .shards(3)
-        .shard_size_limits(canopy_apiserver::Limits {
+        .shard_size_limits(shard::Limits {
             quotas: OrgQuotas {
                 workspaces: 10,
                 objects: 150,

@@ -38,8 +38,7 @@ fn resource(
     version: &str,
     plural: &str,
 ) -> Result<Resource, ApiError> {
-    api.inner
-        .registry
+    api.registry()
         .get(group, version, plural)
         .cloned()
         .ok_or_else(|| ApiError::internal(format!("built-in resource {plural} missing")))
@@ -259,7 +258,7 @@ pub async fn ensure_logical_cluster_at(
 ) -> Result<(), ApiError> {
     // Placing is idempotent for the same owner only: never adopt (and bind an admin in)
     // a logical cluster that exists for someone else, root included.
-    if let Some(existing) = api.inner.store.get(&canopy_storage::ObjectKey::new(
+    if let Some(existing) = api.store().get(&canopy_storage::ObjectKey::new(
         LOGICAL_CLUSTER_RESOURCE,
         name,
         "",
@@ -304,7 +303,7 @@ pub async fn ensure_logical_cluster_at(
         items.extend(crate::controllers::default_namespace_objects(api, n));
     }
     let lc = resource(api, "core.kcp.io", "v1alpha1", "logicalclusters")?;
-    let url = format!("{}/clusters/{path}", api.inner.config.external_url);
+    let url = format!("{}/clusters/{path}", api.config().external_url);
     let phase = if initializers.is_empty() {
         Phase::Ready
     } else {
@@ -341,7 +340,7 @@ pub async fn ensure_logical_cluster_at(
     rest::create_system_batch(api, name, items).await?;
     // known to path resolution at once (the store watch in `workspaces::maintain_paths`
     // would add it a moment later)
-    api.inner
+    crate::tenancy_plugin::tenancy(api)
         .paths
         .write()
         .insert(path.to_string(), name.to_string());
@@ -352,11 +351,7 @@ pub async fn ensure_logical_cluster_at(
 /// was set (run at start). Returns how many were updated.
 pub async fn annotate_logical_clusters(api: &ApiServer) -> Result<usize, ApiError> {
     let mut n = 0;
-    for lc in api
-        .inner
-        .store
-        .list_all(LOGICAL_CLUSTER_RESOURCE, None, None)
-    {
+    for lc in api.store().list_all(LOGICAL_CLUSTER_RESOURCE, None, None) {
         let has = lc
             .value
             .pointer("/metadata/annotations")

@@ -74,7 +74,7 @@ pub async fn serve(
         },
         (&Method::DELETE, false) => {
             let lc = lc_of(api, name);
-            if lc.is_none() && api.inner.store.keys_of_cluster(name).is_empty() {
+            if lc.is_none() && api.store().keys_of_cluster(name).is_empty() {
                 return Err(not_found(name));
             }
             // The caller names the Workspace it deletes for (`ownerCluster`, `ownerUID`):
@@ -129,8 +129,7 @@ fn not_found(name: &str) -> ApiError {
 }
 
 fn lc_of(api: &ApiServer, name: &str) -> Option<Value> {
-    api.inner
-        .store
+    api.store()
         .get(&canopy_storage::ObjectKey::new(
             bootstrap::LOGICAL_CLUSTER_RESOURCE,
             name,
@@ -142,7 +141,7 @@ fn lc_of(api: &ApiServer, name: &str) -> Option<Value> {
 
 /// Creates a logical cluster placed on this shard (idempotent).
 pub async fn place(api: &ApiServer, req: &PlaceRequest) -> Result<(), ApiError> {
-    api.inner
+    crate::tenancy_plugin::tenancy(api)
         .paths
         .write()
         .insert(req.path.to_string(), req.name.to_string());
@@ -163,7 +162,7 @@ pub async fn place(api: &ApiServer, req: &PlaceRequest) -> Result<(), ApiError> 
 /// own logical cluster, wherever that lives), then everything inside. `Ok(true)` once
 /// nothing is left.
 pub async fn delete_cluster(api: &ApiServer, cluster: &str) -> Result<bool, ApiError> {
-    let store = &api.inner.store;
+    let store = api.store();
     let children = store.list_all(WORKSPACES, Some(cluster), None);
     if !children.is_empty() {
         for c in children {
@@ -189,7 +188,10 @@ pub async fn delete_cluster(api: &ApiServer, cluster: &str) -> Result<bool, ApiE
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?;
     }
-    api.inner.paths.write().retain(|_, c| c != cluster);
+    crate::tenancy_plugin::tenancy(api)
+        .paths
+        .write()
+        .retain(|_, c| c != cluster);
     Ok(true)
 }
 

@@ -11,10 +11,20 @@
 //!   own authorization (kcp's `workspaces/~`).
 //! - validating admission plug-ins ([`crate::admission::Validating`]), run in order on
 //!   every user write.
+//! - [`WriteAdmission`]: a check of every user create and update that may hold a
+//!   [`Reservation`] until the write is answered (per-organization quotas).
+//! - strategies ([`Plugins::with_strategy`]): the behaviour of a kind of the catalog
+//!   (`canopy_core::resource`) a plug-in owns, in place of the default strategy.
+//! - [`Background`]: controllers and periodic tasks, started with the server's own
+//!   ([`crate::controllers`]) on the same event feed and metrics.
+//! - plug-in state ([`Plugins::with_state`], [`ApiServer::state`]): one value per type,
+//!   for what a plug-in keeps on the server.
+//! - [`Plugin`]: a capability registering all of its parts at once.
 //!
 //! Plug-ins are registered once, when the server is built ([`Plugins`]); the pipeline
 //! asks them in registration order.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -102,6 +112,67 @@ pub trait ClusterResolver: Send + Sync + 'static {
     /// this server, or `None` when the resolver does not know it (the name is then taken
     /// as a logical cluster name).
     fn resolve(&self, api: &ApiServer, name: &str) -> Option<String>;
+
+    /// Whether logical cluster `cluster` exists on this server (a request into one that
+    /// does not is refused as if it were not allowed).
+    fn exists(&self, api: &ApiServer, cluster: &str) -> bool;
+}
+
+/// What a [`WriteAdmission`] is asked about.
+#[derive(Clone, Copy)]
+pub enum Write<'a> {
+    /// A user's create of `obj` (defaulted and validated, not stored yet).
+    Create { obj: &'a serde_json::Value },
+    /// A user's update from `cur` (as stored) to `new`.
+    Update {
+        cur: &'a canopy_storage::StoredObject,
+        new: &'a serde_json::Value,
+    },
+}
+
+/// Something a [`WriteAdmission`] holds until the write it admitted is answered (e.g. a
+/// quota reservation, released on drop).
+pub type Reservation = Box<dyn Any + Send>;
+
+/// A check of every user create and update (not the system's), after validation and
+/// before the store; an update that finalizes an object is not asked. The returned
+/// reservation is dropped when the write is answered.
+pub trait WriteAdmission: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+
+    fn admit(
+        &self,
+        api: &ApiServer,
+        ctx: &crate::pipeline::Ctx,
+        res: &crate::registry::Resource,
+        write: Write<'_>,
+    ) -> Result<Option<Reservation>, ApiError>;
+}
+
+/// Controllers and tasks a plug-in runs in the background, started with the server's
+/// own ([`ApiServer::start_controllers`]) and stopped with them.
+pub trait Background: Send + Sync + 'static {
+    fn start(&self, api: &ApiServer, run: &mut crate::controllers::Starter);
+}
+
+/// A capability that registers all of its parts (handlers, strategies, admission,
+/// controllers, state) into [`Plugins`].
+pub trait Plugin {
+    fn register(self, plugins: Plugins) -> Plugins;
+}
+
+/// State of plug-ins on a server, one value per type.
+#[derive(Clone, Default)]
+pub struct Extensions(HashMap<TypeId, Arc<dyn Any + Send + Sync>>);
+
+impl Extensions {
+    pub fn insert<T: Send + Sync + 'static>(&mut self, v: T) {
+        self.0.insert(TypeId::of::<T>(), Arc::new(v));
+    }
+
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.0.get(&TypeId::of::<T>())?.downcast_ref()
+    }
 }
 
 /// The plug-ins of one server.
@@ -112,9 +183,50 @@ pub struct Plugins {
     /// The validating admission chain, in order ([`crate::admission`]).
     pub(crate) validating: Vec<Arc<dyn crate::admission::Validating>>,
     pub(crate) resolver: Option<Arc<dyn ClusterResolver>>,
+    pub(crate) writes: Vec<Arc<dyn WriteAdmission>>,
+    pub(crate) background: Vec<Arc<dyn Background>>,
+    /// Strategies of kinds plug-ins own, by (group, plural).
+    pub(crate) strategies: HashMap<(String, String), Arc<dyn crate::registry::Strategy>>,
+    pub(crate) state: Extensions,
 }
 
 impl Plugins {
+    /// Registers a whole capability ([`Plugin`]).
+    pub fn plugin(self, p: impl Plugin) -> Self {
+        p.register(self)
+    }
+
+    /// Adds a write check ([`WriteAdmission`]), asked in registration order.
+    pub fn with_write_admission(mut self, w: impl WriteAdmission) -> Self {
+        self.writes.push(Arc::new(w));
+        self
+    }
+
+    /// Adds controllers or tasks run in the background ([`Background`]).
+    pub fn with_background(mut self, b: impl Background) -> Self {
+        self.background.push(Arc::new(b));
+        self
+    }
+
+    /// The strategy of the catalog's resource `group`/`plural` (every version), in
+    /// place of the default one.
+    pub fn with_strategy(
+        mut self,
+        group: &str,
+        plural: &str,
+        s: impl crate::registry::Strategy + 'static,
+    ) -> Self {
+        self.strategies
+            .insert((group.to_string(), plural.to_string()), Arc::new(s));
+        self
+    }
+
+    /// Keeps `v` on the server for the plug-in ([`ApiServer::state`]); one per type.
+    pub fn with_state<T: Send + Sync + 'static>(mut self, v: T) -> Self {
+        self.state.insert(v);
+        self
+    }
+
     pub fn with_path_handler(mut self, h: impl PathHandler) -> Self {
         self.paths.push(Arc::new(h));
         self
@@ -141,6 +253,22 @@ impl Plugins {
             .iter()
             .find(|h| h.claims(info, cluster))
             .cloned()
+    }
+
+    /// Asks every [`WriteAdmission`] about a user's write; what they reserve is held
+    /// until the result is dropped.
+    pub(crate) fn admit_write(
+        &self,
+        api: &ApiServer,
+        ctx: &crate::pipeline::Ctx,
+        res: &crate::registry::Resource,
+        write: Write<'_>,
+    ) -> Result<Vec<Reservation>, ApiError> {
+        let mut held = Vec::new();
+        for w in &self.writes {
+            held.extend(w.admit(api, ctx, res, write)?);
+        }
+        Ok(held)
     }
 
     pub fn with_resolver(mut self, r: impl ClusterResolver) -> Self {

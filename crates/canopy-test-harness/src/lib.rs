@@ -11,6 +11,7 @@
 //! # }
 //! ```
 
+use canopy_apiserver::tenancy_plugin::TenancyExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -30,7 +31,7 @@ pub struct TestShardBuilder {
     shard_name: Option<String>,
     cache: Option<CacheServerRef>,
     limits: Option<canopy_apiserver::ServerLimits>,
-    size_limits: Option<canopy_apiserver::Limits>,
+    size_limits: Option<shard::Limits>,
 }
 
 /// The limits test shards and proxies run with unless a test sets its own: the
@@ -88,7 +89,7 @@ impl TestShardBuilder {
     }
 
     /// Request body and object size limits (default: kube's).
-    pub fn size_limits(mut self, limits: canopy_apiserver::Limits) -> Self {
+    pub fn size_limits(mut self, limits: shard::Limits) -> Self {
         self.size_limits = Some(limits);
         self
     }
@@ -198,7 +199,7 @@ struct Settings {
     /// public keys only).
     issuer: Option<Arc<canopy_auth::TokenIssuer>>,
     limits: canopy_apiserver::ServerLimits,
-    size_limits: canopy_apiserver::Limits,
+    size_limits: shard::Limits,
 }
 
 /// A shard running in this process.

@@ -114,6 +114,11 @@ pub trait Strategy: Send + Sync {
         })
     }
 
+    /// The OpenAPI schema of a kind without a `k8s-openapi` type (`None`: any object).
+    fn openapi_schema(&self) -> Option<Value> {
+        None
+    }
+
     /// Table columns (after NAME, which is always first).
     fn columns(&self) -> Vec<Column> {
         vec![table::age_column()]
@@ -144,11 +149,15 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The built-in resources every logical cluster serves.
-    pub fn builtin() -> Registry {
+    /// The built-in resources every logical cluster serves, with the strategies
+    /// plug-ins give the kinds they own (by group and plural) in place of the default.
+    pub fn builtin(owned: &HashMap<(String, String), Arc<dyn Strategy>>) -> Registry {
         let mut r = Registry::default();
         for desc in canopy_core::resource::builtin_resources() {
-            let strategy = builtin::strategy_for(&desc);
+            let strategy = match owned.get(&(desc.group.clone(), desc.plural.clone())) {
+                Some(s) => s.clone(),
+                None => builtin::strategy_for(&desc),
+            };
             r.add(Resource {
                 desc: Arc::new(desc),
                 strategy,
