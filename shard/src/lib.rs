@@ -18,10 +18,10 @@ use std::time::Duration;
 use canopy_apiserver::plugin::Plugins;
 use canopy_apiserver::quota::OrgQuotas;
 use canopy_apiserver::tenancy_plugin::{KcpTenancy, TenancyConfig, TenancyExt};
-use canopy_apiserver::tokens::TokenService;
 use canopy_apiserver::{ApiServer, Config, ServerLimits, TlsConfig, VersionInfo};
 use canopy_auth::{Pki, TokenIssuer, TokenVerifier};
 use canopy_storage::{Store, StoreOptions};
+use canopy_tokens::TokenService;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -305,7 +305,7 @@ impl Shard {
             .await
             .map_err(ShardError::Bootstrap)?;
         if opts.root {
-            canopy_apiserver::tokens::load(&api);
+            canopy_tokens::load(&api);
         }
         if opts.root {
             // the shard holding root registers itself there; other shards register with
@@ -365,7 +365,7 @@ impl Shard {
         groups: &[String],
         ttl: Duration,
     ) -> Result<String, canopy_core::ApiError> {
-        canopy_apiserver::tokens::issue(&self.api, user, groups, ttl, "canopy")
+        canopy_tokens::issue(&self.api, user, groups, ttl, "canopy")
             .await
             .map(|(_, t)| t)
     }

@@ -52,7 +52,6 @@ pub mod reviews;
 pub mod scale;
 pub mod server;
 pub mod tenancy_plugin;
-pub mod tokens;
 pub mod watch;
 pub mod workspaces;
 

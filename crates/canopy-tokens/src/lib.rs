@@ -27,6 +27,18 @@
 //! reaches it); a revoked record keeps `status.revokedAt` until it expires, then the
 //! collector deletes it. Signing keys are files of the shard's PKI directory.
 
+// Request-path code: bad input is an ApiError, never a panic (tests may unwrap).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,9 +50,9 @@ use canopy_storage::{ListOptions, Mutation, ObjectKey, StorageError, StoredObjec
 use http::{Method, Response};
 use serde_json::{json, Value};
 
-use crate::authz::is_superuser;
-use crate::response::{self, Body};
-use crate::ApiServer;
+use canopy_apiserver::authz::is_superuser;
+use canopy_apiserver::response::{self, Body};
+use canopy_apiserver::ApiServer;
 
 pub const GROUP: &str = "tokens.canopy.dev";
 pub const VERSION: &str = "v1alpha1";
@@ -111,8 +123,7 @@ fn records(
     api: &ApiServer,
     keep: &dyn Fn(&StoredObject) -> bool,
 ) -> Vec<std::sync::Arc<StoredObject>> {
-    api.inner
-        .store
+    api.store()
         .list(&ListOptions {
             resource: RESOURCE,
             cluster: Some(SYSTEM_CLUSTER),
@@ -164,8 +175,7 @@ pub async fn issue(
         },
     });
     let stored = api
-        .inner
-        .store
+        .store()
         .apply(Mutation::Create {
             key: key(&name),
             value: record,
@@ -194,8 +204,7 @@ async fn set_parent(api: &ApiServer, mut record: Value, parent: &str) -> Result<
     let mut v = cur.value.clone();
     canopy_core::meta::set_path(&mut v, &["status", "issuedWith"], json!(parent))?;
     let stored = api
-        .inner
-        .store
+        .store()
         .apply(Mutation::Update {
             key: key(&name),
             expected_rv: Some(cur.rv),
@@ -249,8 +258,7 @@ async fn revoke_one(api: &ApiServer, name: &str) -> Result<Option<Value>, ApiErr
         let mut v = cur.value.clone();
         canopy_core::meta::set_path(&mut v, &["status", "revokedAt"], json!(rfc3339(now())))?;
         match api
-            .inner
-            .store
+            .store()
             .apply(Mutation::Update {
                 key: key(name),
                 expected_rv: Some(cur.rv),
@@ -347,7 +355,10 @@ pub async fn run(api: ApiServer, errors: canopy_runtime::TaskErrors) {
     let mut after = String::new();
     let mut shutdown = api.shutdown_signal();
     loop {
-        let peers = crate::tenancy_plugin::tenancy(&api).peers.read().clone();
+        let peers = canopy_apiserver::tenancy_plugin::tenancy(&api)
+            .peers
+            .read()
+            .clone();
         let result = match &peers {
             Some(p) if p.root_shard_url.is_some() => Some(p.token_state(&after, 30).await),
             _ => None,
@@ -570,8 +581,7 @@ pub async fn serve(
         }
         (&Method::GET, false) => {
             let o = api
-                .inner
-                .store
+                .store()
                 .get(&key(name))
                 .filter(|o| !is_revoked(&o.value) && expiry(&o.value) > now())
                 .filter(|o| admin || owner(&o.value) == user.name)
@@ -580,8 +590,7 @@ pub async fn serve(
         }
         (&Method::DELETE, false) => {
             let visible = api
-                .inner
-                .store
+                .store()
                 .get(&key(name))
                 .is_some_and(|o| admin || owner(&o.value) == user.name);
             if !visible {
@@ -785,12 +794,15 @@ pub fn tokens(api: &ApiServer) -> &Tokens {
     api.state::<Tokens>().unwrap_or(&NONE)
 }
 
-/// The token service plugged into the generic server ([`crate::plugin`]), with the
+/// The token service plugged into the generic server ([`canopy_apiserver::plugin`]), with the
 /// signing key on the shard holding root (`None` on the others).
 pub struct TokenService(pub Option<Arc<TokenIssuer>>);
 
-impl crate::plugin::Plugin for TokenService {
-    fn register(self, plugins: crate::plugin::Plugins) -> crate::plugin::Plugins {
+impl canopy_apiserver::plugin::Plugin for TokenService {
+    fn register(
+        self,
+        plugins: canopy_apiserver::plugin::Plugins,
+    ) -> canopy_apiserver::plugin::Plugins {
         plugins
             .with_state(Tokens::new(self.0))
             .with_path_handler(TokenPaths)
@@ -801,8 +813,8 @@ impl crate::plugin::Plugin for TokenService {
 /// Keeps the authenticator current ([`run`]).
 struct TokenTasks;
 
-impl crate::plugin::Background for TokenTasks {
-    fn start(&self, api: &ApiServer, run: &mut crate::controllers::Starter) {
+impl canopy_apiserver::plugin::Background for TokenTasks {
+    fn start(&self, api: &ApiServer, run: &mut canopy_apiserver::controllers::Starter) {
         let errors = run.metrics().task("tokens");
         run.spawn(self::run(api.clone(), errors));
     }
@@ -813,13 +825,13 @@ impl crate::plugin::Background for TokenTasks {
 /// peers and the front-proxy.
 struct TokenPaths;
 
-impl crate::plugin::PathHandler for TokenPaths {
+impl canopy_apiserver::plugin::PathHandler for TokenPaths {
     fn name(&self) -> &'static str {
         "tokens"
     }
 
-    fn route(&self, path: &str) -> Option<crate::plugin::Audience> {
-        use crate::plugin::Audience;
+    fn route(&self, path: &str) -> Option<canopy_apiserver::plugin::Audience> {
+        use canopy_apiserver::plugin::Audience;
         if path == PREFIX
             || path
                 .strip_prefix(PREFIX)
@@ -843,8 +855,8 @@ impl crate::plugin::PathHandler for TokenPaths {
     fn handle<'a>(
         &'a self,
         api: &'a ApiServer,
-        req: crate::plugin::PathRequest<'a>,
-    ) -> crate::plugin::HandlerFuture<'a> {
+        req: canopy_apiserver::plugin::PathRequest<'a>,
+    ) -> canopy_apiserver::plugin::HandlerFuture<'a> {
         Box::pin(async move {
             match req.path {
                 "/openid/v1/jwks" => Ok(jwks(api)),
