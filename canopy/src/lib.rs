@@ -19,7 +19,7 @@
 
 pub mod cli;
 
-use canopy_apiserver::tenancy_plugin::TenancyExt;
+use canopy_tenancy::TenancyExt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -306,24 +306,18 @@ async fn start_sharded(
             .issue_client_cert(
                 &format!(
                     "system:shard:{}",
-                    canopy_apiserver::tenancy_plugin::tenancy(&s.api)
-                        .config
-                        .shard_name
+                    canopy_tenancy::tenancy(&s.api).config.shard_name
                 ),
                 &[],
             )
             .map_err(|e| err(&e))?;
         s.api
-            .set_peers(&canopy_apiserver::peers::PeerConfig {
+            .set_peers(&canopy_tenancy::peers::PeerConfig {
                 ca_bundle_pem: ca_bundle.clone(),
                 client_cert_pem: cert,
                 client_key_pem: key,
-                root_shard_url: Some(shards[0].url.clone()).filter(|_| {
-                    canopy_apiserver::tenancy_plugin::tenancy(&s.api)
-                        .config
-                        .shard_name
-                        != "root"
-                }),
+                root_shard_url: Some(shards[0].url.clone())
+                    .filter(|_| canopy_tenancy::tenancy(&s.api).config.shard_name != "root"),
             })
             .map_err(|e| err(&e))?;
     }
@@ -333,10 +327,7 @@ async fn start_sharded(
     let targets = shards
         .iter()
         .map(|s| front_proxy::ShardTarget {
-            name: canopy_apiserver::tenancy_plugin::tenancy(&s.api)
-                .config
-                .shard_name
-                .clone(),
+            name: canopy_tenancy::tenancy(&s.api).config.shard_name.clone(),
             url: s.url.clone(),
         })
         .collect();

@@ -16,11 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use canopy_apiserver::plugin::Plugins;
-use canopy_apiserver::quota::OrgQuotas;
-use canopy_apiserver::tenancy_plugin::{KcpTenancy, TenancyConfig, TenancyExt};
 use canopy_apiserver::{ApiServer, Config, ServerLimits, TlsConfig, VersionInfo};
 use canopy_auth::{Pki, TokenIssuer, TokenVerifier};
 use canopy_storage::{Store, StoreOptions};
+use canopy_tenancy::quota::OrgQuotas;
+use canopy_tenancy::{KcpTenancy, TenancyConfig, TenancyExt};
 use canopy_tokens::TokenService;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;

@@ -1,4 +1,7 @@
-//! The Kubernetes API of one shard.
+//! The generic Kubernetes API server of a shard: it knows no workspace, shard or token
+//! service. Capabilities plug into it through the extension points of [`plugin`]
+//! (kcp tenancy in `canopy-tenancy`, the token service in `canopy-tokens`; a shard's
+//! composition root is `shard::plugins`).
 //!
 //! A request passes these stages, in this order, each in its own module:
 //!
@@ -13,7 +16,8 @@
 //!    [`registry`]; review resources ([`reviews`]) are answered without storage.
 //! 4. Background [`controllers`] keep namespaces, default service accounts and the
 //!    `kube-root-ca.crt` ConfigMaps, garbage collection and ClusterRole aggregation
-//!    running, all through the same store.
+//!    running, all through the same store; plug-ins add theirs
+//!    ([`plugin::Background`]).
 
 // Request-path code: bad input is an ApiError, never a panic (tests may unwrap).
 #![cfg_attr(
@@ -39,21 +43,16 @@ pub mod controllers;
 pub mod discovery;
 pub mod edge;
 pub mod fieldmanager;
-pub mod internal;
 pub mod metrics;
-pub mod peers;
 pub mod pipeline;
 pub mod plugin;
-pub mod quota;
 pub mod registry;
 pub mod response;
 pub mod rest;
 pub mod reviews;
 pub mod scale;
 pub mod server;
-pub mod tenancy_plugin;
 pub mod watch;
-pub mod workspaces;
 
 use std::sync::Arc;
 

@@ -11,7 +11,7 @@
 //! # }
 //! ```
 
-use canopy_apiserver::tenancy_plugin::TenancyExt;
+use canopy_tenancy::TenancyExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -193,7 +193,7 @@ struct Settings {
     port: u16,
     shard_name: String,
     /// How it reaches the other shards, once set ([`TestShard::set_peers`]).
-    peers: Option<canopy_apiserver::peers::PeerConfig>,
+    peers: Option<canopy_tenancy::peers::PeerConfig>,
     cache: Option<CacheServerRef>,
     /// For a shard without root: who signs the test's tokens (the shard gets its
     /// public keys only).
@@ -310,7 +310,7 @@ impl TestShard {
     }
 
     /// How this shard reaches the other shards (kept across restarts).
-    pub fn set_peers(&mut self, cfg: canopy_apiserver::peers::PeerConfig) {
+    pub fn set_peers(&mut self, cfg: canopy_tenancy::peers::PeerConfig) {
         self.shard.api.set_peers(&cfg).expect("peer configuration");
         self.settings.peers = Some(cfg);
     }

@@ -157,7 +157,7 @@ impl TestProxyBuilder {
             let (cert, key) = client_ca
                 .issue_client_cert(&format!("system:shard:{}", shard_name(i)), &[])
                 .expect("shard client certificate");
-            s.set_peers(canopy_apiserver::peers::PeerConfig {
+            s.set_peers(canopy_tenancy::peers::PeerConfig {
                 ca_bundle_pem: ca_bundle.clone(),
                 client_cert_pem: cert,
                 client_key_pem: key,

@@ -355,10 +355,7 @@ pub async fn run(api: ApiServer, errors: canopy_runtime::TaskErrors) {
     let mut after = String::new();
     let mut shutdown = api.shutdown_signal();
     loop {
-        let peers = canopy_apiserver::tenancy_plugin::tenancy(&api)
-            .peers
-            .read()
-            .clone();
+        let peers = canopy_tenancy::tenancy(&api).peers.read().clone();
         let result = match &peers {
             Some(p) if p.root_shard_url.is_some() => Some(p.token_state(&after, 30).await),
             _ => None,

@@ -9,7 +9,6 @@ pub mod builtin;
 pub mod crd;
 pub mod jsonpath;
 pub mod table;
-pub mod tenancy;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,8 +1,40 @@
-//! kcp tenancy plugged into the generic server ([`crate::plugin`]): workspace paths as
-//! the cluster resolver, the home workspace (`workspaces/~`), the admission of the
-//! objects routing trusts, and the shard-to-shard logical cluster endpoints
-//! (`/internal/logicalclusters`, `/internal/usage`, [`crate::internal`]) for shard peers
-//! only.
+//! kcp tenancy, a plug-in of the generic API server (`canopy-apiserver`), plugged in
+//! only through its extension points ([`canopy_apiserver::plugin`]; [`KcpTenancy`]
+//! registers every part):
+//!
+//! - kinds and their strategies ([`registry`]): `Workspace`, `WorkspaceType`
+//!   (kcp's `WorkspaceTypeExists` admission), `LogicalCluster`, `Shard`;
+//! - workspace paths as the cluster resolver ([`WorkspacePaths`], [`workspaces::resolve_in`]);
+//! - the home workspace `workspaces/~` ([`HomeWorkspace`]);
+//! - admission of the objects routing and placement trust ([`TenancyObjects`]);
+//! - per-organization quotas of user writes ([`Quotas`], [`quota`]);
+//! - the workspace controller, the path index, the shard's report and the workspace-type
+//!   mirror ([`TenancyControllers`], [`workspaces`]);
+//! - logical clusters and their `LogicalCluster` objects ([`logicalcluster`]);
+//! - the shard-to-shard endpoints (`/internal/logicalclusters`, `/internal/usage`,
+//!   [`internal`]) for shard peers only, and the client of the other shards ([`peers`]).
+//!
+//! What it keeps on the server is [`Tenancy`] ([`tenancy`]); what a server with it can
+//! do beyond the generic one is [`TenancyExt`].
+
+// Request-path code: bad input is an ApiError, never a panic (tests may unwrap).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+#![allow(clippy::result_large_err)]
+
+pub mod internal;
+pub mod logicalcluster;
+pub mod peers;
+pub mod quota;
+pub mod registry;
+pub mod workspaces;
 
 use canopy_auth::UserInfo;
 use canopy_core::{meta, ApiError};
@@ -17,13 +49,13 @@ use canopy_runtime::{Action, Backoff, Controller};
 use canopy_storage::{EventType, ObjectKey};
 use parking_lot::{Mutex, RwLock};
 
-use crate::admission::{Operation, Request, Validating};
+use canopy_apiserver::admission::{Operation, Request, Validating};
 
-use crate::plugin::{
+use canopy_apiserver::plugin::{
     Audience, ClusterResolver, HandlerFuture, PathHandler, PathRequest, Plugin, Plugins,
     Reservation, ResourceHandler, Write, WriteAdmission,
 };
-use crate::ApiServer;
+use canopy_apiserver::ApiServer;
 
 /// What kcp tenancy needs to know about the shard it runs on.
 #[derive(Clone, Debug, Default)]
@@ -69,7 +101,7 @@ pub struct KcpTenancy(pub TenancyConfig);
 
 impl Plugin for KcpTenancy {
     fn register(self, plugins: Plugins) -> Plugins {
-        use crate::registry::tenancy as reg;
+        use crate::registry as reg;
         use canopy_core::resource::{KCP_CORE_GROUP, TENANCY_GROUP};
         plugins
             .with_state(Tenancy {
@@ -117,7 +149,7 @@ pub trait TenancyExt {
 
 impl TenancyExt for ApiServer {
     async fn ensure_logical_cluster(&self, name: &str) -> Result<(), ApiError> {
-        crate::bootstrap::ensure_logical_cluster(self, name).await
+        crate::logicalcluster::ensure_logical_cluster(self, name).await
     }
 
     fn set_peers(&self, cfg: &crate::peers::PeerConfig) -> Result<(), crate::peers::PeerError> {
@@ -140,7 +172,7 @@ impl TenancyExt for ApiServer {
     }
 
     async fn annotate_logical_clusters(&self) -> Result<usize, ApiError> {
-        crate::bootstrap::annotate_logical_clusters(self).await
+        crate::logicalcluster::annotate_logical_clusters(self).await
     }
 }
 
@@ -155,8 +187,8 @@ impl WriteAdmission for Quotas {
     fn admit(
         &self,
         api: &ApiServer,
-        ctx: &crate::pipeline::Ctx,
-        res: &crate::registry::Resource,
+        ctx: &canopy_apiserver::pipeline::Ctx,
+        res: &canopy_apiserver::registry::Resource,
         write: Write<'_>,
     ) -> Result<Option<Reservation>, ApiError> {
         let r = match write {
@@ -171,8 +203,8 @@ impl WriteAdmission for Quotas {
 /// mirror, and the organizations' usage ([`crate::quota`]).
 pub struct TenancyControllers;
 
-impl crate::plugin::Background for TenancyControllers {
-    fn start(&self, api: &ApiServer, run: &mut crate::controllers::Starter) {
+impl canopy_apiserver::plugin::Background for TenancyControllers {
+    fn start(&self, api: &ApiServer, run: &mut canopy_apiserver::controllers::Starter) {
         crate::quota::spawn(api);
         // Its writes share the store's group commits. A workspace waits on other
         // shards without events to bring it back: its back-off stays short.
@@ -190,13 +222,13 @@ impl crate::plugin::Background for TenancyControllers {
         let (ws_api, ws_all) = (api.clone(), api.clone());
         let queue = workspace.queue().clone();
         run.feed(move |f| {
-            f.watches(&queue, move |ev: &crate::controllers::Event| {
+            f.watches(&queue, move |ev: &canopy_apiserver::controllers::Event| {
                 workspace_keys(&ws_api, ev)
             })
             .resync(&queue, move || {
                 ws_all
                     .store()
-                    .list_all(crate::registry::tenancy::WORKSPACES, None, None)
+                    .list_all(crate::registry::WORKSPACES, None, None)
                     .iter()
                     .map(|o| o.key.clone())
                     .collect::<Vec<_>>()
@@ -225,9 +257,8 @@ impl crate::plugin::Background for TenancyControllers {
 /// Which workspaces an event concerns: a Workspace's own events, its parent's when a
 /// child went away, Scheduling ones when a Shard changed, a workspace whose logical
 /// cluster's initializers changed.
-
 fn workspace_keys(api: &ApiServer, ev: &canopy_storage::WatchEvent) -> Vec<ObjectKey> {
-    use crate::registry::tenancy::WORKSPACES;
+    use crate::registry::WORKSPACES;
     let store = api.store();
     let key = &ev.object.key;
     let resource = &*key.resource;
@@ -253,7 +284,7 @@ fn workspace_keys(api: &ApiServer, ev: &canopy_storage::WatchEvent) -> Vec<Objec
             .map(|w| w.key.clone())
             .collect();
     }
-    if resource == crate::bootstrap::LOGICAL_CLUSTER_RESOURCE
+    if resource == crate::logicalcluster::LOGICAL_CLUSTER_RESOURCE
         && ev.kind == EventType::Modified
         && ev
             .object
@@ -292,7 +323,7 @@ impl ClusterResolver for WorkspacePaths {
 
     /// A logical cluster exists once its `LogicalCluster` object does.
     fn exists(&self, api: &ApiServer, cluster: &str) -> bool {
-        crate::bootstrap::logical_cluster_exists(api.store(), cluster)
+        crate::logicalcluster::logical_cluster_exists(api.store(), cluster)
     }
 }
 
@@ -345,8 +376,8 @@ impl ResourceHandler for HomeWorkspace {
     fn handle<'a>(
         &'a self,
         api: &'a ApiServer,
-        ctx: &'a crate::pipeline::Ctx,
-        res: &'a crate::registry::Resource,
+        ctx: &'a canopy_apiserver::pipeline::Ctx,
+        res: &'a canopy_apiserver::registry::Resource,
     ) -> HandlerFuture<'a> {
         Box::pin(async move {
             if ctx.cluster.as_deref() != Some("root")
@@ -360,7 +391,7 @@ impl ResourceHandler for HomeWorkspace {
                 ));
             }
             let ws = crate::workspaces::home(api, &ctx.user).await?;
-            crate::rest::respond_object(ctx, res, 200, &ws)
+            canopy_apiserver::rest::respond_object(ctx, res, 200, &ws)
         })
     }
 }
@@ -404,12 +435,12 @@ impl Validating for TenancyObjects {
                 let held = |v: &Value| {
                     meta::finalizers(v)
                         .iter()
-                        .any(|f| f == crate::registry::tenancy::LOGICAL_CLUSTER_FINALIZER)
+                        .any(|f| f == crate::registry::LOGICAL_CLUSTER_FINALIZER)
                 };
                 if held(old) && !held(new) {
                     return refuse(&format!(
                         "the finalizer {:?} is removed by the system",
-                        crate::registry::tenancy::LOGICAL_CLUSTER_FINALIZER
+                        crate::registry::LOGICAL_CLUSTER_FINALIZER
                     ));
                 }
             }

@@ -1,5 +1,5 @@
 //! kcp's tenancy API: `Workspace` (a child logical cluster, living in its parent) and
-//! `WorkspaceType`. The workspace controller in [`crate::controllers`] schedules a
+//! `WorkspaceType`. The workspace controller in [`canopy_apiserver::controllers`] schedules a
 //! workspace onto this shard, creates its logical cluster and binds its owner as admin.
 
 use canopy_core::{ApiError, Cause};
@@ -10,9 +10,9 @@ use canopy_tenancy_api::{
 };
 use serde_json::{json, Value};
 
-use super::builtin::str_at;
-use super::table::{age_column, Column};
-use super::{AdmissionContext, Strategy};
+use canopy_apiserver::registry::builtin::str_at;
+use canopy_apiserver::registry::table::{age_column, Column};
+use canopy_apiserver::registry::{AdmissionContext, Strategy};
 
 pub const LOGICAL_CLUSTER_FINALIZER: &str = "core.kcp.io/logicalcluster";
 pub const OWNER_ANNOTATION: &str = "experimental.tenancy.kcp.io/owner";
@@ -318,10 +318,7 @@ impl Strategy for WorkspaceStrategy {
         // this logical cluster's path and type, and root's types mirrored on shards
         // without root
         let cluster_path = crate::workspaces::path_of(ctx.store, ctx.cluster);
-        let type_mirror = crate::tenancy_plugin::tenancy(ctx.api)
-            .type_mirror
-            .read()
-            .clone();
+        let type_mirror = crate::tenancy(ctx.api).type_mirror.read().clone();
         let store = Types {
             store: ctx.store,
             mirror: &type_mirror,
@@ -365,21 +362,22 @@ impl Strategy for WorkspaceStrategy {
                 name: &alias.name,
                 path: "",
             };
-            let allowed = if crate::bootstrap::logical_cluster_exists(ctx.store, &alias.cluster) {
-                crate::authz::allowed(ctx.store, &alias.cluster, &attrs).is_some()
-            } else {
-                // a type of root mirrored on a shard without root: root's default grant
-                // (every authenticated user may use the general-purpose types)
-                crate::authz::is_superuser(ctx.user)
-                    || (ctx.user.in_group("system:authenticated")
-                        && matches!(alias.name.as_str(), "universal" | "organization" | "team"))
-            };
+            let allowed =
+                if crate::logicalcluster::logical_cluster_exists(ctx.store, &alias.cluster) {
+                    canopy_apiserver::authz::allowed(ctx.store, &alias.cluster, &attrs).is_some()
+                } else {
+                    // a type of root mirrored on a shard without root: root's default grant
+                    // (every authenticated user may use the general-purpose types)
+                    canopy_apiserver::authz::is_superuser(ctx.user)
+                        || (ctx.user.in_group("system:authenticated")
+                            && matches!(alias.name.as_str(), "universal" | "organization" | "team"))
+                };
             if !allowed {
                 // whoever may not enter the workspace holding the type cannot tell it
                 // from a type that does not exist
                 let visible = alias.cluster == "root"
-                    || !crate::bootstrap::logical_cluster_exists(ctx.store, &alias.cluster)
-                    || crate::authz::has_access(ctx.store, &alias.cluster, ctx.user);
+                    || !crate::logicalcluster::logical_cluster_exists(ctx.store, &alias.cluster)
+                    || canopy_apiserver::authz::has_access(ctx.store, &alias.cluster, ctx.user);
                 if !visible {
                     return Err(forbidden(&format!(
                         "workspace type {} does not exist",

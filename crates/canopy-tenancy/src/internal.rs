@@ -19,9 +19,10 @@ use http::{Method, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::registry::tenancy::WORKSPACES;
-use crate::response::{self, Body};
-use crate::{bootstrap, rest, ApiServer};
+use crate::logicalcluster;
+use crate::registry::WORKSPACES;
+use canopy_apiserver::response::{self, Body};
+use canopy_apiserver::{rest, ApiServer};
 
 /// What a parent shard asks a shard to create.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -131,7 +132,7 @@ fn not_found(name: &str) -> ApiError {
 fn lc_of(api: &ApiServer, name: &str) -> Option<Value> {
     api.store()
         .get(&canopy_storage::ObjectKey::new(
-            bootstrap::LOGICAL_CLUSTER_RESOURCE,
+            logicalcluster::LOGICAL_CLUSTER_RESOURCE,
             name,
             "",
             "cluster",
@@ -141,11 +142,11 @@ fn lc_of(api: &ApiServer, name: &str) -> Option<Value> {
 
 /// Creates a logical cluster placed on this shard (idempotent).
 pub async fn place(api: &ApiServer, req: &PlaceRequest) -> Result<(), ApiError> {
-    crate::tenancy_plugin::tenancy(api)
+    crate::tenancy(api)
         .paths
         .write()
         .insert(req.path.to_string(), req.name.to_string());
-    bootstrap::ensure_logical_cluster_at(
+    logicalcluster::ensure_logical_cluster_at(
         api,
         req.name.as_str(),
         req.path.as_str(),
@@ -188,7 +189,7 @@ pub async fn delete_cluster(api: &ApiServer, cluster: &str) -> Result<bool, ApiE
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?;
     }
-    crate::tenancy_plugin::tenancy(api)
+    crate::tenancy(api)
         .paths
         .write()
         .retain(|_, c| c != cluster);
