@@ -288,3 +288,42 @@ impl Plugins {
         matches!(self.route(path), Some((_, Audience::Public)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_is_one_value_per_type() {
+        struct A(u32);
+        struct B;
+        let p = Plugins::default().with_state(A(1)).with_state(A(2));
+        assert_eq!(p.state.get::<A>().map(|a| a.0), Some(2));
+        assert!(p.state.get::<B>().is_none());
+    }
+
+    #[test]
+    fn a_plugin_strategy_replaces_the_default_of_its_kind_only() {
+        struct NoColumns;
+        impl crate::registry::Strategy for NoColumns {
+            fn columns(&self) -> Vec<crate::registry::Column> {
+                Vec::new()
+            }
+        }
+        let p = Plugins::default().with_strategy("", "configmaps", NoColumns);
+        let r = crate::registry::Registry::builtin(&p.strategies);
+        let columns = |plural: &str| {
+            r.get("", "v1", plural)
+                .map(|r| r.strategy.columns().len())
+                .unwrap()
+        };
+        assert_eq!(columns("configmaps"), 0);
+        assert!(columns("secrets") > 0);
+        assert_eq!(
+            r.all().len(),
+            crate::registry::Registry::builtin(&HashMap::new())
+                .all()
+                .len()
+        );
+    }
+}
