@@ -168,7 +168,7 @@ impl ApiServer {
         config: Config,
         plugins: plugin::Plugins,
     ) -> ApiServer {
-        let registry = registry::Registry::builtin(&plugins.strategies);
+        let registry = registry::Registry::builtin(&plugins);
         let apis = apis::ApisCache::new(registry.clone());
         ApiServer {
             inner: Arc::new(Inner {

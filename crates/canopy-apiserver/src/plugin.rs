@@ -13,8 +13,10 @@
 //!   every user write.
 //! - [`WriteAdmission`]: a check of every user create and update that may hold a
 //!   [`Reservation`] until the write is answered (per-organization quotas).
-//! - strategies ([`Plugins::with_strategy`]): the behaviour of a kind of the catalog
-//!   (`canopy_core::resource`) a plug-in owns, in place of the default strategy.
+//! - kinds ([`Plugins::with_resource`]): a resource a plug-in adds to every logical
+//!   cluster, with its strategy (create/update hooks, validation, status subresource,
+//!   table columns, OpenAPI schema); [`Plugins::with_strategy`] replaces the strategy of
+//!   a built-in kind instead.
 //! - [`Background`]: controllers and periodic tasks, started with the server's own
 //!   ([`crate::controllers`]) on the same event feed and metrics.
 //! - plug-in state ([`Plugins::with_state`], [`ApiServer::state`]): one value per type,
@@ -185,8 +187,10 @@ pub struct Plugins {
     pub(crate) resolver: Option<Arc<dyn ClusterResolver>>,
     pub(crate) writes: Vec<Arc<dyn WriteAdmission>>,
     pub(crate) background: Vec<Arc<dyn Background>>,
-    /// Strategies of kinds plug-ins own, by (group, plural).
+    /// Strategies plug-ins give built-in kinds, by (group, plural).
     pub(crate) strategies: HashMap<(String, String), Arc<dyn crate::registry::Strategy>>,
+    /// Kinds plug-ins add, in registration order.
+    pub(crate) kinds: Vec<crate::registry::Resource>,
     pub(crate) state: Extensions,
 }
 
@@ -208,8 +212,21 @@ impl Plugins {
         self
     }
 
-    /// The strategy of the catalog's resource `group`/`plural` (every version), in
-    /// place of the default one.
+    /// Adds a kind every logical cluster serves, with its strategy.
+    pub fn with_resource(
+        mut self,
+        desc: canopy_core::ResourceDescriptor,
+        s: impl crate::registry::Strategy + 'static,
+    ) -> Self {
+        self.kinds.push(crate::registry::Resource {
+            desc: Arc::new(desc),
+            strategy: Arc::new(s),
+        });
+        self
+    }
+
+    /// The strategy of the built-in resource `group`/`plural` (every version), in place
+    /// of the default one.
     pub fn with_strategy(
         mut self,
         group: &str,
@@ -303,6 +320,30 @@ mod tests {
     }
 
     #[test]
+    fn a_plugin_kind_is_served_after_the_built_ins() {
+        use canopy_core::resource::{stored, NameRule};
+        let desc = stored(
+            "example.dev",
+            "v1",
+            "Widget",
+            "widgets",
+            true,
+            &["wd"],
+            &["status"],
+            NameRule::DnsSubdomain,
+        );
+        let p = Plugins::default().with_resource(desc, crate::registry::builtin::DefaultStrategy);
+        let r = crate::registry::Registry::builtin(&p);
+        let plain = crate::registry::Registry::builtin(&Plugins::default());
+        assert_eq!(r.all().len(), plain.all().len() + 1);
+        assert_eq!(r.all().last().map(|w| w.desc.kind.as_str()), Some("Widget"));
+        assert!(r.get("example.dev", "v1", "widgets").is_some());
+        assert!(r
+            .group_versions()
+            .contains(&("example.dev".into(), "v1".into())));
+    }
+
+    #[test]
     fn a_plugin_strategy_replaces_the_default_of_its_kind_only() {
         struct NoColumns;
         impl crate::registry::Strategy for NoColumns {
@@ -311,7 +352,7 @@ mod tests {
             }
         }
         let p = Plugins::default().with_strategy("", "configmaps", NoColumns);
-        let r = crate::registry::Registry::builtin(&p.strategies);
+        let r = crate::registry::Registry::builtin(&p);
         let columns = |plural: &str| {
             r.get("", "v1", plural)
                 .map(|r| r.strategy.columns().len())
@@ -319,11 +360,7 @@ mod tests {
         };
         assert_eq!(columns("configmaps"), 0);
         assert!(columns("secrets") > 0);
-        assert_eq!(
-            r.all().len(),
-            crate::registry::Registry::builtin(&HashMap::new())
-                .all()
-                .len()
-        );
+        let plain = crate::registry::Registry::builtin(&Plugins::default());
+        assert_eq!(r.all().len(), plain.all().len());
     }
 }

@@ -102,7 +102,20 @@ pub struct KcpTenancy(pub TenancyConfig);
 impl Plugin for KcpTenancy {
     fn register(self, plugins: Plugins) -> Plugins {
         use crate::registry as reg;
-        use canopy_core::resource::{KCP_CORE_GROUP, TENANCY_GROUP};
+        use canopy_core::resource::{stored, NameRule::*, KCP_CORE_GROUP, TENANCY_GROUP};
+        // kcp's kinds: cluster-scoped `v1alpha1` with a status subresource
+        let kind = |group, kind, plural, short: &[&str], names| {
+            stored(
+                group,
+                "v1alpha1",
+                kind,
+                plural,
+                false,
+                short,
+                &["status"],
+                names,
+            )
+        };
         plugins
             .with_state(Tenancy {
                 config: self.0,
@@ -113,14 +126,34 @@ impl Plugin for KcpTenancy {
             .with_resource_handler(HomeWorkspace)
             .with_path_handler(LogicalClusterPeers)
             .with_write_admission(Quotas)
-            .with_strategy(TENANCY_GROUP, "workspaces", reg::WorkspaceStrategy)
-            .with_strategy(TENANCY_GROUP, "workspacetypes", reg::WorkspaceTypeStrategy)
-            .with_strategy(
-                KCP_CORE_GROUP,
-                "logicalclusters",
+            .with_resource(
+                kind(
+                    KCP_CORE_GROUP,
+                    "LogicalCluster",
+                    "logicalclusters",
+                    &[],
+                    DnsSubdomain,
+                ),
                 reg::LogicalClusterStrategy,
             )
-            .with_strategy(KCP_CORE_GROUP, "shards", reg::ShardStrategy)
+            .with_resource(
+                kind(KCP_CORE_GROUP, "Shard", "shards", &[], DnsSubdomain),
+                reg::ShardStrategy,
+            )
+            .with_resource(
+                kind(TENANCY_GROUP, "Workspace", "workspaces", &["ws"], DnsLabel),
+                reg::WorkspaceStrategy,
+            )
+            .with_resource(
+                kind(
+                    TENANCY_GROUP,
+                    "WorkspaceType",
+                    "workspacetypes",
+                    &[],
+                    DnsLabel,
+                ),
+                reg::WorkspaceTypeStrategy,
+            )
             .with_background(TenancyControllers)
     }
 }

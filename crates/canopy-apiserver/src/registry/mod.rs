@@ -148,12 +148,16 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The built-in resources every logical cluster serves, with the strategies
-    /// plug-ins give the kinds they own (by group and plural) in place of the default.
-    pub fn builtin(owned: &HashMap<(String, String), Arc<dyn Strategy>>) -> Registry {
+    /// The resources every logical cluster serves: the built-ins (with the strategies
+    /// plug-ins give kinds they own, [`crate::plugin::Plugins::with_strategy`]), then
+    /// the kinds plug-ins add ([`crate::plugin::Plugins::with_resource`]).
+    pub fn builtin(plugins: &crate::plugin::Plugins) -> Registry {
         let mut r = Registry::default();
         for desc in canopy_core::resource::builtin_resources() {
-            let strategy = match owned.get(&(desc.group.clone(), desc.plural.clone())) {
+            let strategy = match plugins
+                .strategies
+                .get(&(desc.group.clone(), desc.plural.clone()))
+            {
                 Some(s) => s.clone(),
                 None => builtin::strategy_for(&desc),
             };
@@ -161,6 +165,9 @@ impl Registry {
                 desc: Arc::new(desc),
                 strategy,
             });
+        }
+        for res in &plugins.kinds {
+            r.add(res.clone());
         }
         r
     }
