@@ -1,6 +1,6 @@
 //! `canopy token …` and `canopy kubeconfig …`: clients of the token service
 //! (`/services/tokens` on the server of the current kubeconfig context, see
-//! `canopy_apiserver::tokens`). They act as whoever that context's credentials name:
+//! `canopy_tokens`). They act as whoever that context's credentials name:
 //! the admin for anyone, other users for themselves.
 
 use std::path::Path;

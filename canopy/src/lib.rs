@@ -19,6 +19,7 @@
 
 pub mod cli;
 
+use canopy_tenancy::TenancyExt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,7 +38,7 @@ pub struct StartOptions {
     /// per-user rate limit to the proxy). On by default (`ServerLimits::default()`).
     pub limits: canopy_edge::ServerLimits,
     /// Request body and object size limits.
-    pub size_limits: canopy_apiserver::Limits,
+    pub size_limits: shard::Limits,
 }
 
 impl std::fmt::Debug for StartOptions {
@@ -302,15 +303,21 @@ async fn start_sharded(
         .join("\n");
     for s in &shards {
         let (cert, key) = client_ca
-            .issue_client_cert(&format!("system:shard:{}", s.api.config().shard_name), &[])
+            .issue_client_cert(
+                &format!(
+                    "system:shard:{}",
+                    canopy_tenancy::tenancy(&s.api).config.shard_name
+                ),
+                &[],
+            )
             .map_err(|e| err(&e))?;
         s.api
-            .set_peers(&canopy_apiserver::peers::PeerConfig {
+            .set_peers(&canopy_tenancy::peers::PeerConfig {
                 ca_bundle_pem: ca_bundle.clone(),
                 client_cert_pem: cert,
                 client_key_pem: key,
                 root_shard_url: Some(shards[0].url.clone())
-                    .filter(|_| s.api.config().shard_name != "root"),
+                    .filter(|_| canopy_tenancy::tenancy(&s.api).config.shard_name != "root"),
             })
             .map_err(|e| err(&e))?;
     }
@@ -320,7 +327,7 @@ async fn start_sharded(
     let targets = shards
         .iter()
         .map(|s| front_proxy::ShardTarget {
-            name: s.api.config().shard_name.clone(),
+            name: canopy_tenancy::tenancy(&s.api).config.shard_name.clone(),
             url: s.url.clone(),
         })
         .collect();

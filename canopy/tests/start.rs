@@ -17,7 +17,7 @@ async fn start_serves_root_and_restart_keeps_data() {
         database_url: None,
         shards: 1,
         limits: Default::default(),
-        size_limits: canopy_apiserver::Limits {
+        size_limits: shard::Limits {
             max_request_body_bytes: 256 * 1024,
             max_object_bytes: 64 * 1024,
             ..Default::default()
@@ -146,7 +146,7 @@ async fn start_with_shards_serves_through_a_front_proxy() {
         database_url: None,
         shards: 3,
         limits: Default::default(),
-        size_limits: canopy_apiserver::Limits {
+        size_limits: shard::Limits {
             max_request_body_bytes: 256 * 1024,
             max_object_bytes: 64 * 1024,
             ..Default::default()

@@ -24,12 +24,13 @@
 //! `CANOPY_BENCH_RATE` (open-loop req/s), `CANOPY_BENCH_SECONDS` (per phase),
 //! `CANOPY_BENCH_CLIENTS` (closed-loop clients), `CANOPY_BENCH_CLUSTERS` (index size).
 
+use canopy_tenancy::TenancyExt;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use canopy_apiserver::internal::PlaceRequest;
+use canopy_tenancy::internal::PlaceRequest;
 use canopy_test_harness::TestProxy;
 use front_proxy::{FrontProxy, FrontProxyOptions, RunningProxy};
 use serde_json::json;
@@ -788,7 +789,7 @@ async fn run(cfg: Config, rts: Runtimes) {
                         admin: None,
                         organization: None,
                     };
-                    canopy_apiserver::internal::place(&api, &req)
+                    canopy_tenancy::internal::place(&api, &req)
                         .await
                         .expect("place a logical cluster");
                 }

@@ -1,7 +1,7 @@
 //! Token keys and revocations, followed from root's shard.
 //!
 //! The token service runs on the shard holding `root` (see
-//! `canopy_apiserver::tokens`). Each proxy long-polls its
+//! `canopy_tokens`). Each proxy long-polls its
 //! `/internal/tokens/state` and applies every answer to its
 //! [`Authenticator`]: a revocation or a key rotation reaches every proxy replica within
 //! milliseconds of being made, and within the poll's reconnect delay (0.5 s) after a

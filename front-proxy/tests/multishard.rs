@@ -3,6 +3,7 @@
 //! other shard's keep working (an open watch through the proxy included), and they
 //! work again once it is back, without restarting the proxy.
 
+use canopy_tenancy::TenancyExt;
 use std::time::{Duration, Instant};
 
 use canopy_test_harness::TestProxy;
@@ -220,8 +221,8 @@ async fn peers_delete_only_logical_clusters_of_the_named_owner() {
         canopy_auth::ClientCa::load_or_create(&env.dir.path().join("client-ca"), "proxy-client-ca")
             .unwrap();
     let (cert, key) = ca.issue_client_cert("system:shard:root", &[]).unwrap();
-    let peers = canopy_apiserver::peers::Peers::new(
-        &canopy_apiserver::peers::PeerConfig {
+    let peers = canopy_tenancy::peers::Peers::new(
+        &canopy_tenancy::peers::PeerConfig {
             ca_bundle_pem: env.shard(1).shard.ca_cert_pem.clone(),
             client_cert_pem: cert,
             client_key_pem: key,

@@ -13,25 +13,25 @@ pub struct SizeAndQuotaFlags {
     /// Workspaces per organization (inside it, at any depth; 0: no limit). A superuser
     /// overrides it per organization with the annotation `quota.canopy.dev/workspaces`
     /// on its Workspace.
-    #[arg(long, default_value_t = canopy_apiserver::quota::DEFAULT_WORKSPACES)]
+    #[arg(long, default_value_t = canopy_tenancy::quota::DEFAULT_WORKSPACES)]
     pub org_quota_workspaces: u64,
     /// Objects per organization, in all its workspaces (0: no limit; annotation
     /// `quota.canopy.dev/objects`).
-    #[arg(long, default_value_t = canopy_apiserver::quota::DEFAULT_OBJECTS)]
+    #[arg(long, default_value_t = canopy_tenancy::quota::DEFAULT_OBJECTS)]
     pub org_quota_objects: u64,
     /// Bytes of stored objects (JSON) per organization (0: no limit; annotation
     /// `quota.canopy.dev/bytes`).
-    #[arg(long, default_value_t = canopy_apiserver::quota::DEFAULT_BYTES)]
+    #[arg(long, default_value_t = canopy_tenancy::quota::DEFAULT_BYTES)]
     pub org_quota_bytes: u64,
 }
 
 impl SizeAndQuotaFlags {
     /// The server's size limits and quotas these flags give.
-    pub fn limits(&self) -> canopy_apiserver::Limits {
-        canopy_apiserver::Limits {
+    pub fn limits(&self) -> crate::Limits {
+        crate::Limits {
             max_request_body_bytes: self.max_request_body_bytes,
             max_object_bytes: self.max_object_bytes,
-            quotas: canopy_apiserver::quota::OrgQuotas {
+            quotas: canopy_tenancy::quota::OrgQuotas {
                 workspaces: self.org_quota_workspaces,
                 objects: self.org_quota_objects,
                 bytes: self.org_quota_bytes,

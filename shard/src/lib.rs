@@ -15,9 +15,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use canopy_apiserver::plugin::Plugins;
 use canopy_apiserver::{ApiServer, Config, ServerLimits, TlsConfig, VersionInfo};
 use canopy_auth::{Pki, TokenIssuer, TokenVerifier};
 use canopy_storage::{Store, StoreOptions};
+use canopy_tenancy::quota::OrgQuotas;
+use canopy_tenancy::{KcpTenancy, TenancyConfig, TenancyExt};
+use canopy_tokens::TokenService;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -92,9 +96,56 @@ pub struct ShardOptions {
     /// Connection and request limits (timeouts, connection caps, in-flight requests
     /// with fair queuing, watches per user, rate limits); `Default`: production.
     pub limits: ServerLimits,
-    /// Request body and object size limits; `size_limits.max_object_bytes` overrides
-    /// `store.max_object_bytes`.
-    pub size_limits: canopy_apiserver::Limits,
+    /// Request body and object size limits and organization quotas;
+    /// `size_limits.max_object_bytes` overrides `store.max_object_bytes`.
+    pub size_limits: Limits,
+}
+
+/// A shard's size limits (the generic server's) and per-organization quotas (kcp
+/// tenancy's), with kube-apiserver's, etcd's and Canopy's defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest request body read (kube: 3 MiB); larger bodies get 413.
+    pub max_request_body_bytes: usize,
+    /// The largest object stored, as serialized JSON (etcd: 1.5 MiB); larger results of
+    /// any write get 413 and change nothing.
+    pub max_object_bytes: usize,
+    /// Per-organization quotas (workspaces, objects, stored bytes) of user writes;
+    /// superusers override them per organization.
+    pub quotas: OrgQuotas,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let server = canopy_apiserver::Limits::default();
+        Limits {
+            max_request_body_bytes: server.max_request_body_bytes,
+            max_object_bytes: server.max_object_bytes,
+            quotas: OrgQuotas::default(),
+        }
+    }
+}
+
+impl Limits {
+    /// The generic server's part.
+    pub fn server(&self) -> canopy_apiserver::Limits {
+        canopy_apiserver::Limits {
+            max_request_body_bytes: self.max_request_body_bytes,
+            max_object_bytes: self.max_object_bytes,
+        }
+    }
+}
+
+/// The composition root: the plug-ins every shard runs on the generic API server, in
+/// order — kcp's reserved metadata, kcp tenancy (workspace paths, workspaces, logical
+/// clusters, shards and their peers, quotas), kube's RBAC escalation checks, and the
+/// token service (with the signing key on the shard holding root).
+pub fn plugins(tenancy: TenancyConfig, tokens: Option<Arc<TokenIssuer>>) -> Plugins {
+    Plugins::default()
+        .with_validating(canopy_apiserver::admission::ReservedMetadata)
+        .plugin(KcpTenancy(tenancy))
+        .with_validating(canopy_apiserver::admission::RbacEscalation)
+        .plugin(TokenService(tokens))
 }
 
 impl std::fmt::Debug for ShardOptions {
@@ -147,7 +198,7 @@ impl ShardOptions {
             cache_server: None,
             token_verifier: TokenVerifier::default(),
             limits: ServerLimits::default(),
-            size_limits: canopy_apiserver::Limits::default(),
+            size_limits: Limits::default(),
         }
     }
 }
@@ -230,15 +281,21 @@ impl Shard {
                 .unwrap_or_else(|| url.clone()),
             ca_cert_pem: pki.ca_cert_pem.clone(),
             version: VersionInfo::default(),
-            shard_name: opts.shard_name.clone(),
-            shard_url: url.clone(),
-            limits: opts.size_limits,
+            limits: opts.size_limits.server(),
             continue_keys: Some(continue_keys),
         };
-        let api = match &tokens {
-            Some(t) => ApiServer::new(store, t.clone(), config),
-            None => ApiServer::verify_only(store, opts.token_verifier.clone(), config),
+        let tenancy = TenancyConfig {
+            shard_name: opts.shard_name.clone(),
+            shard_url: url.clone(),
+            quotas: opts.size_limits.quotas,
         };
+        // root's shard verifies with its own signing key's public keys; the others with
+        // root's, until root's token state arrives
+        let verifier = match &tokens {
+            Some(t) => t.verifier(),
+            None => opts.token_verifier.clone(),
+        };
+        let api = ApiServer::new(store, verifier, config, plugins(tenancy, tokens.clone()));
         if opts.root {
             api.ensure_logical_cluster("root")
                 .await
@@ -248,7 +305,7 @@ impl Shard {
             .await
             .map_err(ShardError::Bootstrap)?;
         if opts.root {
-            canopy_apiserver::tokens::load(&api);
+            canopy_tokens::load(&api);
         }
         if opts.root {
             // the shard holding root registers itself there; other shards register with
@@ -308,7 +365,7 @@ impl Shard {
         groups: &[String],
         ttl: Duration,
     ) -> Result<String, canopy_core::ApiError> {
-        canopy_apiserver::tokens::issue(&self.api, user, groups, ttl, "canopy")
+        canopy_tokens::issue(&self.api, user, groups, ttl, "canopy")
             .await
             .map(|(_, t)| t)
     }

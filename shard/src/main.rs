@@ -1,5 +1,6 @@
 //! `shard`: serve logical clusters from a PostgreSQL database.
 
+use canopy_tenancy::TenancyExt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -161,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
         let read = |p: &PathBuf| {
             std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
         };
-        shard.api.set_peers(&canopy_apiserver::peers::PeerConfig {
+        shard.api.set_peers(&canopy_tenancy::peers::PeerConfig {
             ca_bundle_pem: read(ca)?,
             client_cert_pem: read(cert)?,
             client_key_pem: read(key)?,

@@ -1,5 +1,6 @@
 //! The shard's API semantics over raw HTTPS, against real PostgreSQL.
 
+use canopy_tenancy::TenancyExt;
 use std::time::Duration;
 
 use canopy_test_harness::TestShard;

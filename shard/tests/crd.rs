@@ -1,6 +1,7 @@
 //! CustomResourceDefinitions: served once Established, per logical cluster, with printer
 //! columns and the status subresource; deleting a CRD deletes its custom resources.
 
+use canopy_tenancy::TenancyExt;
 use std::time::Duration;
 
 use canopy_test_harness::TestShard;

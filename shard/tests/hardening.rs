@@ -327,7 +327,7 @@ async fn garbage_bodies_get_400_or_422_never_500() {
 #[tokio::test]
 async fn objects_and_bodies_over_the_limits_are_413_for_every_verb() {
     let env = TestShard::builder()
-        .size_limits(canopy_apiserver::Limits {
+        .size_limits(shard::Limits {
             max_request_body_bytes: 64 * 1024,
             max_object_bytes: 16 * 1024,
             ..Default::default()

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use canopy_apiserver::quota::OrgQuotas;
+use canopy_tenancy::quota::OrgQuotas;
 use canopy_test_harness::{Client, Kubectl, TestProxy, TestShard};
 use serde_json::{json, Value};
 
@@ -86,7 +86,7 @@ fn used(message: &str, quota: &str) -> u64 {
 #[tokio::test]
 async fn objects_workspaces_and_bytes_per_organization() {
     let env = TestShard::builder()
-        .size_limits(canopy_apiserver::Limits {
+        .size_limits(shard::Limits {
             quotas: OrgQuotas {
                 workspaces: 2,
                 objects: 200,
@@ -321,7 +321,7 @@ async fn objects_workspaces_and_bytes_per_organization() {
 async fn usage_on_other_shards_counts() {
     let env = TestProxy::builder()
         .shards(3)
-        .shard_size_limits(canopy_apiserver::Limits {
+        .shard_size_limits(shard::Limits {
             quotas: OrgQuotas {
                 workspaces: 10,
                 objects: 150,
@@ -382,7 +382,7 @@ async fn usage_on_other_shards_counts() {
     );
 
     // let every shard report the bootstraps, then fill the organization from shard-2
-    tokio::time::sleep(canopy_apiserver::quota::REPORT_INTERVAL * 2 + Duration::from_secs(1)).await;
+    tokio::time::sleep(canopy_tenancy::quota::REPORT_INTERVAL * 2 + Duration::from_secs(1)).await;
     let (made, body) = fill(&c, "root:acme:b", "cm", "x", 200).await;
     let msg = forbidden(&body);
     assert!(

@@ -4,18 +4,17 @@
 //! asks, and may refuse with a `Status`; none changes the object (mutation is the
 //! strategy's `admit`).
 //!
-//! The chain is the server's ([`crate::plugin::Plugins::with_validating`]); in the
-//! shard's composition (`lib.rs` `default_plugins`), in order:
-//! 1. [`ReservedMetadata`] — labels and annotations of kcp's and Canopy's domains
-//!    (`*.kcp.io/...`, `*.canopy.dev/...`) are the system's: a user may not add, change
-//!    or remove them on any object (kcp's `reservedmetadata`).
-//! 2. `tenancy_plugin::TenancyObjects` — `LogicalCluster`, `Workspace` and `Shard`
-//!    objects carry what routing and placement trust: users never create or delete a
-//!    `LogicalCluster`, may only remove their own initializers from its status, never
-//!    change a Workspace's status, and only superusers write `Shard`s.
-//! 3. [`RbacEscalation`] — kube's escalation check: a Role/ClusterRole may only grant
-//!    what its writer holds (or the writer has `escalate`); a binding may only grant a
-//!    role whose permissions its writer holds (or the writer has `bind` on it).
+//! The chain is the server's ([`crate::plugin::Plugins::with_validating`]), composed by
+//! whoever builds the server (a shard: `shard::plugins`). This module holds the generic
+//! plug-ins:
+//! - [`ReservedMetadata`] — labels and annotations of kcp's and Canopy's domains
+//!   (`*.kcp.io/...`, `*.canopy.dev/...`) are the system's: a user may not add, change
+//!   or remove them on any object (kcp's `reservedmetadata`).
+//! - [`RbacEscalation`] — kube's escalation check: a Role/ClusterRole may only grant
+//!   what its writer holds (or the writer has `escalate`); a binding may only grant a
+//!   role whose permissions its writer holds (or the writer has `bind` on it).
+//!
+//! Plug-ins add their own (kcp tenancy: the objects routing and placement trust).
 //!
 //! Superusers (`system:masters`, `system:kcp:admin`) pass every plug-in, as they pass
 //! authorization.

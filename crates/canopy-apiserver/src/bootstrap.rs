@@ -1,51 +1,31 @@
-//! Creating a logical cluster: its `LogicalCluster` object, the default namespaces and
-//! the default RBAC roles and bindings, as a fresh kube-apiserver has them.
+//! What every logical cluster starts with: the default namespaces (with their default
+//! objects) and the default RBAC roles and bindings, as a fresh kube-apiserver has them.
+//! A plug-in that creates logical clusters writes these with its own objects
+//! ([`rbac_objects`], [`namespace_objects`]).
 
 use canopy_core::{meta, ApiError};
-use canopy_storage::{ObjectKey, Store};
-use canopy_tenancy_api::tenancy::set_annotation;
-use canopy_tenancy_api::{
-    self as tapi, LogicalCluster, LogicalClusterOwner, LogicalClusterSpec, LogicalClusterStatus,
-    Phase, Workspace, WorkspaceTypeReference,
-};
 use serde_json::{json, Value};
 
 use crate::registry::Resource;
-use crate::{rest, ApiServer};
+use crate::ApiServer;
 
-pub const LOGICAL_CLUSTER_RESOURCE: &str = "core.kcp.io/logicalclusters";
-/// The annotation naming the logical cluster an object lives in, as kcp sets it; on
-/// `LogicalCluster/cluster` objects it lets wildcard readers (the front-proxy's index)
-/// tell logical clusters apart.
-pub const CLUSTER_NAME_ANNOTATION: &str = "kcp.io/cluster";
 /// Namespaces every logical cluster has, which cannot be deleted.
 pub const DEFAULT_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
 
-pub fn logical_cluster_exists(store: &Store, name: &str) -> bool {
-    store
-        .get(&ObjectKey::new(
-            LOGICAL_CLUSTER_RESOURCE,
-            name,
-            "",
-            "cluster",
-        ))
-        .is_some()
-}
-
-fn resource(
+/// A built-in resource of the registry (an internal error when missing).
+pub fn resource(
     api: &ApiServer,
     group: &str,
     version: &str,
     plural: &str,
 ) -> Result<Resource, ApiError> {
-    api.inner
-        .registry
+    api.registry()
         .get(group, version, plural)
         .cloned()
         .ok_or_else(|| ApiError::internal(format!("built-in resource {plural} missing")))
 }
 
-const RBAC: &str = "rbac.authorization.k8s.io";
+pub const RBAC: &str = "rbac.authorization.k8s.io";
 
 fn bootstrap_meta(name: &str) -> Value {
     json!({"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}, "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}})
@@ -74,7 +54,8 @@ fn labelled_role(name: &str, labels: &[&str], rules: Value) -> Value {
     r
 }
 
-fn binding(name: &str, role: &str, groups: &[&str]) -> Value {
+/// A bootstrap ClusterRoleBinding of `role` to `groups`.
+pub fn binding(name: &str, role: &str, groups: &[&str]) -> Value {
     let subjects: Vec<Value> = groups
         .iter()
         .map(|g| json!({"kind": "Group", "apiGroup": RBAC, "name": g}))
@@ -184,99 +165,9 @@ pub fn default_cluster_role_bindings() -> Vec<Value> {
     ]
 }
 
-/// Creates what a new logical cluster needs; objects that already exist are kept. A
-/// logical cluster made this way (not through a Workspace) has its name as its path;
-/// `root` also gets the built-in workspace types and the `users` workspace.
-pub async fn ensure_logical_cluster(api: &ApiServer, name: &str) -> Result<(), ApiError> {
-    let ty = if name == "root" {
-        "root:root"
-    } else {
-        "root:universal"
-    };
-    // a logical cluster made directly is its own organization; root has none
-    let org = (name != "root").then_some(name);
-    ensure_logical_cluster_at(api, name, name, ty, &[], None, None, org).await?;
-    if name == "root" {
-        // every authenticated user may enter root (RBAC still decides what they see);
-        // other workspaces are entered only by those granted access inside them
-        let crb = resource(api, RBAC, "v1", "clusterrolebindings")?;
-        rest::create_system(
-            api,
-            name,
-            &crb,
-            binding(
-                "system:kcp:authenticated:access",
-                "system:kcp:workspace:access",
-                &["system:authenticated"],
-            ),
-        )
-        .await?;
-        let cr = resource(api, RBAC, "v1", "clusterroles")?;
-        rest::create_system(
-            api,
-            name,
-            &cr,
-            crate::registry::tenancy::workspace_type_use_role(),
-        )
-        .await?;
-        rest::create_system(
-            api,
-            name,
-            &crb,
-            binding(
-                "system:kcp:authenticated:universal-workspacetype-use",
-                "system:kcp:universal-workspacetype-use",
-                &["system:authenticated"],
-            ),
-        )
-        .await?;
-        let wt = resource(api, "tenancy.kcp.io", "v1alpha1", "workspacetypes")?;
-        for t in crate::registry::tenancy::builtin_workspace_types() {
-            rest::create_system(api, name, &wt, t).await?;
-        }
-        let ws = resource(api, "tenancy.kcp.io", "v1alpha1", "workspaces")?;
-        let users = Workspace::new(
-            "users",
-            Some(WorkspaceTypeReference::new("root", "homeroot")),
-        );
-        rest::create_system(api, name, &ws, tapi::to_value(&users)).await?;
-    }
-    Ok(())
-}
-
-/// Creates logical cluster `name` at workspace `path` of workspace type `ty` (`path:name`)
-/// in `organization` (recorded for quotas, `crate::quota`).
-#[allow(clippy::too_many_arguments)]
-pub async fn ensure_logical_cluster_at(
-    api: &ApiServer,
-    name: &str,
-    path: &str,
-    ty: &str,
-    initializers: &[String],
-    owner: Option<LogicalClusterOwner>,
-    admin: Option<&str>,
-    organization: Option<&str>,
-) -> Result<(), ApiError> {
-    // Placing is idempotent for the same owner only: never adopt (and bind an admin in)
-    // a logical cluster that exists for someone else, root included.
-    if let Some(existing) = api.inner.store.get(&canopy_storage::ObjectKey::new(
-        LOGICAL_CLUSTER_RESOURCE,
-        name,
-        "",
-        "cluster",
-    )) {
-        let existing: LogicalCluster = tapi::from_value(&existing.value)
-            .map_err(|e| ApiError::internal(format!("logical cluster {name:?}: {e}")))?;
-        let uid = |o: Option<&LogicalClusterOwner>| o.map(|o| o.uid.clone());
-        if uid(existing.spec.owner.as_ref()) != uid(owner.as_ref()) {
-            return Err(ApiError::new(
-                409,
-                "AlreadyExists",
-                format!("logical cluster {name:?} already exists for another owner"),
-            ));
-        }
-    }
-    // Everything in one atomic commit: the logical cluster appears complete or not at all.
+/// The default RBAC objects of a new logical cluster: [`default_cluster_roles`] and
+/// [`default_cluster_role_bindings`].
+pub fn rbac_objects(api: &ApiServer) -> Result<Vec<(Resource, Value)>, ApiError> {
     let mut items: Vec<(Resource, Value)> = Vec::new();
     let cr = resource(api, RBAC, "v1", "clusterroles")?;
     for role in default_cluster_roles() {
@@ -286,15 +177,13 @@ pub async fn ensure_logical_cluster_at(
     for b in default_cluster_role_bindings() {
         items.push((crb.clone(), b));
     }
-    if let Some(user) = admin {
-        // the creator of a workspace is its admin
-        items.push((crb.clone(), json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": "workspace-admin"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
-        })));
-    }
+    Ok(items)
+}
+
+/// The default namespaces of a new logical cluster with what each holds
+/// ([`crate::controllers::default_namespace_objects`]).
+pub fn namespace_objects(api: &ApiServer) -> Result<Vec<(Resource, Value)>, ApiError> {
+    let mut items: Vec<(Resource, Value)> = Vec::new();
     let ns = resource(api, "", "v1", "namespaces")?;
     for n in DEFAULT_NAMESPACES {
         items.push((
@@ -303,80 +192,5 @@ pub async fn ensure_logical_cluster_at(
         ));
         items.extend(crate::controllers::default_namespace_objects(api, n));
     }
-    let lc = resource(api, "core.kcp.io", "v1alpha1", "logicalclusters")?;
-    let url = format!("{}/clusters/{path}", api.inner.config.external_url);
-    let phase = if initializers.is_empty() {
-        Phase::Ready
-    } else {
-        Phase::Initializing
-    };
-    let mut object = LogicalCluster::new(
-        LogicalClusterSpec {
-            owner,
-            initializers: initializers.to_vec(),
-            ..Default::default()
-        },
-        LogicalClusterStatus {
-            phase: Some(phase),
-            url: Some(url),
-            initializers: initializers.to_vec(),
-            ..Default::default()
-        },
-    );
-    set_annotation(
-        &mut object.metadata,
-        crate::registry::tenancy::PATH_ANNOTATION,
-        path,
-    );
-    set_annotation(&mut object.metadata, CLUSTER_NAME_ANNOTATION, name);
-    set_annotation(&mut object.metadata, crate::workspaces::TYPE_ANNOTATION, ty);
-    if let Some(org) = organization {
-        set_annotation(
-            &mut object.metadata,
-            crate::quota::ORGANIZATION_ANNOTATION,
-            org,
-        );
-    }
-    items.push((lc, tapi::to_value(&object)));
-    rest::create_system_batch(api, name, items).await?;
-    // known to path resolution at once (the store watch in `workspaces::maintain_paths`
-    // would add it a moment later)
-    api.inner
-        .paths
-        .write()
-        .insert(path.to_string(), name.to_string());
-    Ok(())
-}
-
-/// Adds the `kcp.io/cluster` annotation to `LogicalCluster` objects created before it
-/// was set (run at start). Returns how many were updated.
-pub async fn annotate_logical_clusters(api: &ApiServer) -> Result<usize, ApiError> {
-    let mut n = 0;
-    for lc in api
-        .inner
-        .store
-        .list_all(LOGICAL_CLUSTER_RESOURCE, None, None)
-    {
-        let has = lc
-            .value
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(CLUSTER_NAME_ANNOTATION))
-            .is_some();
-        if has {
-            continue;
-        }
-        let cluster = lc.key.cluster.to_string();
-        rest::update_system(api, &lc.key, |cur| {
-            let mut new = cur.clone();
-            let ann = canopy_core::meta::metadata_mut(&mut new)
-                .entry("annotations")
-                .or_insert_with(|| json!({}));
-            meta::ensure_object(ann).insert(CLUSTER_NAME_ANNOTATION.into(), json!(cluster));
-            Some(new)
-        })
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-        n += 1;
-    }
-    Ok(n)
+    Ok(items)
 }

@@ -8,7 +8,6 @@
 //! | `garbagecollector` | any object | 8 | dependents whose owners (by `ownerReferences` uid, in the same logical cluster) are all gone are deleted; `foregroundDeletion` owners wait for their dependents; `orphan` owners release them first |
 //! | `clusterrole-aggregation` | a logical cluster | 2 | an aggregated ClusterRole's rules are the union of the rules of the ClusterRoles its selectors match |
 //! | `crd` | a CustomResourceDefinition | 4 | names (conflicts within a group), `NamesAccepted`/`Established`, `storedVersions`; a CRD being deleted loses its custom resources, then its cleanup finalizer |
-//! | `workspace` | a Workspace | 16 | scheduling, placement, initialization and deletion of the workspace's logical cluster ([`crate::workspaces::reconcile`]) |
 //!
 //! Each reconciles from current state (read from the watch cache) by key, so a missed or
 //! repeated event only costs a redundant reconcile; after the feed falls behind the event
@@ -16,15 +15,15 @@
 //! runtime logs it with the key, counts it (`controller_runtime_reconcile_errors_total`)
 //! and retries it with back-off, through the queue.
 //!
-//! The periodic tasks (shard report, token state, path index) stay tasks; their failures
-//! are counted in `canopy_background_task_errors_total{name}` and logged
-//! ([`canopy_runtime::TaskErrors`]).
+//! Plug-ins add their controllers and periodic tasks ([`crate::plugin::Background`])
+//! through a [`Starter`]: the same feed, metrics and lifetime. Periodic tasks report
+//! their failures to a [`canopy_runtime::TaskErrors`] (counted in
+//! `canopy_background_task_errors_total{name}` and logged).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use canopy_core::meta;
-use canopy_runtime::{Action, Backoff, Controller, EventFeed, OwnerIndex, Queue, Running};
+use canopy_runtime::{Action, Controller, EventFeed, OwnerIndex, Queue, Running};
 use canopy_storage::{EventType, ObjectKey, StoredObject, WatchEvent};
 use serde_json::{json, Value};
 
@@ -41,8 +40,6 @@ pub enum ReconcileError {
     Api(#[from] canopy_core::ApiError),
     #[error(transparent)]
     Storage(#[from] canopy_storage::StorageError),
-    #[error(transparent)]
-    Peer(#[from] crate::peers::PeerError),
 }
 
 type Result<T = Action> = std::result::Result<T, ReconcileError>;
@@ -50,7 +47,7 @@ type Result<T = Action> = std::result::Result<T, ReconcileError>;
 /// Sets `path` in an object a controller is about to write; `None` (the object is left
 /// as it is, with a warning) when a level of the path holds something else than an
 /// object, which validation keeps from being stored.
-pub(crate) fn set(obj: &mut Value, path: &[&str], value: Value) -> Option<()> {
+pub fn set(obj: &mut Value, path: &[&str], value: Value) -> Option<()> {
     match meta::set_path(obj, path, value) {
         Ok(()) => Some(()),
         Err(e) => {
@@ -61,7 +58,7 @@ pub(crate) fn set(obj: &mut Value, path: &[&str], value: Value) -> Option<()> {
 }
 
 /// Sets a status condition, keeping lastTransitionTime when the status is unchanged.
-fn set_condition(obj: &mut Value, type_: &str, status: &str, reason: &str, message: &str) {
+pub fn set_condition(obj: &mut Value, type_: &str, status: &str, reason: &str, message: &str) {
     let status_obj = meta::ensure_object(
         meta::ensure_object(obj)
             .entry("status")
@@ -102,23 +99,55 @@ pub struct Controllers {
     _garbage_collector: Running<ObjectKey>,
     _aggregation: Running<String>,
     _crd: Running<ObjectKey>,
-    _workspace: Running<ObjectKey>,
+    /// The plug-ins' controllers.
+    _plugins: Vec<Box<dyn std::any::Any + Send>>,
     /// Feeds the controllers' queues from the store's event stream.
     feed: tokio::task::JoinHandle<()>,
-    shard_report: tokio::task::JoinHandle<()>,
-    /// Root's shard: token revocations and expiry; other shards: following root's
-    /// token state.
-    tokens: tokio::task::JoinHandle<()>,
-    /// The path index ([`crate::workspaces::maintain_paths`]).
-    paths: tokio::task::JoinHandle<()>,
+    /// The plug-ins' periodic tasks.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Controllers {
     fn drop(&mut self) {
         self.feed.abort();
-        self.shard_report.abort();
-        self.tokens.abort();
-        self.paths.abort();
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// A store event as the controllers' feed delivers it.
+pub type Event = Arc<WatchEvent>;
+
+/// What a plug-in's [`crate::plugin::Background`] starts its controllers and tasks
+/// with: the controllers' metrics, the event feed their queues are fed from, and a
+/// place to keep what must run as long as the server's controllers.
+pub struct Starter {
+    metrics: canopy_runtime::Metrics,
+    feed: EventFeed<Event>,
+    keep: Vec<Box<dyn std::any::Any + Send>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Starter {
+    /// The controller runtime's metrics (`Controller::new`, `TaskErrors`).
+    pub fn metrics(&self) -> &canopy_runtime::Metrics {
+        &self.metrics
+    }
+
+    /// Adds to the event feed (`watches`, `resync`, ...).
+    pub fn feed(&mut self, f: impl FnOnce(EventFeed<Event>) -> EventFeed<Event>) {
+        self.feed = f(std::mem::take(&mut self.feed));
+    }
+
+    /// Keeps `v` (a running controller) until the controllers stop.
+    pub fn keep(&mut self, v: impl std::any::Any + Send) {
+        self.keep.push(Box::new(v));
+    }
+
+    /// Runs a periodic task until the controllers stop.
+    pub fn spawn(&mut self, f: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.push(tokio::spawn(f));
     }
 }
 
@@ -165,20 +194,6 @@ impl Controllers {
         let crd = Controller::new("crd", &metrics, reconciler!(api, crd, ObjectKey))
             .concurrency(4)
             .start();
-        // Their writes share the store's group commits. A workspace waits on other
-        // shards without events to bring it back: its back-off stays short.
-        let workspace = Controller::new(
-            "workspace",
-            &metrics,
-            reconciler!(api, workspace, ObjectKey),
-        )
-        .concurrency(16)
-        .backoff(Backoff {
-            max: Duration::from_secs(10),
-            ..Backoff::default()
-        })
-        .start();
-
         let feed = feed(
             &api,
             &owners,
@@ -186,46 +201,36 @@ impl Controllers {
             garbage_collector.queue(),
             aggregation.queue(),
             crd.queue(),
-            workspace.queue(),
         );
+        let mut starter = Starter {
+            metrics,
+            feed,
+            keep: Vec::new(),
+            tasks: Vec::new(),
+        };
+        for b in &api.inner.plugins.background {
+            b.start(&api, &mut starter);
+        }
         let feed_api = api.clone();
-        let feed = tokio::spawn(feed.run(move || feed_api.inner.store.subscribe_all().1));
-
-        let tokens = tokio::spawn(crate::tokens::run(api.clone(), metrics.task("tokens")));
-        let paths = tokio::spawn(crate::workspaces::maintain_paths(
-            api.clone(),
-            metrics.task("path-index"),
-        ));
-        // The shard's load (logical clusters held) on its Shard object, for the
-        // scheduler; written only when it changed.
-        let report = metrics.task("shard-report");
-        let mirror = metrics.task("workspace-type-mirror");
-        let shard_report = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                tick.tick().await;
-                report.report(crate::workspaces::register_shard(&api).await);
-                mirror.report(crate::workspaces::refresh_type_mirror(&api).await);
-            }
-        });
+        let feed = tokio::spawn(
+            starter
+                .feed
+                .run(move || feed_api.inner.store.subscribe_all().1),
+        );
         Controllers {
             _namespace: namespace,
             _garbage_collector: garbage_collector,
             _aggregation: aggregation,
             _crd: crd,
-            _workspace: workspace,
+            _plugins: starter.keep,
             feed,
-            shard_report,
-            tokens,
-            paths,
+            tasks: starter.tasks,
         }
     }
 }
 
-type Event = Arc<WatchEvent>;
-
 /// Which keys of which controller each event concerns. Mappers run for every event on
-/// the feed's task: lookups only, no scans (except a Shard change, rare).
+/// the feed's task: lookups only, no scans.
 fn feed(
     api: &ApiServer,
     owners: &Arc<Owners>,
@@ -233,7 +238,6 @@ fn feed(
     garbage_collector: &Queue<ObjectKey>,
     aggregation: &Queue<String>,
     crd: &Queue<ObjectKey>,
-    workspace: &Queue<ObjectKey>,
 ) -> EventFeed<Event> {
     let (index_owners, rebuild_owners, rebuild_api) = (owners.clone(), owners.clone(), api.clone());
     let a = |api: &ApiServer| api.clone();
@@ -241,7 +245,6 @@ fn feed(
     let (gc_api, gc_owners, gc_all) = (a(api), owners.clone(), a(api));
     let agg_all = a(api);
     let (crd_api, crd_all) = (a(api), a(api));
-    let (ws_api, ws_all) = (a(api), a(api));
     EventFeed::new()
         .index(
             move |ev: &Event| match ev.kind {
@@ -276,10 +279,6 @@ fn feed(
         })
         .watches(crd, move |ev: &Event| crd_keys(&crd_api, ev))
         .resync(crd, move || keys_of(&crd_all, crate::apis::CRD_RESOURCE))
-        .watches(workspace, move |ev: &Event| workspace_keys(&ws_api, ev))
-        .resync(workspace, move || {
-            keys_of(&ws_all, crate::registry::tenancy::WORKSPACES)
-        })
 }
 
 fn resources(api: &ApiServer) -> Vec<Resource> {
@@ -747,60 +746,6 @@ async fn crd(api: &ApiServer, key: &ObjectKey) -> Result {
     })
     .await?;
     Ok(Action::await_change())
-}
-
-// --- workspaces -------------------------------------------------------------------------
-
-fn workspace_keys(api: &ApiServer, ev: &WatchEvent) -> Vec<ObjectKey> {
-    use crate::registry::tenancy::WORKSPACES;
-    let store = &api.inner.store;
-    let key = &ev.object.key;
-    let resource = &*key.resource;
-    if resource == WORKSPACES {
-        if ev.kind != EventType::Deleted {
-            return vec![key.clone()];
-        }
-        // a child workspace went away: its deleting parent may continue
-        return crate::workspaces::parent_workspace(store, &key.cluster)
-            .filter(|p| meta::is_deleting(&p.value))
-            .map(|p| p.key.clone())
-            .into_iter()
-            .collect();
-    }
-    if resource == crate::workspaces::SHARDS && ev.kind != EventType::Deleted {
-        // a shard appeared or changed labels: unschedulable workspaces may now fit
-        return store
-            .list_all(WORKSPACES, None, None)
-            .into_iter()
-            .filter(|w| {
-                w.value.pointer("/status/phase").and_then(Value::as_str) == Some("Scheduling")
-            })
-            .map(|w| w.key.clone())
-            .collect();
-    }
-    if resource == crate::bootstrap::LOGICAL_CLUSTER_RESOURCE
-        && ev.kind == EventType::Modified
-        && ev
-            .object
-            .value
-            .pointer("/status/phase")
-            .and_then(Value::as_str)
-            == Some("Initializing")
-    {
-        // an initializer may have finished
-        return crate::workspaces::parent_workspace(store, &key.cluster)
-            .map(|p| p.key.clone())
-            .into_iter()
-            .collect();
-    }
-    Vec::new()
-}
-
-async fn workspace(api: &ApiServer, key: &ObjectKey) -> Result {
-    match api.inner.store.get(key) {
-        Some(ws) => crate::workspaces::reconcile(api, &ws).await,
-        None => Ok(Action::await_change()),
-    }
 }
 
 // --- ClusterRole aggregation ------------------------------------------------------------

@@ -350,7 +350,7 @@ impl OpenApi {
             );
             let added = match builder.add_builtin(info.clone()) {
                 Ok(()) => Ok(()),
-                Err(_) => builder.add_resource(info, &kcp_schema(&d.kind)),
+                Err(_) => builder.add_resource(info, &plugin_schema(r)),
             };
             if let Err(e) = added {
                 tracing::warn!(error = %e, kind = %d.kind, "no OpenAPI schema");
@@ -394,28 +394,11 @@ impl OpenApi {
     }
 }
 
-/// Schemas of kcp's kinds that have no `k8s-openapi` type.
-fn kcp_schema(kind: &str) -> Value {
-    match kind {
-        "LogicalCluster" => json!({
-            "description": "LogicalCluster describes the current logical cluster. It is created by the system and named \"cluster\".",
-            "type": "object",
-            "properties": {
-                "spec": {"type": "object", "description": "LogicalClusterSpec is the specification of the LogicalCluster resource.", "properties": {
-                    "directlyDeletable": {"type": "boolean"},
-                    "owner": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
-                    "initializers": {"type": "array", "items": {"type": "string"}},
-                }},
-                "status": {"type": "object", "description": "LogicalClusterStatus communicates the observed state of the logical cluster.", "properties": {
-                    "URL": {"type": "string", "description": "url is the address under which the Kubernetes-cluster-like endpoint can be found."},
-                    "phase": {"type": "string", "description": "Phase of the logical cluster (Scheduling, Initializing, Ready)."},
-                    "initializers": {"type": "array", "items": {"type": "string"}},
-                    "conditions": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
-                }},
-            },
-        }),
-        _ => json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
-    }
+/// The schema of a kind without a `k8s-openapi` type: its strategy's, else any object.
+fn plugin_schema(r: &crate::registry::Resource) -> Value {
+    r.strategy
+        .openapi_schema()
+        .unwrap_or_else(|| json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}))
 }
 
 fn cached(ctx: &Ctx, body: Vec<u8>, hash: &str, immutable: bool) -> Response<Body> {

@@ -1,4 +1,7 @@
-//! The Kubernetes API of one shard.
+//! The generic Kubernetes API server of a shard: it knows no workspace, shard or token
+//! service. Capabilities plug into it through the extension points of [`plugin`]
+//! (kcp tenancy in `canopy-tenancy`, the token service in `canopy-tokens`; a shard's
+//! composition root is `shard::plugins`).
 //!
 //! A request passes these stages, in this order, each in its own module:
 //!
@@ -13,7 +16,8 @@
 //!    [`registry`]; review resources ([`reviews`]) are answered without storage.
 //! 4. Background [`controllers`] keep namespaces, default service accounts and the
 //!    `kube-root-ca.crt` ConfigMaps, garbage collection and ClusterRole aggregation
-//!    running, all through the same store.
+//!    running, all through the same store; plug-ins add theirs
+//!    ([`plugin::Background`]).
 
 // Request-path code: bad input is an ApiError, never a panic (tests may unwrap).
 #![cfg_attr(
@@ -39,26 +43,19 @@ pub mod controllers;
 pub mod discovery;
 pub mod edge;
 pub mod fieldmanager;
-pub mod internal;
 pub mod metrics;
-pub mod peers;
 pub mod pipeline;
 pub mod plugin;
-pub mod quota;
 pub mod registry;
 pub mod response;
 pub mod rest;
 pub mod reviews;
 pub mod scale;
 pub mod server;
-pub mod tenancy_plugin;
-pub mod tokens;
 pub mod watch;
-pub mod workspaces;
 
 use std::sync::Arc;
 
-use canopy_auth::TokenIssuer;
 use canopy_storage::Store;
 
 pub use pipeline::handle;
@@ -73,12 +70,6 @@ pub struct Config {
     pub ca_cert_pem: String,
     /// Version reported at `/version`.
     pub version: VersionInfo,
-    /// This shard's name (its `Shard` object in `root`); `root` for the shard holding
-    /// the root logical cluster in a single-shard setup.
-    pub shard_name: String,
-    /// This shard's own URL (`https://host:port`), where peers and the front-proxy reach
-    /// it; `external_url` is what clients use (the front-proxy's, behind one).
-    pub shard_url: String,
     /// Request body and object size limits.
     pub limits: Limits,
     /// The secret list continue tokens are authenticated with ([`continue_token`]);
@@ -96,9 +87,6 @@ pub struct Limits {
     /// system) get 413 and change nothing. Enforced by the store
     /// ([`canopy_storage::StoreOptions::max_object_bytes`], set from this).
     pub max_object_bytes: usize,
-    /// Per-organization quotas (workspaces, objects, stored bytes) of user writes
-    /// ([`quota`]); superusers override them per organization.
-    pub quotas: quota::OrgQuotas,
 }
 
 impl Default for Limits {
@@ -106,7 +94,6 @@ impl Default for Limits {
         Limits {
             max_request_body_bytes: codec::DEFAULT_MAX_BODY_BYTES,
             max_object_bytes: canopy_storage::DEFAULT_MAX_OBJECT_BYTES,
-            quotas: quota::OrgQuotas::default(),
         }
     }
 }
@@ -137,100 +124,56 @@ impl Default for VersionInfo {
     }
 }
 
-/// The plug-ins every shard runs: kcp tenancy (workspace paths, the shard-to-shard
-/// logical cluster endpoints) and the token service. The composition root, until they
-/// move into crates of their own.
-fn default_plugins() -> plugin::Plugins {
-    plugin::Plugins::default()
-        .with_validating(admission::ReservedMetadata)
-        .with_validating(tenancy_plugin::TenancyObjects)
-        .with_validating(admission::RbacEscalation)
-        .with_resolver(tenancy_plugin::WorkspacePaths)
-        .with_resource_handler(tenancy_plugin::HomeWorkspace)
-        .with_path_handler(tenancy_plugin::LogicalClusterPeers)
-        .with_path_handler(tokens::TokenService)
-}
-
 /// Everything a request handler needs. Cheap to clone (`Arc` inside).
 #[derive(Clone)]
 pub struct ApiServer {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// A server held without keeping it alive ([`ApiServer::downgrade`]).
+#[derive(Clone)]
+pub struct WeakApiServer(std::sync::Weak<Inner>);
+
+impl WeakApiServer {
+    /// The server, while it is still alive.
+    pub fn upgrade(&self) -> Option<ApiServer> {
+        self.0.upgrade().map(|inner| ApiServer { inner })
+    }
+}
+
 pub(crate) struct Inner {
     pub store: Store,
-    /// The token service's signing key: only on the shard holding root; every other
-    /// shard verifies with public keys only (`auth`).
-    pub tokens: Option<Arc<TokenIssuer>>,
-    /// Verifies bearer tokens: the issuer's keys (as the root shard publishes them) and
-    /// revocations ([`tokens`]).
+    /// Verifies bearer tokens (keys and revocations, kept current by a plug-in).
     pub auth: Arc<canopy_auth::Authenticator>,
-    /// Identifies this process in token state versions (a restart is a change).
-    pub boot_id: String,
-    /// Bumped whenever token keys or revocations change (wakes long polls).
-    pub token_changes: tokio::sync::watch::Sender<u64>,
     pub config: Config,
     pub registry: registry::Registry,
     pub metrics: metrics::Metrics,
     pub apis: apis::ApisCache,
     pub continue_keys: continue_token::ContinueKeys,
-    /// Other shards, once configured ([`ApiServer::set_peers`]).
-    pub peers: parking_lot::RwLock<Option<peers::Peers>>,
-    /// Workspace path → logical cluster name of the logical clusters held here (for
-    /// those whose parents live on other shards, resolved without walking from `root`).
-    pub paths: parking_lot::RwLock<std::collections::HashMap<String, String>>,
-    /// Root's WorkspaceTypes (`root:<name>`), copied from root's shard when this shard
-    /// does not hold root (refreshed with the shard's load report).
-    pub type_mirror:
-        parking_lot::RwLock<std::sync::Arc<std::collections::HashMap<String, serde_json::Value>>>,
-    /// Shards this shard's scheduler chose lately (for loads not reported yet).
-    pub recent_assignments:
-        parking_lot::Mutex<std::collections::VecDeque<(std::time::Instant, String)>>,
     /// Becomes true when the server shuts down; open watches end then.
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// The global view of replicated objects of every shard, when a cache server is
     /// configured.
     pub global: std::sync::OnceLock<canopy_cache::CacheReader>,
-    /// What kcp tenancy and the token service plug into the generic server.
+    /// What plug-ins (kcp tenancy, the token service) add to the generic server.
     pub plugins: plugin::Plugins,
-    /// Per-organization usage and quotas ([`quota`]).
-    pub quota: quota::QuotaState,
 }
 
 impl ApiServer {
-    /// An API server that holds the token-signing key (the shard holding root, where
-    /// the token service runs).
-    pub fn new(store: Store, tokens: Arc<TokenIssuer>, config: Config) -> ApiServer {
-        let verifier = tokens.verifier();
-        Self::build(store, Some(tokens), verifier, config)
-    }
-
-    /// An API server without any private key (every shard but root's): it verifies
-    /// tokens with `verifier`'s public keys until root's token state arrives, then with
-    /// the keys root's shard publishes.
-    pub fn verify_only(
+    /// A server verifying bearer tokens with `verifier` (until a plug-in applies newer
+    /// keys and revocations to its [`ApiServer::authenticator`]), extended by `plugins`.
+    pub fn new(
         store: Store,
         verifier: canopy_auth::TokenVerifier,
         config: Config,
+        plugins: plugin::Plugins,
     ) -> ApiServer {
-        Self::build(store, None, verifier, config)
-    }
-
-    fn build(
-        store: Store,
-        tokens: Option<Arc<TokenIssuer>>,
-        verifier: canopy_auth::TokenVerifier,
-        config: Config,
-    ) -> ApiServer {
-        let registry = registry::Registry::builtin();
+        let registry = registry::Registry::builtin(&plugins);
         let apis = apis::ApisCache::new(registry.clone());
         ApiServer {
             inner: Arc::new(Inner {
                 store,
                 auth: Arc::new(canopy_auth::Authenticator::new(verifier)),
-                boot_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
-                token_changes: tokio::sync::watch::Sender::new(0),
-                tokens,
                 continue_keys: config
                     .continue_keys
                     .clone()
@@ -240,24 +183,14 @@ impl ApiServer {
                 metrics: metrics::Metrics::default(),
                 apis,
                 shutdown: tokio::sync::watch::Sender::new(false),
-                peers: Default::default(),
-                paths: Default::default(),
-                type_mirror: Default::default(),
-                recent_assignments: Default::default(),
                 global: std::sync::OnceLock::new(),
-                plugins: default_plugins(),
-                quota: Default::default(),
+                plugins,
             }),
         }
     }
 
     pub fn store(&self) -> &Store {
         &self.inner.store
-    }
-
-    /// The token-signing key, on the shard holding root only.
-    pub fn tokens(&self) -> Option<&Arc<TokenIssuer>> {
-        self.inner.tokens.as_ref()
     }
 
     /// What authenticates bearer tokens here (keys and revocations).
@@ -286,48 +219,52 @@ impl ApiServer {
         self.inner.global.set(reader).is_ok()
     }
 
-    /// Creates a logical cluster with its default namespaces and RBAC, if it does not
-    /// exist yet. Idempotent.
-    pub async fn ensure_logical_cluster(&self, name: &str) -> Result<(), canopy_core::ApiError> {
-        bootstrap::ensure_logical_cluster(self, name).await
+    /// The state a plug-in keeps on this server ([`plugin::Plugins::with_state`]).
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.inner.plugins.state.get::<T>()
     }
 
-    /// Configures how this shard reaches the other shards (and root's shard), then
-    /// registers it there.
-    pub fn set_peers(&self, cfg: &peers::PeerConfig) -> Result<(), peers::PeerError> {
-        let p = peers::Peers::new(cfg, &self.inner.config.shard_name)?;
-        *self.inner.peers.write() = Some(p);
-        let api = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = workspaces::register_shard(&api).await {
-                tracing::warn!(error = %e, "registering the shard");
-            }
-            if let Err(e) = workspaces::refresh_type_mirror(&api).await {
-                tracing::warn!(error = %e, "mirroring root's workspace types");
-            }
-        });
-        Ok(())
+    /// The resources every logical cluster serves (built-ins with their strategies).
+    pub fn registry(&self) -> &registry::Registry {
+        &self.inner.registry
     }
 
-    /// Creates or updates this shard's `Shard` object in `root` (held by this shard).
-    pub async fn register_shard(&self) -> Result<(), canopy_core::ApiError> {
-        workspaces::register_shard(self).await
+    /// Changes to true when the server shuts down.
+    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
     }
 
-    /// Adds `kcp.io/cluster` to `LogicalCluster` objects written before it was set.
-    pub async fn annotate_logical_clusters(&self) -> Result<usize, canopy_core::ApiError> {
-        bootstrap::annotate_logical_clusters(self).await
+    /// Whether the server is shutting down.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.inner.shutdown.borrow()
     }
 
-    /// Whether a logical cluster exists on this shard.
+    /// A handle that does not keep the server (and its store) alive.
+    pub fn downgrade(&self) -> WeakApiServer {
+        WeakApiServer(Arc::downgrade(&self.inner))
+    }
+
+    /// Whether a logical cluster exists on this server: the plug-in
+    /// [`plugin::ClusterResolver`] says, else whether it has its `default` namespace.
     pub fn logical_cluster_exists(&self, name: &str) -> bool {
-        bootstrap::logical_cluster_exists(&self.inner.store, name)
+        match &self.inner.plugins.resolver {
+            Some(r) => r.exists(self, name),
+            None => self
+                .inner
+                .store
+                .get(&canopy_storage::ObjectKey::new(
+                    "/namespaces",
+                    name,
+                    "",
+                    "default",
+                ))
+                .is_some(),
+        }
     }
 
-    /// Starts the background controllers; they stop when the returned handle is dropped
-    /// or aborted.
+    /// Starts the background controllers, the server's and the plug-ins'
+    /// ([`plugin::Background`]); they stop when the returned handle is dropped.
     pub fn start_controllers(&self) -> controllers::Controllers {
-        quota::spawn(self);
         controllers::Controllers::start(self.clone())
     }
 }

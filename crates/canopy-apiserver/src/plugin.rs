@@ -11,10 +11,22 @@
 //!   own authorization (kcp's `workspaces/~`).
 //! - validating admission plug-ins ([`crate::admission::Validating`]), run in order on
 //!   every user write.
+//! - [`WriteAdmission`]: a check of every user create and update that may hold a
+//!   [`Reservation`] until the write is answered (per-organization quotas).
+//! - kinds ([`Plugins::with_resource`]): a resource a plug-in adds to every logical
+//!   cluster, with its strategy (create/update hooks, validation, status subresource,
+//!   table columns, OpenAPI schema); [`Plugins::with_strategy`] replaces the strategy of
+//!   a built-in kind instead.
+//! - [`Background`]: controllers and periodic tasks, started with the server's own
+//!   ([`crate::controllers`]) on the same event feed and metrics.
+//! - plug-in state ([`Plugins::with_state`], [`ApiServer::state`]): one value per type,
+//!   for what a plug-in keeps on the server.
+//! - [`Plugin`]: a capability registering all of its parts at once.
 //!
 //! Plug-ins are registered once, when the server is built ([`Plugins`]); the pipeline
 //! asks them in registration order.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -102,6 +114,67 @@ pub trait ClusterResolver: Send + Sync + 'static {
     /// this server, or `None` when the resolver does not know it (the name is then taken
     /// as a logical cluster name).
     fn resolve(&self, api: &ApiServer, name: &str) -> Option<String>;
+
+    /// Whether logical cluster `cluster` exists on this server (a request into one that
+    /// does not is refused as if it were not allowed).
+    fn exists(&self, api: &ApiServer, cluster: &str) -> bool;
+}
+
+/// What a [`WriteAdmission`] is asked about.
+#[derive(Clone, Copy)]
+pub enum Write<'a> {
+    /// A user's create of `obj` (defaulted and validated, not stored yet).
+    Create { obj: &'a serde_json::Value },
+    /// A user's update from `cur` (as stored) to `new`.
+    Update {
+        cur: &'a canopy_storage::StoredObject,
+        new: &'a serde_json::Value,
+    },
+}
+
+/// Something a [`WriteAdmission`] holds until the write it admitted is answered (e.g. a
+/// quota reservation, released on drop).
+pub type Reservation = Box<dyn Any + Send>;
+
+/// A check of every user create and update (not the system's), after validation and
+/// before the store; an update that finalizes an object is not asked. The returned
+/// reservation is dropped when the write is answered.
+pub trait WriteAdmission: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+
+    fn admit(
+        &self,
+        api: &ApiServer,
+        ctx: &crate::pipeline::Ctx,
+        res: &crate::registry::Resource,
+        write: Write<'_>,
+    ) -> Result<Option<Reservation>, ApiError>;
+}
+
+/// Controllers and tasks a plug-in runs in the background, started with the server's
+/// own ([`ApiServer::start_controllers`]) and stopped with them.
+pub trait Background: Send + Sync + 'static {
+    fn start(&self, api: &ApiServer, run: &mut crate::controllers::Starter);
+}
+
+/// A capability that registers all of its parts (handlers, strategies, admission,
+/// controllers, state) into [`Plugins`].
+pub trait Plugin {
+    fn register(self, plugins: Plugins) -> Plugins;
+}
+
+/// State of plug-ins on a server, one value per type.
+#[derive(Clone, Default)]
+pub struct Extensions(HashMap<TypeId, Arc<dyn Any + Send + Sync>>);
+
+impl Extensions {
+    pub fn insert<T: Send + Sync + 'static>(&mut self, v: T) {
+        self.0.insert(TypeId::of::<T>(), Arc::new(v));
+    }
+
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.0.get(&TypeId::of::<T>())?.downcast_ref()
+    }
 }
 
 /// The plug-ins of one server.
@@ -112,9 +185,65 @@ pub struct Plugins {
     /// The validating admission chain, in order ([`crate::admission`]).
     pub(crate) validating: Vec<Arc<dyn crate::admission::Validating>>,
     pub(crate) resolver: Option<Arc<dyn ClusterResolver>>,
+    pub(crate) writes: Vec<Arc<dyn WriteAdmission>>,
+    pub(crate) background: Vec<Arc<dyn Background>>,
+    /// Strategies plug-ins give built-in kinds, by (group, plural).
+    pub(crate) strategies: HashMap<(String, String), Arc<dyn crate::registry::Strategy>>,
+    /// Kinds plug-ins add, in registration order.
+    pub(crate) kinds: Vec<crate::registry::Resource>,
+    pub(crate) state: Extensions,
 }
 
 impl Plugins {
+    /// Registers a whole capability ([`Plugin`]).
+    pub fn plugin(self, p: impl Plugin) -> Self {
+        p.register(self)
+    }
+
+    /// Adds a write check ([`WriteAdmission`]), asked in registration order.
+    pub fn with_write_admission(mut self, w: impl WriteAdmission) -> Self {
+        self.writes.push(Arc::new(w));
+        self
+    }
+
+    /// Adds controllers or tasks run in the background ([`Background`]).
+    pub fn with_background(mut self, b: impl Background) -> Self {
+        self.background.push(Arc::new(b));
+        self
+    }
+
+    /// Adds a kind every logical cluster serves, with its strategy.
+    pub fn with_resource(
+        mut self,
+        desc: canopy_core::ResourceDescriptor,
+        s: impl crate::registry::Strategy + 'static,
+    ) -> Self {
+        self.kinds.push(crate::registry::Resource {
+            desc: Arc::new(desc),
+            strategy: Arc::new(s),
+        });
+        self
+    }
+
+    /// The strategy of the built-in resource `group`/`plural` (every version), in place
+    /// of the default one.
+    pub fn with_strategy(
+        mut self,
+        group: &str,
+        plural: &str,
+        s: impl crate::registry::Strategy + 'static,
+    ) -> Self {
+        self.strategies
+            .insert((group.to_string(), plural.to_string()), Arc::new(s));
+        self
+    }
+
+    /// Keeps `v` on the server for the plug-in ([`ApiServer::state`]); one per type.
+    pub fn with_state<T: Send + Sync + 'static>(mut self, v: T) -> Self {
+        self.state.insert(v);
+        self
+    }
+
     pub fn with_path_handler(mut self, h: impl PathHandler) -> Self {
         self.paths.push(Arc::new(h));
         self
@@ -143,6 +272,22 @@ impl Plugins {
             .cloned()
     }
 
+    /// Asks every [`WriteAdmission`] about a user's write; what they reserve is held
+    /// until the result is dropped.
+    pub(crate) fn admit_write(
+        &self,
+        api: &ApiServer,
+        ctx: &crate::pipeline::Ctx,
+        res: &crate::registry::Resource,
+        write: Write<'_>,
+    ) -> Result<Vec<Reservation>, ApiError> {
+        let mut held = Vec::new();
+        for w in &self.writes {
+            held.extend(w.admit(api, ctx, res, write)?);
+        }
+        Ok(held)
+    }
+
     pub fn with_resolver(mut self, r: impl ClusterResolver) -> Self {
         self.resolver = Some(Arc::new(r));
         self
@@ -158,5 +303,64 @@ impl Plugins {
     /// Whether some handler serves `path` to anyone without credentials.
     pub(crate) fn is_public(&self, path: &str) -> bool {
         matches!(self.route(path), Some((_, Audience::Public)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_is_one_value_per_type() {
+        struct A(u32);
+        struct B;
+        let p = Plugins::default().with_state(A(1)).with_state(A(2));
+        assert_eq!(p.state.get::<A>().map(|a| a.0), Some(2));
+        assert!(p.state.get::<B>().is_none());
+    }
+
+    #[test]
+    fn a_plugin_kind_is_served_after_the_built_ins() {
+        use canopy_core::resource::{stored, NameRule};
+        let desc = stored(
+            "example.dev",
+            "v1",
+            "Widget",
+            "widgets",
+            true,
+            &["wd"],
+            &["status"],
+            NameRule::DnsSubdomain,
+        );
+        let p = Plugins::default().with_resource(desc, crate::registry::builtin::DefaultStrategy);
+        let r = crate::registry::Registry::builtin(&p);
+        let plain = crate::registry::Registry::builtin(&Plugins::default());
+        assert_eq!(r.all().len(), plain.all().len() + 1);
+        assert_eq!(r.all().last().map(|w| w.desc.kind.as_str()), Some("Widget"));
+        assert!(r.get("example.dev", "v1", "widgets").is_some());
+        assert!(r
+            .group_versions()
+            .contains(&("example.dev".into(), "v1".into())));
+    }
+
+    #[test]
+    fn a_plugin_strategy_replaces_the_default_of_its_kind_only() {
+        struct NoColumns;
+        impl crate::registry::Strategy for NoColumns {
+            fn columns(&self) -> Vec<crate::registry::Column> {
+                Vec::new()
+            }
+        }
+        let p = Plugins::default().with_strategy("", "configmaps", NoColumns);
+        let r = crate::registry::Registry::builtin(&p);
+        let columns = |plural: &str| {
+            r.get("", "v1", plural)
+                .map(|r| r.strategy.columns().len())
+                .unwrap()
+        };
+        assert_eq!(columns("configmaps"), 0);
+        assert!(columns("secrets") > 0);
+        let plain = crate::registry::Registry::builtin(&Plugins::default());
+        assert_eq!(r.all().len(), plain.all().len());
     }
 }

@@ -798,8 +798,11 @@ pub async fn create_object(
     let obj = crate::fieldmanager::track_update(ctx, res, None, obj)?;
     validate_all(res, &obj, None)?;
     check_namespace(api, ctx, res, &ns)?;
-    // the organization's quota, held until the commit below is answered
-    let _quota = crate::quota::admit_create(api, ctx, res, &obj)?;
+    // what plug-ins reserve for it (quotas), held until the commit below is answered
+    let _reserved =
+        api.inner
+            .plugins
+            .admit_write(api, ctx, res, crate::plugin::Write::Create { obj: &obj })?;
     if dry_run(ctx) {
         check_dry_run_size(api, res, &obj)?;
         return Ok(Created::DryRun(obj));
@@ -1015,10 +1018,18 @@ pub async fn update_object(
         let finalize_now = meta::is_deleting(&new)
             && meta::finalizers(&new).is_empty()
             && !has_spec_finalizers(&new);
-        // growing an object counts against the organization's stored bytes
-        let _quota = match finalize_now {
-            true => None,
-            false => crate::quota::admit_update(api, ctx, res, &cur, &cmp)?,
+        // what plug-ins reserve for it (growing an object counts against quotas)
+        let _reserved = match finalize_now {
+            true => Vec::new(),
+            false => api.inner.plugins.admit_write(
+                api,
+                ctx,
+                res,
+                crate::plugin::Write::Update {
+                    cur: &cur,
+                    new: &cmp,
+                },
+            )?,
         };
         if dry_run(ctx) {
             check_dry_run_size(api, res, &cmp)?;

@@ -83,8 +83,10 @@ pub const STORED_VERBS: [&str; 8] = [
     "watch",
 ];
 
+/// The descriptor of a stored kind with every verb of the generic store (for the
+/// built-ins here and the kinds plug-ins register).
 #[allow(clippy::too_many_arguments)]
-fn stored(
+pub fn stored(
     group: &str,
     version: &str,
     kind: &str,
@@ -240,46 +242,6 @@ pub fn builtin_resources() -> Vec<ResourceDescriptor> {
             &[],
             &[],
             PathSegment,
-        ),
-        stored(
-            KCP_CORE_GROUP,
-            "v1alpha1",
-            "LogicalCluster",
-            "logicalclusters",
-            false,
-            &[],
-            &["status"],
-            DnsSubdomain,
-        ),
-        stored(
-            KCP_CORE_GROUP,
-            "v1alpha1",
-            "Shard",
-            "shards",
-            false,
-            &[],
-            &["status"],
-            DnsSubdomain,
-        ),
-        stored(
-            TENANCY_GROUP,
-            "v1alpha1",
-            "Workspace",
-            "workspaces",
-            false,
-            &["ws"],
-            &["status"],
-            DnsLabel,
-        ),
-        stored(
-            TENANCY_GROUP,
-            "v1alpha1",
-            "WorkspaceType",
-            "workspacetypes",
-            false,
-            &[],
-            &["status"],
-            DnsLabel,
         ),
         stored(
             APIEXTENSIONS_GROUP,

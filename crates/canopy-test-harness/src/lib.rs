@@ -11,6 +11,7 @@
 //! # }
 //! ```
 
+use canopy_tenancy::TenancyExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -30,7 +31,7 @@ pub struct TestShardBuilder {
     shard_name: Option<String>,
     cache: Option<CacheServerRef>,
     limits: Option<canopy_apiserver::ServerLimits>,
-    size_limits: Option<canopy_apiserver::Limits>,
+    size_limits: Option<shard::Limits>,
 }
 
 /// The limits test shards and proxies run with unless a test sets its own: the
@@ -88,7 +89,7 @@ impl TestShardBuilder {
     }
 
     /// Request body and object size limits (default: kube's).
-    pub fn size_limits(mut self, limits: canopy_apiserver::Limits) -> Self {
+    pub fn size_limits(mut self, limits: shard::Limits) -> Self {
         self.size_limits = Some(limits);
         self
     }
@@ -192,13 +193,13 @@ struct Settings {
     port: u16,
     shard_name: String,
     /// How it reaches the other shards, once set ([`TestShard::set_peers`]).
-    peers: Option<canopy_apiserver::peers::PeerConfig>,
+    peers: Option<canopy_tenancy::peers::PeerConfig>,
     cache: Option<CacheServerRef>,
     /// For a shard without root: who signs the test's tokens (the shard gets its
     /// public keys only).
     issuer: Option<Arc<canopy_auth::TokenIssuer>>,
     limits: canopy_apiserver::ServerLimits,
-    size_limits: canopy_apiserver::Limits,
+    size_limits: shard::Limits,
 }
 
 /// A shard running in this process.
@@ -309,7 +310,7 @@ impl TestShard {
     }
 
     /// How this shard reaches the other shards (kept across restarts).
-    pub fn set_peers(&mut self, cfg: canopy_apiserver::peers::PeerConfig) {
+    pub fn set_peers(&mut self, cfg: canopy_tenancy::peers::PeerConfig) {
         self.shard.api.set_peers(&cfg).expect("peer configuration");
         self.settings.peers = Some(cfg);
     }

@@ -31,7 +31,7 @@ pub struct TestProxyBuilder {
     shards: usize,
     limits: canopy_apiserver::ServerLimits,
     shard_limits: Option<canopy_apiserver::ServerLimits>,
-    shard_size_limits: Option<canopy_apiserver::Limits>,
+    shard_size_limits: Option<shard::Limits>,
     redis_url: Option<String>,
     cache: Option<crate::CacheServerRef>,
 }
@@ -77,7 +77,7 @@ impl TestProxyBuilder {
     }
 
     /// The shards' size limits and organization quotas (default: production's).
-    pub fn shard_size_limits(mut self, limits: canopy_apiserver::Limits) -> Self {
+    pub fn shard_size_limits(mut self, limits: shard::Limits) -> Self {
         self.shard_size_limits = Some(limits);
         self
     }
@@ -157,7 +157,7 @@ impl TestProxyBuilder {
             let (cert, key) = client_ca
                 .issue_client_cert(&format!("system:shard:{}", shard_name(i)), &[])
                 .expect("shard client certificate");
-            s.set_peers(canopy_apiserver::peers::PeerConfig {
+            s.set_peers(canopy_tenancy::peers::PeerConfig {
                 ca_bundle_pem: ca_bundle.clone(),
                 client_cert_pem: cert,
                 client_key_pem: key,

@@ -74,7 +74,8 @@ fn count_keys(o: &Value, fields: &[&str]) -> Value {
     json!(n)
 }
 
-fn str_at<'a>(o: &'a Value, path: &[&str]) -> &'a str {
+/// The string at `path` in `o` ("" when missing or not a string).
+pub fn str_at<'a>(o: &'a Value, path: &[&str]) -> &'a str {
     let mut cur = o;
     for p in path {
         match cur.get(*p) {
@@ -664,87 +665,6 @@ impl Strategy for BindingStrategy {
     }
 }
 
-struct LogicalClusterStrategy;
-impl Strategy for LogicalClusterStrategy {
-    /// Initializers are only ever removed (by the controllers that did their part), as in
-    /// kcp; the workspace controller turns an Initializing cluster without initializers
-    /// Ready.
-    fn validate_update(&self, new: &Value, old: &Value, causes: &mut Vec<Cause>) {
-        let list = |v: &Value| -> Vec<Value> {
-            v.pointer("/status/initializers")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-        };
-        let old_inits = list(old);
-        for (i, init) in list(new).iter().enumerate() {
-            if !old_inits.contains(init) {
-                causes.push(Cause::invalid(
-                    format!("status.initializers[{i}]"),
-                    init,
-                    "initializers may only be removed",
-                ));
-            }
-        }
-        if new.pointer("/spec/initializers") != old.pointer("/spec/initializers") {
-            causes.push(Cause::invalid(
-                "spec.initializers",
-                new.pointer("/spec/initializers").unwrap_or(&Value::Null),
-                "field is immutable",
-            ));
-        }
-    }
-
-    fn prepare_for_update(&self, new: &mut Value, old: &Value) -> Result<(), ApiError> {
-        if let Some(s) = old.get("status") {
-            canopy_core::meta::object_at(new, &[])?.insert("status".into(), s.clone());
-        }
-        Ok(())
-    }
-    fn columns(&self) -> Vec<Column> {
-        vec![
-            Column::new(
-                "Phase",
-                "string",
-                "The current phase (e.g. Scheduling, Initializing, Ready)",
-                |o| json!(str_at(o, &["status", "phase"])),
-            ),
-            Column::new("URL", "string", "URL to access the logical cluster", |o| {
-                json!(str_at(o, &["status", "URL"]))
-            }),
-            age_column(),
-        ]
-    }
-}
-
-/// kcp's `Shard`: `kubectl get shards` shows where each shard is reached.
-struct ShardStrategy;
-impl Strategy for ShardStrategy {
-    fn columns(&self) -> Vec<Column> {
-        vec![
-            Column::new("Region", "string", "The region this shard is in", |o| {
-                json!(o
-                    .pointer("/metadata/labels/region")
-                    .and_then(Value::as_str)
-                    .unwrap_or(""))
-            }),
-            Column::new(
-                "URL",
-                "string",
-                "Type URL to directly connect to the shard",
-                |o| json!(str_at(o, &["spec", "baseURL"])),
-            ),
-            Column::new(
-                "External URL",
-                "string",
-                "The URL clients should use to reach the shard",
-                |o| json!(str_at(o, &["spec", "externalURL"])),
-            ),
-            age_column(),
-        ]
-    }
-}
-
 /// Review resources are never stored: the strategy only type-checks.
 struct ReviewStrategy;
 impl Strategy for ReviewStrategy {}
@@ -776,19 +696,9 @@ pub fn strategy_for(desc: &ResourceDescriptor) -> Arc<dyn Strategy> {
         (canopy_core::resource::RBAC_GROUP, "clusterrolebindings") => {
             Arc::new(BindingStrategy { cluster: true })
         }
-        (canopy_core::resource::TENANCY_GROUP, "workspaces") => {
-            Arc::new(super::tenancy::WorkspaceStrategy)
-        }
-        (canopy_core::resource::TENANCY_GROUP, "workspacetypes") => {
-            Arc::new(super::tenancy::WorkspaceTypeStrategy)
-        }
         (canopy_core::resource::APIEXTENSIONS_GROUP, "customresourcedefinitions") => {
             Arc::new(super::crd::CrdStrategy)
         }
-        (canopy_core::resource::KCP_CORE_GROUP, "logicalclusters") => {
-            Arc::new(LogicalClusterStrategy)
-        }
-        (canopy_core::resource::KCP_CORE_GROUP, "shards") => Arc::new(ShardStrategy),
         _ if desc.virtual_create_only => Arc::new(ReviewStrategy),
         _ => Arc::new(DefaultStrategy),
     }

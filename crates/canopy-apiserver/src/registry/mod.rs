@@ -9,7 +9,6 @@ pub mod builtin;
 pub mod crd;
 pub mod jsonpath;
 pub mod table;
-pub mod tenancy;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -114,6 +113,11 @@ pub trait Strategy: Send + Sync {
         })
     }
 
+    /// The OpenAPI schema of a kind without a `k8s-openapi` type (`None`: any object).
+    fn openapi_schema(&self) -> Option<Value> {
+        None
+    }
+
     /// Table columns (after NAME, which is always first).
     fn columns(&self) -> Vec<Column> {
         vec![table::age_column()]
@@ -144,15 +148,26 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The built-in resources every logical cluster serves.
-    pub fn builtin() -> Registry {
+    /// The resources every logical cluster serves: the built-ins (with the strategies
+    /// plug-ins give kinds they own, [`crate::plugin::Plugins::with_strategy`]), then
+    /// the kinds plug-ins add ([`crate::plugin::Plugins::with_resource`]).
+    pub fn builtin(plugins: &crate::plugin::Plugins) -> Registry {
         let mut r = Registry::default();
         for desc in canopy_core::resource::builtin_resources() {
-            let strategy = builtin::strategy_for(&desc);
+            let strategy = match plugins
+                .strategies
+                .get(&(desc.group.clone(), desc.plural.clone()))
+            {
+                Some(s) => s.clone(),
+                None => builtin::strategy_for(&desc),
+            };
             r.add(Resource {
                 desc: Arc::new(desc),
                 strategy,
             });
+        }
+        for res in &plugins.kinds {
+            r.add(res.clone());
         }
         r
     }

@@ -16,15 +16,26 @@ use canopy_tenancy_api::{
 };
 use serde_json::Value;
 
-use crate::bootstrap::LOGICAL_CLUSTER_RESOURCE;
-use crate::controllers::ReconcileError;
-use crate::registry::tenancy::{
+use crate::logicalcluster::LOGICAL_CLUSTER_RESOURCE;
+use crate::registry::{
     CLUSTER_ANNOTATION, LOGICAL_CLUSTER_FINALIZER, OWNER_ANNOTATION, PATH_ANNOTATION, WORKSPACES,
 };
-use crate::{rest, ApiServer};
+use canopy_apiserver::{rest, ApiServer};
 use canopy_runtime::Action;
 
 pub const TYPE_ANNOTATION: &str = "internal.tenancy.kcp.io/type";
+
+/// Why a workspace's reconcile failed; the runtime logs it with the key and retries with
+/// back-off.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Api(#[from] canopy_core::ApiError),
+    #[error(transparent)]
+    Storage(#[from] canopy_storage::StorageError),
+    #[error(transparent)]
+    Peer(#[from] crate::peers::PeerError),
+}
 
 /// A system write of a typed object: `f` edits it and says whether to write; only
 /// what `f` changed is written back ([`tapi::edit`]), and nothing when nothing changed.
@@ -102,7 +113,7 @@ pub fn resolve(store: &Store, path_or_name: &str) -> Option<String> {
 /// `root` when the path's ancestors are here, else through the index of paths of the
 /// logical clusters this shard holds (a workspace whose parent lives on another shard).
 pub fn resolve_in(api: &ApiServer, path_or_name: &str) -> Option<String> {
-    let store = &api.inner.store;
+    let store = api.store();
     if let Some(c) = resolve(store, path_or_name) {
         return Some(c);
     }
@@ -113,32 +124,36 @@ pub fn resolve_in(api: &ApiServer, path_or_name: &str) -> Option<String> {
         typed_logical_cluster(store, c)
             .is_some_and(|lc| lc.is_phase(Phase::Ready) && path_of(store, c) == path_or_name)
     };
-    let c = api.inner.paths.read().get(path_or_name).cloned()?;
+    let c = crate::tenancy(api)
+        .paths
+        .read()
+        .get(path_or_name)
+        .cloned()?;
     ready(&c).then_some(c)
 }
 
 /// The path a `LogicalCluster` object vouches for: only the one object named `cluster`
 /// counts, and only when it names the logical cluster it is stored in (its annotations
-/// are written by the system alone, see [`crate::admission`]; anything else is ignored).
+/// are written by the system alone, see [`canopy_apiserver::admission`]; anything else is ignored).
 fn trusted_path(o: &StoredObject) -> Option<&str> {
     if o.key.name != "cluster" {
         return None;
     }
-    let named = meta::annotation(&o.value, crate::bootstrap::CLUSTER_NAME_ANNOTATION);
+    let named = meta::annotation(&o.value, crate::logicalcluster::CLUSTER_NAME_ANNOTATION);
     if named.is_some_and(|n| n != &*o.key.cluster) {
         return None;
     }
     meta::annotation(&o.value, PATH_ANNOTATION)
 }
 
-/// Keeps [`crate::Inner::paths`] — the workspace path of every logical cluster held
+/// Keeps [`crate::Tenancy::paths`] — the workspace path of every logical cluster held
 /// here — current from the store's watch (filled from the initial state at start and
 /// after a lagging watcher is cut off), so resolving never scans logical clusters.
 pub async fn maintain_paths(api: ApiServer, errors: canopy_runtime::TaskErrors) {
     use canopy_storage::{EventType, WatchStart};
     loop {
-        let mut w = match api.inner.store.watch(
-            crate::bootstrap::LOGICAL_CLUSTER_RESOURCE,
+        let mut w = match api.store().watch(
+            crate::logicalcluster::LOGICAL_CLUSTER_RESOURCE,
             WatchStart::WithInitialState,
         ) {
             Ok(w) => {
@@ -159,7 +174,7 @@ pub async fn maintain_paths(api: ApiServer, errors: canopy_runtime::TaskErrors) 
                 Some((p.to_string(), e.object.key.cluster.to_string()))
             })
             .collect();
-        api.inner.paths.write().extend(initial);
+        crate::tenancy(&api).paths.write().extend(initial);
         loop {
             match w.next().await {
                 Ok(Some(ev)) => {
@@ -167,7 +182,7 @@ pub async fn maintain_paths(api: ApiServer, errors: canopy_runtime::TaskErrors) 
                         continue;
                     };
                     let cluster = ev.object.key.cluster.to_string();
-                    let mut paths = api.inner.paths.write();
+                    let mut paths = crate::tenancy(&api).paths.write();
                     match ev.kind {
                         EventType::Deleted => {
                             if paths.get(p) == Some(&cluster) {
@@ -201,7 +216,7 @@ pub const LOGICAL_CLUSTERS_ANNOTATION: &str = "canopy.dev/logical-clusters";
 pub async fn schedule(api: &ApiServer, ws: &Workspace) -> Result<String, String> {
     let shards = shard_objects(api).await;
     if shards.is_empty() {
-        return Ok(api.inner.config.shard_name.clone());
+        return Ok(crate::tenancy(api).config.shard_name.clone());
     }
     let selector = match ws.spec.location.as_ref().and_then(|l| l.selector.as_ref()) {
         Some(sel) => Some(
@@ -215,7 +230,7 @@ pub async fn schedule(api: &ApiServer, ws: &Workspace) -> Result<String, String>
     let now = std::time::Instant::now();
     let mut pending: std::collections::HashMap<String, u64> = Default::default();
     {
-        let mut recent = api.inner.recent_assignments.lock();
+        let mut recent = crate::tenancy(api).recent_assignments.lock();
         while recent
             .front()
             .is_some_and(|(t, _)| now.duration_since(*t) > RECENT_ASSIGNMENTS)
@@ -250,7 +265,7 @@ pub async fn schedule(api: &ApiServer, ws: &Workspace) -> Result<String, String>
     candidates.shuffle(&mut rand::rng());
     candidates.sort_by_key(|(load, _)| *load);
     let chosen = candidates.remove(0).1;
-    api.inner
+    crate::tenancy(api)
         .recent_assignments
         .lock()
         .push_back((now, chosen.clone()));
@@ -280,9 +295,9 @@ fn from_global(api: &ApiServer, resource: &str) -> Option<Vec<Value>> {
 /// cache server's global view, else (no cache server) from root's shard. Objects that
 /// are not Shards (of the wrong shape) are left out.
 pub async fn shard_objects(api: &ApiServer) -> Vec<Shard> {
-    let store = &api.inner.store;
+    let store = api.store();
     let typed = |v: &Value| tapi::from_value::<Shard>(v).ok();
-    if crate::bootstrap::logical_cluster_exists(store, "root") {
+    if crate::logicalcluster::logical_cluster_exists(store, "root") {
         return store
             .list_all(SHARDS, Some("root"), None)
             .into_iter()
@@ -292,7 +307,7 @@ pub async fn shard_objects(api: &ApiServer) -> Vec<Shard> {
     if let Some(shards) = from_global(api, SHARDS) {
         return shards.iter().filter_map(typed).collect();
     }
-    let peers = api.inner.peers.read().clone();
+    let peers = crate::tenancy(api).peers.read().clone();
     match peers {
         Some(p) => p.shards().await.unwrap_or_else(|e| {
             tracing::debug!(error = %e, "listing shards");
@@ -312,16 +327,16 @@ async fn shard_url_by_hash(api: &ApiServer, hash: &str) -> Option<String> {
 }
 
 /// On a shard without root: copies root's WorkspaceTypes into
-/// [`crate::Inner::type_mirror`], from the cache server's global view or (no cache
+/// [`crate::Tenancy::type_mirror`], from the cache server's global view or (no cache
 /// server) from root's shard.
 pub async fn refresh_type_mirror(api: &ApiServer) -> Result<(), crate::peers::PeerError> {
-    if crate::bootstrap::logical_cluster_exists(&api.inner.store, "root") {
+    if crate::logicalcluster::logical_cluster_exists(api.store(), "root") {
         return Ok(());
     }
     let types = match from_global(api, "tenancy.kcp.io/workspacetypes") {
         Some(t) => Ok(t),
         None => {
-            let peers = api.inner.peers.read().clone();
+            let peers = crate::tenancy(api).peers.read().clone();
             let Some(p) = peers else {
                 return Ok(());
             };
@@ -332,19 +347,18 @@ pub async fn refresh_type_mirror(api: &ApiServer) -> Result<(), crate::peers::Pe
         .into_iter()
         .map(|t| (format!("root:{}", meta::name(&t)), t))
         .collect();
-    *api.inner.type_mirror.write() = std::sync::Arc::new(m);
+    *crate::tenancy(api).type_mirror.write() = std::sync::Arc::new(m);
     Ok(())
 }
 
 /// Creates or updates this shard's `Shard` object in `root`, with its URL and load.
 pub async fn register_shard(api: &ApiServer) -> Result<(), canopy_core::ApiError> {
-    let name = api.inner.config.shard_name.clone();
-    let url = api.inner.config.shard_url.clone();
-    let external = api.inner.config.external_url.clone();
+    let name = crate::tenancy(api).config.shard_name.clone();
+    let url = crate::tenancy(api).config.shard_url.clone();
+    let external = api.config().external_url.clone();
     let load = api
-        .inner
-        .store
-        .list_all(crate::bootstrap::LOGICAL_CLUSTER_RESOURCE, None, None)
+        .store()
+        .list_all(crate::logicalcluster::LOGICAL_CLUSTER_RESOURCE, None, None)
         .len()
         .to_string();
     let mut shard = Shard::new(
@@ -360,8 +374,8 @@ pub async fn register_shard(api: &ApiServer) -> Result<(), canopy_core::ApiError
         LOGICAL_CLUSTERS_ANNOTATION,
         load.clone(),
     );
-    if !crate::bootstrap::logical_cluster_exists(&api.inner.store, "root") {
-        let peers = api.inner.peers.read().clone();
+    if !crate::logicalcluster::logical_cluster_exists(api.store(), "root") {
+        let peers = crate::tenancy(api).peers.read().clone();
         if let Some(p) = peers {
             p.register(&shard)
                 .await
@@ -370,10 +384,9 @@ pub async fn register_shard(api: &ApiServer) -> Result<(), canopy_core::ApiError
         return Ok(());
     }
     let key = ObjectKey::new(SHARDS, "root", "", &name);
-    if api.inner.store.get(&key).is_none() {
+    if api.store().get(&key).is_none() {
         let res = api
-            .inner
-            .registry
+            .registry()
             .get(canopy_core::resource::KCP_CORE_GROUP, "v1alpha1", "shards")
             .cloned()
             .ok_or_else(|| canopy_core::ApiError::internal("shards resource missing"))?;
@@ -404,7 +417,7 @@ fn new_cluster_name() -> String {
 /// Reconciles one Workspace (the workspace controller of `controllers.rs`; a requeue is
 /// an [`Action`], never a task of its own).
 pub async fn reconcile(api: &ApiServer, ws: &StoredObject) -> Result<Action, ReconcileError> {
-    let store = &api.inner.store;
+    let store = api.store();
     // work from the current state, not from a (possibly stale) event's
     let Some(current) = store.get(&ws.key) else {
         return Ok(Action::await_change());
@@ -485,7 +498,7 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) -> Result<Action, Rec
             }
         }
     };
-    let remote = shard != canopy_core::resource::shard_hash(&api.inner.config.shard_name);
+    let remote = shard != canopy_core::resource::shard_hash(&crate::tenancy(api).config.shard_name);
     let path = match WorkspacePath::new(path_of(store, &parent)).and_then(|p| p.join(&name)) {
         Ok(p) => p.to_string(),
         Err(e) => {
@@ -496,14 +509,14 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) -> Result<Action, Rec
     let type_ref = typed.type_or_default();
     let ty = type_ref.qualified();
     // Initializing: the type and every type it extends may name an initializer.
-    let mirror = api.inner.type_mirror.read().clone();
-    let types = crate::registry::tenancy::Types {
+    let mirror = crate::tenancy(api).type_mirror.read().clone();
+    let types = crate::registry::Types {
         store,
         mirror: &mirror,
     };
-    let inits = crate::registry::tenancy::get_type(types, &type_ref.path, &type_ref.name)
-        .and_then(|t| crate::registry::tenancy::aliases(types, &t).ok())
-        .map(|a| crate::registry::tenancy::initializers(&a))
+    let inits = crate::registry::get_type(types, &type_ref.path, &type_ref.name)
+        .and_then(|t| crate::registry::aliases(types, &t).ok())
+        .map(|a| crate::registry::initializers(&a))
         .unwrap_or_default();
     let owner = LogicalClusterOwner {
         api_version: tapi::tenancy::API_VERSION.into(),
@@ -522,7 +535,7 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) -> Result<Action, Rec
     let organization = crate::quota::organization_for_child(api, &parent, &ty, &child);
     if remote {
         // the chosen shard creates the logical cluster; this shard asks it to
-        let peers = api.inner.peers.read().clone();
+        let peers = crate::tenancy(api).peers.read().clone();
         let (Some(peers), Some(base)) = (peers, shard_url_by_hash(api, &shard).await) else {
             tracing::warn!(workspace = %path, "scheduled onto an unknown shard; waiting");
             return Ok(Action::requeue(std::time::Duration::from_secs(1)));
@@ -547,7 +560,7 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) -> Result<Action, Rec
         };
         peers.place(&base, &req).await?;
     } else {
-        crate::bootstrap::ensure_logical_cluster_at(
+        crate::logicalcluster::ensure_logical_cluster_at(
             api,
             &child,
             &path,
@@ -559,7 +572,7 @@ pub async fn reconcile(api: &ApiServer, ws: &StoredObject) -> Result<Action, Rec
         )
         .await?;
     }
-    let url = format!("{}/clusters/{path}", api.inner.config.external_url);
+    let url = format!("{}/clusters/{path}", api.config().external_url);
     update_typed(api, &ws.key, |w: &mut Workspace| {
         // phases only move forward: a stale event must not take a workspace back
         if !w.is_phase(Phase::Scheduling) {
@@ -611,7 +624,7 @@ async fn carry_initializers(
 /// Carries an Initializing workspace's logical cluster state over to the Workspace: its
 /// remaining initializers, and Ready once none is left.
 async fn sync_phase(api: &ApiServer, ws: &StoredObject) -> Result<Action, ReconcileError> {
-    let store = &api.inner.store;
+    let store = api.store();
     let Ok(typed) = tapi::from_value::<Workspace>(&ws.value) else {
         return Ok(Action::await_change());
     };
@@ -621,7 +634,7 @@ async fn sync_phase(api: &ApiServer, ws: &StoredObject) -> Result<Action, Reconc
     let Some(lc) = logical_cluster(store, child) else {
         // held by another shard: follow its LogicalCluster there
         let hash = typed.annotation(SHARD_ANNOTATION).unwrap_or("").to_string();
-        let peers = api.inner.peers.read().clone();
+        let peers = crate::tenancy(api).peers.read().clone();
         if let (Some(p), Some(base)) = (peers, shard_url_by_hash(api, &hash).await) {
             if let Some(lc) = p.logical_cluster(&base, child).await? {
                 let inits = lc.status.initializers;
@@ -656,7 +669,7 @@ async fn sync_phase(api: &ApiServer, ws: &StoredObject) -> Result<Action, Reconc
 /// `LogicalCluster.spec.owner` names the workspace's uid (or it has no LogicalCluster at
 /// all, e.g. a placement that never completed, but still has content of its own).
 fn owned_by(api: &ApiServer, child: &str, ws: &StoredObject) -> bool {
-    match logical_cluster(&api.inner.store, child) {
+    match logical_cluster(api.store(), child) {
         Some(lc) => {
             let Ok(lc) = tapi::from_value::<LogicalCluster>(&lc.value) else {
                 return false;
@@ -691,10 +704,10 @@ async fn delete_child(api: &ApiServer, ws: &StoredObject) -> Result<Action, Reco
             .unwrap_or("")
             .to_string();
         let remote = !hash.is_empty()
-            && hash != canopy_core::resource::shard_hash(&api.inner.config.shard_name)
-            && !crate::bootstrap::logical_cluster_exists(&api.inner.store, child);
+            && hash != canopy_core::resource::shard_hash(&crate::tenancy(api).config.shard_name)
+            && !crate::logicalcluster::logical_cluster_exists(api.store(), child);
         let result = if remote {
-            let peers = api.inner.peers.read().clone();
+            let peers = crate::tenancy(api).peers.read().clone();
             match (peers, shard_url_by_hash(api, &hash).await) {
                 (Some(p), Some(base)) => p
                     .delete_logical_cluster(
@@ -774,7 +787,7 @@ pub async fn home(
     user: &canopy_auth::UserInfo,
 ) -> Result<std::sync::Arc<StoredObject>, canopy_core::ApiError> {
     use canopy_core::ApiError;
-    let store = &api.inner.store;
+    let store = api.store();
     let users = resolve(store, "root:users")
         .ok_or_else(|| ApiError::service_unavailable("the users workspace is not ready yet", 1))?;
     // Homes are named by a hash of the exact user name (distinct users, distinct homes);
@@ -800,8 +813,7 @@ pub async fn home(
     let key = ObjectKey::new(WORKSPACES, &users, "", &name);
     if store.get(&key).is_none() {
         let ws_res = api
-            .inner
-            .registry
+            .registry()
             .get("tenancy.kcp.io", "v1alpha1", "workspaces")
             .ok_or_else(|| ApiError::internal("workspaces resource missing"))?;
         let owner = WorkspaceOwner {
@@ -856,7 +868,7 @@ async fn wait_ready(
             return Ok(ws);
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        match api.inner.store.get(&key) {
+        match api.store().get(&key) {
             Some(w) => ws = w,
             None => break,
         }

@@ -27,19 +27,32 @@
 //! reaches it); a revoked record keeps `status.revokedAt` until it expires, then the
 //! collector deletes it. Signing keys are files of the shard's PKI directory.
 
+// Request-path code: bad input is an ApiError, never a panic (tests may unwrap).
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use canopy_auth::{Revoked, TokenState, UserInfo, MAX_TOKEN_TTL};
+use canopy_auth::{Revoked, TokenIssuer, TokenState, UserInfo, MAX_TOKEN_TTL};
 use canopy_core::{ApiError, Cause, Subject};
 use canopy_storage::{ListOptions, Mutation, ObjectKey, StorageError, StoredObject};
 use http::{Method, Response};
 use serde_json::{json, Value};
 
-use crate::authz::is_superuser;
-use crate::response::{self, Body};
-use crate::ApiServer;
+use canopy_apiserver::authz::is_superuser;
+use canopy_apiserver::response::{self, Body};
+use canopy_apiserver::ApiServer;
 
 pub const GROUP: &str = "tokens.canopy.dev";
 pub const VERSION: &str = "v1alpha1";
@@ -110,8 +123,7 @@ fn records(
     api: &ApiServer,
     keep: &dyn Fn(&StoredObject) -> bool,
 ) -> Vec<std::sync::Arc<StoredObject>> {
-    api.inner
-        .store
+    api.store()
         .list(&ListOptions {
             resource: RESOURCE,
             cluster: Some(SYSTEM_CLUSTER),
@@ -163,8 +175,7 @@ pub async fn issue(
         },
     });
     let stored = api
-        .inner
-        .store
+        .store()
         .apply(Mutation::Create {
             key: key(&name),
             value: record,
@@ -187,14 +198,13 @@ async fn set_parent(api: &ApiServer, mut record: Value, parent: &str) -> Result<
         .pointer_mut("/status/token")
         .map(Value::take)
         .unwrap_or(Value::Null);
-    let Some(cur) = api.inner.store.get(&key(&name)) else {
+    let Some(cur) = api.store().get(&key(&name)) else {
         return Err(ApiError::internal("token record vanished"));
     };
     let mut v = cur.value.clone();
     canopy_core::meta::set_path(&mut v, &["status", "issuedWith"], json!(parent))?;
     let stored = api
-        .inner
-        .store
+        .store()
         .apply(Mutation::Update {
             key: key(&name),
             expected_rv: Some(cur.rv),
@@ -239,7 +249,7 @@ pub async fn revoke(api: &ApiServer, name: &str) -> Result<Option<Value>, ApiErr
 
 async fn revoke_one(api: &ApiServer, name: &str) -> Result<Option<Value>, ApiError> {
     loop {
-        let Some(cur) = api.inner.store.get(&key(name)) else {
+        let Some(cur) = api.store().get(&key(name)) else {
             return Ok(None);
         };
         if is_revoked(&cur.value) {
@@ -248,8 +258,7 @@ async fn revoke_one(api: &ApiServer, name: &str) -> Result<Option<Value>, ApiErr
         let mut v = cur.value.clone();
         canopy_core::meta::set_path(&mut v, &["status", "revokedAt"], json!(rfc3339(now())))?;
         match api
-            .inner
-            .store
+            .store()
             .apply(Mutation::Update {
                 key: key(name),
                 expected_rv: Some(cur.rv),
@@ -290,15 +299,15 @@ pub fn state(api: &ApiServer) -> TokenState {
         .collect();
     let mut s = TokenState {
         resource_version: version(api),
-        jwks: match &api.inner.tokens {
+        jwks: match &tokens(api).issuer {
             Some(t) => t.jwks(),
-            None => api.inner.auth.verifier().jwks(),
+            None => api.authenticator().verifier().jwks(),
         },
         revoked,
         signed: None,
     };
     // signed for relaying through unauthenticated channels (Redis)
-    if let Some(t) = &api.inner.tokens {
+    if let Some(t) = &tokens(api).issuer {
         match canopy_auth::revocation::sign_state(t, &s) {
             Ok(jws) => s.signed = Some(jws),
             Err(e) => tracing::warn!(error = %e, "signing the token state"),
@@ -309,7 +318,7 @@ pub fn state(api: &ApiServer) -> TokenState {
 
 /// The signing key: only the shard holding root has one.
 fn issuer(api: &ApiServer) -> Result<&canopy_auth::TokenIssuer, ApiError> {
-    api.inner.tokens.as_deref().ok_or_else(|| {
+    tokens(api).issuer.as_deref().ok_or_else(|| {
         ApiError::new(
             404,
             "NotFound",
@@ -319,11 +328,7 @@ fn issuer(api: &ApiServer) -> Result<&canopy_auth::TokenIssuer, ApiError> {
 }
 
 fn version(api: &ApiServer) -> String {
-    format!(
-        "{}.{}",
-        api.inner.boot_id,
-        *api.inner.token_changes.borrow()
-    )
+    format!("{}.{}", tokens(api).boot_id, *tokens(api).changes.borrow())
 }
 
 /// Applies the stored token state to this shard's authenticator (root's shard, before
@@ -334,8 +339,8 @@ pub fn load(api: &ApiServer) {
 
 /// Something verifiers care about changed: apply it here and wake the long polls.
 fn changed(api: &ApiServer) {
-    api.inner.token_changes.send_modify(|n| *n += 1);
-    if let Err(e) = api.inner.auth.apply(&state(api)) {
+    tokens(api).changes.send_modify(|n| *n += 1);
+    if let Err(e) = api.authenticator().apply(&state(api)) {
         tracing::warn!(error = %e, "applying the token state");
     }
 }
@@ -348,16 +353,16 @@ pub async fn run(api: ApiServer, errors: canopy_runtime::TaskErrors) {
         return run_root(api, errors).await;
     }
     let mut after = String::new();
-    let mut shutdown = api.inner.shutdown.subscribe();
+    let mut shutdown = api.shutdown_signal();
     loop {
-        let peers = api.inner.peers.read().clone();
+        let peers = canopy_tenancy::tenancy(&api).peers.read().clone();
         let result = match &peers {
             Some(p) if p.root_shard_url.is_some() => Some(p.token_state(&after, 30).await),
             _ => None,
         };
         let wait = match result {
             Some(Ok(state)) => {
-                errors.report(api.inner.auth.apply(&state));
+                errors.report(api.authenticator().apply(&state));
                 after = state.resource_version;
                 Duration::ZERO
             }
@@ -378,7 +383,7 @@ pub async fn run(api: ApiServer, errors: canopy_runtime::TaskErrors) {
 /// collects expired records every minute. Runs until the server shuts down.
 pub async fn run_root(api: ApiServer, errors: canopy_runtime::TaskErrors) {
     changed(&api);
-    let mut shutdown = api.inner.shutdown.subscribe();
+    let mut shutdown = api.shutdown_signal();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(COLLECT_EVERY) => {}
@@ -396,7 +401,7 @@ pub async fn run_root(api: ApiServer, errors: canopy_runtime::TaskErrors) {
                 expected_rv: Some(o.rv),
             })
             .collect();
-        match api.inner.store.commit(muts).await {
+        match api.store().commit(muts).await {
             Ok(_) => {
                 tracing::debug!(records = expired.len(), "expired token records collected");
                 errors.ok();
@@ -436,8 +441,8 @@ pub async fn serve_internal(
                 .and_then(|s| s.parse::<u64>().ok())
                 .unwrap_or(30)
                 .min(300);
-            let mut changes = api.inner.token_changes.subscribe();
-            let mut shutdown = api.inner.shutdown.subscribe();
+            let mut changes = tokens(api).changes.subscribe();
+            let mut shutdown = api.shutdown_signal();
             if version(api) == after {
                 tokio::select! {
                     _ = changes.changed() => {}
@@ -458,7 +463,7 @@ pub async fn serve_internal(
 
 /// `GET /openid/v1/jwks`: the verification keys (public).
 pub fn jwks(api: &ApiServer) -> Response<Body> {
-    let v = api.inner.auth.verifier().jwks();
+    let v = api.authenticator().verifier().jwks();
     response::bytes(200, "application/jwk-set+json", v.to_string())
 }
 
@@ -566,15 +571,14 @@ pub async fn serve(
                 &json!({
                     "apiVersion": format!("{GROUP}/{VERSION}"),
                     "kind": "TokenList",
-                    "metadata": {"resourceVersion": api.inner.store.current_rv().to_string()},
+                    "metadata": {"resourceVersion": api.store().current_rv().to_string()},
                     "items": items,
                 }),
             ))
         }
         (&Method::GET, false) => {
             let o = api
-                .inner
-                .store
+                .store()
                 .get(&key(name))
                 .filter(|o| !is_revoked(&o.value) && expiry(&o.value) > now())
                 .filter(|o| admin || owner(&o.value) == user.name)
@@ -583,8 +587,7 @@ pub async fn serve(
         }
         (&Method::DELETE, false) => {
             let visible = api
-                .inner
-                .store
+                .store()
                 .get(&key(name))
                 .is_some_and(|o| admin || owner(&o.value) == user.name);
             if !visible {
@@ -758,19 +761,74 @@ async fn create(
     Ok(response::json(201, &record))
 }
 
-/// The token service plugged into the generic server ([`crate::plugin`]):
+/// What the token service keeps on the server ([`ApiServer::state`], read with
+/// [`tokens`]).
+pub struct Tokens {
+    /// The token service's signing key: only on the shard holding root; every other
+    /// shard verifies with public keys only ([`ApiServer::authenticator`]).
+    pub issuer: Option<Arc<TokenIssuer>>,
+    /// Identifies this process in token state versions (a restart is a change).
+    pub boot_id: String,
+    /// Bumped whenever token keys or revocations change (wakes long polls).
+    pub changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Tokens {
+    fn new(issuer: Option<Arc<TokenIssuer>>) -> Tokens {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        Tokens {
+            issuer,
+            boot_id: id.get(..8).unwrap_or(&id).to_string(),
+            changes: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+/// The token service's state on `api` (one without a signing key on a server without
+/// the plug-in).
+pub fn tokens(api: &ApiServer) -> &Tokens {
+    static NONE: std::sync::LazyLock<Tokens> = std::sync::LazyLock::new(|| Tokens::new(None));
+    api.state::<Tokens>().unwrap_or(&NONE)
+}
+
+/// The token service plugged into the generic server ([`canopy_apiserver::plugin`]), with the
+/// signing key on the shard holding root (`None` on the others).
+pub struct TokenService(pub Option<Arc<TokenIssuer>>);
+
+impl canopy_apiserver::plugin::Plugin for TokenService {
+    fn register(
+        self,
+        plugins: canopy_apiserver::plugin::Plugins,
+    ) -> canopy_apiserver::plugin::Plugins {
+        plugins
+            .with_state(Tokens::new(self.0))
+            .with_path_handler(TokenPaths)
+            .with_background(TokenTasks)
+    }
+}
+
+/// Keeps the authenticator current ([`run`]).
+struct TokenTasks;
+
+impl canopy_apiserver::plugin::Background for TokenTasks {
+    fn start(&self, api: &ApiServer, run: &mut canopy_apiserver::controllers::Starter) {
+        let errors = run.metrics().task("tokens");
+        run.spawn(self::run(api.clone(), errors));
+    }
+}
+
 /// `/services/tokens/...` for users, the public keys (`/openid/v1/jwks`, OpenID
 /// discovery) for anyone, and the token state (`/internal/tokens/state`) for shard
 /// peers and the front-proxy.
-pub struct TokenService;
+struct TokenPaths;
 
-impl crate::plugin::PathHandler for TokenService {
+impl canopy_apiserver::plugin::PathHandler for TokenPaths {
     fn name(&self) -> &'static str {
         "tokens"
     }
 
-    fn route(&self, path: &str) -> Option<crate::plugin::Audience> {
-        use crate::plugin::Audience;
+    fn route(&self, path: &str) -> Option<canopy_apiserver::plugin::Audience> {
+        use canopy_apiserver::plugin::Audience;
         if path == PREFIX
             || path
                 .strip_prefix(PREFIX)
@@ -794,8 +852,8 @@ impl crate::plugin::PathHandler for TokenService {
     fn handle<'a>(
         &'a self,
         api: &'a ApiServer,
-        req: crate::plugin::PathRequest<'a>,
-    ) -> crate::plugin::HandlerFuture<'a> {
+        req: canopy_apiserver::plugin::PathRequest<'a>,
+    ) -> canopy_apiserver::plugin::HandlerFuture<'a> {
         Box::pin(async move {
             match req.path {
                 "/openid/v1/jwks" => Ok(jwks(api)),
@@ -803,7 +861,7 @@ impl crate::plugin::PathHandler for TokenService {
                     200,
                     &json!({
                         "issuer": canopy_auth::token::ISSUER,
-                        "jwks_uri": format!("{}/openid/v1/jwks", api.inner.config.external_url),
+                        "jwks_uri": format!("{}/openid/v1/jwks", api.config().external_url),
                         "response_types_supported": ["id_token"],
                         "subject_types_supported": ["public"],
                         "id_token_signing_alg_values_supported": ["ES256"],

@@ -47,11 +47,11 @@ use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::bootstrap::LOGICAL_CLUSTER_RESOURCE;
-use crate::pipeline::Ctx;
-use crate::registry::tenancy::WORKSPACES;
-use crate::registry::Resource;
-use crate::ApiServer;
+use crate::logicalcluster::LOGICAL_CLUSTER_RESOURCE;
+use crate::registry::WORKSPACES;
+use canopy_apiserver::pipeline::Ctx;
+use canopy_apiserver::registry::Resource;
+use canopy_apiserver::ApiServer;
 
 /// The logical cluster name of a logical cluster's organization (on its
 /// `LogicalCluster` object; set by the system only).
@@ -194,7 +194,7 @@ pub struct UsageTotals {
     pub overrides: BTreeMap<String, Overrides>,
 }
 
-/// The quota state of a shard ([`crate::Inner::quota`]).
+/// The quota state of a shard ([`crate::Tenancy::quota`]).
 #[derive(Default)]
 pub struct QuotaState {
     index: RwLock<Index>,
@@ -243,7 +243,7 @@ impl Index {
 }
 
 fn logical_cluster(api: &ApiServer, cluster: &str) -> Option<Arc<StoredObject>> {
-    api.inner.store.get(&ObjectKey::new(
+    api.store().get(&ObjectKey::new(
         LOGICAL_CLUSTER_RESOURCE,
         cluster,
         "",
@@ -265,13 +265,17 @@ pub fn organization_for_child(
 
 /// The organization of a logical cluster held here (`None`: none, or not here).
 pub fn organization(api: &ApiServer, cluster: &str) -> Option<String> {
-    if let Some(o) = api.inner.quota.index.read().org_of.get(cluster) {
+    if let Some(o) = crate::tenancy(api).quota.index.read().org_of.get(cluster) {
         return o.clone();
     }
     let lc = logical_cluster(api, cluster)?;
     let org = organization_of(api, &lc);
     // remembered until the watch ([`run`]) sees the object
-    api.inner.quota.index.write().set(cluster, org.clone());
+    crate::tenancy(api)
+        .quota
+        .index
+        .write()
+        .set(cluster, org.clone());
     org
 }
 
@@ -285,8 +289,7 @@ fn organization_of(api: &ApiServer, lc: &StoredObject) -> Option<String> {
         return (!o.is_empty()).then(|| o.to_string());
     }
     let cluster = &*lc.key.cluster;
-    let path =
-        meta::annotation(&lc.value, crate::registry::tenancy::PATH_ANNOTATION).unwrap_or(cluster);
+    let path = meta::annotation(&lc.value, crate::registry::PATH_ANNOTATION).unwrap_or(cluster);
     let ty = meta::annotation(&lc.value, crate::workspaces::TYPE_ANNOTATION).unwrap_or("");
     if cluster == "root" || path == "root" || ty == "root:homeroot" {
         return None;
@@ -301,16 +304,13 @@ fn organization_of(api: &ApiServer, lc: &StoredObject) -> Option<String> {
         return Some(cluster.to_string());
     }
     let org_path = segments.get(..depth).map(|s| s.join(":"))?;
-    Some(
-        crate::workspaces::resolve(&api.inner.store, &org_path)
-            .unwrap_or_else(|| cluster.to_string()),
-    )
+    Some(crate::workspaces::resolve(api.store(), &org_path).unwrap_or_else(|| cluster.to_string()))
 }
 
 /// How an organization is named in messages: its workspace path, from the path of one
 /// of its logical clusters.
 fn display_name(api: &ApiServer, cluster: &str) -> String {
-    let path = crate::workspaces::path_of(&api.inner.store, cluster);
+    let path = crate::workspaces::path_of(api.store(), cluster);
     let depth = if path.starts_with("root:users:") {
         3
     } else {
@@ -322,11 +322,11 @@ fn display_name(api: &ApiServer, cluster: &str) -> String {
 /// This shard's exact usage of an organization (workspaces only when asked: they cost
 /// a look at every logical cluster's per-resource counts).
 fn local_usage(api: &ApiServer, org: &str, with_workspaces: bool) -> OrgUsage {
-    let index = api.inner.quota.index.read();
+    let index = crate::tenancy(api).quota.index.read();
     let Some(clusters) = index.clusters.get(org) else {
         return OrgUsage::default();
     };
-    let store = &api.inner.store;
+    let store = api.store();
     let c = store.usage_of_clusters(clusters.iter().map(String::as_str));
     let workspaces = if with_workspaces {
         clusters
@@ -345,14 +345,14 @@ fn local_usage(api: &ApiServer, org: &str, with_workspaces: bool) -> OrgUsage {
 
 /// The limits of an organization: the defaults, overridden on its Workspace.
 pub fn limits(api: &ApiServer, org: &str) -> OrgQuotas {
-    let defaults = api.inner.config.limits.quotas;
+    let defaults = crate::tenancy(api).config.quotas;
     // the Workspace, when it is here (its overrides apply at once)
-    if let Some(ws) = crate::workspaces::parent_workspace(&api.inner.store, org) {
+    if let Some(ws) = crate::workspaces::parent_workspace(api.store(), org) {
         if let Some(o) = Overrides::of(&ws.value) {
             return o.apply(defaults);
         }
     }
-    match api.inner.quota.overrides.read().get(org) {
+    match crate::tenancy(api).quota.overrides.read().get(org) {
         Some(o) => o.apply(defaults),
         None => defaults,
     }
@@ -367,7 +367,7 @@ pub struct Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        let mut r = self.api.inner.quota.reserved.lock();
+        let mut r = crate::tenancy(&self.api).quota.reserved.lock();
         if let Some(v) = r.get_mut(&self.org) {
             *v = v.minus(self.amount);
             if v.is_zero() {
@@ -380,15 +380,15 @@ impl Drop for Reservation {
 /// What a new logical cluster's bootstrap stores (an estimate, computed once: the
 /// default roles, bindings, namespaces and their objects, the LogicalCluster).
 fn bootstrap_cost(api: &ApiServer) -> OrgUsage {
-    *api.inner.quota.bootstrap.get_or_init(|| {
+    *crate::tenancy(api).quota.bootstrap.get_or_init(|| {
         // metadata the store adds (uid, creationTimestamp, resourceVersion, ...)
         const PER_OBJECT: u64 = 200;
-        let mut objects: Vec<Value> = crate::bootstrap::default_cluster_roles();
-        objects.extend(crate::bootstrap::default_cluster_role_bindings());
-        for n in crate::bootstrap::DEFAULT_NAMESPACES {
+        let mut objects: Vec<Value> = canopy_apiserver::bootstrap::default_cluster_roles();
+        objects.extend(canopy_apiserver::bootstrap::default_cluster_role_bindings());
+        for n in canopy_apiserver::bootstrap::DEFAULT_NAMESPACES {
             objects.push(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}));
             objects.extend(
-                crate::controllers::default_namespace_objects(api, n)
+                canopy_apiserver::controllers::default_namespace_objects(api, n)
                     .into_iter()
                     .map(|(_, v)| v),
             );
@@ -397,7 +397,7 @@ fn bootstrap_cost(api: &ApiServer) -> OrgUsage {
         let extra = 2u64;
         let bytes: u64 = objects
             .iter()
-            .map(|o| crate::codec::json_size(o) as u64 + PER_OBJECT)
+            .map(|o| canopy_apiserver::codec::json_size(o) as u64 + PER_OBJECT)
             .sum::<u64>()
             + extra * 1024;
         OrgUsage {
@@ -427,7 +427,7 @@ fn check(
         return Ok(None);
     };
     let limit = limits(api, &org);
-    let state = &api.inner.quota;
+    let state = &crate::tenancy(api).quota;
     let mut reserved = state.reserved.lock();
     let used = local_usage(api, &org, want.workspaces > 0)
         + state.remote.read().get(&org).copied().unwrap_or_default()
@@ -471,7 +471,7 @@ fn check(
             list(|e| e.limited),
         );
         return Err(ApiError::admission_forbidden(
-            crate::rest::subject(res, name),
+            canopy_apiserver::rest::subject(res, name),
             &reason,
         ));
     }
@@ -498,7 +498,7 @@ pub fn admit_create(
     let mut want = OrgUsage {
         workspaces: 0,
         objects: 1,
-        bytes: crate::codec::json_size(obj) as u64,
+        bytes: canopy_apiserver::codec::json_size(obj) as u64,
     };
     if res.desc.group == canopy_core::resource::TENANCY_GROUP && res.desc.plural == "workspaces" {
         want = want
@@ -525,7 +525,8 @@ pub fn admit_update(
     if meta::is_deleting(new) {
         return Ok(None);
     }
-    let grow = (crate::codec::json_size(new) as u64).saturating_sub(cur.json.len() as u64);
+    let grow =
+        (canopy_apiserver::codec::json_size(new) as u64).saturating_sub(cur.json.len() as u64);
     if grow == 0 {
         return Ok(None);
     }
@@ -543,8 +544,7 @@ pub fn admit_update(
 
 /// This shard's usage of every organization with logical clusters here.
 pub fn shard_usage(api: &ApiServer) -> BTreeMap<String, OrgUsage> {
-    let orgs: Vec<String> = api
-        .inner
+    let orgs: Vec<String> = crate::tenancy(api)
         .quota
         .index
         .read()
@@ -565,8 +565,7 @@ pub fn shard_usage(api: &ApiServer) -> BTreeMap<String, OrgUsage> {
 /// other shards' last reports (for an org admin's view and metering later).
 pub fn usage(api: &ApiServer, org: &str) -> OrgUsage {
     local_usage(api, org, true)
-        + api
-            .inner
+        + crate::tenancy(api)
             .quota
             .remote
             .read()
@@ -578,8 +577,7 @@ pub fn usage(api: &ApiServer, org: &str) -> OrgUsage {
 /// Overrides on the Workspaces of organizations held here (the Workspaces in
 /// logical clusters without an organization: `root`, `root:users`).
 fn local_overrides(api: &ApiServer) -> BTreeMap<String, Overrides> {
-    let parents: Vec<String> = api
-        .inner
+    let parents: Vec<String> = crate::tenancy(api)
         .quota
         .index
         .read()
@@ -590,7 +588,7 @@ fn local_overrides(api: &ApiServer) -> BTreeMap<String, Overrides> {
         .collect();
     let mut out = BTreeMap::new();
     for p in parents {
-        for ws in api.inner.store.list_all(WORKSPACES, Some(&p), None) {
+        for ws in api.store().list_all(WORKSPACES, Some(&p), None) {
             let child = ws
                 .value
                 .pointer("/spec/cluster")
@@ -610,7 +608,7 @@ fn local_overrides(api: &ApiServer) -> BTreeMap<String, Overrides> {
 /// Root's shard: records a shard's report; answers every other shard's usage and
 /// every override.
 pub fn receive_report(api: &ApiServer, report: UsageReport) -> UsageTotals {
-    let state = &api.inner.quota;
+    let state = &crate::tenancy(api).quota;
     let mut reports = state.reports.lock();
     let from = report.shard.clone();
     reports.insert(from.clone(), report);
@@ -637,10 +635,10 @@ pub fn receive_report(api: &ApiServer, report: UsageReport) -> UsageTotals {
 pub fn serve_report(
     api: &ApiServer,
     body: &[u8],
-) -> Result<http::Response<crate::response::Body>, ApiError> {
+) -> Result<http::Response<canopy_apiserver::response::Body>, ApiError> {
     let report: UsageReport = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid usage report: {e}")))?;
-    if !crate::bootstrap::logical_cluster_exists(&api.inner.store, "root") {
+    if !crate::logicalcluster::logical_cluster_exists(api.store(), "root") {
         return Err(ApiError::new(
             404,
             "NotFound",
@@ -649,16 +647,16 @@ pub fn serve_report(
     }
     let totals = serde_json::to_value(receive_report(api, report))
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(crate::response::json(200, &totals))
+    Ok(canopy_apiserver::response::json(200, &totals))
 }
 
 /// One report round: this shard's usage and overrides, exchanged with root's shard.
 pub async fn report(api: &ApiServer) {
-    let state = &api.inner.quota;
+    let state = &crate::tenancy(api).quota;
     let own = shard_usage(api);
     *state.own.write() = own.clone();
     let mine = local_overrides(api);
-    let totals = if crate::bootstrap::logical_cluster_exists(&api.inner.store, "root") {
+    let totals = if crate::logicalcluster::logical_cluster_exists(api.store(), "root") {
         let reports = state.reports.lock();
         let mut t = UsageTotals {
             organizations: BTreeMap::new(),
@@ -675,12 +673,12 @@ pub async fn report(api: &ApiServer) {
         }
         t
     } else {
-        let peers = api.inner.peers.read().clone();
+        let peers = crate::tenancy(api).peers.read().clone();
         let Some(p) = peers else {
             return;
         };
         let report = UsageReport {
-            shard: api.inner.config.shard_name.clone(),
+            shard: crate::tenancy(api).config.shard_name.clone(),
             organizations: own,
             overrides: mine,
         };
@@ -701,19 +699,19 @@ pub async fn report(api: &ApiServer) {
 /// reports usage every [`REPORT_INTERVAL`]. Holds the server weakly: ends when the
 /// server is dropped (or its store closes).
 pub fn spawn(api: &ApiServer) {
-    let weak = Arc::downgrade(&api.inner);
+    let weak = api.downgrade();
     let reporter = weak.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(REPORT_INTERVAL);
         loop {
             tick.tick().await;
-            let Some(inner) = reporter.upgrade() else {
+            let Some(api) = reporter.upgrade() else {
                 return;
             };
-            if *inner.shutdown.borrow() {
+            if api.is_shutting_down() {
                 return;
             }
-            report(&ApiServer { inner }).await;
+            report(&api).await;
         }
     });
     // holds neither the server nor its store between events (a stopped shard's store
@@ -722,8 +720,8 @@ pub fn spawn(api: &ApiServer) {
         use canopy_storage::{EventType, WatchStart};
         loop {
             let w = match weak.upgrade() {
-                Some(inner) => inner
-                    .store
+                Some(api) => api
+                    .store()
                     .watch(LOGICAL_CLUSTER_RESOURCE, WatchStart::WithInitialState),
                 None => return,
             };
@@ -736,10 +734,9 @@ pub fn spawn(api: &ApiServer) {
                 }
             };
             {
-                let Some(inner) = weak.upgrade() else {
+                let Some(api) = weak.upgrade() else {
                     return;
                 };
-                let api = ApiServer { inner };
                 let orgs: Vec<(String, Option<String>)> = w
                     .initial
                     .iter()
@@ -751,7 +748,7 @@ pub fn spawn(api: &ApiServer) {
                         )
                     })
                     .collect();
-                let mut index = api.inner.quota.index.write();
+                let mut index = crate::tenancy(&api).quota.index.write();
                 *index = Index::default();
                 for (c, o) in orgs {
                     index.set(&c, o);
@@ -763,16 +760,15 @@ pub fn spawn(api: &ApiServer) {
                         if ev.object.key.name != "cluster" {
                             continue;
                         }
-                        let Some(inner) = weak.upgrade() else {
+                        let Some(api) = weak.upgrade() else {
                             return;
                         };
-                        let api = ApiServer { inner };
                         let cluster = ev.object.key.cluster.to_string();
                         if ev.kind == EventType::Deleted {
-                            api.inner.quota.index.write().remove(&cluster);
+                            crate::tenancy(&api).quota.index.write().remove(&cluster);
                         } else {
                             let org = organization_of(&api, &ev.object);
-                            api.inner.quota.index.write().set(&cluster, org);
+                            crate::tenancy(&api).quota.index.write().set(&cluster, org);
                         }
                     }
                     Ok(None) => return,

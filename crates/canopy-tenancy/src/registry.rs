@@ -1,5 +1,5 @@
 //! kcp's tenancy API: `Workspace` (a child logical cluster, living in its parent) and
-//! `WorkspaceType`. The workspace controller in [`crate::controllers`] schedules a
+//! `WorkspaceType`. The workspace controller in [`canopy_apiserver::controllers`] schedules a
 //! workspace onto this shard, creates its logical cluster and binds its owner as admin.
 
 use canopy_core::{ApiError, Cause};
@@ -10,8 +10,9 @@ use canopy_tenancy_api::{
 };
 use serde_json::{json, Value};
 
-use super::table::{age_column, Column};
-use super::{AdmissionContext, Strategy};
+use canopy_apiserver::registry::builtin::str_at;
+use canopy_apiserver::registry::table::{age_column, Column};
+use canopy_apiserver::registry::{AdmissionContext, Strategy};
 
 pub const LOGICAL_CLUSTER_FINALIZER: &str = "core.kcp.io/logicalcluster";
 pub const OWNER_ANNOTATION: &str = "experimental.tenancy.kcp.io/owner";
@@ -317,7 +318,7 @@ impl Strategy for WorkspaceStrategy {
         // this logical cluster's path and type, and root's types mirrored on shards
         // without root
         let cluster_path = crate::workspaces::path_of(ctx.store, ctx.cluster);
-        let type_mirror = ctx.api.inner.type_mirror.read().clone();
+        let type_mirror = crate::tenancy(ctx.api).type_mirror.read().clone();
         let store = Types {
             store: ctx.store,
             mirror: &type_mirror,
@@ -361,21 +362,22 @@ impl Strategy for WorkspaceStrategy {
                 name: &alias.name,
                 path: "",
             };
-            let allowed = if crate::bootstrap::logical_cluster_exists(ctx.store, &alias.cluster) {
-                crate::authz::allowed(ctx.store, &alias.cluster, &attrs).is_some()
-            } else {
-                // a type of root mirrored on a shard without root: root's default grant
-                // (every authenticated user may use the general-purpose types)
-                crate::authz::is_superuser(ctx.user)
-                    || (ctx.user.in_group("system:authenticated")
-                        && matches!(alias.name.as_str(), "universal" | "organization" | "team"))
-            };
+            let allowed =
+                if crate::logicalcluster::logical_cluster_exists(ctx.store, &alias.cluster) {
+                    canopy_apiserver::authz::allowed(ctx.store, &alias.cluster, &attrs).is_some()
+                } else {
+                    // a type of root mirrored on a shard without root: root's default grant
+                    // (every authenticated user may use the general-purpose types)
+                    canopy_apiserver::authz::is_superuser(ctx.user)
+                        || (ctx.user.in_group("system:authenticated")
+                            && matches!(alias.name.as_str(), "universal" | "organization" | "team"))
+                };
             if !allowed {
                 // whoever may not enter the workspace holding the type cannot tell it
                 // from a type that does not exist
                 let visible = alias.cluster == "root"
-                    || !crate::bootstrap::logical_cluster_exists(ctx.store, &alias.cluster)
-                    || crate::authz::has_access(ctx.store, &alias.cluster, ctx.user);
+                    || !crate::logicalcluster::logical_cluster_exists(ctx.store, &alias.cluster)
+                    || canopy_apiserver::authz::has_access(ctx.store, &alias.cluster, ctx.user);
                 if !visible {
                     return Err(forbidden(&format!(
                         "workspace type {} does not exist",
@@ -589,4 +591,105 @@ pub fn workspace_type_use_role() -> Value {
         "metadata": {"name": "system:kcp:universal-workspacetype-use"},
         "rules": [{"apiGroups": ["tenancy.kcp.io"], "resources": ["workspacetypes"],
             "resourceNames": ["universal", "organization", "team"], "verbs": ["use"]}]})
+}
+
+pub struct LogicalClusterStrategy;
+impl Strategy for LogicalClusterStrategy {
+    /// Initializers are only ever removed (by the controllers that did their part), as in
+    /// kcp; the workspace controller turns an Initializing cluster without initializers
+    /// Ready.
+    fn validate_update(&self, new: &Value, old: &Value, causes: &mut Vec<Cause>) {
+        let list = |v: &Value| -> Vec<Value> {
+            v.pointer("/status/initializers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let old_inits = list(old);
+        for (i, init) in list(new).iter().enumerate() {
+            if !old_inits.contains(init) {
+                causes.push(Cause::invalid(
+                    format!("status.initializers[{i}]"),
+                    init,
+                    "initializers may only be removed",
+                ));
+            }
+        }
+        if new.pointer("/spec/initializers") != old.pointer("/spec/initializers") {
+            causes.push(Cause::invalid(
+                "spec.initializers",
+                new.pointer("/spec/initializers").unwrap_or(&Value::Null),
+                "field is immutable",
+            ));
+        }
+    }
+
+    fn openapi_schema(&self) -> Option<Value> {
+        Some(json!({
+            "description": "LogicalCluster describes the current logical cluster. It is created by the system and named \"cluster\".",
+            "type": "object",
+            "properties": {
+                "spec": {"type": "object", "description": "LogicalClusterSpec is the specification of the LogicalCluster resource.", "properties": {
+                    "directlyDeletable": {"type": "boolean"},
+                    "owner": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                    "initializers": {"type": "array", "items": {"type": "string"}},
+                }},
+                "status": {"type": "object", "description": "LogicalClusterStatus communicates the observed state of the logical cluster.", "properties": {
+                    "URL": {"type": "string", "description": "url is the address under which the Kubernetes-cluster-like endpoint can be found."},
+                    "phase": {"type": "string", "description": "Phase of the logical cluster (Scheduling, Initializing, Ready)."},
+                    "initializers": {"type": "array", "items": {"type": "string"}},
+                    "conditions": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                }},
+            },
+        }))
+    }
+
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) -> Result<(), ApiError> {
+        if let Some(s) = old.get("status") {
+            canopy_core::meta::object_at(new, &[])?.insert("status".into(), s.clone());
+        }
+        Ok(())
+    }
+    fn columns(&self) -> Vec<Column> {
+        vec![
+            Column::new(
+                "Phase",
+                "string",
+                "The current phase (e.g. Scheduling, Initializing, Ready)",
+                |o| json!(str_at(o, &["status", "phase"])),
+            ),
+            Column::new("URL", "string", "URL to access the logical cluster", |o| {
+                json!(str_at(o, &["status", "URL"]))
+            }),
+            age_column(),
+        ]
+    }
+}
+
+/// kcp's `Shard`: `kubectl get shards` shows where each shard is reached.
+pub struct ShardStrategy;
+impl Strategy for ShardStrategy {
+    fn columns(&self) -> Vec<Column> {
+        vec![
+            Column::new("Region", "string", "The region this shard is in", |o| {
+                json!(o
+                    .pointer("/metadata/labels/region")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""))
+            }),
+            Column::new(
+                "URL",
+                "string",
+                "Type URL to directly connect to the shard",
+                |o| json!(str_at(o, &["spec", "baseURL"])),
+            ),
+            Column::new(
+                "External URL",
+                "string",
+                "The URL clients should use to reach the shard",
+                |o| json!(str_at(o, &["spec", "externalURL"])),
+            ),
+            age_column(),
+        ]
+    }
 }

@@ -19,9 +19,10 @@ use http::{Method, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::registry::tenancy::WORKSPACES;
-use crate::response::{self, Body};
-use crate::{bootstrap, rest, ApiServer};
+use crate::logicalcluster;
+use crate::registry::WORKSPACES;
+use canopy_apiserver::response::{self, Body};
+use canopy_apiserver::{rest, ApiServer};
 
 /// What a parent shard asks a shard to create.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -74,7 +75,7 @@ pub async fn serve(
         },
         (&Method::DELETE, false) => {
             let lc = lc_of(api, name);
-            if lc.is_none() && api.inner.store.keys_of_cluster(name).is_empty() {
+            if lc.is_none() && api.store().keys_of_cluster(name).is_empty() {
                 return Err(not_found(name));
             }
             // The caller names the Workspace it deletes for (`ownerCluster`, `ownerUID`):
@@ -129,10 +130,9 @@ fn not_found(name: &str) -> ApiError {
 }
 
 fn lc_of(api: &ApiServer, name: &str) -> Option<Value> {
-    api.inner
-        .store
+    api.store()
         .get(&canopy_storage::ObjectKey::new(
-            bootstrap::LOGICAL_CLUSTER_RESOURCE,
+            logicalcluster::LOGICAL_CLUSTER_RESOURCE,
             name,
             "",
             "cluster",
@@ -142,11 +142,11 @@ fn lc_of(api: &ApiServer, name: &str) -> Option<Value> {
 
 /// Creates a logical cluster placed on this shard (idempotent).
 pub async fn place(api: &ApiServer, req: &PlaceRequest) -> Result<(), ApiError> {
-    api.inner
+    crate::tenancy(api)
         .paths
         .write()
         .insert(req.path.to_string(), req.name.to_string());
-    bootstrap::ensure_logical_cluster_at(
+    logicalcluster::ensure_logical_cluster_at(
         api,
         req.name.as_str(),
         req.path.as_str(),
@@ -163,7 +163,7 @@ pub async fn place(api: &ApiServer, req: &PlaceRequest) -> Result<(), ApiError> 
 /// own logical cluster, wherever that lives), then everything inside. `Ok(true)` once
 /// nothing is left.
 pub async fn delete_cluster(api: &ApiServer, cluster: &str) -> Result<bool, ApiError> {
-    let store = &api.inner.store;
+    let store = api.store();
     let children = store.list_all(WORKSPACES, Some(cluster), None);
     if !children.is_empty() {
         for c in children {
@@ -189,7 +189,10 @@ pub async fn delete_cluster(api: &ApiServer, cluster: &str) -> Result<bool, ApiE
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?;
     }
-    api.inner.paths.write().retain(|_, c| c != cluster);
+    crate::tenancy(api)
+        .paths
+        .write()
+        .retain(|_, c| c != cluster);
     Ok(true)
 }
 
