@@ -302,18 +302,19 @@ impl Backends {
 }
 
 impl Backends {
-    /// Sends a watch to shard `i` over one of its shared HTTP/2 connections
+    /// Sends a watch of `user` to shard `i` over one of that user's HTTP/2 connections
     /// ([`crate::streams`]); a shard remembered as down fails at once.
     pub async fn send_watch(
         &self,
         i: usize,
+        user: &str,
         req: Request<ProxyBody>,
     ) -> Result<Response<ProxyBody>, BackendError> {
         let name = &self.shards[i].name;
         if self.is_down(i) {
             return Err(BackendError::Down(name.clone()));
         }
-        match self.streams[i].send(req).await {
+        match self.streams[i].send(user, req).await {
             Ok(r) => {
                 self.mark_up(i);
                 Ok(r)

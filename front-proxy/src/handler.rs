@@ -322,6 +322,18 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
+/// The most header bytes (HPACK's accounting: name + value + 32 per field) a watch may
+/// carry over a shared HTTP/2 connection; a shard's HTTP/2 server accepts 16 KiB, and
+/// more would end the connection. Larger ones go over HTTP/1.1.
+const SHARED_HEADERS_MAX: usize = 8 * 1024;
+
+fn header_list_size(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 32)
+        .sum()
+}
+
 /// Whether a request is a watch (kube's RequestInfo: `?watch=true` on a collection or
 /// object, or the legacy `/watch/` paths): it goes over a shared HTTP/2 connection.
 fn is_watch(method: &http::Method, uri: &http::Uri) -> bool {
@@ -371,14 +383,23 @@ async fn forward(
             }
         }
     }
-    let watch = is_watch(&parts.method, &uri);
-    let mut out = Request::new(body.map_err(|e| Box::new(e) as BoxError).boxed());
+    // a watch goes over its user's shared HTTP/2 connection: without a body (kube reads
+    // none) and only with headers far below what the shard's HTTP/2 server accepts, so
+    // that nothing in the request can end the connection ([`crate::streams`])
+    let shared = is_watch(&parts.method, &uri) && header_list_size(&headers) <= SHARED_HEADERS_MAX;
+    let body = if shared {
+        crate::backend::empty()
+    } else {
+        body.map_err(|e| Box::new(e) as BoxError).boxed()
+    };
+    let mut out = Request::new(body);
     *out.method_mut() = parts.method;
     *out.uri_mut() = uri;
     *out.version_mut() = Version::HTTP_11;
     *out.headers_mut() = headers;
-    let sent = if watch {
-        state.backends.send_watch(shard, out).await
+    let sent = if shared {
+        let owner = user.map(|u| u.name.as_str()).unwrap_or("");
+        state.backends.send_watch(shard, owner, out).await
     } else {
         state
             .backends

@@ -5,21 +5,31 @@
 //! connection for as long as the client wants, so with one connection per watch, 10,000
 //! watches through the proxy are 10,000 TLS connections to the shards (file descriptors
 //! and TLS state on both sides) and one event for all of them is 10,000 socket reads and
-//! TLS records in the proxy. Here watches are multiplexed instead: each shard gets as
-//! many HTTP/2 connections as its watches need, at most [`STREAMS_PER_CONNECTION`]
-//! streams each (below the shard's `--http2-max-concurrent-streams`, 250 by default, so
-//! a watch never waits for a stream), so one socket read carries the events of many
-//! watches.
+//! TLS records in the proxy. Here a user's watches to a shard are multiplexed instead:
+//! as many HTTP/2 connections as they need, at most [`STREAMS_PER_CONNECTION`] streams
+//! each, so one socket read carries the events of many watches. That must stay below
+//! the shard's `--http2-max-concurrent-streams` (250 by default): a shard set below 100
+//! would make the watches beyond its limit wait for a stream.
 //!
-//! Sharing a connection must not let one slow client stall the others: HTTP/2 flow
-//! control counts unread data against the connection's window as well as the stream's.
-//! Each stream's window is small ([`STREAM_WINDOW`]) and the connection's window holds
-//! every stream's full window at once ([`CONNECTION_WINDOW`]), so streams whose clients
-//! stopped reading can never use up the connection's window; the shard stops sending to
-//! such a stream, its watcher's queue fills, and it ends with 410 as it would alone.
+//! **A connection carries the watches of one user only.** What ends an HTTP/2
+//! connection for everyone on it (a GOAWAY for too many resets, for oversized headers,
+//! for a flood of tiny frames, a protocol error) can then only be caused by, and only
+//! hurt, the user whose requests caused it. Defence in depth on top: watches are
+//! forwarded without a request body, and one whose headers are large goes over
+//! HTTP/1.1 instead ([`crate::handler`]). A connection is closed when its last watch
+//! ends, so users who stopped watching hold nothing.
+//!
+//! Sharing a connection must not let one slow client stall the user's other watches:
+//! HTTP/2 flow control counts unread data against the connection's window as well as
+//! the stream's. Each stream's window is small ([`STREAM_WINDOW`]) and the connection's
+//! window holds every stream's full window at once ([`CONNECTION_WINDOW`]), so streams
+//! whose clients stopped reading can never use up the connection's window; the shard
+//! stops sending to such a stream, its watcher's queue fills, and it ends with 410 as
+//! it would alone.
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -56,10 +66,14 @@ pub enum StreamError {
 }
 
 struct Connection {
+    id: u64,
     send: http2::SendRequest<ProxyBody>,
     /// Streams open on it (requests sent whose response bodies are not dropped yet).
     streams: Arc<AtomicUsize>,
 }
+
+/// Each user's connections.
+type Groups = HashMap<String, Vec<Connection>>;
 
 /// The HTTP/2 connections to one shard.
 pub struct StreamPool {
@@ -69,7 +83,8 @@ pub struct StreamPool {
     connect_timeout: Duration,
     /// Shared with the HTTP/1.1 connector: connections opened at once, at most.
     gate: Arc<tokio::sync::Semaphore>,
-    connections: Mutex<Vec<Connection>>,
+    groups: Arc<Mutex<Groups>>,
+    next_id: AtomicU64,
 }
 
 impl StreamPool {
@@ -93,36 +108,52 @@ impl StreamPool {
             tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
             connect_timeout,
             gate,
-            connections: Mutex::new(Vec::new()),
+            groups: Arc::new(Mutex::new(HashMap::new())),
+            next_id: AtomicU64::new(0),
         })
     }
 
-    /// Connections open (for tests and metrics).
+    /// Connections open, over all users (for tests and metrics).
     pub fn connections(&self) -> usize {
-        let mut conns = self.connections.lock();
-        conns.retain(|c| !c.send.is_closed());
-        conns.len()
+        let mut groups = self.groups.lock();
+        groups.retain(|_, conns| {
+            conns.retain(|c| !c.send.is_closed());
+            !conns.is_empty()
+        });
+        groups.values().map(Vec::len).sum()
     }
 
-    /// A connection with a free stream, the stream taken.
-    fn checkout(&self) -> Option<(http2::SendRequest<ProxyBody>, StreamGuard)> {
-        let mut conns = self.connections.lock();
+    /// One of `user`'s connections with a free stream, the stream taken.
+    fn checkout(&self, user: &str) -> Option<(http2::SendRequest<ProxyBody>, StreamGuard)> {
+        let mut groups = self.groups.lock();
+        let conns = groups.get_mut(user)?;
         conns.retain(|c| !c.send.is_closed());
-        conns
+        let found = conns
             .iter()
             .find(|c| c.streams.load(Ordering::Acquire) < STREAMS_PER_CONNECTION)
             .map(|c| {
                 c.streams.fetch_add(1, Ordering::AcqRel);
-                (
-                    c.send.clone(),
-                    StreamGuard {
-                        streams: c.streams.clone(),
-                    },
-                )
-            })
+                (c.send.clone(), self.guard(user, c))
+            });
+        if conns.is_empty() {
+            groups.remove(user);
+        }
+        found
     }
 
-    async fn connect(&self) -> Result<(http2::SendRequest<ProxyBody>, StreamGuard), StreamError> {
+    fn guard(&self, user: &str, c: &Connection) -> StreamGuard {
+        StreamGuard {
+            streams: c.streams.clone(),
+            groups: Arc::downgrade(&self.groups),
+            user: user.to_string(),
+            id: c.id,
+        }
+    }
+
+    async fn connect(
+        &self,
+        user: &str,
+    ) -> Result<(http2::SendRequest<ProxyBody>, StreamGuard), StreamError> {
         let _turn =
             tokio::time::timeout(Duration::from_secs(30), self.gate.clone().acquire_owned())
                 .await
@@ -133,7 +164,7 @@ impl StreamPool {
                 })?
                 .map_err(|_| StreamError::Failed("the proxy is stopping".into()))?;
         // another request may have opened one while this one waited for its turn
-        if let Some(found) = self.checkout() {
+        if let Some(found) = self.checkout(user) {
             return Ok(found);
         }
         let connect = async {
@@ -177,26 +208,31 @@ impl StreamPool {
                 tracing::debug!(error = %e, "HTTP/2 connection to a shard ended");
             }
         });
-        let streams = Arc::new(AtomicUsize::new(1));
-        let guard = StreamGuard {
-            streams: streams.clone(),
-        };
-        self.connections.lock().push(Connection {
+        let conn = Connection {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
             send: send.clone(),
-            streams,
-        });
+            streams: Arc::new(AtomicUsize::new(1)),
+        };
+        let guard = self.guard(user, &conn);
+        self.groups
+            .lock()
+            .entry(user.to_string())
+            .or_default()
+            .push(conn);
         Ok((send, guard))
     }
 
-    /// Sends a watch (`req`'s URI is the shard's, absolute) and returns its response;
-    /// the stream counts against its connection until the response body is dropped.
+    /// Sends a watch of `user` (`req`'s URI is the shard's, absolute) over one of that
+    /// user's connections and returns its response; the stream counts against its
+    /// connection until the response body is dropped.
     pub async fn send(
         &self,
+        user: &str,
         mut req: Request<ProxyBody>,
     ) -> Result<Response<ProxyBody>, StreamError> {
-        let (mut send, guard) = match self.checkout() {
+        let (mut send, guard) = match self.checkout(user) {
             Some(found) => found,
-            None => self.connect().await?,
+            None => self.connect(user).await?,
         };
         *req.version_mut() = Version::HTTP_2;
         send.ready()
@@ -216,14 +252,31 @@ impl StreamPool {
     }
 }
 
-/// One stream of a connection, given back when dropped.
+/// One stream of a connection, given back when dropped; the connection is closed when
+/// its last stream is given back.
 struct StreamGuard {
     streams: Arc<AtomicUsize>,
+    groups: std::sync::Weak<Mutex<Groups>>,
+    user: String,
+    id: u64,
 }
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        self.streams.fetch_sub(1, Ordering::AcqRel);
+        if self.streams.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let Some(groups) = self.groups.upgrade() else {
+            return;
+        };
+        let mut groups = groups.lock();
+        if let Some(conns) = groups.get_mut(&self.user) {
+            // checked again under the lock: a checkout may have taken a stream since
+            conns.retain(|c| c.id != self.id || c.streams.load(Ordering::Acquire) > 0);
+            if conns.is_empty() {
+                groups.remove(&self.user);
+            }
+        }
     }
 }
 

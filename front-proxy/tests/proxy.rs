@@ -173,11 +173,20 @@ async fn kubectl_watch_streams_through_the_proxy() {
     child.start_kill().unwrap();
 }
 
-/// Watches share HTTP/2 connections to the shard (100 streams each), and a watch whose
-/// client stopped reading holds up no other watch on its connection.
+/// A user's watches share HTTP/2 connections to the shard (100 streams each), never with
+/// another user's; a watch whose client stopped reading holds up no other watch on its
+/// connection; and no watch request can end the connection it would share.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watches_share_connections_to_the_shard_and_a_stalled_one_holds_up_no_other() {
-    let env = TestProxy::builder().start().await;
+async fn watches_share_connections_per_user_and_nothing_one_sends_ends_them() {
+    let mut limits = canopy_test_harness::test_limits(2);
+    limits.requests.max_watches_per_user = 0;
+    let mut shard_limits = canopy_test_harness::test_limits(1);
+    shard_limits.requests.max_watches_per_user = 0;
+    let env = TestProxy::builder()
+        .limits(limits)
+        .shard_limits(shard_limits)
+        .start()
+        .await;
     let admin = env.admin();
     admin.grant_configmaps(&["alice", "bob"]).await;
     let alice = env.client(Some(&env.token("alice", &[])));
@@ -185,29 +194,62 @@ async fn watches_share_connections_to_the_shard_and_a_stalled_one_holds_up_no_ot
     let watch = "/clusters/root/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=0";
     assert_eq!(env.proxy.watch_connections(), vec![0]);
 
-    // 150 watches, none read: alice's clients have stopped reading
+    // 149 of alice's watches whose client stopped reading, then one that reads (on the
+    // second connection, with 49 stalled ones)
     let mut stalled = Vec::new();
-    for (i, who) in [&alice, &bob].into_iter().enumerate() {
-        for j in 0..75 {
-            let r = who
-                .request(reqwest::Method::GET, watch)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200, "watch {i}/{j}");
-            stalled.push(r);
-        }
+    for i in 0..149 {
+        let r = alice
+            .request(reqwest::Method::GET, watch)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "watch {i}");
+        stalled.push(r);
     }
-    assert_eq!(env.proxy.watch_connections(), vec![2]);
-    // one more, which is read
-    let mut reader = admin
+    // another client of alice's (the stalled ones fill their own client connection's
+    // window; that is between alice and the proxy)
+    let alice_reader = env.client(Some(&env.token("alice", &[])));
+    let mut reader = alice_reader
         .request(reqwest::Method::GET, watch)
         .send()
         .await
         .unwrap()
         .bytes_stream();
+    assert_eq!(env.proxy.watch_connections(), vec![2]);
+    // bob's watch gets a connection of its own
+    let mut bobs = bob
+        .request(reqwest::Method::GET, watch)
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream();
+    assert_eq!(env.proxy.watch_connections(), vec![3]);
+
+    // what would end a shared HTTP/2 connection at the shard if forwarded as sent, over
+    // HTTP/1.1 (which takes both): headers over the shard's 16 KiB, and a body of
+    // thousands of one-byte chunks
+    let alice_token = env.token("alice", &[]);
+    let pad: String = (0..9)
+        .map(|i| format!("x-pad-{i}: {}\r\n", "p".repeat(8 * 1024)))
+        .collect();
+    let chunks = "1\r\nx\r\n".repeat(3000);
+    for (what, extra, body) in [
+        ("large headers", pad.as_str(), ""),
+        (
+            "a body of tiny chunks",
+            "transfer-encoding: chunked\r\n",
+            chunks.as_str(),
+        ),
+    ] {
+        let status = raw_watch(&env, &alice_token, watch, extra, body).await;
+        assert!(
+            status.starts_with("HTTP/1.1 200"),
+            "a watch with {what}: {status}"
+        );
+    }
+
     // 40 objects of 800 KB: far more than a stream's window and every buffer between the
-    // proxy and a client that does not read, for each of the 150 stalled watches
+    // proxy and a client that does not read, for each of the stalled watches
     let data = "x".repeat(800 * 1024);
     let writes = tokio::spawn({
         let admin = env.admin();
@@ -223,40 +265,60 @@ async fn watches_share_connections_to_the_shard_and_a_stalled_one_holds_up_no_ot
             }
         }
     });
-    let seen = tokio::time::timeout(Duration::from_secs(60), async {
-        let mut tail = Vec::new();
-        while let Some(chunk) = futures::StreamExt::next(&mut reader).await {
-            tail.extend_from_slice(&chunk.unwrap());
-            if tail.windows(8).any(|w| w == b"\"big-39\"") {
-                return true;
+    for (who, stream) in [("alice's reader", &mut reader), ("bob", &mut bobs)] {
+        let seen = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut tail = Vec::new();
+            while let Some(chunk) = futures::StreamExt::next(stream).await {
+                tail.extend_from_slice(&chunk.unwrap());
+                if tail.windows(8).any(|w| w == b"\"big-39\"") {
+                    return true;
+                }
+                // keep only what may hold a split name
+                if tail.len() > 64 {
+                    tail.drain(..tail.len() - 64);
+                }
             }
-            // keep only what may hold a split name
-            if tail.len() > 64 {
-                tail.drain(..tail.len() - 64);
-            }
-        }
-        false
-    })
-    .await;
-    assert_eq!(seen, Ok(true), "the read watch got every event");
+            false
+        })
+        .await;
+        assert_eq!(seen, Ok(true), "{who}'s watch got every event");
+    }
     writes.await.unwrap();
+
+    // connections close with their last watch
     drop(stalled);
     drop(reader);
-    // their streams are given back: as many new watches reuse the same connections
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut again = Vec::new();
-    for who in [&alice, &bob] {
-        for _ in 0..75 {
-            let r = who
-                .request(reqwest::Method::GET, watch)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-            again.push(r);
-        }
+    drop(bobs);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while env.proxy.watch_connections() != vec![0] {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "connections left: {:?}",
+            env.proxy.watch_connections()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(env.proxy.watch_connections(), vec![2]);
+}
+
+/// Sends a watch by hand over HTTP/1.1 (extra header lines, a raw body) and returns the
+/// status line.
+async fn raw_watch(env: &TestProxy, token: &str, path: &str, extra: &str, body: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let addr: std::net::SocketAddr = env.url().trim_start_matches("https://").parse().unwrap();
+    let mut tls = canopy_test_harness::raw_tls(addr, env.ca_cert_pem(), "http/1.1", None)
+        .await
+        .unwrap();
+    let end = if body.is_empty() { "" } else { "0\r\n\r\n" };
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n{extra}\r\n{body}{end}"
+    );
+    tls.write_all(req.as_bytes()).await.unwrap();
+    let mut lines = tokio::io::BufReader::new(tls).lines();
+    tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("a status line")
+        .unwrap()
+        .unwrap_or_default()
 }
 
 /// Reads lines until `want`, for at most 20 s.
