@@ -490,8 +490,37 @@ async fn workspace_types_need_use_extend_and_initialize() {
     lc["status"]["initializers"] = json!([initializer, "x:y"]);
     let (code, bad) = admin.put(&format!("{lc_path}/status"), lc.clone()).await;
     assert_eq!(code, 422, "{bad}");
+    // alice created w1 and administers it, but removing its type's initializer takes
+    // kcp's `initialize` verb on that type, in the type's workspace
     lc["status"]["initializers"] = json!([]);
-    let (code, done) = admin.put(&format!("{lc_path}/status"), lc).await;
+    let (code, refused) = alice.put(&format!("{lc_path}/status"), lc.clone()).await;
+    assert_eq!(code, 403, "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains(&format!(
+            "removing the initializer \"{initializer}\" needs the \"initialize\" verb on workspacetypes.tenancy.kcp.io \"custom\""
+        )),
+        "{refused}"
+    );
+    for (kind, body) in [
+        (
+            "clusterroles",
+            json!({"metadata": {"name": "initialize-custom"}, "rules": [{"apiGroups": ["tenancy.kcp.io"], "resources": ["workspacetypes"], "resourceNames": ["custom"], "verbs": ["initialize"]}]}),
+        ),
+        (
+            "clusterrolebindings",
+            json!({"metadata": {"name": "alice-initialize"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "initialize-custom"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]}),
+        ),
+    ] {
+        let (code, b) = admin
+            .post(
+                &format!("/clusters/root:acme/apis/rbac.authorization.k8s.io/v1/{kind}"),
+                body,
+            )
+            .await;
+        assert_eq!(code, 201, "{b}");
+    }
+    let (code, done) = alice.put(&format!("{lc_path}/status"), lc).await;
     assert_eq!(code, 200, "{done}");
     let w1 = alice.wait_workspace_ready("root:acme", "w1").await;
     assert!(w1["status"].get("initializers").is_none(), "{w1}");

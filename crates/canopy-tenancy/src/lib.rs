@@ -482,6 +482,43 @@ impl Validating for TenancyObjects {
     }
 }
 
+/// kcp: removing an initializer (`<logical cluster>:<type name>`) takes the `initialize`
+/// verb on that WorkspaceType (`workspacetypes.tenancy.kcp.io`, by name) in the logical
+/// cluster the type lives in, so that a workspace's own admins cannot skip the setup
+/// its type's provider does. An identity impersonated elsewhere is out of scope there.
+/// The check reads that cluster's RBAC, so it can be made only on the shard holding the
+/// type; for a type elsewhere only superusers may remove the initializer (they pass the
+/// whole chain).
+fn may_initialize(req: &Request<'_>, initializer: &str) -> Result<(), ApiError> {
+    let refuse = |why: &str| Err(ApiError::admission_forbidden(req.subject(), why));
+    let Some((cluster, name)) = initializer.rsplit_once(':') else {
+        return refuse(&format!("{initializer:?} is not an initializer"));
+    };
+    let needs = format!(
+        "removing the initializer {initializer:?} needs the \"initialize\" verb on workspacetypes.tenancy.kcp.io {name:?} in logical cluster {cluster:?}"
+    );
+    if !crate::logicalcluster::logical_cluster_exists(req.store, cluster) {
+        return refuse(&format!(
+            "{needs}, which is on another shard and cannot be checked here"
+        ));
+    }
+    let attrs = canopy_auth::rbac::Attributes {
+        user: req.user,
+        verb: "initialize",
+        is_resource_request: true,
+        namespace: "",
+        api_group: TENANCY,
+        resource: "workspacetypes",
+        subresource: "",
+        name,
+        path: "",
+    };
+    match canopy_apiserver::authz::allowed(req.store, cluster, &attrs) {
+        Some(_) => Ok(()),
+        None => refuse(&needs),
+    }
+}
+
 /// A user may only remove initializers from a LogicalCluster's status; spec, the rest of
 /// the status and the reserved metadata (checked before) stay as they are.
 fn logical_cluster_update(req: &Request<'_>, new: &Value, old: &Value) -> Result<(), ApiError> {
@@ -509,6 +546,9 @@ fn logical_cluster_update(req: &Request<'_>, new: &Value, old: &Value) -> Result
     let (before, after) = (&old_lc.status.initializers, &new_lc.status.initializers);
     if after.iter().any(|i| !before.contains(i)) {
         return refuse("initializers can only be removed from a logical cluster");
+    }
+    for removed in before.iter().filter(|i| !after.contains(i)) {
+        may_initialize(req, removed)?;
     }
     let fins = meta::finalizers;
     if fins(new) != fins(old) {
