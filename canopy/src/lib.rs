@@ -393,19 +393,8 @@ async fn admin_token(root: &Path, shard: &shard::Shard) -> Result<String, StartE
     Ok(t)
 }
 
-/// A database URL with its password replaced, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
+/// A database URL with its password replaced, for messages (the shard's redaction).
+pub use shard::redact_url as redact;
 
 fn redact_text(text: &str, url: &str) -> String {
     text.replace(url, &redact(url))
