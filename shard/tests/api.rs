@@ -650,3 +650,33 @@ async fn events_are_one_resource_in_two_versions() {
         "changed"
     );
 }
+
+/// Namespaces have no deletecollection, as in kube: discovery does not list it and the
+/// request is 405, so `DELETE /api/v1/namespaces` cannot empty a workspace in one call.
+#[tokio::test]
+async fn namespaces_have_no_deletecollection() {
+    let env = TestShard::builder().start().await;
+    let admin = env.admin();
+    let (code, list) = admin.get("/clusters/root/api/v1").await;
+    assert_eq!(code, 200);
+    let ns = list["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "namespaces")
+        .unwrap();
+    assert_eq!(
+        ns["verbs"],
+        json!(["create", "delete", "get", "list", "patch", "update", "watch"])
+    );
+    let (code, status) = admin.delete("/clusters/root/api/v1/namespaces").await;
+    assert_eq!(code, 405, "{status}");
+    assert_eq!(status["reason"], "MethodNotAllowed");
+    assert_eq!(
+        admin
+            .get("/clusters/root/api/v1/namespaces/default")
+            .await
+            .0,
+        200
+    );
+}

@@ -142,16 +142,24 @@ pub const TENANCY_GROUP: &str = "tenancy.kcp.io";
 pub fn builtin_resources() -> Vec<ResourceDescriptor> {
     use NameRule::*;
     let mut v = vec![
-        stored(
-            "",
-            "v1",
-            "Namespace",
-            "namespaces",
-            false,
-            &["ns"],
-            &["status", "finalize"],
-            DnsLabel,
-        ),
+        ResourceDescriptor {
+            // kube serves no deletecollection of namespaces
+            verbs: STORED_VERBS
+                .iter()
+                .filter(|v| **v != "deletecollection")
+                .map(|v| v.to_string())
+                .collect(),
+            ..stored(
+                "",
+                "v1",
+                "Namespace",
+                "namespaces",
+                false,
+                &["ns"],
+                &["status", "finalize"],
+                DnsLabel,
+            )
+        },
         stored(
             "",
             "v1",
@@ -349,6 +357,7 @@ mod tests {
         }
         let ns = all.iter().find(|d| d.plural == "namespaces").unwrap();
         assert!(!ns.namespaced);
+        assert!(!ns.verbs.iter().any(|v| v == "deletecollection"));
         assert!(ns.has_subresource("finalize"));
         assert_eq!(ns.api_version(), "v1");
         let role = all.iter().find(|d| d.plural == "roles").unwrap();

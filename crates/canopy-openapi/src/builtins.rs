@@ -1,5 +1,5 @@
-//! Canopy's built-in kinds: how discovery serves them (kube 1.35's verbs and subresources)
-//! and their schemas, taken from `k8s-openapi`'s schemars support, plus the list-type,
+//! Canopy's built-in kinds (the catalog is canopy-core's `builtin_resources`) and their
+//! schemas, taken from `k8s-openapi`'s schemars support, plus the list-type,
 //! map-type and patch-strategy extensions kube's generator adds from Go struct tags (which
 //! `k8s-openapi`'s schemas do not carry).
 
@@ -12,165 +12,21 @@ use crate::ResourceInfo;
 /// `io.k8s.apimachinery.pkg.apis.meta.v1`, the prefix of every meta definition.
 pub(crate) const META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1";
 
-const ALL_VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
-
-/// (group, kind, plural, namespaced, verbs, subresources) of a built-in kind.
-type Builtin = (
-    &'static str,
-    &'static str,
-    &'static str,
-    bool,
-    &'static [&'static str],
-    &'static [&'static str],
-);
-
-/// Every built-in kind as kube-apiserver 1.35 serves it (all in version v1).
-const BUILTINS: &[Builtin] = &[
-    (
-        "",
-        "Namespace",
-        "namespaces",
-        false,
-        &[
-            "create", "delete", "get", "list", "patch", "update", "watch",
-        ],
-        &["status", "finalize"],
-    ),
-    ("", "ConfigMap", "configmaps", true, ALL_VERBS, &[]),
-    ("", "Secret", "secrets", true, ALL_VERBS, &[]),
-    (
-        "",
-        "ServiceAccount",
-        "serviceaccounts",
-        true,
-        ALL_VERBS,
-        &[],
-    ),
-    ("", "Event", "events", true, ALL_VERBS, &[]),
-    ("events.k8s.io", "Event", "events", true, ALL_VERBS, &[]),
-    (
-        "coordination.k8s.io",
-        "Lease",
-        "leases",
-        true,
-        ALL_VERBS,
-        &[],
-    ),
-    (
-        "rbac.authorization.k8s.io",
-        "Role",
-        "roles",
-        true,
-        ALL_VERBS,
-        &[],
-    ),
-    (
-        "rbac.authorization.k8s.io",
-        "ClusterRole",
-        "clusterroles",
-        false,
-        ALL_VERBS,
-        &[],
-    ),
-    (
-        "rbac.authorization.k8s.io",
-        "RoleBinding",
-        "rolebindings",
-        true,
-        ALL_VERBS,
-        &[],
-    ),
-    (
-        "rbac.authorization.k8s.io",
-        "ClusterRoleBinding",
-        "clusterrolebindings",
-        false,
-        ALL_VERBS,
-        &[],
-    ),
-    (
-        "authentication.k8s.io",
-        "SelfSubjectReview",
-        "selfsubjectreviews",
-        false,
-        &["create"],
-        &[],
-    ),
-    (
-        "authentication.k8s.io",
-        "TokenReview",
-        "tokenreviews",
-        false,
-        &["create"],
-        &[],
-    ),
-    (
-        "authorization.k8s.io",
-        "SelfSubjectAccessReview",
-        "selfsubjectaccessreviews",
-        false,
-        &["create"],
-        &[],
-    ),
-    (
-        "authorization.k8s.io",
-        "SelfSubjectRulesReview",
-        "selfsubjectrulesreviews",
-        false,
-        &["create"],
-        &[],
-    ),
-    (
-        "authorization.k8s.io",
-        "SubjectAccessReview",
-        "subjectaccessreviews",
-        false,
-        &["create"],
-        &[],
-    ),
-    (
-        "authorization.k8s.io",
-        "LocalSubjectAccessReview",
-        "localsubjectaccessreviews",
-        true,
-        &["create"],
-        &[],
-    ),
-    (
-        "apiextensions.k8s.io",
-        "CustomResourceDefinition",
-        "customresourcedefinitions",
-        false,
-        ALL_VERBS,
-        &["status"],
-    ),
-];
-
-/// Every built-in resource, as discovery serves it.
+/// Every built-in resource, as discovery serves it: canopy-core's catalog (the one list
+/// of built-in kinds, with kube 1.35's verbs and subresources).
 pub fn builtin_resources() -> Vec<ResourceInfo> {
-    BUILTINS
-        .iter()
-        .map(
-            |(group, kind, plural, namespaced, verbs, subresources)| ResourceInfo {
-                group: (*group).to_string(),
-                version: "v1".to_string(),
-                kind: (*kind).to_string(),
-                plural: (*plural).to_string(),
-                namespaced: *namespaced,
-                verbs: verbs.iter().map(|v| (*v).to_string()).collect(),
-                subresources: subresources.iter().map(|s| (*s).to_string()).collect(),
-                strategic_merge_patch: true,
-            },
-        )
+    canopy_core::resource::builtin_resources()
+        .into_iter()
+        .map(|d| ResourceInfo {
+            group: d.group,
+            version: d.version,
+            kind: d.kind,
+            plural: d.plural,
+            namespaced: d.namespaced,
+            verbs: d.verbs,
+            subresources: d.subresources,
+            strategic_merge_patch: true,
+        })
         .collect()
 }
 
