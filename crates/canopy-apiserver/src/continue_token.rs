@@ -8,7 +8,7 @@
 //! shard, or one replayed in another logical cluster, resource or namespace is answered
 //! with kube's 400 (`invalid continue token: continue key is not valid`), never with
 //! another scope's rows. A token whose resourceVersion left the retained history gets
-//! kube's 410 (see `rest::list`).
+//! kube's 410 (see `rest::get::list`).
 //!
 //! The secret lives in `<root>/pki/continue-token.key` (32 random bytes, mode 0600,
 //! made on first start), so tokens survive a restart of the shard.

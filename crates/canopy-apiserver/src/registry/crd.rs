@@ -343,7 +343,7 @@ impl Strategy for CustomResourceStrategy {
     /// with the storage version's apiVersion and served with the requested one.
     fn to_storage(&self, mut obj: Value) -> Value {
         if obj.get("apiVersion").and_then(Value::as_str) != Some(&self.storage_api_version) {
-            // written objects passed `rest::check_type`: objects
+            // written objects passed `rest::decode::check_type`: objects
             canopy_core::meta::ensure_object(&mut obj)
                 .insert("apiVersion".into(), json!(self.storage_api_version));
         }
