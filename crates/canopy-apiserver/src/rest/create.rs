@@ -77,7 +77,8 @@ pub enum Created {
     DryRun(Value),
 }
 
-/// The create path shared by POST, PUT-creates and apply-creates: generateName, system
+/// The create path shared by POST and apply-creates (a PUT of a missing object is 404,
+/// as for kube's built-ins without create-on-update): generateName, system
 /// metadata, validation, namespace admission, commit.
 pub async fn create_object(
     api: &ApiServer,
