@@ -8,8 +8,9 @@
 //! TLS records in the proxy. Here a user's watches to a shard are multiplexed instead:
 //! as many HTTP/2 connections as they need, at most [`STREAMS_PER_CONNECTION`] streams
 //! each, so one socket read carries the events of many watches. That must stay below
-//! the shard's `--http2-max-concurrent-streams` (250 by default): a shard set below 100
-//! would make the watches beyond its limit wait for a stream.
+//! the shard's `--http2-max-concurrent-streams` (250 by default): on a shard set below
+//! 100, the watches beyond its limit would wait for a stream, and fail after
+//! [`STREAM_WAIT`] with 503.
 //!
 //! **A connection carries the watches of one user only.** What ends an HTTP/2
 //! connection for everyone on it (a GOAWAY for too many resets, for oversized headers,
@@ -53,6 +54,10 @@ pub const STREAM_WINDOW: u32 = 256 * 1024;
 /// Unread bytes one connection may hold: every stream's window, so that streams that
 /// stopped reading cannot block the others.
 pub const CONNECTION_WINDOW: u32 = STREAM_WINDOW * STREAMS_PER_CONNECTION as u32;
+
+/// How long a watch waits for a stream of its connection and the shard's response
+/// headers.
+pub const STREAM_WAIT: Duration = Duration::from_secs(30);
 
 /// Why a watch could not be sent.
 #[derive(Debug, thiserror::Error)]
@@ -235,13 +240,16 @@ impl StreamPool {
             None => self.connect(user).await?,
         };
         *req.version_mut() = Version::HTTP_2;
-        send.ready()
-            .await
-            .map_err(|e| StreamError::Failed(e.to_string()))?;
-        let resp = send
-            .send_request(req)
-            .await
-            .map_err(|e| StreamError::Failed(e.to_string()))?;
+        // a watch's response headers come at once; waiting longer means the connection
+        // has no free stream (a shard allowing fewer than STREAMS_PER_CONNECTION) or the
+        // shard is stuck: fail instead of waiting without end
+        let resp = tokio::time::timeout(STREAM_WAIT, async {
+            send.ready().await?;
+            send.send_request(req).await
+        })
+        .await
+        .map_err(|_| StreamError::Failed("the shard did not answer the watch in time".into()))?
+        .map_err(|e| StreamError::Failed(e.to_string()))?;
         Ok(resp.map(|b| {
             Guarded {
                 inner: b.map_err(|e| Box::new(e) as BoxError).boxed(),
