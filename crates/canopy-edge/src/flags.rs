@@ -31,8 +31,9 @@ pub struct LimitFlags {
     pub http2_max_streams_per_connection: u32,
     /// Open client connections in this process; more are closed at once. Default:
     /// derived from the open-files limit (raised to its hard limit at start) minus
-    /// 1,024 kept for everything else, halved in a front-proxy (each proxied watch
-    /// also holds a connection to a shard).
+    /// 1,024 kept for everything else, halved in a front-proxy (a proxied watch may
+    /// need a connection to a shard: a user's watches share theirs, but in the worst case
+    /// every watch is a different user's).
     #[arg(long)]
     pub max_connections: Option<usize>,
     /// Open connections from one client IP address; more are closed at once

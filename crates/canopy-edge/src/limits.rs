@@ -99,8 +99,9 @@ pub struct ServerLimits {
 
 impl ServerLimits {
     /// The production defaults for a process whose file descriptors are shared `ways`
-    /// ways (a front-proxy: 2, since each proxied watch also holds a connection to a
-    /// shard): the connection and watch caps are divided accordingly.
+    /// ways (a front-proxy: 2, since a proxied watch may need a connection to a shard:
+    /// a user's watches share theirs, but in the worst case every watch is a different
+    /// user's): the connection and watch caps are divided accordingly.
     pub fn sharing_fds(ways: u64) -> ServerLimits {
         let cap = canopy_https::default_max_connections(ways);
         let mut l = ServerLimits::default();
