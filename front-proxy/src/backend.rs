@@ -167,37 +167,29 @@ impl Backends {
         connect_timeout: Duration,
         down_for: Duration,
     ) -> Result<Backends, ProxyError> {
+        let tls = client_config(shard_ca_pem, client_cert)?;
+        let gate = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CONNECTS));
+        let mut streams = Vec::new();
         for s in shards {
+            let bad = || {
+                ProxyError::Options(format!("shard URL {:?}: expected https://host:port", s.url))
+            };
             let uri: Uri = s
                 .url
                 .parse()
                 .map_err(|e| ProxyError::Options(format!("shard URL {:?}: {e}", s.url)))?;
             if uri.scheme_str() != Some("https") || uri.authority().is_none() {
-                return Err(ProxyError::Options(format!(
-                    "shard URL {:?}: expected https://host:port",
-                    s.url
-                )));
+                return Err(bad());
             }
+            streams.push(
+                crate::streams::StreamPool::new(&uri, &tls, connect_timeout, gate.clone())
+                    .ok_or_else(bad)?,
+            );
         }
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(connect_timeout));
         http.set_nodelay(true);
-        let tls = client_config(shard_ca_pem, client_cert)?;
-        let gate = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CONNECTS));
-        let mut streams = Vec::new();
-        for s in shards {
-            let uri: Uri = s
-                .url
-                .parse()
-                .map_err(|e| ProxyError::Options(format!("shard URL {:?}: {e}", s.url)))?;
-            streams.push(
-                crate::streams::StreamPool::new(&uri, &tls, connect_timeout, gate.clone())
-                    .ok_or_else(|| {
-                        ProxyError::Options(format!("shard URL {:?}: no host", s.url))
-                    })?,
-            );
-        }
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_only()

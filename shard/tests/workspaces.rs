@@ -16,6 +16,36 @@ fn ws(name: &str, ty: Option<&str>) -> Value {
 
 const WS: &str = "apis/tenancy.kcp.io/v1alpha1/workspaces";
 
+/// As `by`, in workspace `cluster`: creates the ClusterRole `role` (name, rules) when
+/// given, and binds `role_ref` to `user` as ClusterRoleBinding `binding`; each 201.
+async fn grant_role(
+    by: &Client,
+    cluster: &str,
+    role: Option<(&str, Value)>,
+    role_ref: &str,
+    binding: &str,
+    user: &str,
+) {
+    let rbac = format!("/clusters/{cluster}/apis/rbac.authorization.k8s.io/v1");
+    if let Some((name, rules)) = role {
+        let (code, b) = by
+            .post(
+                &format!("{rbac}/clusterroles"),
+                json!({"metadata": {"name": name}, "rules": rules}),
+            )
+            .await;
+        assert_eq!(code, 201, "{b}");
+    }
+    let (code, b) = by
+        .post(
+            &format!("{rbac}/clusterrolebindings"),
+            json!({"metadata": {"name": binding}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_ref},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]}),
+        )
+        .await;
+    assert_eq!(code, 201, "{b}");
+}
+
 #[tokio::test]
 async fn nested_workspaces_resolve_by_path_and_delete_in_cascade() {
     let env = TestShard::builder().start().await;
@@ -299,25 +329,15 @@ async fn home_workspaces_and_access() {
 
     // being cluster-admin of a parent does not make one admin of a child someone else
     // created: alice lets bob create workspaces in her home; bob's child is his alone
-    for (kind, body) in [
-        (
-            "clusterroles",
-            json!({"metadata": {"name": "ws-creator"}, "rules": [{"apiGroups": ["tenancy.kcp.io"], "resources": ["workspaces"], "verbs": ["create", "get"]}]}),
-        ),
-        (
-            "clusterrolebindings",
-            json!({"metadata": {"name": "bob-ws"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ws-creator"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"}]}),
-        ),
-    ] {
-        let (code, b) = alice
-            .post(
-                &format!("/clusters/{ah}/apis/rbac.authorization.k8s.io/v1/{kind}"),
-                body,
-            )
-            .await;
-        assert_eq!(code, 201, "{b}");
-    }
+    grant_role(
+        &alice,
+        &ah,
+        Some(("ws-creator", json!([{"apiGroups": ["tenancy.kcp.io"], "resources": ["workspaces"], "verbs": ["create", "get"]}]))),
+        "ws-creator",
+        "bob-ws",
+        "bob",
+    )
+    .await;
     let (code, b) = bob
         .post(&format!("/clusters/{ah}/{WS}"), ws("bobs", None))
         .await;
@@ -389,30 +409,24 @@ async fn workspace_types_need_use_extend_and_initialize() {
         201
     );
     // alice may create workspaces in acme, but may not use acme's type yet
-    for (kind, body) in [
-        (
-            "clusterroles",
-            json!({"metadata": {"name": "ws-creator"}, "rules": [{"apiGroups": ["tenancy.kcp.io"], "resources": ["workspaces"], "verbs": ["create", "get", "list"]}]}),
-        ),
-        (
-            "clusterrolebindings",
-            json!({"metadata": {"name": "alice-ws"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ws-creator"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]}),
-        ),
-        (
-            "clusterrolebindings",
-            json!({"metadata": {"name": "alice-access"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:kcp:workspace:access"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]}),
-        ),
-    ] {
-        let (code, b) = admin
-            .post(
-                &format!("/clusters/root:acme/apis/rbac.authorization.k8s.io/v1/{kind}"),
-                body,
-            )
-            .await;
-        assert_eq!(code, 201, "{b}");
-    }
+    grant_role(
+        &admin,
+        "root:acme",
+        Some(("ws-creator", json!([{"apiGroups": ["tenancy.kcp.io"], "resources": ["workspaces"], "verbs": ["create", "get", "list"]}]))),
+        "ws-creator",
+        "alice-ws",
+        "alice",
+    )
+    .await;
+    grant_role(
+        &admin,
+        "root:acme",
+        None,
+        "system:kcp:workspace:access",
+        "alice-access",
+        "alice",
+    )
+    .await;
     let alice = env.client(Some(&env.token("alice", &[])));
     let mut custom = wst("w1", json!({"type": {"name": "custom"}}));
     custom["kind"] = json!("Workspace");
@@ -435,28 +449,15 @@ async fn workspace_types_need_use_extend_and_initialize() {
         json!({"name": "universal", "path": "root"})
     );
     // granted `use` in the type's workspace, alice may; the type's path is filled in
-    for (kind, body) in [
-        (
-            "clusterroles",
-            json!({"metadata": {"name": "use-custom"}, "rules": [{"apiGroups": ["tenancy.kcp.io"], "resources": ["workspacetypes"], "resourceNames": ["custom"], "verbs": ["use"]}]}),
-        ),
-        (
-            "clusterrolebindings",
-            json!({"metadata": {"name": "alice-use"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "use-custom"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]}),
-        ),
-    ] {
-        assert_eq!(
-            admin
-                .post(
-                    &format!("/clusters/root:acme/apis/rbac.authorization.k8s.io/v1/{kind}"),
-                    body
-                )
-                .await
-                .0,
-            201
-        );
-    }
+    grant_role(
+        &admin,
+        "root:acme",
+        Some(("use-custom", json!([{"apiGroups": ["tenancy.kcp.io"], "resources": ["workspacetypes"], "resourceNames": ["custom"], "verbs": ["use"]}]))),
+        "use-custom",
+        "alice-use",
+        "alice",
+    )
+    .await;
     let (code, w1) = alice
         .post(&format!("/clusters/root:acme/{WS}"), custom)
         .await;
@@ -501,25 +502,15 @@ async fn workspace_types_need_use_extend_and_initialize() {
         )),
         "{refused}"
     );
-    for (kind, body) in [
-        (
-            "clusterroles",
-            json!({"metadata": {"name": "initialize-custom"}, "rules": [{"apiGroups": ["tenancy.kcp.io"], "resources": ["workspacetypes"], "resourceNames": ["custom"], "verbs": ["initialize"]}]}),
-        ),
-        (
-            "clusterrolebindings",
-            json!({"metadata": {"name": "alice-initialize"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "initialize-custom"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]}),
-        ),
-    ] {
-        let (code, b) = admin
-            .post(
-                &format!("/clusters/root:acme/apis/rbac.authorization.k8s.io/v1/{kind}"),
-                body,
-            )
-            .await;
-        assert_eq!(code, 201, "{b}");
-    }
+    grant_role(
+        &admin,
+        "root:acme",
+        Some(("initialize-custom", json!([{"apiGroups": ["tenancy.kcp.io"], "resources": ["workspacetypes"], "resourceNames": ["custom"], "verbs": ["initialize"]}]))),
+        "initialize-custom",
+        "alice-initialize",
+        "alice",
+    )
+    .await;
     let (code, done) = alice.put(&format!("{lc_path}/status"), lc).await;
     assert_eq!(code, 200, "{done}");
     let w1 = alice.wait_workspace_ready("root:acme", "w1").await;

@@ -128,7 +128,7 @@ pub fn serve(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body
     };
     let body = match watcher {
         Ok(w) => {
-            let task = WatchTask {
+            let filter = WatchFilter {
                 sel,
                 res: res.clone(),
                 name_pin,
@@ -136,7 +136,7 @@ pub fn serve(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body
                 initial_end: send_initial == Some(true),
                 enc,
             };
-            WatchBody::new(task.frames(w, timeout, api.inner.shutdown.subscribe()))
+            WatchBody::new(filter.frames(w, timeout, api.inner.shutdown.subscribe()))
         }
         Err(error) => WatchBody::new(futures::stream::once(async move { error })),
     };
@@ -236,7 +236,8 @@ impl Encoder {
     }
 }
 
-struct WatchTask {
+/// What one watch delivers and how: its selectors, name, bookmarks and encoding.
+struct WatchFilter {
     sel: Selectors,
     res: Resource,
     name_pin: Option<String>,
@@ -245,7 +246,7 @@ struct WatchTask {
     enc: Encoder,
 }
 
-impl WatchTask {
+impl WatchFilter {
     fn matches(&self, obj: &canopy_storage::StoredObject) -> bool {
         if let Some(n) = &self.name_pin {
             if &obj.key.name != n {
@@ -305,7 +306,7 @@ impl WatchTask {
             }),
             tick,
             finished: false,
-            task: self,
+            filter: self,
         };
         futures::stream::unfold(frames, |mut f| async move {
             let chunk = f.next_chunk().await?;
@@ -319,7 +320,7 @@ const INITIAL_CHUNK: usize = 64 * 1024;
 
 /// The state of one watch's body between polls.
 struct Frames {
-    task: WatchTask,
+    filter: WatchFilter,
     w: canopy_storage::Watcher,
     initial: std::vec::IntoIter<Arc<WatchEvent>>,
     initial_done: bool,
@@ -341,8 +342,8 @@ impl Frames {
         if !self.initial_done {
             let mut buf = BytesMut::new();
             for ev in self.initial.by_ref() {
-                if let Some(kind) = self.task.classify(&ev) {
-                    let obj = self.task.enc.object(&ev.object);
+                if let Some(kind) = self.filter.classify(&ev) {
+                    let obj = self.filter.enc.object(&ev.object);
                     put_frame(&mut buf, kind, &obj);
                     if buf.len() >= INITIAL_CHUNK {
                         return Some(buf.freeze());
@@ -350,8 +351,8 @@ impl Frames {
                 }
             }
             self.initial_done = true;
-            if self.task.initial_end {
-                buf.put_slice(&self.task.enc.bookmark(self.last_rv, true));
+            if self.filter.initial_end {
+                buf.put_slice(&self.filter.enc.bookmark(self.last_rv, true));
             }
             if !buf.is_empty() {
                 return Some(buf.freeze());
@@ -361,21 +362,21 @@ impl Frames {
             tokio::select! {
                 _ = &mut self.deadline => break,
                 _ = &mut self.shutdown => break,
-                _ = self.tick.tick(), if self.task.bookmarks => {
-                    return Some(self.task.enc.bookmark(self.last_rv, false));
+                _ = self.tick.tick(), if self.filter.bookmarks => {
+                    return Some(self.filter.enc.bookmark(self.last_rv, false));
                 }
                 next = self.w.next() => match next {
                     Ok(Some(ev)) => {
                         self.last_rv = ev.rv;
-                        if let Some(kind) = self.task.classify(&ev) {
-                            let obj = self.task.enc.object(&ev.object);
+                        if let Some(kind) = self.filter.classify(&ev) {
+                            let obj = self.filter.enc.object(&ev.object);
                             return Some(frame(kind, &obj));
                         }
                     }
                     Ok(None) => break,
                     Err(e) => {
                         self.finished = true;
-                        let status = behind_status(&self.task.res, e);
+                        let status = behind_status(&self.filter.res, e);
                         return Some(frame("ERROR", &serde_json::to_vec(&status).unwrap_or_default()));
                     }
                 }
@@ -386,7 +387,7 @@ impl Frames {
     }
 }
 
-/// A watch's response body: the chunks of a [`WatchTask::frames`] stream.
+/// A watch's response body: the chunks of a [`WatchFilter::frames`] stream.
 struct WatchBody {
     // the response body type is `Sync`; the stream is only ever polled through `&mut`
     frames: sync_wrapper::SyncWrapper<Pin<Box<dyn futures::Stream<Item = Bytes> + Send>>>,
