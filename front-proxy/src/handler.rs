@@ -172,6 +172,11 @@ async fn handle_inner(
         Some(u) => Identity::new(u.name.clone(), &u.groups),
         None => Identity::anonymous(),
     });
+    // parsed once: the limits classify by it, forwarding picks the watch path by it
+    if let Ok(info) = RequestInfo::parse(req.method().as_str(), req.uri().path(), req.uri().query())
+    {
+        req.extensions_mut().insert(info);
+    }
     let routed = Route {
         state: state.clone(),
         user,
@@ -334,13 +339,6 @@ fn header_list_size(headers: &HeaderMap) -> usize {
         .sum()
 }
 
-/// Whether a request is a watch (kube's RequestInfo: `?watch=true` on a collection or
-/// object, or the legacy `/watch/` paths): it goes over a shared HTTP/2 connection.
-fn is_watch(method: &http::Method, uri: &http::Uri) -> bool {
-    canopy_core::RequestInfo::parse(method.as_str(), uri.path(), uri.query())
-        .is_ok_and(|info| info.verb == "watch")
-}
-
 /// Forwards a request to shard `shard`: same method, path and query; the caller's
 /// identity in `X-Remote-*` headers instead of its credentials.
 async fn forward(
@@ -386,7 +384,11 @@ async fn forward(
     // a watch goes over its user's shared HTTP/2 connection: without a body (kube reads
     // none) and only with headers far below what the shard's HTTP/2 server accepts, so
     // that nothing in the request can end the connection ([`crate::streams`])
-    let shared = is_watch(&parts.method, &uri) && header_list_size(&headers) <= SHARED_HEADERS_MAX;
+    let is_watch = parts
+        .extensions
+        .get::<RequestInfo>()
+        .is_some_and(|info| info.verb == "watch");
+    let shared = is_watch && header_list_size(&headers) <= SHARED_HEADERS_MAX;
     let body = if shared {
         crate::backend::empty()
     } else {

@@ -306,8 +306,6 @@ impl Shard {
             .map_err(ShardError::Bootstrap)?;
         if opts.root {
             canopy_tokens::load(&api);
-        }
-        if opts.root {
             // the shard holding root registers itself there; other shards register with
             // root's shard once placement across shards lands
             api.register_shard().await.map_err(ShardError::Bootstrap)?;

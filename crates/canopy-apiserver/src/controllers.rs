@@ -47,7 +47,7 @@ type Result<T = Action> = std::result::Result<T, ReconcileError>;
 /// Sets `path` in an object a controller is about to write; `None` (the object is left
 /// as it is, with a warning) when a level of the path holds something else than an
 /// object, which validation keeps from being stored.
-pub fn set(obj: &mut Value, path: &[&str], value: Value) -> Option<()> {
+pub(crate) fn set(obj: &mut Value, path: &[&str], value: Value) -> Option<()> {
     match meta::set_path(obj, path, value) {
         Ok(()) => Some(()),
         Err(e) => {
@@ -58,7 +58,7 @@ pub fn set(obj: &mut Value, path: &[&str], value: Value) -> Option<()> {
 }
 
 /// Sets a status condition, keeping lastTransitionTime when the status is unchanged.
-pub fn set_condition(obj: &mut Value, type_: &str, status: &str, reason: &str, message: &str) {
+fn set_condition(obj: &mut Value, type_: &str, status: &str, reason: &str, message: &str) {
     let status_obj = meta::ensure_object(
         meta::ensure_object(obj)
             .entry("status")
@@ -300,7 +300,8 @@ fn list(
     api.inner.store.list_all(resource, cluster, namespace)
 }
 
-fn keys_of(api: &ApiServer, resource: &str) -> Vec<ObjectKey> {
+/// The keys of every object of `resource` (a controller's resync).
+pub fn keys_of(api: &ApiServer, resource: &str) -> Vec<ObjectKey> {
     list(api, resource, None, None)
         .iter()
         .map(|o| o.key.clone())

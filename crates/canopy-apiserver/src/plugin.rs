@@ -140,8 +140,6 @@ pub type Reservation = Box<dyn Any + Send>;
 /// before the store; an update that finalizes an object is not asked. The returned
 /// reservation is dropped when the write is answered.
 pub trait WriteAdmission: Send + Sync + 'static {
-    fn name(&self) -> &'static str;
-
     fn admit(
         &self,
         api: &ApiServer,

@@ -213,10 +213,6 @@ impl TenancyExt for ApiServer {
 pub struct Quotas;
 
 impl WriteAdmission for Quotas {
-    fn name(&self) -> &'static str {
-        "quotas"
-    }
-
     fn admit(
         &self,
         api: &ApiServer,
@@ -259,12 +255,7 @@ impl canopy_apiserver::plugin::Background for TenancyControllers {
                 workspace_keys(&ws_api, ev)
             })
             .resync(&queue, move || {
-                ws_all
-                    .store()
-                    .list_all(crate::registry::WORKSPACES, None, None)
-                    .iter()
-                    .map(|o| o.key.clone())
-                    .collect::<Vec<_>>()
+                canopy_apiserver::controllers::keys_of(&ws_all, crate::registry::WORKSPACES)
             })
         });
         run.keep(workspace);

@@ -640,9 +640,8 @@ async fn create(
     let for_user = match spec.get("user") {
         None | Some(Value::Null) => user.name.clone(),
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        Some(v) => {
+        Some(_) => {
             causes.push(Cause::required("spec.user", ""));
-            let _ = v;
             String::new()
         }
     };
@@ -711,8 +710,6 @@ async fn create(
                 user.name
             )));
         }
-    }
-    if !admin {
         let held = live_records(api)
             .iter()
             .filter(|o| owner(&o.value) == for_user)
