@@ -188,7 +188,7 @@ impl Drop for Watcher {
 
 impl Cache {
     pub(crate) fn new(
-        objects: Vec<StoredObject>,
+        objects: Vec<Arc<StoredObject>>,
         history: Vec<Arc<WatchEvent>>,
         rv: u64,
         oldest: u64,
@@ -200,7 +200,7 @@ impl Cache {
             resources
                 .entry(o.key.resource.clone())
                 .or_default()
-                .insert(inner, Arc::new(o));
+                .insert(inner, o);
         }
         let (tx, _) = broadcast::channel(options.watch_channel_capacity.max(16));
         Cache {

@@ -41,9 +41,3 @@ pub enum StorageError {
     #[error("{0}")]
     Config(String),
 }
-
-impl StorageError {
-    pub(crate) fn db(e: sqlx::Error) -> Self {
-        StorageError::Unavailable(e.to_string())
-    }
-}

@@ -21,9 +21,12 @@
 //! and are checked by the writer against the latest state, so callers use optimistic
 //! concurrency exactly like kube's `GuaranteedUpdate` over etcd.
 
+mod backend;
 pub mod cache;
 mod error;
 mod fanout;
+mod memory;
+mod pg;
 mod usage;
 mod writer;
 
@@ -32,12 +35,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Row};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+pub use backend::{Backend, Snapshot};
 pub use cache::{ListOptions, ListResult, WatchStart, Watcher};
 pub use error::StorageError;
+pub use memory::MemoryBackend;
+pub use pg::PgBackend;
 pub use usage::{ClusterUsage, Counts};
 
 /// Where an object lives: resource (`<group>/<plural>`), logical cluster, namespace, name.
@@ -227,7 +231,7 @@ struct Inner {
     cache: cache::Cache,
     usage: usage::Usage,
     writes: mpsc::Sender<writer::WriteRequest>,
-    pool: PgPool,
+    backend: Arc<dyn Backend>,
     options: StoreOptions,
     tasks: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -240,69 +244,68 @@ impl Drop for Inner {
     }
 }
 
-/// Lock id the writer holds for its lifetime (an arbitrary constant: "canopy" in ASCII).
-const WRITER_LOCK_ID: i64 = 0x63616e6f7079;
-
 impl Store {
-    /// Connects, runs migrations, loads the current state and recent history into memory,
-    /// and starts the writer and the compactor.
+    /// Opens the store of a shard on its PostgreSQL database ([`PgBackend`]): connects,
+    /// runs migrations, takes the writer lock, loads the current state and recent history
+    /// into memory, and starts the writer and the compactor.
     pub async fn open(database_url: &str, options: StoreOptions) -> Result<Store, StorageError> {
-        let connect: PgConnectOptions = database_url
-            .parse()
-            .map_err(|e: sqlx::Error| StorageError::Config(format!("invalid database URL: {e}")))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections.max(2))
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(connect)
-            .await
-            .map_err(|e| StorageError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
-        sqlx::migrate!("../../migrations")
-            .run(&pool)
-            .await
-            .map_err(|e| StorageError::Unavailable(format!("running migrations: {e}")))?;
+        let backend = PgBackend::connect(database_url, options.max_connections).await?;
+        Store::open_backend(backend, options).await
+    }
 
-        // Hold the writer lock on a dedicated connection for the life of the store.
-        let mut lock_conn = pool.acquire().await.map_err(StorageError::db)?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(WRITER_LOCK_ID)
-            .fetch_one(&mut *lock_conn)
-            .await
-            .map_err(StorageError::db)?;
-        if !locked {
-            return Err(StorageError::Config(
-                "another Canopy shard is already serving this database; each shard needs a database of its own".into(),
-            ));
+    /// A store whose state lives only in this process ([`MemoryBackend`]), for tests.
+    pub async fn in_memory(options: StoreOptions) -> Store {
+        match Store::open_backend(MemoryBackend::default(), options).await {
+            Ok(store) => store,
+            // loading an empty memory backend cannot fail
+            Err(e) => unreachable!("an empty in-memory store failed to open: {e}"),
         }
-        let lock_conn = lock_conn.detach();
+    }
 
-        let (cache, usage, rv) = load(&pool, &options).await?;
+    /// Opens a store on any [`Backend`]: loads its state and starts the writer and the
+    /// compactor.
+    pub async fn open_backend(
+        backend: impl Backend,
+        options: StoreOptions,
+    ) -> Result<Store, StorageError> {
+        let backend: Arc<dyn Backend> = Arc::new(backend);
+        let Snapshot {
+            rv,
+            objects,
+            history,
+        } = backend.load(options.history_events).await?;
+        // History may start later than asked if it was compacted; the cache can resume
+        // watches from the rv just before the first retained event.
+        let oldest = history.first().map(|e| e.rv - 1).unwrap_or(rv);
+        let usage = usage::Usage::of(objects.iter().map(|o| &**o));
+        let cache = cache::Cache::new(objects, history, rv, oldest, &options);
+
         let (tx, rx) = mpsc::channel(options.max_batch * 4);
         let inner = Arc::new(Inner {
             cache,
             usage: usage.clone(),
             writes: tx,
-            pool: pool.clone(),
+            backend: backend.clone(),
             options: options.clone(),
             tasks: parking_lot::Mutex::new(Vec::new()),
         });
         let writer = writer::Writer::new(
-            pool.clone(),
+            backend.clone(),
             inner.cache.clone(),
             rv,
             options.max_batch,
             options.max_object_bytes,
         )
         .with_usage(usage);
-        let mut tasks = vec![tokio::spawn(async move {
-            let _lock = lock_conn; // keep the advisory lock as long as the writer runs
-            writer.run(rx).await;
-        })];
-        tasks.push(tokio::spawn(compactor(
-            pool,
-            inner.cache.clone(),
-            options.history_events,
-            options.compaction_interval,
-        )));
+        let tasks = vec![
+            tokio::spawn(writer.run(rx)),
+            tokio::spawn(compactor(
+                backend,
+                inner.cache.clone(),
+                options.history_events,
+                options.compaction_interval,
+            )),
+        ];
         *inner.tasks.lock() = tasks;
         Ok(Store { inner })
     }
@@ -432,19 +435,20 @@ impl Store {
 
     /// Checks that the database answers (for readiness).
     pub async fn ping(&self) -> Result<(), StorageError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.inner.pool)
-            .await
-            .map(|_| ())
-            .map_err(StorageError::db)
+        self.inner.backend.ping().await
     }
 
-    /// Stops the writer and compactor and closes the pool.
+    /// Stops the writer and compactor and closes the backend (connections, writer lock).
     pub async fn close(&self) {
-        for t in self.inner.tasks.lock().drain(..) {
+        let tasks: Vec<_> = self.inner.tasks.lock().drain(..).collect();
+        for t in &tasks {
             t.abort();
         }
-        self.inner.pool.close().await;
+        // the writer may be inside a commit: let it stop before the backend goes
+        for t in tasks {
+            let _cancelled_or_done = t.await;
+        }
+        self.inner.backend.close().await;
     }
 }
 
@@ -518,7 +522,11 @@ fn json_nesting(json: &[u8]) -> usize {
     max
 }
 
-fn parse_stored(key: ObjectKey, rv: u64, raw: Vec<u8>) -> Result<StoredObject, StorageError> {
+pub(crate) fn parse_stored(
+    key: ObjectKey,
+    rv: u64,
+    raw: Vec<u8>,
+) -> Result<StoredObject, StorageError> {
     let value: Value = serde_json::from_slice(&raw)
         .map_err(|e| StorageError::InvalidObject(format!("{key}: stored JSON is corrupt: {e}")))?;
     Ok(StoredObject {
@@ -529,71 +537,8 @@ fn parse_stored(key: ObjectKey, rv: u64, raw: Vec<u8>) -> Result<StoredObject, S
     })
 }
 
-/// Loads the current state and the retained history.
-async fn load(
-    pool: &PgPool,
-    options: &StoreOptions,
-) -> Result<(cache::Cache, usage::Usage, u64), StorageError> {
-    use futures::TryStreamExt;
-    let mut tx = pool.begin().await.map_err(StorageError::db)?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .execute(&mut *tx)
-        .await
-        .map_err(StorageError::db)?;
-    let row = sqlx::query("SELECT rv, compacted_rv FROM canopy_state WHERE id = 1")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(StorageError::db)?;
-    let rv: i64 = row.get(0);
-    let compacted: i64 = row.get(1);
-    let rv = rv as u64;
-
-    let mut objects = Vec::new();
-    {
-        let mut rows =
-            sqlx::query("SELECT resource, cluster, namespace, name, rv, value FROM canopy_objects")
-                .fetch(&mut *tx);
-        while let Some(r) = rows.try_next().await.map_err(StorageError::db)? {
-            let key = ObjectKey::new(r.get(0), r.get(1), r.get(2), r.get(3));
-            let orv: i64 = r.get(4);
-            objects.push(parse_stored(key, orv as u64, r.get(5))?);
-        }
-    }
-    let from = (rv.saturating_sub(options.history_events as u64)).max(compacted as u64);
-    let mut history = Vec::new();
-    {
-        let mut rows = sqlx::query(
-            "SELECT rv, type, resource, cluster, namespace, name, value FROM canopy_events WHERE rv > $1 ORDER BY rv",
-        )
-        .bind(from as i64)
-        .fetch(&mut *tx);
-        while let Some(r) = rows.try_next().await.map_err(StorageError::db)? {
-            let erv: i64 = r.get(0);
-            let code: i16 = r.get(1);
-            let kind = EventType::from_code(code).ok_or_else(|| {
-                StorageError::InvalidObject(format!("event {erv} has unknown type {code}"))
-            })?;
-            let key = ObjectKey::new(r.get(2), r.get(3), r.get(4), r.get(5));
-            let obj = Arc::new(parse_stored(key, erv as u64, r.get(6))?);
-            history.push(Arc::new(WatchEvent {
-                rv: erv as u64,
-                kind,
-                object: obj,
-                prev: None,
-            }));
-        }
-    }
-    tx.commit().await.map_err(StorageError::db)?;
-    // History may start later than `from` if it was compacted; the cache can resume
-    // watches from the rv just before the first retained event.
-    let oldest = history.first().map(|e| e.rv - 1).unwrap_or(rv);
-    let usage = usage::Usage::of(objects.iter());
-    let cache = cache::Cache::new(objects, history, rv, oldest, options);
-    Ok((cache, usage, rv))
-}
-
-/// Deletes history older than the retained window, periodically.
-async fn compactor(pool: PgPool, cache: cache::Cache, keep: usize, every: Duration) {
+/// Forgets history older than the retained window, periodically.
+async fn compactor(backend: Arc<dyn Backend>, cache: cache::Cache, keep: usize, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
@@ -602,24 +547,7 @@ async fn compactor(pool: PgPool, cache: cache::Cache, keep: usize, every: Durati
         if upto == 0 {
             continue;
         }
-        let res = async {
-            let mut tx = pool.begin().await?;
-            let deleted = sqlx::query("DELETE FROM canopy_events WHERE rv <= $1")
-                .bind(upto as i64)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            sqlx::query(
-                "UPDATE canopy_state SET compacted_rv = GREATEST(compacted_rv, $1) WHERE id = 1",
-            )
-            .bind(upto as i64)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok::<u64, sqlx::Error>(deleted)
-        }
-        .await;
-        match res {
+        match backend.compact(upto).await {
             Ok(n) if n > 0 => {
                 tracing::debug!(compacted_up_to = upto, deleted = n, "compacted history")
             }

@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::backend::Backend;
 use crate::cache::Cache;
 use crate::{stamp, EventType, Mutation, ObjectKey, StorageError, StoredObject, WatchEvent};
 
@@ -17,7 +17,7 @@ pub(crate) struct WriteRequest {
 }
 
 pub(crate) struct Writer {
-    pool: PgPool,
+    backend: Arc<dyn Backend>,
     cache: Cache,
     /// Last committed resourceVersion.
     rv: u64,
@@ -39,14 +39,14 @@ struct Batch {
 
 impl Writer {
     pub(crate) fn new(
-        pool: PgPool,
+        backend: Arc<dyn Backend>,
         cache: Cache,
         rv: u64,
         max_batch: usize,
         max_object_bytes: usize,
     ) -> Writer {
         Writer {
-            pool,
+            backend,
             cache,
             rv,
             max_batch: max_batch.max(1),
@@ -82,7 +82,7 @@ impl Writer {
                 }
                 continue;
             }
-            match self.persist(&batch.events).await {
+            match self.backend.persist(self.rv, &batch.events).await {
                 Ok(()) => {
                     self.rv = batch.events.last().map(|e| e.rv).unwrap_or(self.rv);
                     self.usage.apply(&batch.events);
@@ -161,139 +161,6 @@ impl Writer {
             }
         }
         batch
-    }
-
-    /// Writes the events and the resulting current state in one transaction, fenced by a
-    /// compare-and-set of the shard's resourceVersion.
-    async fn persist(&self, events: &[Arc<WatchEvent>]) -> Result<(), StorageError> {
-        let first = events.first().map(|e| e.rv).unwrap_or(self.rv + 1);
-        let last = events.last().map(|e| e.rv).unwrap_or(self.rv);
-        debug_assert_eq!(first, self.rv + 1);
-
-        // Final state per key (a batch may touch a key several times).
-        let mut finals: HashMap<&ObjectKey, &Arc<WatchEvent>> = HashMap::new();
-        for e in events {
-            finals.insert(&e.object.key, e);
-        }
-        let mut up = Columns::default();
-        let mut del = Columns::default();
-        for (key, e) in &finals {
-            let cols = if e.kind == EventType::Deleted {
-                &mut del
-            } else {
-                &mut up
-            };
-            cols.push(key, e);
-        }
-        let mut ev = Columns::default();
-        let mut types = Vec::with_capacity(events.len());
-        for e in events {
-            ev.push(&e.object.key, e);
-            types.push(e.kind.code());
-        }
-
-        let result = async {
-            let mut tx = self.pool.begin().await?;
-            let fenced = sqlx::query("UPDATE canopy_state SET rv = $1 WHERE id = 1 AND rv = $2")
-                .bind(last as i64)
-                .bind(self.rv as i64)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if fenced != 1 {
-                return Ok(false);
-            }
-            if !up.resource.is_empty() {
-                sqlx::query(
-                    "INSERT INTO canopy_objects (resource, cluster, namespace, name, rv, value)
-                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::bytea[])
-                     ON CONFLICT (resource, cluster, namespace, name)
-                     DO UPDATE SET rv = EXCLUDED.rv, value = EXCLUDED.value",
-                )
-                .bind(&up.resource)
-                .bind(&up.cluster)
-                .bind(&up.namespace)
-                .bind(&up.name)
-                .bind(&up.rv)
-                .bind(&up.value)
-                .execute(&mut *tx)
-                .await?;
-            }
-            if !del.resource.is_empty() {
-                sqlx::query(
-                    "DELETE FROM canopy_objects o
-                     USING UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) AS d(resource, cluster, namespace, name)
-                     WHERE o.resource = d.resource AND o.cluster = d.cluster
-                       AND o.namespace = d.namespace AND o.name = d.name",
-                )
-                .bind(&del.resource)
-                .bind(&del.cluster)
-                .bind(&del.namespace)
-                .bind(&del.name)
-                .execute(&mut *tx)
-                .await?;
-            }
-            sqlx::query(
-                "INSERT INTO canopy_events (rv, type, resource, cluster, namespace, name, value)
-                 SELECT * FROM UNNEST($1::int8[], $2::int2[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[])",
-            )
-            .bind(&ev.rv)
-            .bind(&types)
-            .bind(&ev.resource)
-            .bind(&ev.cluster)
-            .bind(&ev.namespace)
-            .bind(&ev.name)
-            .bind(&ev.value)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok::<bool, sqlx::Error>(true)
-        }
-        .await;
-
-        match result {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(StorageError::Config(
-                "another writer changed this shard's database; refusing further writes".into(),
-            )),
-            Err(e) => {
-                // The commit may or may not have happened (e.g. the connection broke
-                // during COMMIT). Find out from the counter before answering.
-                match sqlx::query_scalar::<_, i64>("SELECT rv FROM canopy_state WHERE id = 1")
-                    .fetch_one(&self.pool)
-                    .await
-                {
-                    Ok(v) if v as u64 == last => Ok(()),
-                    Ok(v) if v as u64 == self.rv => Err(StorageError::db(e)),
-                    Ok(v) => Err(StorageError::Config(format!(
-                        "shard database resourceVersion is {v}, expected {} or {last}: another writer is active",
-                        self.rv
-                    ))),
-                    Err(_) => Err(StorageError::db(e)),
-                }
-            }
-        }
-    }
-}
-
-#[derive(Default)]
-struct Columns {
-    resource: Vec<String>,
-    cluster: Vec<String>,
-    namespace: Vec<String>,
-    name: Vec<String>,
-    rv: Vec<i64>,
-    value: Vec<Vec<u8>>,
-}
-
-impl Columns {
-    fn push(&mut self, key: &ObjectKey, e: &WatchEvent) {
-        self.resource.push(key.resource.to_string());
-        self.cluster.push(key.cluster.to_string());
-        self.namespace.push(key.namespace.clone());
-        self.name.push(key.name.clone());
-        self.rv.push(e.rv as i64);
-        self.value.push(e.object.json.to_vec());
     }
 }
 

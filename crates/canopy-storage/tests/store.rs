@@ -1,10 +1,12 @@
-//! Integration tests of the store against a real PostgreSQL server (a private cluster
-//! started by `canopy-pg`'s test support, or `CANOPY_TEST_DATABASE_URL`).
+//! Tests of the store's semantics, each run on both backends: a real PostgreSQL server
+//! (a private cluster started by `canopy-pg`'s test support, or
+//! `CANOPY_TEST_DATABASE_URL`) and the in-memory backend, which must behave the same.
 
 use std::time::Duration;
 
 use canopy_storage::{
-    EventType, ListOptions, Mutation, ObjectKey, StorageError, Store, StoreOptions, WatchStart,
+    EventType, ListOptions, MemoryBackend, Mutation, ObjectKey, StorageError, Store, StoreOptions,
+    WatchStart,
 };
 use serde_json::{json, Value};
 
@@ -20,10 +22,55 @@ async fn open(url: &str, options: StoreOptions) -> Store {
     Store::open(url, options).await.expect("open store")
 }
 
-#[tokio::test]
-async fn create_update_delete_with_preconditions() {
-    let db = canopy_pg::testing::test_database().await.unwrap();
-    let store = open(&db.url, StoreOptions::default()).await;
+/// Where a test's store keeps its state. Opening twice opens the same state, as a shard
+/// restarting on its database does.
+enum Backing {
+    Postgres(canopy_pg::testing::TestDatabase),
+    Memory(MemoryBackend),
+}
+
+impl Backing {
+    async fn postgres() -> Backing {
+        Backing::Postgres(canopy_pg::testing::test_database().await.unwrap())
+    }
+
+    async fn open(&self, options: StoreOptions) -> Store {
+        match self {
+            Backing::Postgres(db) => open(&db.url, options).await,
+            Backing::Memory(m) => Store::open_backend(m.clone(), options)
+                .await
+                .expect("open store"),
+        }
+    }
+}
+
+/// Runs each named test on both backends (`<test>::postgres`, `<test>::memory`).
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$test(super::Backing::postgres().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn memory() {
+                super::$test(super::Backing::Memory(Default::default())).await
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    create_update_delete_with_preconditions,
+    list_scopes_and_pages,
+    watch_order_is_gap_free_under_concurrent_writers,
+    initial_state_watch_then_live,
+    restart_keeps_state_and_history_and_compaction_expires_old_rvs,
+    objects_over_the_size_limit_are_refused_and_change_nothing,
+);
+
+async fn create_update_delete_with_preconditions(b: Backing) {
+    let store = b.open(StoreOptions::default()).await;
 
     let a = store
         .apply(Mutation::Create {
@@ -129,10 +176,8 @@ async fn create_update_delete_with_preconditions() {
     store.close().await;
 }
 
-#[tokio::test]
-async fn list_scopes_and_pages() {
-    let db = canopy_pg::testing::test_database().await.unwrap();
-    let store = open(&db.url, StoreOptions::default()).await;
+async fn list_scopes_and_pages(b: Backing) {
+    let store = b.open(StoreOptions::default()).await;
     let mut muts = Vec::new();
     for c in ["c1", "c2"] {
         for ns in ["a", "b"] {
@@ -191,17 +236,13 @@ async fn list_scopes_and_pages() {
 
 /// Many concurrent writers, watchers starting at different points: every watcher sees
 /// every event after its start exactly once, in commit order, with no gap.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn watch_order_is_gap_free_under_concurrent_writers() {
-    let db = canopy_pg::testing::test_database().await.unwrap();
-    let store = open(
-        &db.url,
-        StoreOptions {
+async fn watch_order_is_gap_free_under_concurrent_writers(b: Backing) {
+    let store = b
+        .open(StoreOptions {
             max_batch: 64,
             ..StoreOptions::default()
-        },
-    )
-    .await;
+        })
+        .await;
     const WRITERS: usize = 16;
     const PER_WRITER: usize = 60;
     // every writer creates PER_WRITER objects and updates+deletes every third one
@@ -304,10 +345,8 @@ fn assert_dense(rvs: &[u64], first: u64, last: u64, what: &str) {
     }
 }
 
-#[tokio::test]
-async fn initial_state_watch_then_live() {
-    let db = canopy_pg::testing::test_database().await.unwrap();
-    let store = open(&db.url, StoreOptions::default()).await;
+async fn initial_state_watch_then_live(b: Backing) {
+    let store = b.open(StoreOptions::default()).await;
     for n in ["a", "b"] {
         store
             .apply(Mutation::Create {
@@ -369,16 +408,14 @@ async fn initial_state_watch_then_live() {
     store.close().await;
 }
 
-#[tokio::test]
-async fn restart_keeps_state_and_history_and_compaction_expires_old_rvs() {
-    let db = canopy_pg::testing::test_database().await.unwrap();
+async fn restart_keeps_state_and_history_and_compaction_expires_old_rvs(b: Backing) {
     let opts = StoreOptions {
         history_events: 10,
         compaction_interval: Duration::from_millis(100),
         ..StoreOptions::default()
     };
     {
-        let store = open(&db.url, opts.clone()).await;
+        let store = b.open(opts.clone()).await;
         for i in 0..5 {
             let n = format!("o{i}");
             store
@@ -398,7 +435,7 @@ async fn restart_keeps_state_and_history_and_compaction_expires_old_rvs() {
             .unwrap();
         store.close().await;
     }
-    let store = open(&db.url, opts.clone()).await;
+    let store = b.open(opts.clone()).await;
     assert_eq!(store.current_rv(), 6);
     assert!(store.get(&key("c", "d", "o0")).is_none());
     assert_eq!(store.get(&key("c", "d", "o4")).unwrap().rv, 5);
@@ -440,7 +477,7 @@ async fn restart_keeps_state_and_history_and_compaction_expires_old_rvs() {
     ));
     tokio::time::sleep(Duration::from_millis(400)).await; // let the compactor run
     store.close().await;
-    let store = open(&db.url, opts).await;
+    let store = b.open(opts).await;
     assert!(matches!(
         store.watch("/configmaps", WatchStart::After(3)),
         Err(StorageError::Expired { .. })
@@ -482,14 +519,12 @@ async fn unreachable_database_is_a_clear_error() {
     assert!(matches!(res, Err(StorageError::Config(_))));
 }
 
-#[tokio::test]
-async fn objects_over_the_size_limit_are_refused_and_change_nothing() {
-    let db = canopy_pg::testing::test_database().await.unwrap();
+async fn objects_over_the_size_limit_are_refused_and_change_nothing(b: Backing) {
     let options = StoreOptions {
         max_object_bytes: 2048,
         ..Default::default()
     };
-    let store = open(&db.url, options.clone()).await;
+    let store = b.open(options.clone()).await;
     let big = "x".repeat(4096);
 
     // create over the limit: refused, nothing stored, no resourceVersion used
@@ -561,14 +596,12 @@ async fn objects_over_the_size_limit_are_refused_and_change_nothing() {
     let big_key = key("c1", "d", "legacy");
     store.close().await;
     drop(store);
-    let store = open(
-        &db.url,
-        StoreOptions {
+    let store = b
+        .open(StoreOptions {
             max_object_bytes: 0,
             ..options.clone()
-        },
-    )
-    .await;
+        })
+        .await;
     store
         .apply(Mutation::Create {
             key: big_key.clone(),
@@ -578,7 +611,7 @@ async fn objects_over_the_size_limit_are_refused_and_change_nothing() {
         .unwrap();
     store.close().await;
     drop(store);
-    let store = open(&db.url, options).await;
+    let store = b.open(options).await;
     let mut smaller = cm("d", "legacy", &"z".repeat(3000));
     smaller["metadata"]["labels"] = json!({"a": "b"});
     store
@@ -596,4 +629,40 @@ async fn objects_over_the_size_limit_are_refused_and_change_nothing() {
         })
         .await
         .expect("deleting an oversized object is allowed");
+}
+
+/// Two stores on one memory backend: the second writer to commit finds the state moved
+/// and stops taking writes, as a second shard on one database would.
+#[tokio::test]
+async fn a_second_writer_on_one_memory_backend_is_fenced() {
+    let backend = MemoryBackend::default();
+    let first = Store::open_backend(backend.clone(), StoreOptions::default())
+        .await
+        .unwrap();
+    let second = Store::open_backend(backend.clone(), StoreOptions::default())
+        .await
+        .unwrap();
+    first
+        .apply(Mutation::Create {
+            key: key("c", "d", "a"),
+            value: cm("d", "a", "1"),
+        })
+        .await
+        .unwrap();
+    let stale = second
+        .apply(Mutation::Create {
+            key: key("c", "d", "b"),
+            value: cm("d", "b", "1"),
+        })
+        .await;
+    assert!(
+        matches!(stale, Err(StorageError::Config(ref m)) if m.contains("another writer")),
+        "{stale:?}"
+    );
+    // nothing of the refused write reached the backend
+    let reopened = Store::open_backend(backend, StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(reopened.current_rv(), 1);
+    assert!(reopened.get(&key("c", "d", "b")).is_none());
 }

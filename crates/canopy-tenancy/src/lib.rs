@@ -234,7 +234,7 @@ pub struct TenancyControllers;
 
 impl canopy_apiserver::plugin::Background for TenancyControllers {
     fn start(&self, api: &ApiServer, run: &mut canopy_apiserver::controllers::Starter) {
-        crate::quota::spawn(api);
+        crate::quota::start(api, run);
         // Its writes share the store's group commits. A workspace waits on other
         // shards without events to bring it back: its back-off stays short.
         let ws_api = api.clone();

@@ -695,13 +695,12 @@ pub async fn report(api: &ApiServer) {
     *state.overrides.write() = totals.overrides.into_iter().collect();
 }
 
-/// Keeps the organization index current (a watch of `LogicalCluster` objects) and
-/// reports usage every [`REPORT_INTERVAL`]. Holds the server weakly: ends when the
-/// server is dropped (or its store closes).
-pub fn spawn(api: &ApiServer) {
-    let weak = api.downgrade();
-    let reporter = weak.clone();
-    tokio::spawn(async move {
+/// Keeps the organization index current from the controllers' event feed (an index
+/// over `LogicalCluster` objects, rebuilt whenever the feed resubscribes) and reports
+/// usage every [`REPORT_INTERVAL`]; both stop with the server's controllers.
+pub(crate) fn start(api: &ApiServer, run: &mut canopy_apiserver::controllers::Starter) {
+    let reporter = api.downgrade();
+    run.spawn(async move {
         let mut tick = tokio::time::interval(REPORT_INTERVAL);
         loop {
             tick.tick().await;
@@ -714,68 +713,37 @@ pub fn spawn(api: &ApiServer) {
             report(&api).await;
         }
     });
-    // holds neither the server nor its store between events (a stopped shard's store
-    // must close: it holds the database's writer lock)
-    tokio::spawn(async move {
-        use canopy_storage::{EventType, WatchStart};
-        loop {
-            let w = match weak.upgrade() {
-                Some(api) => api
-                    .store()
-                    .watch(LOGICAL_CLUSTER_RESOURCE, WatchStart::WithInitialState),
-                None => return,
-            };
-            let mut w = match w {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::debug!(error = %e, "watching logical clusters for organizations");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            {
-                let Some(api) = weak.upgrade() else {
+    let (on_event, rebuild) = (api.clone(), api.clone());
+    run.feed(move |f| {
+        f.index(
+            move |ev: &canopy_apiserver::controllers::Event| {
+                let key = &ev.object.key;
+                if &*key.resource != LOGICAL_CLUSTER_RESOURCE || key.name != "cluster" {
                     return;
-                };
-                let orgs: Vec<(String, Option<String>)> = w
-                    .initial
+                }
+                let mut index = crate::tenancy(&on_event).quota.index.write();
+                if ev.kind == canopy_storage::EventType::Deleted {
+                    index.remove(&key.cluster);
+                } else {
+                    let org = organization_of(&on_event, &ev.object);
+                    index.set(&key.cluster, org);
+                }
+            },
+            move || {
+                let orgs: Vec<(String, Option<String>)> = rebuild
+                    .store()
+                    .list_all(LOGICAL_CLUSTER_RESOURCE, None, None)
                     .iter()
-                    .filter(|e| e.object.key.name == "cluster")
-                    .map(|e| {
-                        (
-                            e.object.key.cluster.to_string(),
-                            organization_of(&api, &e.object),
-                        )
-                    })
+                    .filter(|o| o.key.name == "cluster")
+                    .map(|o| (o.key.cluster.to_string(), organization_of(&rebuild, o)))
                     .collect();
-                let mut index = crate::tenancy(&api).quota.index.write();
+                let mut index = crate::tenancy(&rebuild).quota.index.write();
                 *index = Index::default();
                 for (c, o) in orgs {
                     index.set(&c, o);
                 }
-            }
-            loop {
-                match w.next().await {
-                    Ok(Some(ev)) => {
-                        if ev.object.key.name != "cluster" {
-                            continue;
-                        }
-                        let Some(api) = weak.upgrade() else {
-                            return;
-                        };
-                        let cluster = ev.object.key.cluster.to_string();
-                        if ev.kind == EventType::Deleted {
-                            crate::tenancy(&api).quota.index.write().remove(&cluster);
-                        } else {
-                            let org = organization_of(&api, &ev.object);
-                            crate::tenancy(&api).quota.index.write().set(&cluster, org);
-                        }
-                    }
-                    Ok(None) => return,
-                    Err(_) => break,
-                }
-            }
-        }
+            },
+        )
     });
 }
 
