@@ -162,7 +162,7 @@ pub async fn place(api: &ApiServer, req: &PlaceRequest) -> Result<(), ApiError> 
 /// Deletes a logical cluster held here: its child workspaces first (each deletes its
 /// own logical cluster, wherever that lives), then everything inside. `Ok(true)` once
 /// nothing is left.
-pub async fn delete_cluster(api: &ApiServer, cluster: &str) -> Result<bool, ApiError> {
+pub(crate) async fn delete_cluster(api: &ApiServer, cluster: &str) -> Result<bool, ApiError> {
     let store = api.store();
     let children = store.list_all(WORKSPACES, Some(cluster), None);
     if !children.is_empty() {

@@ -30,11 +30,11 @@
 #![allow(clippy::result_large_err)]
 
 pub mod internal;
-pub mod logicalcluster;
+mod logicalcluster;
 pub mod peers;
 pub mod quota;
-pub mod registry;
-pub mod workspaces;
+mod registry;
+mod workspaces;
 
 use canopy_auth::UserInfo;
 use canopy_core::{meta, ApiError};
@@ -79,14 +79,14 @@ pub struct Tenancy {
     pub peers: RwLock<Option<crate::peers::Peers>>,
     /// Workspace path → logical cluster name of the logical clusters held here (for
     /// those whose parents live on other shards, resolved without walking from `root`).
-    pub paths: RwLock<HashMap<String, String>>,
+    pub(crate) paths: RwLock<HashMap<String, String>>,
     /// Root's WorkspaceTypes (`root:<name>`), copied from root's shard when this shard
     /// does not hold root (refreshed with the shard's load report).
-    pub type_mirror: RwLock<Arc<HashMap<String, Value>>>,
+    pub(crate) type_mirror: RwLock<Arc<HashMap<String, Value>>>,
     /// Shards this shard's scheduler chose lately (for loads not reported yet).
-    pub recent_assignments: Mutex<VecDeque<(Instant, String)>>,
+    pub(crate) recent_assignments: Mutex<VecDeque<(Instant, String)>>,
     /// Per-organization usage and quotas ([`crate::quota`]).
-    pub quota: crate::quota::QuotaState,
+    pub(crate) quota: crate::quota::QuotaState,
 }
 
 /// Tenancy's state on `api` (an empty one on a server without the plug-in).
@@ -230,7 +230,7 @@ impl WriteAdmission for Quotas {
 
 /// The workspace controller, the path index, the shard's report and the workspace-type
 /// mirror, and the organizations' usage ([`crate::quota`]).
-pub struct TenancyControllers;
+pub(crate) struct TenancyControllers;
 
 impl canopy_apiserver::plugin::Background for TenancyControllers {
     fn start(&self, api: &ApiServer, run: &mut canopy_apiserver::controllers::Starter) {
@@ -338,7 +338,7 @@ async fn workspace(
 
 /// `/clusters/root:a:b`: workspace paths, resolved by walking from `root` or through
 /// this shard's index of the paths it holds ([`crate::workspaces::resolve_in`]).
-pub struct WorkspacePaths;
+pub(crate) struct WorkspacePaths;
 
 impl ClusterResolver for WorkspacePaths {
     fn resolve(&self, api: &ApiServer, name: &str) -> Option<String> {
@@ -354,7 +354,7 @@ impl ClusterResolver for WorkspacePaths {
 /// `/internal/logicalclusters[/<name>]`: placing, reading and deleting logical clusters
 /// on this shard; `/internal/usage`: organizations' usage reported to root's shard
 /// ([`crate::quota`]). For other shards (`system:shard:*`) only.
-pub struct LogicalClusterPeers;
+pub(crate) struct LogicalClusterPeers;
 
 impl PathHandler for LogicalClusterPeers {
     fn name(&self) -> &'static str {
@@ -382,7 +382,7 @@ impl PathHandler for LogicalClusterPeers {
 /// `GET .../workspaces/~`: the caller's home workspace (created on first use), for any
 /// authenticated caller, in root only, never for an impersonated identity (which would
 /// reveal or create homes of made-up users).
-pub struct HomeWorkspace;
+pub(crate) struct HomeWorkspace;
 
 impl ResourceHandler for HomeWorkspace {
     fn name(&self) -> &'static str {
@@ -421,7 +421,7 @@ impl ResourceHandler for HomeWorkspace {
 }
 
 /// Admission: the objects routing and placement trust (see `admission.rs` for the chain).
-pub struct TenancyObjects;
+pub(crate) struct TenancyObjects;
 
 const CORE: &str = canopy_core::resource::KCP_CORE_GROUP;
 const TENANCY: &str = canopy_core::resource::TENANCY_GROUP;

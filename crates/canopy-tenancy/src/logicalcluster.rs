@@ -14,11 +14,11 @@ use canopy_tenancy_api::{
 };
 use serde_json::{json, Value};
 
-pub const LOGICAL_CLUSTER_RESOURCE: &str = "core.kcp.io/logicalclusters";
+pub(crate) const LOGICAL_CLUSTER_RESOURCE: &str = "core.kcp.io/logicalclusters";
 /// The annotation naming the logical cluster an object lives in, as kcp sets it; on
 /// `LogicalCluster/cluster` objects it lets wildcard readers (the front-proxy's index)
 /// tell logical clusters apart.
-pub const CLUSTER_NAME_ANNOTATION: &str = "kcp.io/cluster";
+pub(crate) const CLUSTER_NAME_ANNOTATION: &str = "kcp.io/cluster";
 pub fn logical_cluster_exists(store: &Store, name: &str) -> bool {
     store
         .get(&ObjectKey::new(
@@ -87,7 +87,7 @@ pub async fn ensure_logical_cluster(api: &ApiServer, name: &str) -> Result<(), A
 /// Creates logical cluster `name` at workspace `path` of workspace type `ty` (`path:name`)
 /// in `organization` (recorded for quotas, `crate::quota`).
 #[allow(clippy::too_many_arguments)]
-pub async fn ensure_logical_cluster_at(
+pub(crate) async fn ensure_logical_cluster_at(
     api: &ApiServer,
     name: &str,
     path: &str,

@@ -161,7 +161,7 @@ impl Peers {
     }
 
     /// The LogicalCluster of `name` on the shard at `base_url`, `None` if it has none.
-    pub async fn logical_cluster(
+    pub(crate) async fn logical_cluster(
         &self,
         base_url: &str,
         name: &str,
@@ -218,7 +218,7 @@ impl Peers {
     }
 
     /// Root's `WorkspaceType`s.
-    pub async fn workspace_types(&self) -> Result<Vec<Value>, PeerError> {
+    pub(crate) async fn workspace_types(&self) -> Result<Vec<Value>, PeerError> {
         let Some(root) = &self.root_shard_url else {
             return Ok(Vec::new());
         };
@@ -264,7 +264,7 @@ impl Peers {
 
     /// Sends this shard's usage per organization to root's shard; returns the other
     /// shards' (`crate::quota`).
-    pub async fn report_usage(
+    pub(crate) async fn report_usage(
         &self,
         report: &crate::quota::UsageReport,
     ) -> Result<crate::quota::UsageTotals, PeerError> {

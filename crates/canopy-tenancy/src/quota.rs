@@ -55,18 +55,18 @@ use canopy_apiserver::ApiServer;
 
 /// The logical cluster name of a logical cluster's organization (on its
 /// `LogicalCluster` object; set by the system only).
-pub const ORGANIZATION_ANNOTATION: &str = "canopy.dev/organization";
+pub(crate) const ORGANIZATION_ANNOTATION: &str = "canopy.dev/organization";
 /// Overrides of an organization's limits, on its `Workspace` (superusers only).
-pub const QUOTA_WORKSPACES: &str = "quota.canopy.dev/workspaces";
-pub const QUOTA_OBJECTS: &str = "quota.canopy.dev/objects";
-pub const QUOTA_BYTES: &str = "quota.canopy.dev/bytes";
+pub(crate) const QUOTA_WORKSPACES: &str = "quota.canopy.dev/workspaces";
+pub(crate) const QUOTA_OBJECTS: &str = "quota.canopy.dev/objects";
+pub(crate) const QUOTA_BYTES: &str = "quota.canopy.dev/bytes";
 
 /// How the quotas are named in messages: kcp's (and kube's object-count) name for
 /// workspaces, kube's object-count form for all objects, and a Canopy-specific name for
 /// stored bytes (kube has no such quota).
-pub const WORKSPACES_NAME: &str = "count/workspaces.tenancy.kcp.io";
-pub const OBJECTS_NAME: &str = "count/objects";
-pub const BYTES_NAME: &str = "canopy.dev/stored-bytes";
+pub(crate) const WORKSPACES_NAME: &str = "count/workspaces.tenancy.kcp.io";
+pub(crate) const OBJECTS_NAME: &str = "count/objects";
+pub(crate) const BYTES_NAME: &str = "canopy.dev/stored-bytes";
 
 pub const DEFAULT_WORKSPACES: u64 = 1_000;
 pub const DEFAULT_OBJECTS: u64 = 100_000;
@@ -109,7 +109,7 @@ impl OrgQuotas {
 
 /// What an organization uses (on one shard, or on several).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrgUsage {
+pub(crate) struct OrgUsage {
     #[serde(default)]
     pub workspaces: u64,
     #[serde(default)]
@@ -144,7 +144,7 @@ impl OrgUsage {
 
 /// Limits a superuser set on an organization's Workspace.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Overrides {
+pub(crate) struct Overrides {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspaces: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -174,7 +174,7 @@ impl Overrides {
 
 /// What a shard sends root's shard.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct UsageReport {
+pub(crate) struct UsageReport {
     pub shard: String,
     /// Organization (logical cluster name) → its usage on the reporting shard.
     #[serde(default)]
@@ -187,7 +187,7 @@ pub struct UsageReport {
 /// What root's shard answers: every other shard's usage, summed per organization, and
 /// every override known.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct UsageTotals {
+pub(crate) struct UsageTotals {
     #[serde(default)]
     pub organizations: BTreeMap<String, OrgUsage>,
     #[serde(default)]
@@ -196,7 +196,7 @@ pub struct UsageTotals {
 
 /// The quota state of a shard ([`crate::Tenancy::quota`]).
 #[derive(Default)]
-pub struct QuotaState {
+pub(crate) struct QuotaState {
     index: RwLock<Index>,
     /// Admitted, not yet committed, per organization.
     reserved: Mutex<HashMap<String, OrgUsage>>,
@@ -254,7 +254,7 @@ fn logical_cluster(api: &ApiServer, cluster: &str) -> Option<Arc<StoredObject>> 
 /// The organization of a child logical cluster being created below `parent`: the
 /// parent's, else (the parent has none: `root`, `root:users`) the child itself unless
 /// it is of a system type (`homeroot`).
-pub fn organization_for_child(
+pub(crate) fn organization_for_child(
     api: &ApiServer,
     parent: &str,
     child_type: &str,
@@ -486,7 +486,7 @@ fn check(
 
 /// Admits a user's create of `obj` in the request's logical cluster: one object of its
 /// size; a Workspace also counts one workspace and its logical cluster's bootstrap.
-pub fn admit_create(
+pub(crate) fn admit_create(
     api: &ApiServer,
     ctx: &Ctx,
     res: &Resource,
@@ -512,7 +512,7 @@ pub fn admit_create(
 
 /// Admits a user's update from `cur` to `new`: only what it grows the stored bytes by
 /// is checked; updates of objects being deleted pass.
-pub fn admit_update(
+pub(crate) fn admit_update(
     api: &ApiServer,
     ctx: &Ctx,
     res: &Resource,
@@ -543,7 +543,7 @@ pub fn admit_update(
 }
 
 /// This shard's usage of every organization with logical clusters here.
-pub fn shard_usage(api: &ApiServer) -> BTreeMap<String, OrgUsage> {
+pub(crate) fn shard_usage(api: &ApiServer) -> BTreeMap<String, OrgUsage> {
     let orgs: Vec<String> = crate::tenancy(api)
         .quota
         .index
@@ -559,19 +559,6 @@ pub fn shard_usage(api: &ApiServer) -> BTreeMap<String, OrgUsage> {
         })
         .filter(|(_, u)| !u.is_zero())
         .collect()
-}
-
-/// An organization's usage as this shard enforces it: its own exact usage plus the
-/// other shards' last reports (for an org admin's view and metering later).
-pub fn usage(api: &ApiServer, org: &str) -> OrgUsage {
-    local_usage(api, org, true)
-        + crate::tenancy(api)
-            .quota
-            .remote
-            .read()
-            .get(org)
-            .copied()
-            .unwrap_or_default()
 }
 
 /// Overrides on the Workspaces of organizations held here (the Workspaces in
@@ -607,7 +594,7 @@ fn local_overrides(api: &ApiServer) -> BTreeMap<String, Overrides> {
 
 /// Root's shard: records a shard's report; answers every other shard's usage and
 /// every override.
-pub fn receive_report(api: &ApiServer, report: UsageReport) -> UsageTotals {
+pub(crate) fn receive_report(api: &ApiServer, report: UsageReport) -> UsageTotals {
     let state = &crate::tenancy(api).quota;
     let mut reports = state.reports.lock();
     let from = report.shard.clone();
@@ -632,7 +619,7 @@ pub fn receive_report(api: &ApiServer, report: UsageReport) -> UsageTotals {
 }
 
 /// `POST /internal/usage` (shard peers only, see `pipeline.rs`).
-pub fn serve_report(
+pub(crate) fn serve_report(
     api: &ApiServer,
     body: &[u8],
 ) -> Result<http::Response<canopy_apiserver::response::Body>, ApiError> {

@@ -14,16 +14,16 @@ use canopy_apiserver::registry::builtin::str_at;
 use canopy_apiserver::registry::table::{age_column, Column};
 use canopy_apiserver::registry::{AdmissionContext, Strategy};
 
-pub const LOGICAL_CLUSTER_FINALIZER: &str = "core.kcp.io/logicalcluster";
-pub const OWNER_ANNOTATION: &str = "experimental.tenancy.kcp.io/owner";
+pub(crate) const LOGICAL_CLUSTER_FINALIZER: &str = "core.kcp.io/logicalcluster";
+pub(crate) const OWNER_ANNOTATION: &str = "experimental.tenancy.kcp.io/owner";
 pub const CLUSTER_ANNOTATION: &str = "internal.tenancy.kcp.io/cluster";
 pub const PATH_ANNOTATION: &str = "kcp.io/path";
-pub const WORKSPACES: &str = "tenancy.kcp.io/workspaces";
-pub const WORKSPACE_TYPES: &str = "tenancy.kcp.io/workspacetypes";
+pub(crate) const WORKSPACES: &str = "tenancy.kcp.io/workspaces";
+pub(crate) const WORKSPACE_TYPES: &str = "tenancy.kcp.io/workspacetypes";
 
 /// A workspace type, with the workspace it lives in.
 #[derive(Clone, Debug)]
-pub struct ResolvedType {
+pub(crate) struct ResolvedType {
     /// Path of the workspace holding the type (`root`).
     pub path: String,
     /// Logical cluster name of that workspace.
@@ -58,7 +58,7 @@ pub struct Types<'a> {
 }
 
 /// The WorkspaceType `name` in the workspace at `path` (a path or a logical cluster name).
-pub fn get_type(types: Types<'_>, path: &str, name: &str) -> Option<ResolvedType> {
+pub(crate) fn get_type(types: Types<'_>, path: &str, name: &str) -> Option<ResolvedType> {
     let store = types.store;
     let Some(cluster) = crate::workspaces::resolve(store, path) else {
         if path == "root" {
@@ -91,7 +91,7 @@ pub fn get_type(types: Types<'_>, path: &str, name: &str) -> Option<ResolvedType
 
 /// Resolves a type reference made in workspace `workspace_path`: an explicit path, or else
 /// the nearest workspace up the hierarchy holding a type of that name, then `root`.
-pub fn resolve_type_ref(
+pub(crate) fn resolve_type_ref(
     store: Types<'_>,
     workspace_path: &str,
     path: &str,
@@ -264,7 +264,7 @@ fn aggregate(mut errs: Vec<String>) -> String {
     }
 }
 
-pub struct WorkspaceStrategy;
+pub(crate) struct WorkspaceStrategy;
 
 /// A Workspace's spec and status for a table row (an object of the wrong shape shows
 /// empty cells).
@@ -490,7 +490,7 @@ impl Strategy for WorkspaceStrategy {
     }
 }
 
-pub struct WorkspaceTypeStrategy;
+pub(crate) struct WorkspaceTypeStrategy;
 
 impl Strategy for WorkspaceTypeStrategy {
     fn canonicalize(&self, obj: Value) -> Result<(Value, Vec<String>), ApiError> {
@@ -505,7 +505,7 @@ impl Strategy for WorkspaceTypeStrategy {
 
 /// The built-in workspace types, created in `root` (kcp's, plus Canopy's `homeroot` and
 /// `homebucket` for the `users` workspace).
-pub fn builtin_workspace_types() -> Vec<Value> {
+pub(crate) fn builtin_workspace_types() -> Vec<Value> {
     let r = |name: &str| WorkspaceTypeReference::new("root", name);
     let with = |names: &[&str]| WorkspaceTypeExtension {
         with: names.iter().map(|n| r(n)).collect(),
@@ -586,14 +586,14 @@ pub fn builtin_workspace_types() -> Vec<Value> {
 
 /// `use` of the general-purpose workspace types, granted to every authenticated user in
 /// `root` (kcp's `system:kcp:universal-workspacetype-use`).
-pub fn workspace_type_use_role() -> Value {
+pub(crate) fn workspace_type_use_role() -> Value {
     json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
         "metadata": {"name": "system:kcp:universal-workspacetype-use"},
         "rules": [{"apiGroups": ["tenancy.kcp.io"], "resources": ["workspacetypes"],
             "resourceNames": ["universal", "organization", "team"], "verbs": ["use"]}]})
 }
 
-pub struct LogicalClusterStrategy;
+pub(crate) struct LogicalClusterStrategy;
 impl Strategy for LogicalClusterStrategy {
     /// Initializers are only ever removed (by the controllers that did their part), as in
     /// kcp; the workspace controller turns an Initializing cluster without initializers
@@ -667,7 +667,7 @@ impl Strategy for LogicalClusterStrategy {
 }
 
 /// kcp's `Shard`: `kubectl get shards` shows where each shard is reached.
-pub struct ShardStrategy;
+pub(crate) struct ShardStrategy;
 impl Strategy for ShardStrategy {
     fn columns(&self) -> Vec<Column> {
         vec![

@@ -23,7 +23,7 @@ use crate::registry::{
 use canopy_apiserver::{rest, ApiServer};
 use canopy_runtime::Action;
 
-pub const TYPE_ANNOTATION: &str = "internal.tenancy.kcp.io/type";
+pub(crate) const TYPE_ANNOTATION: &str = "internal.tenancy.kcp.io/type";
 
 /// Why a workspace's reconcile failed; the runtime logs it with the key and retries with
 /// back-off.
@@ -73,7 +73,7 @@ fn logical_cluster(store: &Store, cluster: &str) -> Option<std::sync::Arc<Stored
 }
 
 /// The path of a logical cluster (`root` for root).
-pub fn path_of(store: &Store, cluster: &str) -> String {
+pub(crate) fn path_of(store: &Store, cluster: &str) -> String {
     logical_cluster(store, cluster)
         .and_then(|o| meta::annotation(&o.value, PATH_ANNOTATION).map(str::to_string))
         .unwrap_or_else(|| cluster.to_string())
@@ -112,7 +112,7 @@ pub fn resolve(store: &Store, path_or_name: &str) -> Option<String> {
 /// Resolves a path or name to a logical cluster held by this shard: by walking from
 /// `root` when the path's ancestors are here, else through the index of paths of the
 /// logical clusters this shard holds (a workspace whose parent lives on another shard).
-pub fn resolve_in(api: &ApiServer, path_or_name: &str) -> Option<String> {
+pub(crate) fn resolve_in(api: &ApiServer, path_or_name: &str) -> Option<String> {
     let store = api.store();
     if let Some(c) = resolve(store, path_or_name) {
         return Some(c);
@@ -149,7 +149,7 @@ fn trusted_path(o: &StoredObject) -> Option<&str> {
 /// Keeps [`crate::Tenancy::paths`] — the workspace path of every logical cluster held
 /// here — current from the store's watch (filled from the initial state at start and
 /// after a lagging watcher is cut off), so resolving never scans logical clusters.
-pub async fn maintain_paths(api: ApiServer, errors: canopy_runtime::TaskErrors) {
+pub(crate) async fn maintain_paths(api: ApiServer, errors: canopy_runtime::TaskErrors) {
     use canopy_storage::{EventType, WatchStart};
     loop {
         let mut w = match api.store().watch(
@@ -204,11 +204,11 @@ pub async fn maintain_paths(api: ApiServer, errors: canopy_runtime::TaskErrors) 
 /// Where kcp records a workspace's shard: the shard name's [`shard_hash`].
 ///
 /// [`shard_hash`]: canopy_core::resource::shard_hash
-pub const SHARD_ANNOTATION: &str = "internal.tenancy.kcp.io/shard";
-pub const SHARDS: &str = "core.kcp.io/shards";
+pub(crate) const SHARD_ANNOTATION: &str = "internal.tenancy.kcp.io/shard";
+pub(crate) const SHARDS: &str = "core.kcp.io/shards";
 /// How many logical clusters a shard holds, reported on its `Shard` object for the
 /// scheduler's spreading.
-pub const LOGICAL_CLUSTERS_ANNOTATION: &str = "canopy.dev/logical-clusters";
+pub(crate) const LOGICAL_CLUSTERS_ANNOTATION: &str = "canopy.dev/logical-clusters";
 
 /// Chooses a shard for a new workspace: among the `Shard`s matching the workspace's
 /// `spec.location.selector` (all when it has none), the one holding the fewest logical
@@ -294,7 +294,7 @@ fn from_global(api: &ApiServer, resource: &str) -> Option<Vec<Value>> {
 /// The `Shard` objects: from the local store when this shard holds root, else from the
 /// cache server's global view, else (no cache server) from root's shard. Objects that
 /// are not Shards (of the wrong shape) are left out.
-pub async fn shard_objects(api: &ApiServer) -> Vec<Shard> {
+pub(crate) async fn shard_objects(api: &ApiServer) -> Vec<Shard> {
     let store = api.store();
     let typed = |v: &Value| tapi::from_value::<Shard>(v).ok();
     if crate::logicalcluster::logical_cluster_exists(store, "root") {
@@ -329,7 +329,7 @@ async fn shard_url_by_hash(api: &ApiServer, hash: &str) -> Option<String> {
 /// On a shard without root: copies root's WorkspaceTypes into
 /// [`crate::Tenancy::type_mirror`], from the cache server's global view or (no cache
 /// server) from root's shard.
-pub async fn refresh_type_mirror(api: &ApiServer) -> Result<(), crate::peers::PeerError> {
+pub(crate) async fn refresh_type_mirror(api: &ApiServer) -> Result<(), crate::peers::PeerError> {
     if crate::logicalcluster::logical_cluster_exists(api.store(), "root") {
         return Ok(());
     }
@@ -761,7 +761,7 @@ async fn delete_child(api: &ApiServer, ws: &StoredObject) -> Result<Action, Reco
 }
 
 /// The Workspace object (in the parent) of logical cluster `cluster`, whatever its phase.
-pub fn parent_workspace(store: &Store, cluster: &str) -> Option<std::sync::Arc<StoredObject>> {
+pub(crate) fn parent_workspace(store: &Store, cluster: &str) -> Option<std::sync::Arc<StoredObject>> {
     // the owner recorded on the LogicalCluster, when the Workspace is on this shard
     if let Some(owner) = typed_logical_cluster(store, cluster).and_then(|lc| lc.spec.owner) {
         if let Some(ws) = store.get(&ObjectKey::new(WORKSPACES, &owner.cluster, "", &owner.name)) {

@@ -57,15 +57,15 @@ use canopy_apiserver::ApiServer;
 pub const GROUP: &str = "tokens.canopy.dev";
 pub const VERSION: &str = "v1alpha1";
 /// The store resource of token records.
-pub const RESOURCE: &str = "tokens.canopy.dev/tokens";
+pub(crate) const RESOURCE: &str = "tokens.canopy.dev/tokens";
 /// The store's cluster for token records (not a logical cluster).
-pub const SYSTEM_CLUSTER: &str = "system:tokens";
+pub(crate) const SYSTEM_CLUSTER: &str = "system:tokens";
 /// Where the API is served.
-pub const PREFIX: &str = "/services/tokens";
+pub(crate) const PREFIX: &str = "/services/tokens";
 /// Lifetime of a token when the request names none (720h, like `canopy token create`).
-pub const DEFAULT_TTL: Duration = Duration::from_secs(30 * 86400);
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(30 * 86400);
 /// Most live tokens a user who is not an admin may hold (each is a stored record).
-pub const MAX_TOKENS_PER_USER: usize = 100;
+pub(crate) const MAX_TOKENS_PER_USER: usize = 100;
 /// How often expired records are collected.
 const COLLECT_EVERY: Duration = Duration::from_secs(60);
 
@@ -381,7 +381,7 @@ pub async fn run(api: ApiServer, errors: canopy_runtime::TaskErrors) {
 
 /// On the root shard: applies the stored revocations to this shard's authenticator and
 /// collects expired records every minute. Runs until the server shuts down.
-pub async fn run_root(api: ApiServer, errors: canopy_runtime::TaskErrors) {
+pub(crate) async fn run_root(api: ApiServer, errors: canopy_runtime::TaskErrors) {
     changed(&api);
     let mut shutdown = api.shutdown_signal();
     loop {
@@ -426,7 +426,7 @@ fn require_root(api: &ApiServer) -> Result<(), ApiError> {
 }
 
 /// `GET /internal/tokens/state` (shard peers and front-proxies only).
-pub async fn serve_internal(
+pub(crate) async fn serve_internal(
     api: &ApiServer,
     method: &Method,
     path: &str,
@@ -760,7 +760,7 @@ async fn create(
 
 /// What the token service keeps on the server ([`ApiServer::state`], read with
 /// [`tokens`]).
-pub struct Tokens {
+pub(crate) struct Tokens {
     /// The token service's signing key: only on the shard holding root; every other
     /// shard verifies with public keys only ([`ApiServer::authenticator`]).
     pub issuer: Option<Arc<TokenIssuer>>,
@@ -783,7 +783,7 @@ impl Tokens {
 
 /// The token service's state on `api` (one without a signing key on a server without
 /// the plug-in).
-pub fn tokens(api: &ApiServer) -> &Tokens {
+pub(crate) fn tokens(api: &ApiServer) -> &Tokens {
     static NONE: std::sync::LazyLock<Tokens> = std::sync::LazyLock::new(|| Tokens::new(None));
     api.state::<Tokens>().unwrap_or(&NONE)
 }
