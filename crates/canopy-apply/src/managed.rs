@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::set::FieldSet;
-use crate::value::{go_quote, write_go_string};
+use crate::value::write_go_string;
+use canopy_field::BadValue;
+pub use canopy_field::FieldError;
 
 /// `Apply` or `Update`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -311,17 +313,6 @@ pub fn format_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// One validation error of the object's `metadata.managedFields`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// `metadata.managedFields[0].operation`.
-    pub field: String,
-    /// `FieldValueInvalid` or `FieldValueTooLong`.
-    pub reason: &'static str,
-    /// kube's `field.Error` text.
-    pub message: String,
-}
-
 /// The longest field manager name kube accepts.
 pub const FIELD_MANAGER_MAX_LENGTH: usize = 128;
 /// The longest subresource name in a managedFields entry.
@@ -332,22 +323,15 @@ fn is_go_printable(c: char) -> bool {
 }
 
 fn invalid(field: &str, value: &str, detail: &str) -> FieldError {
-    FieldError {
-        field: field.to_string(),
-        reason: "FieldValueInvalid",
-        message: format!("{field}: Invalid value: {}: {detail}", go_quote(value)),
-    }
+    FieldError::invalid(field, BadValue::string(value), detail)
 }
 
 fn too_long(field: &str, max: usize) -> FieldError {
-    FieldError {
-        field: field.to_string(),
-        reason: "FieldValueTooLong",
-        message: format!("{field}: Too long: may not be more than {max} bytes"),
-    }
+    FieldError::too_long(field, i64::try_from(max).unwrap_or(i64::MAX))
 }
 
 /// Validates a field manager name (`ValidateFieldManager`): at most 128 bytes, printable.
+/// Errors are `FieldValueTooLong` or `FieldValueInvalid` at `field`.
 pub fn validate_field_manager(manager: &str, field: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if manager.len() > FIELD_MANAGER_MAX_LENGTH {
@@ -467,10 +451,11 @@ mod tests {
             {"manager": "ok", "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1"},
             {"manager": "bad\u{7}", "operation": "Patch", "fieldsType": "FieldsV2"}
         ]}});
-        let errs: Vec<String> = validate_managed_fields(&obj)
-            .into_iter()
-            .map(|e| e.message)
-            .collect();
+        let found = validate_managed_fields(&obj);
+        assert!(found
+            .iter()
+            .all(|e| e.error_type.as_str() == "FieldValueInvalid"));
+        let errs: Vec<String> = found.iter().map(ToString::to_string).collect();
         assert_eq!(
             errs,
             [
@@ -479,10 +464,12 @@ mod tests {
                 "metadata.managedFields[1].manager: Invalid value: \"bad\\a\": invalid character U+0007 (at position 3)",
             ]
         );
+        let long = validate_field_manager(&"x".repeat(129), "fieldManager");
         assert_eq!(
-            validate_field_manager(&"x".repeat(129), "fieldManager")[0].message,
+            long[0].to_string(),
             "fieldManager: Too long: may not be more than 128 bytes"
         );
+        assert_eq!(long[0].error_type.as_str(), "FieldValueTooLong");
     }
 
     #[test]

@@ -554,7 +554,7 @@ impl Compiler {
             Err(e) => {
                 self.errors.push(FieldError::invalid(
                     rpath.child("rule"),
-                    BadValue::raw(raw.go_repr()),
+                    BadValue::rendered(raw.go_repr()),
                     format!("compilation failed: {e}"),
                 ));
                 return None;
@@ -563,7 +563,7 @@ impl Compiler {
         if !matches!(checked.ty, Ty::Bool | Ty::Dyn { .. }) {
             self.errors.push(FieldError::invalid(
                 rpath.child("rule"),
-                BadValue::raw(raw.go_repr()),
+                BadValue::rendered(raw.go_repr()),
                 "cel expression must evaluate to a bool",
             ));
             return None;
@@ -588,7 +588,7 @@ impl Compiler {
         } else if let Some(v) = raw.optional_old_self {
             self.errors.push(FieldError::invalid(
                 rpath.child("optionalOldSelf"),
-                BadValue::raw(v.to_string()),
+                BadValue::rendered(v.to_string()),
                 "may not be set if oldSelf is not used in rule",
             ));
         }
@@ -604,13 +604,13 @@ impl Compiler {
             match compile_expr(&self.env, me, self_ty, false) {
                 Err(e) => self.errors.push(FieldError::invalid(
                     rpath.child("messageExpression"),
-                    BadValue::raw(raw.go_repr()),
+                    BadValue::rendered(raw.go_repr()),
                     format!("messageExpression compilation failed: {e}"),
                 )),
                 Ok((_, c)) if !matches!(c.ty, Ty::String { .. } | Ty::Dyn { .. }) => {
                     self.errors.push(FieldError::invalid(
                         rpath.child("messageExpression"),
-                        BadValue::raw(raw.go_repr()),
+                        BadValue::rendered(raw.go_repr()),
                         "messageExpression must evaluate to a string",
                     ))
                 }

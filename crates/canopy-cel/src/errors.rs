@@ -1,10 +1,14 @@
-//! Field paths and field errors, printed exactly as kube-apiserver's
-//! `k8s.io/apimachinery/pkg/util/validation/field` package prints them.
+//! Field paths, printed exactly as kube-apiserver's
+//! `k8s.io/apimachinery/pkg/util/validation/field` package prints them, and
+//! the field errors of rules (`canopy-field`'s, the one field-error type of
+//! Canopy).
 //!
 //! A [`FieldPath`] renders as `spec.items[0].name` or `spec.labels[foo]`; the
 //! empty path renders as `<nil>`, as kube's nil `*field.Path` does for errors
 //! raised by rules on the root of a custom resource. A [`FieldError`] renders
-//! as `spec: Invalid value: "object": <detail>`.
+//! as `spec: Invalid value: "object": <detail>`. Rules build errors with a
+//! [`FieldPath`]; the error keeps its rendered text (`From<FieldPath> for
+//! String`), as Go's `field.Error.Field` does.
 
 use std::fmt;
 
@@ -99,175 +103,23 @@ impl fmt::Display for FieldPath {
     }
 }
 
-/// The kind of a field error, as kube's `field.ErrorType`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ErrorType {
-    /// `FieldValueInvalid`: "Invalid value".
-    Invalid,
-    /// `FieldValueForbidden`: "Forbidden".
-    Forbidden,
-    /// `FieldValueRequired`: "Required value".
-    Required,
-    /// `FieldValueDuplicate`: "Duplicate value".
-    Duplicate,
-    /// `FieldValueNotSupported`: "Unsupported value".
-    NotSupported,
-    /// `InternalError`: "Internal error".
-    Internal,
-}
-
-impl ErrorType {
-    /// The machine readable reason (`FieldValueInvalid`, ...), as used in a
-    /// `Status` cause's `reason`.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            ErrorType::Invalid => "FieldValueInvalid",
-            ErrorType::Forbidden => "FieldValueForbidden",
-            ErrorType::Required => "FieldValueRequired",
-            ErrorType::Duplicate => "FieldValueDuplicate",
-            ErrorType::NotSupported => "FieldValueNotSupported",
-            ErrorType::Internal => "InternalError",
-        }
-    }
-
-    /// The human readable form (`Invalid value`, ...).
-    pub fn message(&self) -> &'static str {
-        match self {
-            ErrorType::Invalid => "Invalid value",
-            ErrorType::Forbidden => "Forbidden",
-            ErrorType::Required => "Required value",
-            ErrorType::Duplicate => "Duplicate value",
-            ErrorType::NotSupported => "Unsupported value",
-            ErrorType::Internal => "Internal error",
-        }
+impl From<FieldPath> for String {
+    fn from(p: FieldPath) -> String {
+        p.to_string()
     }
 }
 
-/// The bad value of a field error, already rendered the way kube renders it
-/// (`"object"` for a string, `5` for a number, `apiextensions.ValidationRule{...}`
-/// for a rule).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BadValue(pub String);
-
-impl BadValue {
-    /// A string value, rendered quoted as Go's `%q`.
-    pub fn string(s: &str) -> Self {
-        BadValue(go_quote(s))
-    }
-
-    /// A value rendered verbatim.
-    pub fn raw(s: impl Into<String>) -> Self {
-        BadValue(s.into())
+impl From<&FieldPath> for String {
+    fn from(p: &FieldPath) -> String {
+        p.to_string()
     }
 }
 
-/// A field error, as kube's `*field.Error`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FieldError {
-    /// The kind of error.
-    pub error_type: ErrorType,
-    /// The field the error is about.
-    pub field: FieldPath,
-    /// The offending value, for the kinds that print one.
-    pub bad_value: Option<BadValue>,
-    /// The human readable detail.
-    pub detail: String,
-}
+pub use canopy_field::{BadValue, ErrorType, FieldError};
 
 /// An error found while compiling the rules of a schema: a field error whose
 /// path points into the CRD (`spec.validation.openAPIV3Schema...`).
 pub type RuleError = FieldError;
-
-impl FieldError {
-    /// `Invalid value: <value>: <detail>`.
-    pub fn invalid(field: FieldPath, value: BadValue, detail: impl Into<String>) -> Self {
-        FieldError {
-            error_type: ErrorType::Invalid,
-            field,
-            bad_value: Some(value),
-            detail: detail.into(),
-        }
-    }
-
-    /// `Forbidden: <detail>`.
-    pub fn forbidden(field: FieldPath, detail: impl Into<String>) -> Self {
-        FieldError {
-            error_type: ErrorType::Forbidden,
-            field,
-            bad_value: None,
-            detail: detail.into(),
-        }
-    }
-
-    /// `Required value: <detail>`.
-    pub fn required(field: FieldPath, detail: impl Into<String>) -> Self {
-        FieldError {
-            error_type: ErrorType::Required,
-            field,
-            bad_value: None,
-            detail: detail.into(),
-        }
-    }
-
-    /// `Duplicate value: <value>` (kube drops the detail).
-    pub fn duplicate(field: FieldPath, value: BadValue) -> Self {
-        FieldError {
-            error_type: ErrorType::Duplicate,
-            field,
-            bad_value: Some(value),
-            detail: String::new(),
-        }
-    }
-
-    /// `Unsupported value: <value>: supported values: "a", "b"`.
-    pub fn not_supported(field: FieldPath, value: BadValue, valid: &[&str]) -> Self {
-        let detail = if valid.is_empty() {
-            String::new()
-        } else {
-            let quoted: Vec<String> = valid.iter().map(|v| go_quote(v)).collect();
-            format!("supported values: {}", quoted.join(", "))
-        };
-        FieldError {
-            error_type: ErrorType::NotSupported,
-            field,
-            bad_value: Some(value),
-            detail,
-        }
-    }
-
-    /// `Internal error: <detail>`.
-    pub fn internal(field: FieldPath, detail: impl Into<String>) -> Self {
-        FieldError {
-            error_type: ErrorType::Internal,
-            field,
-            bad_value: None,
-            detail: detail.into(),
-        }
-    }
-
-    /// The error without the field name, as kube's `ErrorBody()`.
-    pub fn body(&self) -> String {
-        let mut s = match (self.error_type, &self.bad_value) {
-            (ErrorType::Required | ErrorType::Forbidden | ErrorType::Internal, _) | (_, None) => {
-                self.error_type.message().to_string()
-            }
-            (t, Some(v)) => format!("{}: {}", t.message(), v.0),
-        };
-        if !self.detail.is_empty() {
-            s.push_str(": ");
-            s.push_str(&self.detail);
-        }
-        s
-    }
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.body())
-    }
-}
-
-impl std::error::Error for FieldError {}
 
 pub(crate) use canopy_gofmt::quote as go_quote;
 

@@ -17,6 +17,21 @@ pub struct Cause {
     pub field: String,
 }
 
+/// A field error as the `StatusCause` kube makes of it (`NewInvalid`): its type as the
+/// reason, its path as the field and `ErrorBody()` as the message.
+impl From<&canopy_field::FieldError> for Cause {
+    fn from(e: &canopy_field::FieldError) -> Self {
+        Cause::new(e.error_type.as_str(), e.field.clone(), e.body())
+    }
+}
+
+impl From<canopy_field::FieldError> for Cause {
+    fn from(e: canopy_field::FieldError) -> Self {
+        let message = e.body();
+        Cause::new(e.error_type.as_str(), e.field, message)
+    }
+}
+
 impl Cause {
     pub fn new(
         reason: impl Into<String>,
@@ -500,6 +515,22 @@ mod tests {
         assert_eq!(
             status["details"]["causes"][1]["reason"],
             "FieldValueInvalid"
+        );
+    }
+
+    #[test]
+    fn field_errors_become_causes() {
+        let e = canopy_field::FieldError::invalid("spec.port", json!(70000), "must be a port");
+        let c = Cause::from(&e);
+        assert_eq!(c.reason, "FieldValueInvalid");
+        assert_eq!(c.field, "spec.port");
+        assert_eq!(c.message, "Invalid value: 70000: must be a port");
+        assert_eq!(c.render(), e.to_string());
+        assert_eq!(Cause::from(e), c);
+        let r: Cause = canopy_field::FieldError::required("<nil>", "").into();
+        assert_eq!(
+            (r.reason.as_str(), r.field.as_str(), r.message.as_str()),
+            ("FieldValueRequired", "<nil>", "Required value")
         );
     }
 

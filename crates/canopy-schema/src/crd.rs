@@ -80,7 +80,7 @@ fn validate_crd_schema_on_stack(
     match new_structural_error(schema) {
         Some(e) => init_errs.push(FieldError::invalid(
             fld.string(),
-            &Value::String(String::new()),
+            Value::String(String::new()),
             e,
         )),
         None => {
@@ -284,7 +284,7 @@ fn status_root_checks(root: &Map<String, Value>, fld: &FieldPath, all: &mut Vec<
             let names: Vec<&str> = ALLOWED_AT_ROOT.iter().map(|(_, g)| *g).collect();
             all.push(FieldError::invalid(
                 fld.string(),
-                &Value::Object(root.clone()),
+                Value::Object(root.clone()),
                 format!("only [{}] fields are allowed at the root of the schema if the status subresource is enabled", names.join(" ")),
             ));
             break;
@@ -367,14 +367,14 @@ fn structural_invariants(v: &Value, lvl: Level, fld: &FieldPath, out: &mut Vec<F
     if int_or_string && preserve {
         out.push(FieldError::invalid(
             fld.child("x-kubernetes-preserve-unknown-fields").string(),
-            &Value::Bool(true),
+            Value::Bool(true),
             "must be false if x-kubernetes-int-or-string is true",
         ));
     }
     if int_or_string && embedded {
         out.push(FieldError::invalid(
             fld.child("x-kubernetes-embedded-resource").string(),
-            &Value::Bool(true),
+            Value::Bool(true),
             "must be false if x-kubernetes-int-or-string is true",
         ));
     }
@@ -398,7 +398,7 @@ fn structural_invariants(v: &Value, lvl: Level, fld: &FieldPath, out: &mut Vec<F
         } else {
             out.push(FieldError::invalid(
                 fld.child("type").string(),
-                &str_value(ty),
+                str_value(ty),
                 "must be object if x-kubernetes-embedded-resource is true",
             ));
         }
@@ -419,7 +419,7 @@ fn structural_invariants(v: &Value, lvl: Level, fld: &FieldPath, out: &mut Vec<F
     if lvl == Level::Root && !ty.is_empty() && ty != "object" {
         out.push(FieldError::invalid(
             fld.child("type").string(),
-            &str_value(ty),
+            str_value(ty),
             "must be object at the root",
         ));
     }
@@ -431,7 +431,7 @@ fn structural_invariants(v: &Value, lvl: Level, fld: &FieldPath, out: &mut Vec<F
                 if t != "string" {
                     out.push(FieldError::invalid(
                         fld.child("properties").key(k).child("type").string(),
-                        &str_value(t),
+                        str_value(t),
                         "must be string",
                     ));
                 }
@@ -466,7 +466,7 @@ fn metadata_invariants(
     if check_metadata && ty != "object" {
         out.push(FieldError::invalid(
             fld.child("type").string(),
-            &str_value(ty),
+            str_value(ty),
             "must be object",
         ));
     }
@@ -523,7 +523,7 @@ fn value_validation(
         if let Err(e) = crate::goregex::compile(pattern) {
             out.push(FieldError::invalid(
                 fld.child("pattern").string(),
-                &str_value(pattern),
+                str_value(pattern),
                 format!(
                     "must be a valid regular expression, but isn't: {}",
                     e.lines().last().unwrap_or(&e).trim()
@@ -819,7 +819,7 @@ fn ssv_validate(m: &Map<String, Value>, fld: &FieldPath, ssv: &Ssv, out: &mut Ve
     if !ty.is_empty() && !OPENAPI_TYPES.contains(&ty) {
         out.push(FieldError::not_supported(
             fld.child("type").string(),
-            &str_value(ty),
+            str_value(ty),
             &OPENAPI_TYPES,
         ));
     }
@@ -981,7 +981,7 @@ fn openapi_schema_checks(
     if m.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(false)) {
         out.push(FieldError::invalid(
             fld.child("x-kubernetes-preserve-unknown-fields").string(),
-            &Value::Bool(false),
+            Value::Bool(false),
             "must be true or undefined",
         ));
     }
@@ -997,7 +997,7 @@ fn openapi_schema_checks(
         } else {
             out.push(FieldError::invalid(
                 fld.child("type").string(),
-                &str_value(ty),
+                str_value(ty),
                 "must be object if x-kubernetes-map-type is specified",
             ));
         }
@@ -1006,7 +1006,7 @@ fn openapi_schema_checks(
         if mt != "atomic" && mt != "granular" {
             out.push(FieldError::not_supported(
                 fld.child("x-kubernetes-map-type").string(),
-                &str_value(mt),
+                str_value(mt),
                 &["atomic", "granular"],
             ));
         }
@@ -1022,7 +1022,7 @@ fn openapi_schema_checks(
         } else {
             out.push(FieldError::invalid(
                 fld.child("type").string(),
-                &str_value(ty),
+                str_value(ty),
                 "must be array if x-kubernetes-list-type is specified",
             ));
         }
@@ -1034,7 +1034,7 @@ fn openapi_schema_checks(
                     if let Some(lt) = item_list_type.filter(|lt| *lt != "atomic") {
                         out.push(FieldError::invalid(
                             fld.child("items").child("x-kubernetes-list-type").string(),
-                            &str_value(lt),
+                            str_value(lt),
                             "must be atomic as item of a list with x-kubernetes-list-type=set",
                         ));
                     }
@@ -1045,7 +1045,7 @@ fn openapi_schema_checks(
                 {
                     out.push(FieldError::invalid(
                         fld.child("items").child("x-kubernetes-map-type").string(),
-                        &item_list_type.map(str_value).unwrap_or(Value::Null),
+                        item_list_type.map(str_value).unwrap_or(Value::Null),
                         "must be atomic as item of a list with x-kubernetes-list-type=set",
                     ));
                 }
@@ -1057,7 +1057,7 @@ fn openapi_schema_checks(
         if !matches!(lt, "atomic" | "set" | "map") {
             out.push(FieldError::not_supported(
                 fld.child("x-kubernetes-list-type").string(),
-                &str_value(lt),
+                str_value(lt),
                 &["atomic", "set", "map"],
             ));
         }
@@ -1079,7 +1079,7 @@ fn openapi_schema_checks(
             Some("map") => {}
             Some(lt) => out.push(FieldError::invalid(
                 fld.child("x-kubernetes-list-type").string(),
-                &str_value(lt),
+                str_value(lt),
                 "must be map if x-kubernetes-list-map-keys is non-empty",
             )),
         }
@@ -1106,7 +1106,7 @@ fn openapi_schema_checks(
                 if ity != "object" {
                     out.push(FieldError::invalid(
                         fld.child("items").child("type").string(),
-                        &str_value(ity),
+                        str_value(ity),
                         "must be object if parent array's x-kubernetes-list-type is map",
                     ));
                 } else {
@@ -1119,7 +1119,7 @@ fn openapi_schema_checks(
                                 if kt == "array" || kt == "object" {
                                     out.push(FieldError::invalid(
                                         fld.child("items").child("properties").key(k).child("type").string(),
-                                        &str_value(ity),
+                                        str_value(ity),
                                         "must be a scalar type if parent array's x-kubernetes-list-type is map",
                                     ));
                                 }
@@ -1216,13 +1216,13 @@ fn x_validations(m: &Map<String, Value>, fld: &FieldPath, out: &mut Vec<FieldErr
         } else if !msg.is_empty() && tm.is_empty() {
             out.push(FieldError::invalid(
                 p.child("message").string(),
-                &str_value(msg),
+                str_value(msg),
                 "must be non-empty if specified",
             ));
         } else if has_newlines(tm) {
             out.push(FieldError::invalid(
                 p.child("message").string(),
-                &str_value(msg),
+                str_value(msg),
                 "must not contain line breaks",
             ));
         } else if has_newlines(tr) && tm.is_empty() {
@@ -1247,7 +1247,7 @@ fn x_validations(m: &Map<String, Value>, fld: &FieldPath, out: &mut Vec<FieldErr
             if !REASONS.contains(&reason) {
                 out.push(FieldError::not_supported(
                     p.child("reason").string(),
-                    &str_value(reason),
+                    str_value(reason),
                     &REASONS,
                 ));
             }
@@ -1256,14 +1256,14 @@ fn x_validations(m: &Map<String, Value>, fld: &FieldPath, out: &mut Vec<FieldErr
         if !fp.is_empty() && fp.trim().is_empty() {
             out.push(FieldError::invalid(
                 p.child("fieldPath").string(),
-                &str_value(fp),
+                str_value(fp),
                 "must be non-empty if specified",
             ));
         }
         if has_newlines(fp) {
             out.push(FieldError::invalid(
                 p.child("fieldPath").string(),
-                &str_value(fp),
+                str_value(fp),
                 "must not contain line breaks",
             ));
         }

@@ -65,5 +65,5 @@ mod schema;
 mod validate;
 
 pub use crd::{validate_crd_schema, validate_crd_schema_with, CrdSchemaOptions};
-pub use error::{aggregate, CompileError, ErrorType, FieldError};
+pub use error::{aggregate, BadValue, CompileError, ErrorType, FieldError};
 pub use schema::CompiledSchema;

@@ -124,7 +124,7 @@ impl Cx<'_> {
             .map(str::to_string)
             .unwrap_or_else(|| "<nil>".to_string());
         OErr {
-            fe: FieldError::invalid(field, &Value::String(String::new()), msg.clone()),
+            fe: FieldError::invalid(field, Value::String(String::new()), msg.clone()),
             msg,
         }
     }
@@ -145,7 +145,7 @@ impl Cx<'_> {
         OErr {
             fe: FieldError::type_invalid(
                 self.err_path(name),
-                &Value::String(value.to_string()),
+                Value::String(value.to_string()),
                 msg.clone(),
             ),
             msg,
@@ -963,7 +963,7 @@ fn validate_embedded_meta(pth: &FieldPath, meta: &Map<String, Value>, out: &mut 
         for msg in validate_path_segment(gen, true) {
             out.push(FieldError::invalid(
                 pth.child("generateName").as_str(),
-                &Value::String(gen.into()),
+                Value::String(gen.into()),
                 msg,
             ));
         }
@@ -973,7 +973,7 @@ fn validate_embedded_meta(pth: &FieldPath, meta: &Map<String, Value>, out: &mut 
         for msg in validate_path_segment(name, false) {
             out.push(FieldError::invalid(
                 pth.child("name").as_str(),
-                &Value::String(name.into()),
+                Value::String(name.into()),
                 msg,
             ));
         }
@@ -983,7 +983,7 @@ fn validate_embedded_meta(pth: &FieldPath, meta: &Map<String, Value>, out: &mut 
         for msg in dns1123_label_errors(ns) {
             out.push(FieldError::invalid(
                 pth.child("namespace").as_str(),
-                &Value::String(ns.into()),
+                Value::String(ns.into()),
                 msg,
             ));
         }
@@ -994,7 +994,7 @@ fn validate_embedded_meta(pth: &FieldPath, meta: &Map<String, Value>, out: &mut 
             for msg in canopy_selectors::validation::is_qualified_name(k) {
                 out.push(FieldError::invalid(
                     lp.as_str(),
-                    &Value::String(k.clone()),
+                    Value::String(k.clone()),
                     msg,
                 ));
             }
@@ -1002,7 +1002,7 @@ fn validate_embedded_meta(pth: &FieldPath, meta: &Map<String, Value>, out: &mut 
             for msg in canopy_selectors::validation::is_valid_label_value(v) {
                 out.push(FieldError::invalid(
                     lp.key(k).as_str(),
-                    &Value::String(v.to_string()),
+                    Value::String(v.to_string()),
                     msg,
                 ));
             }
@@ -1015,7 +1015,7 @@ fn validate_embedded_meta(pth: &FieldPath, meta: &Map<String, Value>, out: &mut 
             for msg in canopy_selectors::validation::is_qualified_name(&k.to_lowercase()) {
                 out.push(FieldError::invalid(
                     ap.as_str(),
-                    &Value::String(k.clone()),
+                    Value::String(k.clone()),
                     msg,
                 ));
             }

@@ -1,7 +1,7 @@
 //! Validation of custom resources: every keyword and every message form,
 //! worded like kube-apiserver (apimachinery 1.34+ rendering).
 
-use canopy_schema::{aggregate, CompiledSchema, ErrorType};
+use canopy_schema::{aggregate, BadValue, CompiledSchema, ErrorType};
 use serde_json::{json, Value};
 
 fn compile(spec_props: Value) -> CompiledSchema {
@@ -76,9 +76,9 @@ fn type_errors() {
     let e = compile(json!({"n": {"type": "integer"}})).validate(&json!({"spec": {"n": "x"}}));
     assert_eq!(e[0].error_type, ErrorType::TypeInvalid);
     assert_eq!(e[0].field, "spec.n");
-    assert_eq!(e[0].bad_value, Some(json!("string")));
+    assert_eq!(e[0].bad_value, Some(BadValue::Json(json!("string"))));
     assert_eq!(
-        e[0].message,
+        e[0].body(),
         r#"Invalid value: "string": spec.n in body must be of type integer: "string""#
     );
 }

@@ -1,60 +1,6 @@
 //! Error types, worded like the Go errors of k8s.io/apimachinery.
 
-use std::fmt;
-
-/// One validation failure, the equivalent of a Go `*field.Error` of type
-/// `FieldValueInvalid`.
-///
-/// Displays as `<field>: Invalid value: <value>: <detail>`, e.g.
-/// `values[0][tier]: Invalid value: "-x": a valid label must be ...`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// The path of the offending field as kube renders it (`key`, `values`,
-    /// `values[0]`, `values[0][<key>]`, or `<nil>` for keys rejected while
-    /// parsing a selector string).
-    pub field: String,
-    /// The offending value, already rendered the way Go renders it
-    /// (`%q` for strings, JSON for lists).
-    pub value: String,
-    /// Human readable explanation.
-    pub detail: String,
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: Invalid value: {}", self.field, self.value)?;
-        if !self.detail.is_empty() {
-            write!(f, ": {}", self.detail)?;
-        }
-        Ok(())
-    }
-}
-
-/// A non-empty list of validation failures, displayed like Go's
-/// `utilerrors.Aggregate`: a single error verbatim, several as
-/// `[e1, e2]` with duplicates removed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldErrors(pub Vec<FieldError>);
-
-impl fmt::Display for FieldErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let [one] = self.0.as_slice() {
-            return write!(f, "{one}");
-        }
-        let mut seen: Vec<String> = Vec::new();
-        for e in &self.0 {
-            let msg = e.to_string();
-            if !seen.contains(&msg) {
-                seen.push(msg);
-            }
-        }
-        if let [one] = seen.as_slice() {
-            write!(f, "{one}")
-        } else {
-            write!(f, "[{}]", seen.join(", "))
-        }
-    }
-}
+pub use canopy_field::{BadValue, ErrorList, FieldError};
 
 /// Everything that can go wrong when parsing or building a selector.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,9 +27,12 @@ pub enum SelectorError {
         found: String,
     },
 
-    /// Validation of a key, operator or value failed.
+    /// Validation of a key, operator or value failed: `FieldValueInvalid`
+    /// errors (paths `key`, `values`, `values[0]`, `values[0][<key>]`, or
+    /// `<nil>` for keys rejected while parsing a selector string), shown as
+    /// Go's `utilerrors.Aggregate`.
     #[error("{0}")]
-    Invalid(FieldErrors),
+    Invalid(ErrorList),
 
     /// A `matchExpressions[].operator` outside In, NotIn, Exists, DoesNotExist.
     #[error("{} is not a valid label selector operator", go_quote(.0))]
@@ -153,21 +102,17 @@ mod tests {
 
     #[test]
     fn aggregate_dedups_and_brackets() {
-        let e = |f: &str| FieldError {
-            field: f.to_owned(),
-            value: "\"v\"".to_owned(),
-            detail: "bad".to_owned(),
-        };
+        let e = |f: &str| FieldError::invalid(f, BadValue::string("v"), "bad");
         assert_eq!(
-            FieldErrors(vec![e("a")]).to_string(),
+            ErrorList(vec![e("a")]).to_string(),
             "a: Invalid value: \"v\": bad"
         );
         assert_eq!(
-            FieldErrors(vec![e("a"), e("a")]).to_string(),
+            ErrorList(vec![e("a"), e("a")]).to_string(),
             "a: Invalid value: \"v\": bad"
         );
         assert_eq!(
-            FieldErrors(vec![e("a"), e("b")]).to_string(),
+            ErrorList(vec![e("a"), e("b")]).to_string(),
             "[a: Invalid value: \"v\": bad, b: Invalid value: \"v\": bad]"
         );
     }

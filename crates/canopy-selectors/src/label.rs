@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
-use crate::error::{go_json_strings, go_quote, FieldError, FieldErrors, SelectorError};
+use crate::error::{go_json_strings, go_quote, BadValue, ErrorList, FieldError, SelectorError};
 use crate::validation::{is_qualified_name, is_valid_label_value};
 
 /// A label selector operator (`selection.Operator`).
@@ -186,20 +186,22 @@ impl Requirement {
         let mut errs = Vec::new();
         let key_errs = is_qualified_name(&key);
         if !key_errs.is_empty() {
-            errs.push(FieldError {
-                field: "key".to_owned(),
-                value: go_quote(&key),
-                detail: key_errs.join("; "),
-            });
+            errs.push(FieldError::invalid(
+                "key",
+                BadValue::string(&key),
+                key_errs.join("; "),
+            ));
         }
-        let values_err = |detail: &str| FieldError {
-            field: "values".to_owned(),
-            value: go_json_strings(if nil_values && values.is_empty() {
-                None
-            } else {
-                Some(&values)
-            }),
-            detail: detail.to_owned(),
+        let values_err = |detail: &str| {
+            FieldError::invalid(
+                "values",
+                BadValue::rendered(go_json_strings(if nil_values && values.is_empty() {
+                    None
+                } else {
+                    Some(&values)
+                })),
+                detail,
+            )
         };
         match operator {
             Operator::In | Operator::NotIn => {
@@ -231,12 +233,11 @@ impl Requirement {
                 }
                 for (i, v) in values.iter().enumerate() {
                     if v.parse::<i64>().is_err() {
-                        errs.push(FieldError {
-                            field: format!("values[{i}]"),
-                            value: go_quote(v),
-                            detail: "for 'Gt', 'Lt' operators, the value must be an integer"
-                                .to_owned(),
-                        });
+                        errs.push(FieldError::invalid(
+                            format!("values[{i}]"),
+                            BadValue::string(v),
+                            "for 'Gt', 'Lt' operators, the value must be an integer",
+                        ));
                     }
                 }
             }
@@ -244,15 +245,15 @@ impl Requirement {
         for (i, v) in values.iter().enumerate() {
             let v_errs = is_valid_label_value(v);
             if !v_errs.is_empty() {
-                errs.push(FieldError {
-                    field: format!("values[{i}][{key}]"),
-                    value: go_quote(v),
-                    detail: v_errs.join("; "),
-                });
+                errs.push(FieldError::invalid(
+                    format!("values[{i}][{key}]"),
+                    BadValue::string(v),
+                    v_errs.join("; "),
+                ));
             }
         }
         if !errs.is_empty() {
-            return Err(SelectorError::Invalid(FieldErrors(errs)));
+            return Err(SelectorError::Invalid(ErrorList(errs)));
         }
         Ok(Requirement {
             key,
@@ -827,11 +828,9 @@ impl Parser {
         }
         let errs = is_qualified_name(&lit);
         if !errs.is_empty() {
-            return Err(SelectorError::Invalid(FieldErrors(vec![FieldError {
-                field: "<nil>".to_owned(),
-                value: go_quote(&lit),
-                detail: errs.join("; "),
-            }])));
+            return Err(SelectorError::Invalid(ErrorList(vec![
+                FieldError::invalid("<nil>", BadValue::string(&lit), errs.join("; ")),
+            ])));
         }
         let (t, _) = self.lookahead(Context::Values);
         if matches!(t, Token::EndOfString | Token::Comma) && operator.is_none() {

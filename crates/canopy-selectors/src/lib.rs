@@ -39,4 +39,4 @@ pub mod field;
 pub mod label;
 pub mod validation;
 
-pub use error::{FieldError, FieldErrors, SelectorError};
+pub use error::{BadValue, ErrorList, FieldError, SelectorError};

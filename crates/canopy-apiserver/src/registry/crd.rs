@@ -155,13 +155,13 @@ impl Strategy for CrdStrategy {
                     };
                     let errs = canopy_schema::validate_crd_schema_with(schema, &path, opts);
                     let structural_ok = errs.is_empty();
-                    causes.extend(errs.into_iter().map(schema_cause));
+                    causes.extend(errs.into_iter().map(Cause::from));
                     if structural_ok {
                         if let Err(errs) = canopy_cel::CompiledRules::compile_at(
                             schema,
                             &canopy_cel::FieldPath::new(&path),
                         ) {
-                            causes.extend(errs.iter().map(cel_cause));
+                            causes.extend(errs.iter().map(Cause::from));
                         }
                     }
                 }
@@ -201,15 +201,6 @@ impl Strategy for CrdStrategy {
     fn columns(&self) -> Vec<Column> {
         vec![created_at_column()]
     }
-}
-
-/// Whether a CRD's condition `type` is True.
-fn schema_cause(e: canopy_schema::FieldError) -> Cause {
-    Cause::new(e.error_type.as_str(), e.field, e.message)
-}
-
-fn cel_cause(e: &canopy_cel::FieldError) -> Cause {
-    Cause::new(e.error_type.reason(), e.field.to_string(), e.body())
 }
 
 /// What a CRD version's schema compiles to: the structural schema (validation, pruning,
@@ -265,6 +256,7 @@ pub fn compiled_version(crd: &Value, v: &Value) -> CompiledVersion {
     compiled
 }
 
+/// Whether a CRD's condition `type` is True.
 pub fn condition_true(crd: &Value, type_: &str) -> bool {
     crd.pointer("/status/conditions")
         .and_then(Value::as_array)
@@ -307,10 +299,10 @@ impl Strategy for CustomResourceStrategy {
     /// transition rules).
     fn validate_object(&self, obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
         if let Some(schema) = &self.compiled.schema {
-            causes.extend(schema.validate(obj).into_iter().map(schema_cause));
+            causes.extend(schema.validate(obj).into_iter().map(Cause::from));
         }
         if let Some(rules) = &self.compiled.rules {
-            causes.extend(rules.validate(obj, old).iter().map(cel_cause));
+            causes.extend(rules.validate(obj, old).iter().map(Cause::from));
         }
     }
 
