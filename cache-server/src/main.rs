@@ -72,12 +72,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    canopy_https::init_logging();
     canopy_https::raise_fd_limit_logged();
     let cli = Cli::parse();
     if let Some(Command::IssueToken {

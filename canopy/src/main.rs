@@ -174,11 +174,7 @@ async fn run_client(cmd: Command) {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    canopy_https::init_logging();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Start { .. }) {
         return run_client(cli.command).await;

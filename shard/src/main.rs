@@ -90,11 +90,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    canopy_https::init_logging();
     canopy_https::raise_fd_limit_logged();
     let a = Args::parse();
     let limits = canopy_apiserver::ServerLimits {

@@ -425,3 +425,14 @@ where
         }
     }
 }
+
+/// Sets up a server process's logs: to stderr (stdout is for what a command prints),
+/// filtered by `RUST_LOG`, `info` when unset. Call once, first thing in `main`.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
