@@ -219,7 +219,7 @@ fn check_limits(
     }
     // kcp reports the parent limits first, and the child limits only when those pass
     if !errs.is_empty() {
-        return Err(aggregate(errs));
+        return Err(canopy_field::aggregate_texts(errs));
     }
     for p in parent {
         let Some(limit) = &p.object.spec.limit_allowed_children else {
@@ -251,16 +251,7 @@ fn check_limits(
     if errs.is_empty() {
         Ok(())
     } else {
-        Err(aggregate(errs))
-    }
-}
-
-/// One error as itself, several as k8s.io/apimachinery's aggregate prints them.
-fn aggregate(mut errs: Vec<String>) -> String {
-    if errs.len() == 1 {
-        errs.remove(0)
-    } else {
-        format!("[{}]", errs.join(", "))
+        Err(canopy_field::aggregate_texts(errs))
     }
 }
 

@@ -761,7 +761,10 @@ async fn delete_child(api: &ApiServer, ws: &StoredObject) -> Result<Action, Reco
 }
 
 /// The Workspace object (in the parent) of logical cluster `cluster`, whatever its phase.
-pub(crate) fn parent_workspace(store: &Store, cluster: &str) -> Option<std::sync::Arc<StoredObject>> {
+pub(crate) fn parent_workspace(
+    store: &Store,
+    cluster: &str,
+) -> Option<std::sync::Arc<StoredObject>> {
     // the owner recorded on the LogicalCluster, when the Workspace is on this shard
     if let Some(owner) = typed_logical_cluster(store, cluster).and_then(|lc| lc.spec.owner) {
         if let Some(ws) = store.get(&ObjectKey::new(WORKSPACES, &owner.cluster, "", &owner.name)) {
