@@ -684,3 +684,59 @@ impl Strategy for ShardStrategy {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(name: &str, parents: Option<WorkspaceTypeSelector>) -> ResolvedType {
+        let mut object = WorkspaceType::default();
+        object.spec.limit_allowed_parents = parents;
+        ResolvedType {
+            path: "root".into(),
+            cluster: "root".into(),
+            name: name.into(),
+            object,
+        }
+    }
+
+    fn none() -> Option<WorkspaceTypeSelector> {
+        Some(WorkspaceTypeSelector {
+            none: true,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn limits_aggregate_as_kcp() {
+        let parent = [resolved("root", None)];
+        // two aliases refusing every parent word the same error: kcp's aggregate prints it once
+        let child = [resolved("leaf", none()), resolved("base", none())];
+        assert_eq!(
+            check_limits(&parent, &child, "root:root", "root:leaf"),
+            Err("workspace type root:leaf cannot be created as a child of any workspace".into())
+        );
+        let only = WorkspaceTypeSelector {
+            types: vec![WorkspaceTypeReference {
+                name: "org".into(),
+                path: "root".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let child = [resolved("leaf", none()), resolved("base", Some(only))];
+        assert_eq!(
+            check_limits(&parent, &child, "root:root", "root:leaf"),
+            Err(
+                "[workspace type root:leaf cannot be created as a child of any workspace, \
+                 workspace type root:leaf extends root:base, which only allows [root:org] parent \
+                 workspaces, but parent type root:root only implements [root:root]]"
+                    .into()
+            )
+        );
+        assert_eq!(
+            check_limits(&parent, &parent, "root:root", "root:root"),
+            Ok(())
+        );
+    }
+}
