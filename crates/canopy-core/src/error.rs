@@ -5,9 +5,16 @@
 //! (the object's name, group and kind, field causes, a retry hint). Handlers build
 //! them with the constructors here so that the wording stays in one place.
 
+use canopy_field::FieldError;
 use serde_json::{json, Value};
 
 /// One field-level cause of an `Invalid` (or other) error, as `metav1.StatusCause`.
+///
+/// The field-error constructors ([`Cause::invalid`], [`Cause::required`], ...) are Go's
+/// `field.Invalid`, `field.Required`, ...: each builds a [`canopy_field::FieldError`] and
+/// keeps what `NewInvalid` keeps of it, so their wording is canopy-field's, the one place
+/// that words a field error. [`Cause::new`] is for causes that are not field errors
+/// (`ResourceVersionTooLarge`, a server-side apply conflict, ...).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cause {
     /// `FieldValueRequired`, `FieldValueInvalid`, `FieldValueNotSupported`, `FieldValueDuplicate`,
@@ -19,14 +26,14 @@ pub struct Cause {
 
 /// A field error as the `StatusCause` kube makes of it (`NewInvalid`): its type as the
 /// reason, its path as the field and `ErrorBody()` as the message.
-impl From<&canopy_field::FieldError> for Cause {
-    fn from(e: &canopy_field::FieldError) -> Self {
+impl From<&FieldError> for Cause {
+    fn from(e: &FieldError) -> Self {
         Cause::new(e.error_type.as_str(), e.field.clone(), e.body())
     }
 }
 
-impl From<canopy_field::FieldError> for Cause {
-    fn from(e: canopy_field::FieldError) -> Self {
+impl From<FieldError> for Cause {
+    fn from(e: FieldError) -> Self {
         let message = e.body();
         Cause::new(e.error_type.as_str(), e.field, message)
     }
@@ -45,79 +52,42 @@ impl Cause {
         }
     }
 
-    /// `Required value`, as field.Required renders it.
+    /// `field.Required`: `Required value[: <detail>]`.
     pub fn required(field: impl Into<String>, detail: &str) -> Self {
-        let field = field.into();
-        let message = if detail.is_empty() {
-            "Required value".to_string()
-        } else {
-            format!("Required value: {detail}")
-        };
-        Cause::new("FieldValueRequired", field, message)
+        FieldError::required(field, detail).into()
     }
 
-    /// `Invalid value: <value>: <detail>`, as field.Invalid renders it.
+    /// `field.Invalid`: `Invalid value: <value>[: <detail>]`, the value shown as Go shows
+    /// it (see [`canopy_field::BadValue`]).
     pub fn invalid(field: impl Into<String>, value: &Value, detail: &str) -> Self {
-        let shown = match value {
-            Value::String(s) => format!("{s:?}"),
-            Value::Null => "null".to_string(),
-            other => other.to_string(),
-        };
-        let message = if detail.is_empty() {
-            format!("Invalid value: {shown}")
-        } else {
-            format!("Invalid value: {shown}: {detail}")
-        };
-        Cause::new("FieldValueInvalid", field, message)
+        FieldError::invalid(field, value, detail).into()
     }
 
-    /// `Forbidden: <detail>`.
+    /// `field.Forbidden`: `Forbidden[: <detail>]`.
     pub fn forbidden(field: impl Into<String>, detail: &str) -> Self {
-        Cause::new("FieldValueForbidden", field, format!("Forbidden: {detail}"))
+        FieldError::forbidden(field, detail).into()
     }
 
-    /// `Unsupported value: "x": supported values: "a", "b"`.
+    /// `field.NotSupported`: `Unsupported value: "x": supported values: "a", "b"`.
     pub fn not_supported(field: impl Into<String>, value: &Value, supported: &[&str]) -> Self {
-        let shown = match value {
-            Value::String(s) => format!("{s:?}"),
-            other => other.to_string(),
-        };
-        let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
-        Cause::new(
-            "FieldValueNotSupported",
-            field,
-            format!(
-                "Unsupported value: {shown}: supported values: {}",
-                list.join(", ")
-            ),
-        )
+        FieldError::not_supported(field, value, supported).into()
     }
 
-    /// `Too long: may not be more than N bytes` (field.TooLong).
+    /// `field.TooLong`: `Too long: may not be more than N bytes`.
     pub fn too_long(field: impl Into<String>, max: usize) -> Self {
-        Cause::new(
-            "FieldValueTooLong",
-            field,
-            format!("Too long: may not be more than {max} bytes"),
-        )
+        FieldError::too_long(field, i64::try_from(max).unwrap_or(i64::MAX)).into()
     }
 
-    /// `Duplicate value: <value>`.
+    /// `field.Duplicate`: `Duplicate value: <value>`.
     pub fn duplicate(field: impl Into<String>, value: &Value) -> Self {
-        Cause::new(
-            "FieldValueDuplicate",
-            field,
-            format!("Duplicate value: {value}"),
-        )
+        FieldError::duplicate(field, value).into()
     }
 
-    /// The text kube puts in an aggregate message: `<field>: <message>`.
+    /// The text of the field error this cause was made from, Go's `field.Error.Error()`:
+    /// `<field>: <message>` (the message is its `ErrorBody()`). This is what kube
+    /// aggregates into an `Invalid` error's message.
     pub fn render(&self) -> String {
-        if self.field.is_empty() {
-            self.message.clone()
-        } else {
-            format!("{}: {}", self.field, self.message)
-        }
+        format!("{}: {}", self.field, self.message)
     }
 }
 
@@ -232,24 +202,25 @@ impl ApiError {
         )
     }
 
-    /// 422 `<Kind> "<name>" is invalid: [cause, cause]`.
+    /// 422 as `apierrors.NewInvalid` words it: `<Kind>[.<group>] "<name>" is invalid:
+    /// <aggregate>`, where the aggregate is `ErrorList.ToAggregate()` of the causes' texts
+    /// ([`canopy_field::aggregate_texts`]: one as itself, several as `[a, b]` with repeats
+    /// left out); with no causes the message stops at `is invalid`. Every cause stays in
+    /// `details.causes`, repeats included, as in kube.
     pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<Cause>) -> Self {
-        let rendered: Vec<String> = causes.iter().map(Cause::render).collect();
-        let tail = match rendered.as_slice() {
-            [] => String::new(),
-            [one] => one.clone(),
-            _ => format!("[{}]", rendered.join(", ")),
-        };
         let qualified = if group.is_empty() {
             kind.to_string()
         } else {
             format!("{kind}.{group}")
         };
-        let mut e = ApiError::new(
-            422,
-            "Invalid",
-            format!("{qualified} {name:?} is invalid: {tail}"),
-        );
+        let mut message = format!("{qualified} {} is invalid", canopy_gofmt::quote(name));
+        if !causes.is_empty() {
+            message.push_str(": ");
+            message.push_str(&canopy_field::aggregate_texts(
+                causes.iter().map(Cause::render),
+            ));
+        }
+        let mut e = ApiError::new(422, "Invalid", message);
         e.name = Some(name.to_string());
         e.group = Some(group.to_string());
         e.kind = Some(kind.to_string());
@@ -516,6 +487,121 @@ mod tests {
             status["details"]["causes"][1]["reason"],
             "FieldValueInvalid"
         );
+    }
+
+    #[test]
+    fn invalid_aggregates_as_go() {
+        // ToAggregate drops repeated texts from the message; every cause stays
+        let dup = Cause::required("spec.x", "");
+        let e = ApiError::invalid("Widget", "", "w", vec![dup.clone(), dup.clone()]);
+        assert_eq!(e.message, "Widget \"w\" is invalid: spec.x: Required value");
+        assert_eq!(e.causes.len(), 2);
+        let other = Cause::forbidden("spec.y", "no");
+        let e = ApiError::invalid(
+            "Widget",
+            "",
+            "w",
+            vec![dup.clone(), other.clone(), dup, other],
+        );
+        assert_eq!(
+            e.message,
+            "Widget \"w\" is invalid: [spec.x: Required value, spec.y: Forbidden: no]"
+        );
+        // NewInvalid with no errors stops at "is invalid"; the name is Go's %q
+        let e = ApiError::invalid("Widget", "example.com", "a\u{1}b", vec![]);
+        assert_eq!(e.message, r#"Widget.example.com "a\x01b" is invalid"#);
+        // ConfigMap's size error is on field.NewPath(""), which prints as "[]"
+        let e = ApiError::invalid("ConfigMap", "", "big", vec![Cause::too_long("[]", 1048576)]);
+        assert_eq!(
+            e.message,
+            "ConfigMap \"big\" is invalid: []: Too long: may not be more than 1048576 bytes"
+        );
+    }
+
+    #[test]
+    fn cause_constructors_word_as_go() {
+        let cases = [
+            (
+                Cause::invalid("x", &json!("a\u{1}\"b"), "d"),
+                "FieldValueInvalid",
+                r#"Invalid value: "a\x01\"b": d"#,
+            ),
+            (
+                Cause::invalid("x", &json!(1.0), "d"),
+                "FieldValueInvalid",
+                "Invalid value: 1: d",
+            ),
+            (
+                Cause::invalid("x", &json!(-1), ""),
+                "FieldValueInvalid",
+                "Invalid value: -1",
+            ),
+            (
+                Cause::invalid("x", &json!({"b": 1, "a": "<&>"}), "d"),
+                "FieldValueInvalid",
+                r#"Invalid value: {"a":"\u003c\u0026\u003e","b":1}: d"#,
+            ),
+            (
+                Cause::invalid("x", &Value::Null, "d"),
+                "FieldValueInvalid",
+                "Invalid value: null: d",
+            ),
+            (
+                Cause::required("x", ""),
+                "FieldValueRequired",
+                "Required value",
+            ),
+            (
+                Cause::required("x", "d"),
+                "FieldValueRequired",
+                "Required value: d",
+            ),
+            (
+                Cause::forbidden("x", ""),
+                "FieldValueForbidden",
+                "Forbidden",
+            ),
+            (
+                Cause::forbidden("x", "d"),
+                "FieldValueForbidden",
+                "Forbidden: d",
+            ),
+            (
+                Cause::not_supported("x", &json!("m"), &["a", "b\u{1}"]),
+                "FieldValueNotSupported",
+                r#"Unsupported value: "m": supported values: "a", "b\x01""#,
+            ),
+            (
+                Cause::not_supported("x", &json!("m"), &[]),
+                "FieldValueNotSupported",
+                r#"Unsupported value: "m""#,
+            ),
+            (
+                Cause::too_long("x", 1),
+                "FieldValueTooLong",
+                "Too long: may not be more than 1 byte",
+            ),
+            (
+                Cause::too_long("x", 128),
+                "FieldValueTooLong",
+                "Too long: may not be more than 128 bytes",
+            ),
+            (
+                Cause::duplicate("x", &json!("a\u{7f}")),
+                "FieldValueDuplicate",
+                r#"Duplicate value: "a\x7f""#,
+            ),
+            (
+                Cause::duplicate("x", &json!({"name": "a"})),
+                "FieldValueDuplicate",
+                r#"Duplicate value: {"name":"a"}"#,
+            ),
+        ];
+        for (c, reason, message) in cases {
+            assert_eq!((c.reason.as_str(), c.message.as_str()), (reason, message));
+            assert_eq!(c.field, "x");
+            assert_eq!(c.render(), format!("x: {message}"));
+        }
     }
 
     #[test]

@@ -219,7 +219,7 @@ fn check_limits(
     }
     // kcp reports the parent limits first, and the child limits only when those pass
     if !errs.is_empty() {
-        return Err(aggregate(errs));
+        return Err(canopy_field::aggregate_texts(errs));
     }
     for p in parent {
         let Some(limit) = &p.object.spec.limit_allowed_children else {
@@ -251,16 +251,7 @@ fn check_limits(
     if errs.is_empty() {
         Ok(())
     } else {
-        Err(aggregate(errs))
-    }
-}
-
-/// One error as itself, several as k8s.io/apimachinery's aggregate prints them.
-fn aggregate(mut errs: Vec<String>) -> String {
-    if errs.len() == 1 {
-        errs.remove(0)
-    } else {
-        format!("[{}]", errs.join(", "))
+        Err(canopy_field::aggregate_texts(errs))
     }
 }
 
@@ -691,5 +682,61 @@ impl Strategy for ShardStrategy {
             ),
             age_column(),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(name: &str, parents: Option<WorkspaceTypeSelector>) -> ResolvedType {
+        let mut object = WorkspaceType::default();
+        object.spec.limit_allowed_parents = parents;
+        ResolvedType {
+            path: "root".into(),
+            cluster: "root".into(),
+            name: name.into(),
+            object,
+        }
+    }
+
+    fn none() -> Option<WorkspaceTypeSelector> {
+        Some(WorkspaceTypeSelector {
+            none: true,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn limits_aggregate_as_kcp() {
+        let parent = [resolved("root", None)];
+        // two aliases refusing every parent word the same error: kcp's aggregate prints it once
+        let child = [resolved("leaf", none()), resolved("base", none())];
+        assert_eq!(
+            check_limits(&parent, &child, "root:root", "root:leaf"),
+            Err("workspace type root:leaf cannot be created as a child of any workspace".into())
+        );
+        let only = WorkspaceTypeSelector {
+            types: vec![WorkspaceTypeReference {
+                name: "org".into(),
+                path: "root".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let child = [resolved("leaf", none()), resolved("base", Some(only))];
+        assert_eq!(
+            check_limits(&parent, &child, "root:root", "root:leaf"),
+            Err(
+                "[workspace type root:leaf cannot be created as a child of any workspace, \
+                 workspace type root:leaf extends root:base, which only allows [root:org] parent \
+                 workspaces, but parent type root:root only implements [root:root]]"
+                    .into()
+            )
+        );
+        assert_eq!(
+            check_limits(&parent, &parent, "root:root", "root:root"),
+            Ok(())
+        );
     }
 }

@@ -148,7 +148,8 @@ impl Strategy for ConfigMapStrategy {
             .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
             .sum();
         if size > 1024 * 1024 {
-            causes.push(Cause::too_long("", 1024 * 1024));
+            // kube reports the size against `field.NewPath("")`, which prints as `[]`
+            causes.push(Cause::too_long("[]", 1024 * 1024));
         }
     }
     fn validate_update(&self, new: &Value, old: &Value, causes: &mut Vec<Cause>) {
