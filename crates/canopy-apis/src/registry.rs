@@ -467,7 +467,7 @@ mod tests {
         assert!(causes(&schema("v1.cowboys.core", "", one.clone())).is_empty());
         assert_eq!(
             causes(&schema("v1.cowboys.core", "core", one.clone())).len(),
-            2
+            1
         );
         assert_eq!(
             causes(&schema(
