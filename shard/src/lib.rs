@@ -142,8 +142,12 @@ impl Limits {
 /// token service (with the signing key on the shard holding root).
 pub fn plugins(tenancy: TenancyConfig, tokens: Option<Arc<TokenIssuer>>) -> Plugins {
     Plugins::default()
-        .with_validating(canopy_apiserver::admission::ReservedMetadata)
+        .with_validating(
+            canopy_apiserver::admission::ReservedMetadata::default()
+                .allow(canopy_apis::USER_ANNOTATIONS),
+        )
         .plugin(KcpTenancy(tenancy))
+        .plugin(canopy_apis::KcpApis::default())
         .with_validating(canopy_apiserver::admission::RbacEscalation)
         .plugin(TokenService(tokens))
 }

@@ -126,8 +126,30 @@ fn reserved_entries<'a>(obj: Option<&'a Value>, field: &str) -> Vec<(&'a str, &'
         .unwrap_or_default()
 }
 
-/// Reserved labels and annotations are the system's.
-pub struct ReservedMetadata;
+/// Reserved labels and annotations are the system's, except the keys a capability lets
+/// users set ([`ReservedMetadata::allow`]).
+#[derive(Clone, Debug, Default)]
+pub struct ReservedMetadata {
+    /// Reserved keys users may set anyway: exact keys, or prefixes ending in `*`.
+    allowed: Vec<String>,
+}
+
+impl ReservedMetadata {
+    /// Lets users set and change `keys` (exact, or a prefix ending in `*`), e.g. the
+    /// annotations by which a user asks a capability for something.
+    pub fn allow<S: AsRef<str>>(mut self, keys: &[S]) -> Self {
+        self.allowed
+            .extend(keys.iter().map(|k| k.as_ref().to_string()));
+        self
+    }
+
+    fn is_allowed(&self, key: &str) -> bool {
+        self.allowed.iter().any(|a| match a.strip_suffix('*') {
+            Some(prefix) => key.starts_with(prefix),
+            None => a == key,
+        })
+    }
+}
 
 impl Validating for ReservedMetadata {
     fn validate(&self, req: &Request<'_>) -> Result<(), ApiError> {
@@ -136,8 +158,10 @@ impl Validating for ReservedMetadata {
         };
         let old = req.op.old_object();
         for field in ["annotations", "labels"] {
-            let before = reserved_entries(old, field);
-            let after = reserved_entries(Some(new), field);
+            let mut before = reserved_entries(old, field);
+            let mut after = reserved_entries(Some(new), field);
+            before.retain(|(k, _)| !self.is_allowed(k));
+            after.retain(|(k, _)| !self.is_allowed(k));
             let changed = after
                 .iter()
                 .find(|(k, v)| !before.iter().any(|(bk, bv)| bk == k && bv == v))
@@ -309,5 +333,15 @@ mod tests {
         ] {
             assert!(!is_reserved_key(k), "{k}");
         }
+    }
+
+    #[test]
+    fn allowed_reserved_keys() {
+        let r = ReservedMetadata::default().allow(&["a.kcp.io/skip", "extra.kcp.io/*"]);
+        assert!(r.is_allowed("a.kcp.io/skip"));
+        assert!(r.is_allowed("extra.kcp.io/anything"));
+        assert!(!r.is_allowed("a.kcp.io/skip2"));
+        assert!(!r.is_allowed("b.kcp.io/skip"));
+        assert!(!ReservedMetadata::default().is_allowed("a.kcp.io/skip"));
     }
 }
