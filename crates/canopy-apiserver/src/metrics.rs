@@ -1,91 +1,77 @@
-//! Prometheus metrics: request counts and latency histograms by verb, resource and code,
-//! named as kube-apiserver names them so existing dashboards work.
+//! Prometheus metrics of a shard, named as kube-apiserver names them so existing
+//! dashboards work: request counts by verb, resource and code, latency histograms by
+//! verb and resource, and watch events sent by group, version and kind. The shard's
+//! other parts (connection and request limits, the controller runtime) put theirs in
+//! the same [`Registry`], which `/metrics` renders.
 
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    verb: String,
-    resource: String,
-    code: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct LatencyLabels {
-    verb: String,
-    resource: String,
-}
+use canopy_metrics::{code_label, Counter, Family, Histogram, Registry};
 
 pub struct Metrics {
-    registry: Mutex<Registry>,
-    requests: Family<RequestLabels, Counter>,
-    latency: Family<LatencyLabels, Histogram>,
+    registry: Registry,
+    requests: Family<Counter>,
+    latency: Family<Histogram>,
+    watch_events: Family<Counter>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0, 30.0, 60.0,
-            ])
-        });
-        let mut registry = Registry::default();
-        registry.register(
-            "apiserver_request",
-            "Counter of API requests by verb, resource and HTTP response code",
-            requests.clone(),
-        );
-        registry.register(
-            "apiserver_request_duration_seconds",
-            "Response latency distribution in seconds by verb and resource",
-            latency.clone(),
-        );
-        Metrics {
-            registry: Mutex::new(registry),
-            requests,
-            latency,
-        }
+        Metrics::new(Registry::default())
     }
 }
 
 impl Metrics {
-    pub fn observe(&self, verb: &str, resource: &str, code: u16, elapsed: Duration) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                verb: verb.to_string(),
-                resource: resource.to_string(),
-                code: code.to_string(),
-            })
-            .inc();
-        // Watches last as long as the client wants: only their setup is timed.
-        if verb != "watch" {
-            self.latency
-                .get_or_create(&LatencyLabels {
-                    verb: verb.to_string(),
-                    resource: resource.to_string(),
-                })
-                .observe(elapsed.as_secs_f64());
+    pub fn new(registry: Registry) -> Metrics {
+        Metrics {
+            requests: registry.family(
+                "apiserver_request_total",
+                "Counter of API requests by verb, resource and HTTP response code",
+                &["verb", "resource", "code"],
+            ),
+            // kube-apiserver's buckets (canopy_metrics::REQUEST_DURATION_BUCKETS)
+            latency: registry.family(
+                "apiserver_request_duration_seconds",
+                "Response latency distribution in seconds by verb and resource",
+                &["verb", "resource"],
+            ),
+            watch_events: registry.family(
+                "apiserver_watch_events_total",
+                "Number of events sent in watch clients",
+                &["group", "version", "kind"],
+            ),
+            registry,
         }
     }
 
-    /// Adds metrics of other parts (connection and request limits) to this registry.
-    pub fn register(&self, f: impl FnOnce(&mut Registry)) {
-        f(&mut self.registry.lock());
+    /// The shard's registry, for the metrics of its other parts.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Counts a request; series are cached per label set, so this allocates only for
+    /// the first request of a (verb, resource, code).
+    pub fn observe(&self, verb: &str, resource: &str, code: u16, elapsed: Duration) {
+        let mut buf = [0; 5];
+        self.requests
+            .get(&[verb, resource, code_label(code, &mut buf)])
+            .increment(1);
+        // Watches last as long as the client wants: only their setup is timed.
+        if verb != "watch" {
+            self.latency
+                .get(&[verb, resource])
+                .record(elapsed.as_secs_f64());
+        }
+    }
+
+    /// The counter of watch events sent for a resource of `group`, `version`, `kind`:
+    /// a watch takes it once and counts every event it writes.
+    pub fn watch_events(&self, group: &str, version: &str, kind: &str) -> Counter {
+        self.watch_events.get(&[group, version, kind])
     }
 
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry.lock());
-        out
+        self.registry.render()
     }
 }
 
@@ -99,6 +85,7 @@ mod tests {
         m.observe("get", "configmaps", 200, Duration::from_millis(2));
         m.observe("get", "configmaps", 200, Duration::from_millis(3));
         m.observe("create", "configmaps", 409, Duration::from_millis(1));
+        m.watch_events("apps", "v1", "Deployment").increment(2);
         let text = m.render();
         assert!(
             text.contains(
@@ -112,5 +99,14 @@ mod tests {
         assert!(text.contains(
             "apiserver_request_duration_seconds_count{verb=\"get\",resource=\"configmaps\"} 2"
         ));
+        assert!(text.contains(
+            "apiserver_request_duration_seconds_bucket{verb=\"get\",resource=\"configmaps\",le=\"0.005\"} 2"
+        ), "{text}");
+        assert!(
+            text.contains(
+                "apiserver_watch_events_total{group=\"apps\",version=\"v1\",kind=\"Deployment\"} 2"
+            ),
+            "{text}"
+        );
     }
 }
