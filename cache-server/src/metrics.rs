@@ -40,8 +40,7 @@ impl Metrics {
     pub fn request(&self, verb: &str, code: u16) {
         let mut buf = [0; 5];
         self.requests
-            .get(&[verb, code_label(code, &mut buf)])
-            .increment(1);
+            .with(&[verb, code_label(code, &mut buf)], |c| c.increment(1));
     }
 
     /// The text exposition format.

@@ -81,7 +81,8 @@ impl Metrics {
 
     /// A token state from Redis was dropped for `reason`.
     pub fn token_state_rejected(&self, reason: &str) {
-        self.token_states_rejected.get(&[reason]).increment(1);
+        self.token_states_rejected
+            .with(&[reason], |c| c.increment(1));
     }
 
     /// A signed token state from Redis was merged.
@@ -93,7 +94,7 @@ impl Metrics {
     pub fn token_states_rejected(&self) -> u64 {
         REJECT_REASONS
             .iter()
-            .map(|r| self.token_states_rejected.get(&[r]).get())
+            .map(|r| self.token_states_rejected.with(&[r], |c| c.get()))
             .sum()
     }
 
@@ -102,8 +103,9 @@ impl Metrics {
     pub fn observe(&self, code: u16, shard: Option<&str>, elapsed: Duration) {
         let mut buf = [0; 5];
         self.requests
-            .get(&[code_label(code, &mut buf), shard.unwrap_or("")])
-            .increment(1);
+            .with(&[code_label(code, &mut buf), shard.unwrap_or("")], |c| {
+                c.increment(1)
+            });
         self.latency.record(elapsed.as_secs_f64());
     }
 

@@ -54,13 +54,13 @@ impl Metrics {
     pub fn observe(&self, verb: &str, resource: &str, code: u16, elapsed: Duration) {
         let mut buf = [0; 5];
         self.requests
-            .get(&[verb, resource, code_label(code, &mut buf)])
-            .increment(1);
+            .with(&[verb, resource, code_label(code, &mut buf)], |c| {
+                c.increment(1)
+            });
         // Watches last as long as the client wants: only their setup is timed.
         if verb != "watch" {
             self.latency
-                .get(&[verb, resource])
-                .record(elapsed.as_secs_f64());
+                .with(&[verb, resource], |h| h.record(elapsed.as_secs_f64()));
         }
     }
 

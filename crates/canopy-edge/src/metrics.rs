@@ -42,14 +42,14 @@ impl EdgeMetrics {
     }
 
     pub(crate) fn reject(&self, reason: &str, kind: &str) {
-        self.rejected.get(&[reason, kind]).increment(1);
+        self.rejected.with(&[reason, kind], |c| c.increment(1));
     }
 
     /// Requests refused so far for `reason`.
     pub fn rejected_count(&self, reason: &str) -> u64 {
         KINDS
             .iter()
-            .map(|k| self.rejected.get(&[reason, k]).get())
+            .map(|k| self.rejected.with(&[reason, k], |c| c.get()))
             .sum()
     }
 

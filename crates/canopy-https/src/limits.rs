@@ -154,21 +154,21 @@ impl ConnectionMetrics {
     }
 
     pub(crate) fn rejected(&self, reason: &str) {
-        self.rejected.get(&[reason]).increment(1);
+        self.rejected.with(&[reason], |c| c.increment(1));
     }
 
     pub(crate) fn closed(&self, reason: &str) {
-        self.closed.get(&[reason]).increment(1);
+        self.closed.with(&[reason], |c| c.increment(1));
     }
 
     /// Connections rejected so far for `reason`.
     pub fn rejected_count(&self, reason: &str) -> u64 {
-        self.rejected.get(&[reason]).get()
+        self.rejected.with(&[reason], |c| c.get())
     }
 
     /// Connections closed so far for `reason`.
     pub fn closed_count(&self, reason: &str) -> u64 {
-        self.closed.get(&[reason]).get()
+        self.closed.with(&[reason], |c| c.get())
     }
 
     /// Connections open now.

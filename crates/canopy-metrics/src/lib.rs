@@ -21,7 +21,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+
+use foldhash::fast::RandomState;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -131,7 +133,7 @@ impl Registry {
                 registry: self.clone(),
                 name,
                 labels,
-                hasher: RandomState::new(),
+                hasher: RandomState::default(),
                 series: RwLock::new(HashMap::default()),
             }),
         }
@@ -278,14 +280,16 @@ pub struct ReadableGauge {
 }
 
 impl ReadableGauge {
+    // Both move by a delta (not `set` from the local value, which racing threads could
+    // leave stale), so they agree once every change is made.
     pub fn increment(&self) {
-        let now = self.value.fetch_add(1, Ordering::Relaxed) + 1;
-        self.gauge.set(now as f64);
+        self.gauge.increment(1.0);
+        self.value.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn decrement(&self) {
-        let now = self.value.fetch_sub(1, Ordering::Relaxed) - 1;
-        self.gauge.set(now as f64);
+        self.gauge.decrement(1.0);
+        self.value.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub fn get(&self) -> i64 {
@@ -332,47 +336,64 @@ impl<M> fmt::Debug for Family<M> {
 /// The label values of one series.
 type Values = Box<[Box<str>]>;
 
+/// Series by the hash of their label values (so that a lookup needs no owned key),
+/// then the rare collisions side by side.
+type Series<M> = HashMap<u64, Vec<(Values, M)>, BuildHasherDefault<Prehashed>>;
+
 struct FamilyInner<M> {
     registry: Registry,
     name: KeyName,
     labels: &'static [&'static str],
     hasher: RandomState,
-    /// By the hash of the label values (so that a lookup needs no owned key), then
-    /// the rare collisions side by side.
-    series: RwLock<HashMap<u64, Vec<(Values, M)>, BuildHasherDefault<Prehashed>>>,
+    series: RwLock<Series<M>>,
 }
 
 impl<M: Metric> Family<M> {
     /// The series with label values `values`, in the order of the family's labels
-    /// (missing values are empty, extra ones ignored).
+    /// (missing values are empty, extra ones ignored), to keep.
     pub fn get(&self, values: &[&str]) -> M {
-        let f = &*self.inner;
-        let hash = f.hasher.hash_one(values);
-        let same =
-            |v: &Values| v.len() == values.len() && v.iter().zip(values).all(|(a, b)| **a == **b);
-        if let Some(m) = f
+        self.with(values, M::clone)
+    }
+
+    /// Runs `f` on the series with label values `values` (see [`Family::get`]) without
+    /// cloning its handle: what a request's path uses.
+    pub fn with<R>(&self, values: &[&str], f: impl FnOnce(&M) -> R) -> R {
+        let fam = &*self.inner;
+        let hash = fam.hasher.hash_one(values);
+        if let Some((_, m)) = fam
             .series
             .read()
             .get(&hash)
-            .and_then(|s| s.iter().find(|(v, _)| same(v)))
+            .and_then(|s| s.iter().find(|(v, _)| same(v, values)))
         {
-            return m.1.clone();
+            return f(m);
         }
-        let mut series = f.series.write();
+        f(&self.create(hash, values))
+    }
+
+    /// Registers the series of `values` (unless another thread just did).
+    #[cold]
+    fn create(&self, hash: u64, values: &[&str]) -> M {
+        let fam = &*self.inner;
+        let mut series = fam.series.write();
         let slot = series.entry(hash).or_default();
-        if let Some((_, m)) = slot.iter().find(|(v, _)| same(v)) {
+        if let Some((_, m)) = slot.iter().find(|(v, _)| same(v, values)) {
             return m.clone();
         }
-        let labels: Vec<Label> = f
+        let labels: Vec<Label> = fam
             .labels
             .iter()
             .enumerate()
             .map(|(i, k)| Label::new(*k, values.get(i).copied().unwrap_or("").to_string()))
             .collect();
-        let m = M::register(&f.registry, &Key::from_parts(f.name.clone(), labels));
+        let m = M::register(&fam.registry, &Key::from_parts(fam.name.clone(), labels));
         slot.push((values.iter().map(|v| Box::from(*v)).collect(), m.clone()));
         m
     }
+}
+
+fn same(kept: &Values, values: &[&str]) -> bool {
+    kept.len() == values.len() && kept.iter().zip(values).all(|(a, b)| **a == **b)
 }
 
 /// The hasher of a map whose keys are already hashes.
