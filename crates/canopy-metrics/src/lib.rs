@@ -12,7 +12,8 @@
 //!
 //! Handles are obtained once and kept: a [`Family`] caches one handle per label set,
 //! looked up with borrowed label values (no allocation once the series exists), so
-//! recording a request costs a hash, a read lock and an atomic increment.
+//! recording a request costs a hash (foldhash) of its label values, a read lock and an
+//! atomic increment.
 //!
 //! Histograms render as Prometheus histograms (`_bucket`, `_sum`, `_count`) with fixed
 //! buckets, never as summaries. The exporter fixes bucket layouts when the recorder is
@@ -22,11 +23,10 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-
-use foldhash::fast::RandomState;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
 use metrics::{Key, KeyName, Label, Level, Metadata, Recorder, SharedString};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
