@@ -51,7 +51,11 @@ impl Metrics {
 
     /// Counts a request; series are cached per label set, so this allocates only for
     /// the first request of a (verb, resource, code).
+    /// Counts and times one request. Labels come from the request, so they are cleaned
+    /// first: anyone (even unauthenticated) can send any method and path, and every
+    /// distinct label set is a series held forever ([`clean_verb`], [`resource_label`]).
     pub fn observe(&self, verb: &str, resource: &str, code: u16, elapsed: Duration) {
+        let (verb, resource) = (clean_verb(verb), resource_label(resource, code));
         let mut buf = [0; 5];
         self.requests
             .with(&[verb, resource, code_label(code, &mut buf)], |c| {
@@ -72,6 +76,41 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         self.registry.render()
+    }
+}
+
+/// kube-apiserver's verbs; any other is counted as `other`, as kube's `CleanVerb` does
+/// (RequestInfo takes an unknown HTTP method, lowercased, as the verb).
+pub fn clean_verb(verb: &str) -> &str {
+    const VERBS: [&str; 11] = [
+        "get",
+        "list",
+        "watch",
+        "create",
+        "update",
+        "patch",
+        "delete",
+        "deletecollection",
+        "proxy",
+        "connect",
+        "options",
+    ];
+    if VERBS.contains(&verb) {
+        verb
+    } else {
+        "other"
+    }
+}
+
+/// The resource label of an answer: the resource only when the answer shows it is
+/// served (success, or a conflict or validation failure of a real object); for 401, 403,
+/// 404, 429 and other refusals the label is empty, because the name came from a path the
+/// caller chose and may name nothing. Series then grow only with resources that exist
+/// (built-ins and CRDs, which quotas bound), not with what clients type.
+pub fn resource_label(resource: &str, code: u16) -> &str {
+    match code {
+        200..=399 | 409 | 410 | 422 => resource,
+        _ => "",
     }
 }
 
@@ -108,5 +147,29 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn labels_a_client_chooses_do_not_mint_series() {
+        let m = Metrics::default();
+        for i in 0..100 {
+            let resource = format!("made-up-{i}");
+            m.observe("get", &resource, 404, Duration::from_millis(1));
+            m.observe("get", &resource, 403, Duration::from_millis(1));
+            m.observe(
+                &format!("method{i}"),
+                "configmaps",
+                200,
+                Duration::from_millis(1),
+            );
+        }
+        let text = m.render();
+        assert!(!text.contains("made-up-"), "{text}");
+        assert!(!text.contains("method1"), "{text}");
+        assert!(text.contains(r#"verb="other""#), "{text}");
+        assert!(text.contains(r#"resource="""#), "{text}");
+        // real answers keep their resource
+        m.observe("create", "configmaps", 422, Duration::from_millis(1));
+        assert!(m.render().contains(r#"resource="configmaps""#));
     }
 }
