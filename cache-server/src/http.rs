@@ -228,19 +228,19 @@ async fn route(
 fn metrics(app: &App) -> Result<Response<Body>, Status> {
     Ok(text(
         200,
-        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        "text/plain; version=0.0.4; charset=utf-8",
         app.metrics.encode(),
     ))
 }
 
 fn observe(app: &App) {
-    app.metrics.objects.set(app.store.len() as i64);
+    app.metrics.objects.set(app.store.len() as f64);
     app.metrics
         .resource_version
-        .set(app.store.current_rv() as i64);
+        .set(app.store.current_rv() as f64);
     app.metrics
         .synced_shards
-        .set(app.store.synced_shards().len() as i64);
+        .set(app.store.synced_shards().len() as f64);
 }
 
 async fn write(
@@ -358,9 +358,9 @@ impl WatchTask {
         mut rx: broadcast::Receiver<Arc<crate::store::Event>>,
         tx: mpsc::Sender<Bytes>,
     ) {
-        self.app.metrics.watchers.inc();
+        self.app.metrics.watchers.increment(1.0);
         self.stream(initial, &mut rx, &tx).await;
-        self.app.metrics.watchers.dec();
+        self.app.metrics.watchers.decrement(1.0);
     }
 
     async fn stream(

@@ -1,22 +1,11 @@
 //! Prometheus metrics of the cache server (`/metrics`): requests by verb and code, and
 //! gauges of what it holds.
 
-use parking_lot::Mutex;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    verb: String,
-    code: String,
-}
+use canopy_metrics::{code_label, Counter, Family, Gauge, Registry};
 
 pub struct Metrics {
-    registry: Mutex<Registry>,
-    requests: Family<RequestLabels, Counter>,
+    registry: Registry,
+    requests: Family<Counter>,
     pub objects: Gauge,
     pub resource_version: Gauge,
     pub watchers: Gauge,
@@ -25,54 +14,37 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let requests = Family::<RequestLabels, Counter>::default();
-        let objects = Gauge::default();
-        let resource_version = Gauge::default();
-        let watchers = Gauge::default();
-        let synced_shards = Gauge::default();
-        let mut registry = Registry::with_prefix("cache_server");
-        registry.register(
-            "requests",
-            "Requests by verb (write, sync, status, list, watch, metrics) and HTTP code",
-            requests.clone(),
-        );
-        registry.register("objects", "Replicated objects held", objects.clone());
-        registry.register(
-            "resource_version",
-            "The current resourceVersion",
-            resource_version.clone(),
-        );
-        registry.register("watchers", "Open watches", watchers.clone());
-        registry.register(
-            "synced_shards",
-            "Shards that completed a full sync with this instance",
-            synced_shards.clone(),
-        );
+        let registry = Registry::new();
         Metrics {
-            registry: Mutex::new(registry),
-            requests,
-            objects,
-            resource_version,
-            watchers,
-            synced_shards,
+            requests: registry.family(
+                "cache_server_requests_total",
+                "Requests by verb (write, sync, status, list, watch, metrics) and HTTP code",
+                &["verb", "code"],
+            ),
+            objects: registry.metric("cache_server_objects", "Replicated objects held"),
+            resource_version: registry.metric(
+                "cache_server_resource_version",
+                "The current resourceVersion",
+            ),
+            watchers: registry.metric("cache_server_watchers", "Open watches"),
+            synced_shards: registry.metric(
+                "cache_server_synced_shards",
+                "Shards that completed a full sync with this instance",
+            ),
+            registry,
         }
     }
 }
 
 impl Metrics {
     pub fn request(&self, verb: &str, code: u16) {
+        let mut buf = [0; 5];
         self.requests
-            .get_or_create(&RequestLabels {
-                verb: verb.to_string(),
-                code: code.to_string(),
-            })
-            .inc();
+            .with(&[verb, code_label(code, &mut buf)], |c| c.increment(1));
     }
 
     /// The text exposition format.
     pub fn encode(&self) -> String {
-        let mut s = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry.lock());
-        s
+        self.registry.render()
     }
 }

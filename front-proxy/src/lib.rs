@@ -276,14 +276,15 @@ impl FrontProxy {
         } else {
             None
         };
-        let limits = canopy_edge::Limits::with_rate_limiter(requests.clone(), limiter);
-        let conn_metrics = canopy_https::ConnectionMetrics::default();
-        let index = Arc::new(index::Index::new(opts.shards.len()));
         let metrics = metrics::Metrics::new(&opts.shards);
-        metrics.register(|r| {
-            conn_metrics.register(r, "canopy_front_proxy");
-            limits.metrics().register(r, "canopy_front_proxy");
-        });
+        let limits = canopy_edge::Limits::with_rate_limiter(
+            requests.clone(),
+            limiter,
+            canopy_edge::EdgeMetrics::new(metrics.registry(), "canopy_front_proxy"),
+        );
+        let conn_metrics =
+            canopy_https::ConnectionMetrics::new(metrics.registry(), "canopy_front_proxy");
+        let index = Arc::new(index::Index::new(opts.shards.len()));
         let auth = Arc::new(canopy_auth::Authenticator::new(opts.token_verifier.clone()));
         let tokens_synced = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let state = Arc::new(State {

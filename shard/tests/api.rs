@@ -424,6 +424,19 @@ async fn watch_semantics() {
             ("ADDED".into(), "wc".into())
         ]
     );
+    // every event written to a watcher is counted, as kube-apiserver counts them
+    let sent = |metrics: String| -> f64 {
+        let series = "apiserver_watch_events_total{group=\"\",version=\"v1\",kind=\"ConfigMap\"} ";
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing in\n{metrics}"))
+    };
+    let metrics = |c: &canopy_test_harness::Client| {
+        let r = c.request(reqwest::Method::GET, "/metrics").send();
+        async move { r.await.unwrap().text().await.unwrap() }
+    };
+    assert!(sent(metrics(&c).await) >= 5.0);
 
     // a resourceVersion older than history: 410 Expired as an ERROR event
     let env2 = TestShard::builder()
@@ -449,6 +462,8 @@ async fn watch_semantics() {
     assert_eq!(evs[0]["type"], "ERROR");
     assert_eq!(evs[0]["object"]["code"], 410);
     assert_eq!(evs[0]["object"]["reason"], "Expired");
+    // each shard counts its own
+    assert_eq!(sent(metrics(&c2).await), 1.0);
 }
 
 #[tokio::test]

@@ -164,8 +164,7 @@ macro_rules! reconciler {
 
 impl Controllers {
     pub fn start(api: ApiServer) -> Controllers {
-        let metrics = canopy_runtime::Metrics::default();
-        api.inner.metrics.register(|r| metrics.register(r));
+        let metrics = canopy_runtime::Metrics::new(api.inner.metrics.registry());
         let owners: Arc<Owners> = Arc::default();
 
         let namespace = Controller::new(

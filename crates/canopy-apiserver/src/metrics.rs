@@ -1,91 +1,116 @@
-//! Prometheus metrics: request counts and latency histograms by verb, resource and code,
-//! named as kube-apiserver names them so existing dashboards work.
+//! Prometheus metrics of a shard, named as kube-apiserver names them so existing
+//! dashboards work: request counts by verb, resource and code, latency histograms by
+//! verb and resource, and watch events sent by group, version and kind. The shard's
+//! other parts (connection and request limits, the controller runtime) put theirs in
+//! the same [`Registry`], which `/metrics` renders.
 
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    verb: String,
-    resource: String,
-    code: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct LatencyLabels {
-    verb: String,
-    resource: String,
-}
+use canopy_metrics::{code_label, Counter, Family, Histogram, Registry};
 
 pub struct Metrics {
-    registry: Mutex<Registry>,
-    requests: Family<RequestLabels, Counter>,
-    latency: Family<LatencyLabels, Histogram>,
+    registry: Registry,
+    requests: Family<Counter>,
+    latency: Family<Histogram>,
+    watch_events: Family<Counter>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0, 30.0, 60.0,
-            ])
-        });
-        let mut registry = Registry::default();
-        registry.register(
-            "apiserver_request",
-            "Counter of API requests by verb, resource and HTTP response code",
-            requests.clone(),
-        );
-        registry.register(
-            "apiserver_request_duration_seconds",
-            "Response latency distribution in seconds by verb and resource",
-            latency.clone(),
-        );
-        Metrics {
-            registry: Mutex::new(registry),
-            requests,
-            latency,
-        }
+        Metrics::new(Registry::default())
     }
 }
 
 impl Metrics {
-    pub fn observe(&self, verb: &str, resource: &str, code: u16, elapsed: Duration) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                verb: verb.to_string(),
-                resource: resource.to_string(),
-                code: code.to_string(),
-            })
-            .inc();
-        // Watches last as long as the client wants: only their setup is timed.
-        if verb != "watch" {
-            self.latency
-                .get_or_create(&LatencyLabels {
-                    verb: verb.to_string(),
-                    resource: resource.to_string(),
-                })
-                .observe(elapsed.as_secs_f64());
+    pub fn new(registry: Registry) -> Metrics {
+        Metrics {
+            requests: registry.family(
+                "apiserver_request_total",
+                "Counter of API requests by verb, resource and HTTP response code",
+                &["verb", "resource", "code"],
+            ),
+            // kube-apiserver's buckets (canopy_metrics::REQUEST_DURATION_BUCKETS)
+            latency: registry.family(
+                "apiserver_request_duration_seconds",
+                "Response latency distribution in seconds by verb and resource",
+                &["verb", "resource"],
+            ),
+            watch_events: registry.family(
+                "apiserver_watch_events_total",
+                "Number of events sent in watch clients",
+                &["group", "version", "kind"],
+            ),
+            registry,
         }
     }
 
-    /// Adds metrics of other parts (connection and request limits) to this registry.
-    pub fn register(&self, f: impl FnOnce(&mut Registry)) {
-        f(&mut self.registry.lock());
+    /// The shard's registry, for the metrics of its other parts.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Counts a request; series are cached per label set, so this allocates only for
+    /// the first request of a (verb, resource, code).
+    /// Counts and times one request. Labels come from the request, so they are cleaned
+    /// first: anyone (even unauthenticated) can send any method and path, and every
+    /// distinct label set is a series held forever ([`clean_verb`], [`resource_label`]).
+    pub fn observe(&self, verb: &str, resource: &str, code: u16, elapsed: Duration) {
+        let (verb, resource) = (clean_verb(verb), resource_label(resource, code));
+        let mut buf = [0; 5];
+        self.requests
+            .with(&[verb, resource, code_label(code, &mut buf)], |c| {
+                c.increment(1)
+            });
+        // Watches last as long as the client wants: only their setup is timed.
+        if verb != "watch" {
+            self.latency
+                .with(&[verb, resource], |h| h.record(elapsed.as_secs_f64()));
+        }
+    }
+
+    /// The counter of watch events sent for a resource of `group`, `version`, `kind`:
+    /// a watch takes it once and counts every event it writes.
+    pub fn watch_events(&self, group: &str, version: &str, kind: &str) -> Counter {
+        self.watch_events.get(&[group, version, kind])
     }
 
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry.lock());
-        out
+        self.registry.render()
+    }
+}
+
+/// kube-apiserver's verbs; any other is counted as `other`, as kube's `CleanVerb` does
+/// (RequestInfo takes an unknown HTTP method, lowercased, as the verb).
+pub fn clean_verb(verb: &str) -> &str {
+    const VERBS: [&str; 11] = [
+        "get",
+        "list",
+        "watch",
+        "create",
+        "update",
+        "patch",
+        "delete",
+        "deletecollection",
+        "proxy",
+        "connect",
+        "options",
+    ];
+    if VERBS.contains(&verb) {
+        verb
+    } else {
+        "other"
+    }
+}
+
+/// The resource label of an answer: the resource only when the answer shows it is
+/// served (success, or a conflict or validation failure of a real object); for 401, 403,
+/// 404, 429 and other refusals the label is empty, because the name came from a path the
+/// caller chose and may name nothing. Series then grow only with resources that exist
+/// (built-ins and CRDs, which quotas bound), not with what clients type.
+pub fn resource_label(resource: &str, code: u16) -> &str {
+    match code {
+        200..=399 | 409 | 410 | 422 => resource,
+        _ => "",
     }
 }
 
@@ -99,6 +124,7 @@ mod tests {
         m.observe("get", "configmaps", 200, Duration::from_millis(2));
         m.observe("get", "configmaps", 200, Duration::from_millis(3));
         m.observe("create", "configmaps", 409, Duration::from_millis(1));
+        m.watch_events("apps", "v1", "Deployment").increment(2);
         let text = m.render();
         assert!(
             text.contains(
@@ -112,5 +138,38 @@ mod tests {
         assert!(text.contains(
             "apiserver_request_duration_seconds_count{verb=\"get\",resource=\"configmaps\"} 2"
         ));
+        assert!(text.contains(
+            "apiserver_request_duration_seconds_bucket{verb=\"get\",resource=\"configmaps\",le=\"0.005\"} 2"
+        ), "{text}");
+        assert!(
+            text.contains(
+                "apiserver_watch_events_total{group=\"apps\",version=\"v1\",kind=\"Deployment\"} 2"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn labels_a_client_chooses_do_not_mint_series() {
+        let m = Metrics::default();
+        for i in 0..100 {
+            let resource = format!("made-up-{i}");
+            m.observe("get", &resource, 404, Duration::from_millis(1));
+            m.observe("get", &resource, 403, Duration::from_millis(1));
+            m.observe(
+                &format!("method{i}"),
+                "configmaps",
+                200,
+                Duration::from_millis(1),
+            );
+        }
+        let text = m.render();
+        assert!(!text.contains("made-up-"), "{text}");
+        assert!(!text.contains("method1"), "{text}");
+        assert!(text.contains(r#"verb="other""#), "{text}");
+        assert!(text.contains(r#"resource="""#), "{text}");
+        // real answers keep their resource
+        m.observe("create", "configmaps", 422, Duration::from_millis(1));
+        assert!(m.render().contains(r#"resource="configmaps""#));
     }
 }

@@ -69,12 +69,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let acceptor = acceptor(&tls)?;
-    let requests = canopy_edge::Limits::new(limits.requests.clone());
-    let conn_metrics = canopy_https::ConnectionMetrics::default();
-    api.inner.metrics.register(|r| {
-        conn_metrics.register(r, "canopy_shard");
-        requests.metrics().register(r, "canopy_shard");
-    });
+    let registry = api.inner.metrics.registry();
+    let requests = canopy_edge::Limits::new(
+        limits.requests.clone(),
+        canopy_edge::EdgeMetrics::new(registry, "canopy_shard"),
+    );
+    let conn_metrics = canopy_https::ConnectionMetrics::new(registry, "canopy_shard");
     let handler_api = api.clone();
     let handle = move |mut req: hyper::Request<hyper::body::Incoming>, conn: canopy_https::Conn| {
         // The verifier accepts only certificates the proxy client CA signed: any

@@ -126,6 +126,11 @@ pub fn serve(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body
         first: true,
         api_version: res.desc.api_version(),
     };
+    // every event this watch writes is counted (kube's `apiserver_watch_events_total`)
+    let events = api
+        .inner
+        .metrics
+        .watch_events(&res.desc.group, &res.desc.version, &res.desc.kind);
     let body = match watcher {
         Ok(w) => {
             let filter = WatchFilter {
@@ -136,9 +141,12 @@ pub fn serve(api: &ApiServer, ctx: &Ctx, res: &Resource) -> Result<Response<Body
                 initial_end: send_initial == Some(true),
                 enc,
             };
-            WatchBody::new(filter.frames(w, timeout, api.inner.shutdown.subscribe()))
+            WatchBody::new(filter.frames(w, timeout, api.inner.shutdown.subscribe(), events))
         }
-        Err(error) => WatchBody::new(futures::stream::once(async move { error })),
+        Err(error) => WatchBody::new(futures::stream::once(async move {
+            events.increment(1);
+            error
+        })),
     };
     let mut resp = Response::new(body.boxed());
     resp.headers_mut().insert(
@@ -288,6 +296,7 @@ impl WatchFilter {
         mut w: canopy_storage::Watcher,
         timeout: Duration,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
+        events: canopy_metrics::Counter,
     ) -> impl futures::Stream<Item = Bytes> + Send + 'static {
         // `timeoutSeconds` is the client's: far beyond any instant the clock can hold
         // (i64::MAX seconds) means "no deadline of its own"
@@ -307,6 +316,7 @@ impl WatchFilter {
             tick,
             finished: false,
             filter: self,
+            events,
         };
         futures::stream::unfold(frames, |mut f| async move {
             let chunk = f.next_chunk().await?;
@@ -332,6 +342,8 @@ struct Frames {
     shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
     tick: tokio::time::Interval,
     finished: bool,
+    /// Counts the events written (objects, bookmarks, errors), as kube-apiserver does.
+    events: canopy_metrics::Counter,
 }
 
 impl Frames {
@@ -341,11 +353,14 @@ impl Frames {
         }
         if !self.initial_done {
             let mut buf = BytesMut::new();
+            let mut n = 0;
             for ev in self.initial.by_ref() {
                 if let Some(kind) = self.filter.classify(&ev) {
                     let obj = self.filter.enc.object(&ev.object);
                     put_frame(&mut buf, kind, &obj);
+                    n += 1;
                     if buf.len() >= INITIAL_CHUNK {
+                        self.events.increment(n);
                         return Some(buf.freeze());
                     }
                 }
@@ -353,8 +368,10 @@ impl Frames {
             self.initial_done = true;
             if self.filter.initial_end {
                 buf.put_slice(&self.filter.enc.bookmark(self.last_rv, true));
+                n += 1;
             }
             if !buf.is_empty() {
+                self.events.increment(n);
                 return Some(buf.freeze());
             }
         }
@@ -363,6 +380,7 @@ impl Frames {
                 _ = &mut self.deadline => break,
                 _ = &mut self.shutdown => break,
                 _ = self.tick.tick(), if self.filter.bookmarks => {
+                    self.events.increment(1);
                     return Some(self.filter.enc.bookmark(self.last_rv, false));
                 }
                 next = self.w.next() => match next {
@@ -370,12 +388,14 @@ impl Frames {
                         self.last_rv = ev.rv;
                         if let Some(kind) = self.filter.classify(&ev) {
                             let obj = self.filter.enc.object(&ev.object);
+                            self.events.increment(1);
                             return Some(frame(kind, &obj));
                         }
                     }
                     Ok(None) => break,
                     Err(e) => {
                         self.finished = true;
+                        self.events.increment(1);
                         let status = behind_status(&self.filter.res, e);
                         return Some(frame("ERROR", &serde_json::to_vec(&status).unwrap_or_default()));
                     }

@@ -164,10 +164,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_watch_holds_its_slot_until_its_body_ends() {
-        let limits = Limits::new(LimitsConfig {
-            max_watches_per_user: 1,
-            ..LimitsConfig::unlimited()
-        });
+        let limits = Limits::new(
+            LimitsConfig {
+                max_watches_per_user: 1,
+                ..LimitsConfig::unlimited()
+            },
+            crate::EdgeMetrics::default(),
+        );
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(1);
         let rx = std::sync::Arc::new(parking_lot::Mutex::new(Some(rx)));
         let svc = tower::service_fn(move |_req: Request<()>| {

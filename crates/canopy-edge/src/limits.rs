@@ -2,13 +2,13 @@
 //! holds while it runs.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use canopy_core::ApiError;
+use canopy_metrics::Gauge;
 use parking_lot::Mutex;
-use prometheus_client::metrics::gauge::Gauge;
 
 use crate::pool::{Pool, Refused, Seat};
 use crate::ratelimit::{retry_after_seconds, Decision, RateLimiter, TokenBuckets};
@@ -148,20 +148,25 @@ impl std::fmt::Debug for Limits {
 }
 
 impl Limits {
-    /// Limits with per-user token buckets in this process (when the rate limit is on).
-    pub fn new(config: LimitsConfig) -> Limits {
+    /// Limits with per-user token buckets in this process (when the rate limit is on),
+    /// counting in `metrics`.
+    pub fn new(config: LimitsConfig, metrics: EdgeMetrics) -> Limits {
         let rate: Option<Arc<dyn RateLimiter>> = (config.rate_limit_qps > 0.0).then(|| {
             Arc::new(TokenBuckets::new(
                 config.rate_limit_qps,
                 config.rate_limit_burst,
             )) as Arc<dyn RateLimiter>
         });
-        Limits::with_rate_limiter(config, rate)
+        Limits::with_rate_limiter(config, rate, metrics)
     }
 
     /// Limits with the given rate limiter (`None`: no rate limit), e.g. buckets shared
     /// by proxy replicas in Redis.
-    pub fn with_rate_limiter(config: LimitsConfig, rate: Option<Arc<dyn RateLimiter>>) -> Limits {
+    pub fn with_rate_limiter(
+        config: LimitsConfig,
+        rate: Option<Arc<dyn RateLimiter>>,
+        metrics: EdgeMetrics,
+    ) -> Limits {
         Limits {
             inner: Arc::new(Inner {
                 read_only: Pool::new(
@@ -177,7 +182,7 @@ impl Limits {
                 watches: Mutex::new(HashMap::new()),
                 watches_total: AtomicUsize::new(0),
                 rate,
-                metrics: EdgeMetrics::default(),
+                metrics,
                 config,
             }),
         }
@@ -307,18 +312,18 @@ impl std::fmt::Debug for Permit {
 }
 
 /// Counts the request in `<prefix>_inflight_requests` while it runs.
-struct GaugeGuard(Gauge<i64, AtomicI64>);
+struct GaugeGuard(Gauge);
 
 impl GaugeGuard {
-    fn new(g: Gauge<i64, AtomicI64>) -> GaugeGuard {
-        g.inc();
+    fn new(g: Gauge) -> GaugeGuard {
+        g.increment(1.0);
         GaugeGuard(g)
     }
 }
 
 impl Drop for GaugeGuard {
     fn drop(&mut self) {
-        self.0.dec();
+        self.0.decrement(1.0);
     }
 }
 
@@ -351,11 +356,14 @@ mod tests {
 
     #[tokio::test]
     async fn watch_cap_is_per_user_and_freed_on_drop() {
-        let l = Limits::new(LimitsConfig {
-            max_watches_per_user: 2,
-            max_watches: 3,
-            ..LimitsConfig::unlimited()
-        });
+        let l = Limits::new(
+            LimitsConfig {
+                max_watches_per_user: 2,
+                max_watches: 3,
+                ..LimitsConfig::unlimited()
+            },
+            EdgeMetrics::default(),
+        );
         let a1 = l.admit(&user("a"), RequestKind::LongRunning).await.unwrap();
         let _a2 = l.admit(&user("a"), RequestKind::LongRunning).await.unwrap();
         let e = l
@@ -386,12 +394,15 @@ mod tests {
 
     #[tokio::test]
     async fn flooding_one_pool_does_not_starve_another_user() {
-        let l = Limits::new(LimitsConfig {
-            max_mutating_requests_inflight: 2,
-            max_queued_per_user: 3,
-            queue_wait: Duration::from_secs(30),
-            ..LimitsConfig::unlimited()
-        });
+        let l = Limits::new(
+            LimitsConfig {
+                max_mutating_requests_inflight: 2,
+                max_queued_per_user: 3,
+                queue_wait: Duration::from_secs(30),
+                ..LimitsConfig::unlimited()
+            },
+            EdgeMetrics::default(),
+        );
         // the flooder holds both seats and fills its queue
         let flooder = user("flooder");
         let mut held = Vec::new();
@@ -439,11 +450,14 @@ mod tests {
 
     #[tokio::test]
     async fn rate_limit_per_user() {
-        let l = Limits::new(LimitsConfig {
-            rate_limit_qps: 1.0,
-            rate_limit_burst: 2,
-            ..LimitsConfig::unlimited()
-        });
+        let l = Limits::new(
+            LimitsConfig {
+                rate_limit_qps: 1.0,
+                rate_limit_burst: 2,
+                ..LimitsConfig::unlimited()
+            },
+            EdgeMetrics::default(),
+        );
         for _ in 0..2 {
             l.admit(&user("a"), RequestKind::ReadOnly).await.unwrap();
         }

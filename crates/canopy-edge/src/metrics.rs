@@ -1,77 +1,61 @@
-//! Prometheus metrics of the limits, registered by each server in its registry.
+//! Prometheus metrics of the limits, in each server's registry.
 
-use std::sync::atomic::AtomicI64;
+use canopy_metrics::{Family, Gauge, ReadableCounter, Registry};
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct RejectLabels {
-    /// `rate_limit`, `queue_full`, `queue_timeout`, `max_watches_per_user`,
-    /// `max_watches`.
-    pub reason: String,
-    /// `readOnly`, `mutating`, `longRunning`.
-    pub kind: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct KindLabels {
-    pub kind: String,
-}
-
-/// Counts of what the limits did.
-#[derive(Clone, Default, Debug)]
+/// Counts of what the limits did. `Default`: in a registry of their own (tests).
+#[derive(Clone, Debug)]
 pub struct EdgeMetrics {
-    pub(crate) rejected: Family<RejectLabels, Counter>,
-    pub(crate) inflight: Family<KindLabels, Gauge<i64, AtomicI64>>,
+    /// Labels `reason` (`rate_limit`, `queue_full`, `queue_timeout`,
+    /// `max_watches_per_user`, `max_watches`) and `kind` (`readOnly`, `mutating`,
+    /// `longRunning`).
+    rejected: Family<ReadableCounter>,
+    /// One per kind, made once: every admitted request moves one.
+    inflight: [Gauge; 3],
+}
+
+/// The values of label `kind`, in the order of [`EdgeMetrics::inflight`].
+const KINDS: [&str; 3] = ["readOnly", "mutating", "longRunning"];
+
+impl Default for EdgeMetrics {
+    fn default() -> Self {
+        EdgeMetrics::new(&Registry::default(), "canopy")
+    }
 }
 
 impl EdgeMetrics {
     /// `<prefix>_requests_rejected_total{reason,kind}` (429s by the limits) and
-    /// `<prefix>_inflight_requests{kind}` (seats taken, watches open).
-    pub fn register(&self, registry: &mut Registry, prefix: &str) {
-        registry.register(
-            format!("{prefix}_requests_rejected"),
-            "Requests answered 429 by the request limits, by reason and kind",
-            self.rejected.clone(),
-        );
-        registry.register(
+    /// `<prefix>_inflight_requests{kind}` (seats taken, watches open), in `registry`.
+    pub fn new(registry: &Registry, prefix: &str) -> EdgeMetrics {
+        let inflight = registry.family(
             format!("{prefix}_inflight_requests"),
             "Requests holding an in-flight seat (readOnly, mutating) or open watches (longRunning)",
-            self.inflight.clone(),
+            &["kind"],
         );
+        EdgeMetrics {
+            rejected: registry.family(
+                format!("{prefix}_requests_rejected_total"),
+                "Requests answered 429 by the request limits, by reason and kind",
+                &["reason", "kind"],
+            ),
+            inflight: KINDS.map(|k| inflight.get(&[k])),
+        }
     }
 
     pub(crate) fn reject(&self, reason: &str, kind: &str) {
-        self.rejected
-            .get_or_create(&RejectLabels {
-                reason: reason.into(),
-                kind: kind.into(),
-            })
-            .inc();
+        self.rejected.with(&[reason, kind], |c| c.increment(1));
     }
 
     /// Requests refused so far for `reason`.
     pub fn rejected_count(&self, reason: &str) -> u64 {
-        ["readOnly", "mutating", "longRunning"]
+        KINDS
             .iter()
-            .map(|k| {
-                self.rejected
-                    .get_or_create(&RejectLabels {
-                        reason: reason.into(),
-                        kind: (*k).into(),
-                    })
-                    .get()
-            })
+            .map(|k| self.rejected.with(&[reason, k], |c| c.get()))
             .sum()
     }
 
-    pub(crate) fn gauge(&self, kind: &str) -> Gauge<i64, AtomicI64> {
-        self.inflight
-            .get_or_create(&KindLabels { kind: kind.into() })
-            .clone()
+    /// The in-flight gauge of `kind` (one of `readOnly`, `mutating`, `longRunning`).
+    pub(crate) fn gauge(&self, kind: &str) -> Gauge {
+        let i = KINDS.iter().position(|k| *k == kind).unwrap_or(0);
+        self.inflight[i].clone()
     }
 }

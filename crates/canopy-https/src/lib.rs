@@ -138,7 +138,7 @@ pub struct ServeOptions {
     pub upgrades: bool,
     /// Timeouts and connection caps.
     pub limits: ConnectionLimits,
-    /// Where connection counts go (register them in the server's registry).
+    /// Where connection counts go ([`ConnectionMetrics::new`] in the server's registry).
     pub metrics: ConnectionMetrics,
 }
 

@@ -8,16 +8,12 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use canopy_metrics::{Family, ReadableCounter, ReadableGauge, Registry};
 use parking_lot::Mutex;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 
 /// File descriptors kept free for everything that is not a client connection
 /// (database connections, files, connections to peers and shards, the listener).
@@ -121,74 +117,58 @@ pub fn default_max_connections(ways: u64) -> usize {
     usize::try_from(budget.max(64)).unwrap_or(usize::MAX)
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabels {
-    reason: String,
+/// Prometheus metrics of the serving loop, in the server's registry. `Default`: in a
+/// registry of their own (a server that shows no metrics, tests).
+#[derive(Clone, Debug)]
+pub struct ConnectionMetrics {
+    open: ReadableGauge,
+    rejected: Family<ReadableCounter>,
+    closed: Family<ReadableCounter>,
 }
 
-/// Prometheus metrics of the serving loop, registered by each server in its registry.
-#[derive(Clone, Default, Debug)]
-pub struct ConnectionMetrics {
-    open: Gauge<i64, AtomicI64>,
-    rejected: Family<ReasonLabels, Counter>,
-    closed: Family<ReasonLabels, Counter>,
+impl Default for ConnectionMetrics {
+    fn default() -> Self {
+        ConnectionMetrics::new(&Registry::default(), "canopy")
+    }
 }
 
 impl ConnectionMetrics {
     /// `<prefix>_connections` (open now), `<prefix>_connections_rejected_total{reason}`
     /// (`max_connections`, `max_connections_per_ip`),
     /// `<prefix>_connections_closed_total{reason}` (`tls_handshake_timeout`,
-    /// `header_read_timeout`, `idle`).
-    pub fn register(&self, registry: &mut Registry, prefix: &str) {
-        registry.register(
-            format!("{prefix}_connections"),
-            "Open client connections",
-            self.open.clone(),
-        );
-        registry.register(
-            format!("{prefix}_connections_rejected"),
-            "Client connections closed at once because a connection cap was reached",
-            self.rejected.clone(),
-        );
-        registry.register(
-            format!("{prefix}_connections_closed"),
-            "Client connections closed by the server for a timeout",
-            self.closed.clone(),
-        );
+    /// `header_read_timeout`, `idle`), in `registry`.
+    pub fn new(registry: &Registry, prefix: &str) -> ConnectionMetrics {
+        ConnectionMetrics {
+            open: registry.metric(format!("{prefix}_connections"), "Open client connections"),
+            rejected: registry.family(
+                format!("{prefix}_connections_rejected_total"),
+                "Client connections closed at once because a connection cap was reached",
+                &["reason"],
+            ),
+            closed: registry.family(
+                format!("{prefix}_connections_closed_total"),
+                "Client connections closed by the server for a timeout",
+                &["reason"],
+            ),
+        }
     }
 
     pub(crate) fn rejected(&self, reason: &str) {
-        self.rejected
-            .get_or_create(&ReasonLabels {
-                reason: reason.into(),
-            })
-            .inc();
+        self.rejected.with(&[reason], |c| c.increment(1));
     }
 
     pub(crate) fn closed(&self, reason: &str) {
-        self.closed
-            .get_or_create(&ReasonLabels {
-                reason: reason.into(),
-            })
-            .inc();
+        self.closed.with(&[reason], |c| c.increment(1));
     }
 
     /// Connections rejected so far for `reason`.
     pub fn rejected_count(&self, reason: &str) -> u64 {
-        self.rejected
-            .get_or_create(&ReasonLabels {
-                reason: reason.into(),
-            })
-            .get()
+        self.rejected.with(&[reason], |c| c.get())
     }
 
     /// Connections closed so far for `reason`.
     pub fn closed_count(&self, reason: &str) -> u64 {
-        self.closed
-            .get_or_create(&ReasonLabels {
-                reason: reason.into(),
-            })
-            .get()
+        self.closed.with(&[reason], |c| c.get())
     }
 
     /// Connections open now.
@@ -238,7 +218,7 @@ impl Counters {
             *n += 1;
             limits.max_connections_per_ip > 0 && *n > limits.max_connections_per_ip
         };
-        self.metrics.open.inc();
+        self.metrics.open.increment();
         let slot = Slot {
             counters: self.clone(),
             ip: Some(ip),
@@ -290,7 +270,7 @@ impl Drop for Slot {
             self.counters.release_ip(ip);
         }
         self.counters.total.fetch_sub(1, Ordering::AcqRel);
-        self.counters.metrics.open.dec();
+        self.counters.metrics.open.decrement();
     }
 }
 

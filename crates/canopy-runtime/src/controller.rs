@@ -155,17 +155,17 @@ async fn worker<K: Key, E: Display + Send + 'static>(
                 queue.forget(&key);
                 match action {
                     Action::AwaitChange => {
-                        metrics.success.inc();
+                        metrics.success.increment(1);
                     }
                     Action::Requeue(after) => {
-                        metrics.requeue_after.inc();
+                        metrics.requeue_after.increment(1);
                         queue.add_after(key.clone(), after);
                     }
                 };
             }
             Ok(Err(e)) => {
-                metrics.error.inc();
-                metrics.errors.inc();
+                metrics.error.increment(1);
+                metrics.errors.increment(1);
                 let retries = queue.num_requeues(&key);
                 let retry = error_policy(&key, &e);
                 let delay = match retry {
@@ -182,8 +182,8 @@ async fn worker<K: Key, E: Display + Send + 'static>(
                 tracing::warn!(controller = %name, key = %key, error = %e, retries, retry_in = ?delay, "reconcile failed");
             }
             Err(panic) => {
-                metrics.error.inc();
-                metrics.panics.inc();
+                metrics.error.increment(1);
+                metrics.panics.increment(1);
                 let message = panic
                     .downcast_ref::<&str>()
                     .map(|s| s.to_string())
@@ -240,11 +240,7 @@ mod tests {
     use tokio::time::Instant;
 
     fn render(m: &Metrics) -> String {
-        let mut r = prometheus_client::registry::Registry::default();
-        m.register(&mut r);
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &r).unwrap();
-        out
+        m.registry().render()
     }
 
     /// Waits (at most 30 s) until `f` holds.

@@ -21,7 +21,7 @@
 //!   enqueued again ([`EventFeed::resync`]).
 //! - [`Metrics`]: client-go's `workqueue_*` metrics with a `name` label and
 //!   controller-runtime's `controller_runtime_reconcile_*` by `controller`, in a
-//!   `prometheus_client` registry; [`TaskErrors`] for periodic tasks that are not
+//!   server's `canopy_metrics::Registry`; [`TaskErrors`] for periodic tasks that are not
 //!   controllers.
 
 mod backoff;

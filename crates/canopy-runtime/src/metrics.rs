@@ -4,147 +4,108 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use canopy_metrics::{Counter, Family, Gauge, Histogram, ReadableCounter, Registry};
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct NameLabel {
-    name: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ControllerLabel {
-    controller: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabels {
-    controller: String,
-    result: String,
-}
-
-type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
-
-/// client-go's buckets for queue and work durations: 10 ns to 10 s, by powers of ten.
-fn duration_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(1e-8, 10.0, 10))
-}
-
-/// The metric families of every queue and controller of a process; each queue or
-/// controller has its own series (label `name`, or `controller`). Cloning shares them.
-/// [`Metrics::register`] adds them to a registry (once per registry).
+/// The metrics of every queue and controller of a server, in its [`Registry`]; each
+/// queue or controller has its own series (label `name`, or `controller`). Cloning
+/// shares them. `Default`: in a registry of their own (tests).
 #[derive(Clone)]
 pub struct Metrics {
-    adds: Family<NameLabel, Counter>,
-    depth: Family<NameLabel, Gauge>,
-    queue_duration: HistogramFamily<NameLabel>,
-    work_duration: HistogramFamily<NameLabel>,
-    retries: Family<NameLabel, Counter>,
-    reconciles: Family<ResultLabels, Counter>,
-    reconcile_errors: Family<ControllerLabel, Counter>,
-    reconcile_panics: Family<ControllerLabel, Counter>,
-    task_errors: Family<NameLabel, Counter>,
+    registry: Registry,
+    adds: Family<Counter>,
+    depth: Family<Gauge>,
+    queue_duration: Family<Histogram>,
+    work_duration: Family<Histogram>,
+    retries: Family<Counter>,
+    reconciles: Family<Counter>,
+    reconcile_errors: Family<Counter>,
+    reconcile_panics: Family<Counter>,
+    task_errors: Family<ReadableCounter>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
-            adds: Family::default(),
-            depth: Family::default(),
-            queue_duration: Family::new_with_constructor(duration_histogram),
-            work_duration: Family::new_with_constructor(duration_histogram),
-            retries: Family::default(),
-            reconciles: Family::default(),
-            reconcile_errors: Family::default(),
-            reconcile_panics: Family::default(),
-            task_errors: Family::default(),
-        }
+        Metrics::new(&Registry::default())
     }
 }
 
 impl Metrics {
-    /// Adds every family to `registry`.
-    pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "workqueue_adds",
-            "Total number of adds handled by workqueue",
-            self.adds.clone(),
-        );
-        registry.register(
-            "workqueue_depth",
-            "Current depth of workqueue",
-            self.depth.clone(),
-        );
-        registry.register(
-            "workqueue_queue_duration_seconds",
-            "How long in seconds an item stays in workqueue before being requested",
-            self.queue_duration.clone(),
-        );
-        registry.register(
-            "workqueue_work_duration_seconds",
-            "How long in seconds processing an item from workqueue takes",
-            self.work_duration.clone(),
-        );
-        registry.register(
-            "workqueue_retries",
-            "Total number of retries handled by workqueue",
-            self.retries.clone(),
-        );
-        registry.register(
-            "controller_runtime_reconcile",
-            "Total number of reconciliations per controller",
-            self.reconciles.clone(),
-        );
-        registry.register(
-            "controller_runtime_reconcile_errors",
-            "Total number of reconciliation errors per controller",
-            self.reconcile_errors.clone(),
-        );
-        registry.register(
-            "controller_runtime_reconcile_panics",
-            "Total number of reconciliation panics per controller",
-            self.reconcile_panics.clone(),
-        );
-        registry.register(
-            "canopy_background_task_errors",
-            "Total number of failed runs of periodic background tasks",
-            self.task_errors.clone(),
-        );
+    /// The families in `registry` (client-go's buckets for the durations: see
+    /// [`canopy_metrics::WORKQUEUE_DURATION_BUCKETS`]).
+    pub fn new(registry: &Registry) -> Metrics {
+        const NAME: &[&str] = &["name"];
+        const CONTROLLER: &[&str] = &["controller"];
+        Metrics {
+            registry: registry.clone(),
+            adds: registry.family(
+                "workqueue_adds_total",
+                "Total number of adds handled by workqueue",
+                NAME,
+            ),
+            depth: registry.family("workqueue_depth", "Current depth of workqueue", NAME),
+            queue_duration: registry.family(
+                "workqueue_queue_duration_seconds",
+                "How long in seconds an item stays in workqueue before being requested",
+                NAME,
+            ),
+            work_duration: registry.family(
+                "workqueue_work_duration_seconds",
+                "How long in seconds processing an item from workqueue takes",
+                NAME,
+            ),
+            retries: registry.family(
+                "workqueue_retries_total",
+                "Total number of retries handled by workqueue",
+                NAME,
+            ),
+            reconciles: registry.family(
+                "controller_runtime_reconcile_total",
+                "Total number of reconciliations per controller",
+                &["controller", "result"],
+            ),
+            reconcile_errors: registry.family(
+                "controller_runtime_reconcile_errors_total",
+                "Total number of reconciliation errors per controller",
+                CONTROLLER,
+            ),
+            reconcile_panics: registry.family(
+                "controller_runtime_reconcile_panics_total",
+                "Total number of reconciliation panics per controller",
+                CONTROLLER,
+            ),
+            task_errors: registry.family(
+                "canopy_background_task_errors_total",
+                "Total number of failed runs of periodic background tasks",
+                NAME,
+            ),
+        }
+    }
+
+    /// The registry the metrics are in.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     pub(crate) fn queue(&self, name: &str) -> QueueMetrics {
-        let l = NameLabel {
-            name: name.to_string(),
-        };
+        let l = &[name];
         QueueMetrics {
-            adds: self.adds.get_or_create_owned(&l),
-            depth: self.depth.get_or_create_owned(&l),
-            queue_duration: self.queue_duration.get_or_create_owned(&l),
-            work_duration: self.work_duration.get_or_create_owned(&l),
-            retries: self.retries.get_or_create_owned(&l),
+            adds: self.adds.get(l),
+            depth: self.depth.get(l),
+            queue_duration: self.queue_duration.get(l),
+            work_duration: self.work_duration.get(l),
+            retries: self.retries.get(l),
         }
     }
 
     pub(crate) fn controller(&self, name: &str) -> ControllerMetrics {
-        let l = ControllerLabel {
-            controller: name.to_string(),
-        };
-        let result = |r: &str| {
-            self.reconciles.get_or_create_owned(&ResultLabels {
-                controller: name.to_string(),
-                result: r.to_string(),
-            })
-        };
+        let l = &[name];
+        let result = |r: &str| self.reconciles.get(&[name, r]);
         ControllerMetrics {
             success: result("success"),
             requeue_after: result("requeue_after"),
             error: result("error"),
-            errors: self.reconcile_errors.get_or_create_owned(&l),
-            panics: self.reconcile_panics.get_or_create_owned(&l),
+            errors: self.reconcile_errors.get(l),
+            panics: self.reconcile_panics.get(l),
         }
     }
 
@@ -152,9 +113,7 @@ impl Metrics {
     pub fn task(&self, name: &str) -> TaskErrors {
         TaskErrors {
             name: name.into(),
-            errors: self.task_errors.get_or_create_owned(&NameLabel {
-                name: name.to_string(),
-            }),
+            errors: self.task_errors.get(&[name]),
             failing: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -185,14 +144,14 @@ pub(crate) struct ControllerMetrics {
 #[derive(Clone)]
 pub struct TaskErrors {
     name: Arc<str>,
-    errors: Counter,
+    errors: ReadableCounter,
     failing: Arc<AtomicBool>,
 }
 
 impl TaskErrors {
     /// A run of the task failed.
     pub fn failed(&self, error: &dyn std::fmt::Display) {
-        self.errors.inc();
+        self.errors.increment(1);
         if self.failing.swap(true, Ordering::Relaxed) {
             tracing::debug!(task = %self.name, error = %error, "background task still failing");
         } else {
@@ -234,18 +193,15 @@ mod tests {
     #[test]
     fn renders_with_kube_names() {
         let m = Metrics::default();
-        let mut r = Registry::default();
-        m.register(&mut r);
         let q = m.queue("namespace");
-        q.adds.inc();
-        q.retries.inc();
-        m.controller("namespace").errors.inc();
+        q.adds.increment(1);
+        q.retries.increment(1);
+        m.controller("namespace").errors.increment(1);
         let t = m.task("shard-report");
         t.failed(&"boom");
         t.failed(&"boom");
         t.ok();
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &r).unwrap();
+        let out = m.registry().render();
         for want in [
             "workqueue_adds_total{name=\"namespace\"} 1",
             "workqueue_retries_total{name=\"namespace\"} 1",

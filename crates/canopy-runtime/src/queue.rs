@@ -137,9 +137,9 @@ impl<K: Key> Queue<K> {
         if st.dirty.contains_key(&key) {
             return;
         }
-        self.shared.metrics.adds.inc();
+        self.shared.metrics.adds.increment(1);
         st.dirty.insert(key.clone(), now);
-        self.shared.metrics.depth.set(st.dirty.len() as i64);
+        self.shared.metrics.depth.set(st.dirty.len() as f64);
         if !st.processing.contains_key(&key) {
             st.queue.push_back(key);
             self.shared.notify.notify_one();
@@ -187,7 +187,7 @@ impl<K: Key> Queue<K> {
             *n = n.saturating_add(1);
             delay
         };
-        self.shared.metrics.retries.inc();
+        self.shared.metrics.retries.increment(1);
         self.add_after(key, delay);
         delay
     }
@@ -260,11 +260,11 @@ impl<K: Key> Queue<K> {
         self.promote_due(st, now);
         let key = st.queue.pop_front()?;
         let added = st.dirty.remove(&key).unwrap_or(now);
-        self.shared.metrics.depth.set(st.dirty.len() as i64);
+        self.shared.metrics.depth.set(st.dirty.len() as f64);
         self.shared
             .metrics
             .queue_duration
-            .observe(now.duration_since(added).as_secs_f64());
+            .record(now.duration_since(added).as_secs_f64());
         st.processing.insert(key.clone(), now);
         Some(key)
     }
@@ -277,7 +277,7 @@ impl<K: Key> Queue<K> {
             self.shared
                 .metrics
                 .work_duration
-                .observe(self.now().duration_since(started).as_secs_f64());
+                .record(self.now().duration_since(started).as_secs_f64());
         }
         if st.dirty.contains_key(key) {
             st.queue.push_back(key.clone());
@@ -505,8 +505,6 @@ mod tests {
     #[tokio::test]
     async fn metrics_follow_client_go() {
         let m = Metrics::default();
-        let mut r = prometheus_client::registry::Registry::default();
-        m.register(&mut r);
         let q: Queue<String> = Queue::new("ns", &m);
         q.add(k("a"));
         q.add(k("a"));
@@ -514,8 +512,7 @@ mod tests {
         let a = q.get().await.unwrap();
         q.done(&a);
         q.add_rate_limited(k("c"));
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &r).unwrap();
+        let out = m.registry().render();
         for want in [
             "workqueue_adds_total{name=\"ns\"} 2",
             "workqueue_depth{name=\"ns\"} 1",
