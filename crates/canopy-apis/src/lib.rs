@@ -10,8 +10,14 @@
 //! - the identity controller ([`identity`]): each export's identity secret,
 //!   `status.identityHash`, condition `IdentityValid`, and its endpoint slice.
 //!
-//! Binding (APIBinding, bound CRDs), the export's virtual workspace, permission-claim
-//! enforcement and replication through the cache server come later.
+//! - binding ([`binding`]): APIBinding (v1alpha1 and v1alpha2, stored v1alpha2) with
+//!   kcp's bind check, the binding controller (bound resources, conflicts, unbind), the
+//!   bound resources served in the binding's logical cluster as CRDs would be
+//!   ([`canopy_apiserver::plugin::ApiSource`]), and the refusal of CRDs for bound
+//!   resources. Exports are found on the binding's shard only for now.
+//!
+//! The export's virtual workspace, permission-claim enforcement and replication through
+//! the cache server come later.
 
 // Request-path code: bad input is an ApiError, never a panic (tests may unwrap).
 #![cfg_attr(
@@ -25,6 +31,7 @@
 )]
 #![allow(clippy::result_large_err)]
 
+pub mod binding;
 pub mod identity;
 pub mod registry;
 
@@ -109,6 +116,23 @@ impl Plugin for KcpApis {
                 ),
                 SliceStrategy,
             )
+            .with_resource(
+                kind("v1alpha2", "APIBinding", "apibindings", true),
+                binding::BindingStrategy {
+                    version: binding::BindingVersion::V1alpha2,
+                    max_permission_claims: limits.max_permission_claims,
+                },
+            )
+            .with_resource(
+                kind("v1alpha1", "APIBinding", "apibindings", true),
+                binding::BindingStrategy {
+                    version: binding::BindingVersion::V1alpha1,
+                    max_permission_claims: limits.max_permission_claims,
+                },
+            )
+            .with_api_source(binding::BoundApis)
+            .with_validating(binding::NoOverlappingCrds)
             .with_background(identity::IdentityControllers)
+            .with_background(binding::BindingControllers)
     }
 }
