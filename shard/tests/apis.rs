@@ -642,6 +642,18 @@ async fn bind_an_export_in_another_workspace() {
         .await;
     assert_eq!(code, 200, "{v1}");
     assert_eq!(v1["apiVersion"], "apis.kcp.io/v1alpha1");
+    // what it serves is the system's to say
+    let mut forged = b.clone();
+    forged["status"]["boundResources"][0]["schema"]["identityHash"] = json!("0".repeat(64));
+    let (code, e) = bob.put(&format!("{bindings}/cowboys/status"), forged).await;
+    assert_eq!(code, 403, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("status.boundResources is set by the system only"),
+        "{e}"
+    );
     // the reference never changes
     let mut moved = b.clone();
     moved["spec"]["reference"]["export"]["name"] = json!("cowboys2");

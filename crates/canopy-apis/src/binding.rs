@@ -15,7 +15,9 @@
 //!   a binding's `boundResources` is served in its logical cluster from the schema, as a
 //!   CRD would be, with objects stored under `<group>/<plural>:<identityHash>`;
 //! - the CRD check ([`NoOverlappingCrds`]): a local CRD for a bound resource is refused
-//!   with kcp's message.
+//!   with kcp's message;
+//! - the status guard ([`BindingStatusGuard`]): only the system writes what a binding
+//!   serves (`status.boundResources`, `status.apiExportClusterName`).
 //!
 //! Exports are found on this shard only ([`find_export`]); the cache server comes later.
 
@@ -499,6 +501,34 @@ impl Validating for NoOverlappingCrds {
                         "cannot create because resource is bound by APIBinding {:?}",
                         b.key.name
                     ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a binding's status says is served, and from where, is the binding controller's
+/// to write: a user's write (a workspace admin may hold `apibindings/status`) may not
+/// change `status.boundResources` or `status.apiExportClusterName`, else a tenant could
+/// serve itself another export's resources (its identity, its schema) that it was never
+/// allowed to bind.
+pub(crate) struct BindingStatusGuard;
+
+impl Validating for BindingStatusGuard {
+    fn validate(&self, req: &Request<'_>) -> Result<(), ApiError> {
+        if !req.is(api::GROUP, "apibindings") {
+            return Ok(());
+        }
+        let Operation::Update { new, old } = req.op else {
+            return Ok(());
+        };
+        for field in ["boundResources", "apiExportClusterName"] {
+            let ptr = format!("/status/{field}");
+            if new.pointer(&ptr) != old.pointer(&ptr) {
+                return Err(ApiError::admission_forbidden(
+                    req.subject(),
+                    &format!("status.{field} is set by the system only"),
                 ));
             }
         }

@@ -132,6 +132,7 @@ impl Plugin for KcpApis {
             )
             .with_api_source(binding::BoundApis)
             .with_validating(binding::NoOverlappingCrds)
+            .with_validating(binding::BindingStatusGuard)
             .with_background(identity::IdentityControllers)
             .with_background(binding::BindingControllers)
     }

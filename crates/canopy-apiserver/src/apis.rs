@@ -62,7 +62,7 @@ impl ApisCache {
             .map(|s| s.fingerprint(api, cluster))
             .collect();
         if established.is_empty() && sourced.iter().all(|f| *f == 0) {
-            if !crds.is_empty() || !sources.is_empty() {
+            if self.per_cluster.read().contains_key(cluster) {
                 self.per_cluster.write().remove(cluster);
             }
             return self.builtin.clone();
