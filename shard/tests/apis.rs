@@ -702,6 +702,45 @@ async fn bind_an_export_in_another_workspace() {
     let explained = k.ok(&["explain", "cowboys.spec"]).await;
     assert!(explained.contains("intent"), "{explained}");
 
+    // a namespace being deleted loses its bound objects, as it loses custom resources
+    let (code, e) = bob
+        .post(
+            &format!("{consumer}/api/v1/namespaces"),
+            json!({"metadata": {"name": "ranch"}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{e}");
+    let ranch = format!("{consumer}/apis/wildwest.dev/v1alpha1/namespaces/ranch/cowboys");
+    let (code, e) = bob
+        .post(
+            &ranch,
+            json!({"apiVersion": "wildwest.dev/v1alpha1", "kind": "Cowboy",
+                "metadata": {"name": "jessie"}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{e}");
+    let (code, e) = bob
+        .delete(&format!("{consumer}/api/v1/namespaces/ranch"))
+        .await;
+    assert!(code == 200 || code == 202, "{code} {e}");
+    for _ in 0..200 {
+        if bob
+            .get(&format!("{consumer}/api/v1/namespaces/ranch"))
+            .await
+            .0
+            == 404
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        bob.get(&format!("{consumer}/api/v1/namespaces/ranch"))
+            .await
+            .0,
+        404
+    );
+
     // another tenant reads nothing of it
     let (code, _) = carol.get(&cowboys).await;
     assert_eq!(code, 403);
