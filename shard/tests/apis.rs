@@ -699,6 +699,21 @@ async fn bind_an_export_in_another_workspace() {
         .ok(&["get", "cowboys", "-o", "jsonpath={.items[*].metadata.name}"])
         .await;
     assert_eq!(names, "buzz woody");
+    let out = k
+        .apply_stdin(
+            &["apply", "--server-side", "-f", "-"],
+            "apiVersion: wildwest.dev/v1alpha1\nkind: Cowboy\nmetadata:\n  name: rex\n  namespace: default\nspec:\n  intent: roar\n",
+        )
+        .await;
+    assert!(
+        out.contains("cowboy.wildwest.dev/rex serverside-applied"),
+        "{out}"
+    );
+    let (_, rex) = bob.get(&format!("{cowboys}/rex")).await;
+    assert_eq!(
+        rex["metadata"]["managedFields"][0]["manager"], "kubectl",
+        "{rex}"
+    );
     let explained = k.ok(&["explain", "cowboys.spec"]).await;
     assert!(explained.contains("intent"), "{explained}");
 
