@@ -58,7 +58,7 @@ pub const USER_ANNOTATIONS: &[&str] = &[
 pub struct ApisConfig {
     /// At most this many `spec.resources` (v1alpha1: `latestResourceSchemas`).
     pub max_export_resources: usize,
-    /// At most this many `spec.permissionClaims`.
+    /// At most this many `spec.permissionClaims` (of an export, and of a binding).
     pub max_permission_claims: usize,
 }
 
@@ -71,8 +71,8 @@ impl Default for ApisConfig {
     }
 }
 
-/// The kcp API-sharing plug-in (publishing: schemas, exports and their identities,
-/// endpoint slices).
+/// The kcp API-sharing plug-in: publishing (schemas, exports and their identities,
+/// endpoint slices) and binding on one shard (APIBindings and the resources they bind).
 #[derive(Default)]
 pub struct KcpApis(pub ApisConfig);
 
