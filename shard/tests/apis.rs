@@ -496,3 +496,349 @@ spec:
     assert!(!o.success, "{}", o.stdout);
     assert!(o.stderr.contains("field is immutable"), "{}", o.stderr);
 }
+
+const EXPORT: &str = r#"
+apiVersion: apis.kcp.io/v1alpha2
+kind: APIExport
+metadata:
+  name: cowboys
+spec:
+  resources:
+  - group: wildwest.dev
+    name: cowboys
+    schema: today.cowboys.wildwest.dev
+    storage:
+      crd: {}
+"#;
+
+/// Publishes the cowboys schema and exports `names` of it in `ws` (as its admin `c`);
+/// waits for their identities.
+async fn publish(c: &Client, ws: &str, names: &[&str]) {
+    let (code, b) = c
+        .post(
+            &format!("{ws}/{APIS}/v1alpha1/apiresourceschemas"),
+            yaml(SCHEMA),
+        )
+        .await;
+    assert_eq!(code, 201, "{b}");
+    for name in names {
+        let mut e = yaml(EXPORT);
+        e["metadata"]["name"] = json!(name);
+        let (code, b) = c.post(&format!("{ws}/{APIS}/v1alpha2/apiexports"), e).await;
+        assert_eq!(code, 201, "{b}");
+        wait_for(c, &format!("{ws}/{APIS}/v1alpha2/apiexports/{name}"), |e| {
+            e["status"]["identityHash"].is_string()
+        })
+        .await;
+    }
+}
+
+/// As the provider's admin `c`, lets `user` bind exports `names` of `ws`.
+async fn grant_bind(c: &Client, ws: &str, user: &str, names: &[&str]) {
+    let (code, b) = c
+        .post(
+            &format!("{ws}/apis/rbac.authorization.k8s.io/v1/clusterroles"),
+            json!({"metadata": {"name": format!("bind-{user}")},
+                "rules": [{"apiGroups": ["apis.kcp.io"], "resources": ["apiexports"],
+                    "resourceNames": names, "verbs": ["bind"]}]}),
+        )
+        .await;
+    assert_eq!(code, 201, "{b}");
+    let (code, b) = c
+        .post(
+            &format!("{ws}/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"),
+            json!({"metadata": {"name": format!("bind-{user}")},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": format!("bind-{user}")},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]}),
+        )
+        .await;
+    assert_eq!(code, 201, "{b}");
+}
+
+fn binding(name: &str, path: &str, export: &str) -> Value {
+    json!({"apiVersion": "apis.kcp.io/v1alpha2", "kind": "APIBinding",
+        "metadata": {"name": name},
+        "spec": {"reference": {"export": {"path": path, "name": export}}}})
+}
+
+fn bound(b: &Value) -> bool {
+    b["status"]["phase"] == "Bound"
+}
+
+/// kcp's bind flow on one shard: the bind check, Bound with kcp's status, the bound
+/// resource served as a CRD would be (discovery, validation, kubectl get/apply/explain),
+/// conflicts first-come-first-served and re-checked, unbind, and tenant isolation.
+#[tokio::test]
+async fn bind_an_export_in_another_workspace() {
+    let env = TestShard::builder().start().await;
+    let alice = workspace_for(&env, "provider", "alice").await;
+    let bob = workspace_for(&env, "consumer", "bob").await;
+    let carol = workspace_for(&env, "other", "carol").await;
+    let provider = "/clusters/root:provider";
+    let consumer = "/clusters/root:consumer";
+    let other = "/clusters/root:other";
+    publish(&alice, provider, &["cowboys", "cowboys2"]).await;
+    let (_, export) = alice
+        .get(&format!("{provider}/{APIS}/v1alpha2/apiexports/cowboys"))
+        .await;
+    let hash = export["status"]["identityHash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bindings = format!("{consumer}/{APIS}/v1alpha2/apibindings");
+
+    // without `bind` on the export, and for an export that does not exist: kcp's 403
+    for (export, shown) in [
+        ("cowboys", "root:provider:cowboys"),
+        ("nothere", "root:provider:nothere"),
+    ] {
+        let (code, b) = bob
+            .post(&bindings, binding("cowboys", "root:provider", export))
+            .await;
+        assert_eq!(code, 403, "{b}");
+        assert_eq!(
+            b["message"],
+            format!("apibindings.apis.kcp.io \"cowboys\" is forbidden: unable to create APIBinding: no permission to bind to export {shown}"),
+        );
+    }
+    grant_bind(&alice, provider, "bob", &["cowboys", "cowboys2"]).await;
+    let (code, b) = bob
+        .post(&bindings, binding("cowboys", "root:provider", "nothere"))
+        .await;
+    assert_eq!(code, 403, "{b}");
+
+    // with it: Binding → Bound
+    let (code, b) = bob
+        .post(&bindings, binding("cowboys", "root:provider", "cowboys"))
+        .await;
+    assert_eq!(code, 201, "{b}");
+    assert!(b["metadata"]["finalizers"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("apis.kcp.io/apibinding-finalizer")));
+    assert!(
+        b["metadata"]["labels"]["internal.apis.kcp.io/export"].is_string(),
+        "{b}"
+    );
+    let b = wait_for(&bob, &format!("{bindings}/cowboys"), bound).await;
+    for c in [
+        "APIExportValid",
+        "InitialBindingCompleted",
+        "BindingUpToDate",
+        "Ready",
+    ] {
+        assert_eq!(condition(&b, c).unwrap()["status"], "True", "{c}: {b}");
+    }
+    let br = &b["status"]["boundResources"][0];
+    assert_eq!(br["group"], "wildwest.dev");
+    assert_eq!(br["resource"], "cowboys");
+    assert_eq!(br["schema"]["name"], "today.cowboys.wildwest.dev");
+    assert_eq!(br["schema"]["identityHash"], hash);
+    assert_eq!(br["storageVersions"], json!(["v1alpha1"]));
+    assert!(b["status"]["apiExportClusterName"].is_string(), "{b}");
+    // the v1alpha1 view of it
+    let (code, v1) = bob
+        .get(&format!("{consumer}/{APIS}/v1alpha1/apibindings/cowboys"))
+        .await;
+    assert_eq!(code, 200, "{v1}");
+    assert_eq!(v1["apiVersion"], "apis.kcp.io/v1alpha1");
+    // what it serves is the system's to say
+    let mut forged = b.clone();
+    forged["status"]["boundResources"][0]["schema"]["identityHash"] = json!("0".repeat(64));
+    let (code, e) = bob.put(&format!("{bindings}/cowboys/status"), forged).await;
+    assert_eq!(code, 403, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("status.boundResources is set by the system only"),
+        "{e}"
+    );
+    // the reference never changes
+    let mut moved = b.clone();
+    moved["spec"]["reference"]["export"]["name"] = json!("cowboys2");
+    let (code, e) = bob.put(&format!("{bindings}/cowboys"), moved).await;
+    assert_eq!(code, 422, "{e}");
+
+    // served: discovery, create, validation by the schema
+    let (code, d) = bob
+        .get(&format!("{consumer}/apis/wildwest.dev/v1alpha1"))
+        .await;
+    assert_eq!(code, 200, "{d}");
+    assert_eq!(d["resources"][0]["name"], "cowboys", "{d}");
+    let cowboys = format!("{consumer}/apis/wildwest.dev/v1alpha1/namespaces/default/cowboys");
+    let (code, c) = bob
+        .post(
+            &cowboys,
+            json!({"apiVersion": "wildwest.dev/v1alpha1", "kind": "Cowboy",
+                "metadata": {"name": "woody"}, "spec": {"intent": "ride"}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{c}");
+    let (code, c) = bob
+        .post(
+            &cowboys,
+            json!({"apiVersion": "wildwest.dev/v1alpha1", "kind": "Cowboy",
+                "metadata": {"name": "bad"}, "spec": {"intent": 7}}),
+        )
+        .await;
+    assert_eq!(code, 422, "{c}");
+
+    // kubectl: apply, get, explain
+    let token = env.token("bob", &["system:authenticated"]);
+    let kc = env.kubeconfig_for("bob", "root:consumer", &token);
+    let k = env.kubectl().kubeconfig(&kc);
+    let out = k
+        .apply_stdin(
+            &["apply", "-f", "-"],
+            "apiVersion: wildwest.dev/v1alpha1\nkind: Cowboy\nmetadata:\n  name: buzz\n  namespace: default\nspec:\n  intent: fly\n",
+        )
+        .await;
+    assert!(out.contains("cowboy.wildwest.dev/buzz created"), "{out}");
+    let names = k
+        .ok(&["get", "cowboys", "-o", "jsonpath={.items[*].metadata.name}"])
+        .await;
+    assert_eq!(names, "buzz woody");
+    let out = k
+        .apply_stdin(
+            &["apply", "--server-side", "-f", "-"],
+            "apiVersion: wildwest.dev/v1alpha1\nkind: Cowboy\nmetadata:\n  name: rex\n  namespace: default\nspec:\n  intent: roar\n",
+        )
+        .await;
+    assert!(
+        out.contains("cowboy.wildwest.dev/rex serverside-applied"),
+        "{out}"
+    );
+    let (_, rex) = bob.get(&format!("{cowboys}/rex")).await;
+    assert_eq!(
+        rex["metadata"]["managedFields"][0]["manager"], "kubectl",
+        "{rex}"
+    );
+    let explained = k.ok(&["explain", "cowboys.spec"]).await;
+    assert!(explained.contains("intent"), "{explained}");
+
+    // a namespace being deleted loses its bound objects, as it loses custom resources
+    let (code, e) = bob
+        .post(
+            &format!("{consumer}/api/v1/namespaces"),
+            json!({"metadata": {"name": "ranch"}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{e}");
+    let ranch = format!("{consumer}/apis/wildwest.dev/v1alpha1/namespaces/ranch/cowboys");
+    let (code, e) = bob
+        .post(
+            &ranch,
+            json!({"apiVersion": "wildwest.dev/v1alpha1", "kind": "Cowboy",
+                "metadata": {"name": "jessie"}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{e}");
+    let (code, e) = bob
+        .delete(&format!("{consumer}/api/v1/namespaces/ranch"))
+        .await;
+    assert!(code == 200 || code == 202, "{code} {e}");
+    for _ in 0..200 {
+        if bob
+            .get(&format!("{consumer}/api/v1/namespaces/ranch"))
+            .await
+            .0
+            == 404
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        bob.get(&format!("{consumer}/api/v1/namespaces/ranch"))
+            .await
+            .0,
+        404
+    );
+
+    // another tenant reads nothing of it
+    let (code, _) = carol.get(&cowboys).await;
+    assert_eq!(code, 403);
+
+    // a local CRD of the bound resource is refused
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "cowboys.wildwest.dev"},
+        "spec": {"group": "wildwest.dev", "scope": "Namespaced",
+            "names": {"plural": "cowboys", "singular": "cowboy", "kind": "Cowboy"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object"}}}]}});
+    let crds = "apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let (code, e) = bob.post(&format!("{consumer}/{crds}"), crd.clone()).await;
+    assert_eq!(code, 403, "{e}");
+    assert_eq!(
+        e["message"],
+        "customresourcedefinitions.apiextensions.k8s.io \"cowboys.wildwest.dev\" is forbidden: cannot create because resource is bound by APIBinding \"cowboys\""
+    );
+
+    // a second export of the same resource: first come wins
+    let (code, e) = bob
+        .post(&bindings, binding("cowboys-2", "root:provider", "cowboys2"))
+        .await;
+    assert_eq!(code, 201, "{e}");
+    let late = wait_for(&bob, &format!("{bindings}/cowboys-2"), |b| {
+        condition(b, "BindingUpToDate").is_some_and(|c| c["reason"] == "NamingConflicts")
+    })
+    .await;
+    assert_eq!(late["status"]["phase"], "Binding");
+    assert_eq!(
+        condition(&late, "InitialBindingCompleted").unwrap()["message"],
+        "naming conflict with APIBinding \"cowboys\" bound to APIExport root:provider:cowboys: spec.names.plural=cowboys is forbidden"
+    );
+
+    // unbind: the instances go, then the binding; the loser is bound, with nothing of
+    // the first export's objects
+    let (code, e) = bob.delete(&format!("{bindings}/cowboys")).await;
+    assert!(code == 200 || code == 202, "{code} {e}");
+    for _ in 0..200 {
+        if bob.get(&format!("{bindings}/cowboys")).await.0 == 404 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(bob.get(&format!("{bindings}/cowboys")).await.0, 404);
+    let b2 = wait_for(&bob, &format!("{bindings}/cowboys-2"), bound).await;
+    assert_ne!(
+        b2["status"]["boundResources"][0]["schema"]["identityHash"],
+        hash
+    );
+    let (code, l) = bob.get(&cowboys).await;
+    assert_eq!(code, 200, "{l}");
+    assert_eq!(l["items"], json!([]), "{l}");
+
+    // a binding losing to a local CRD is bound once the CRD goes (kcp #1822)
+    grant_bind(&alice, provider, "carol", &["cowboys"]).await;
+    let (code, e) = carol.post(&format!("{other}/{crds}"), crd).await;
+    assert_eq!(code, 201, "{e}");
+    let other_bindings = format!("{other}/{APIS}/v1alpha2/apibindings");
+    let (code, e) = carol
+        .post(
+            &other_bindings,
+            binding("cowboys", "root:provider", "cowboys"),
+        )
+        .await;
+    assert_eq!(code, 201, "{e}");
+    let lost = wait_for(&carol, &format!("{other_bindings}/cowboys"), |b| {
+        condition(b, "InitialBindingCompleted").is_some_and(|c| c["reason"] == "NamingConflicts")
+    })
+    .await;
+    assert_eq!(
+        condition(&lost, "InitialBindingCompleted").unwrap()["message"],
+        "naming conflict with CustomResourceDefinition \"cowboys.wildwest.dev\": spec.names.plural=cowboys is forbidden"
+    );
+    let (code, e) = carol
+        .delete(&format!("{other}/{crds}/cowboys.wildwest.dev"))
+        .await;
+    assert!(code == 200 || code == 202, "{code} {e}");
+    wait_for(&carol, &format!("{other_bindings}/cowboys"), bound).await;
+    // carol's cowboys are hers: bob's are not among them
+    let (code, l) = carol
+        .get(&format!("{other}/apis/wildwest.dev/v1alpha1/cowboys"))
+        .await;
+    assert_eq!(code, 200, "{l}");
+    assert_eq!(l["items"], json!([]), "{l}");
+}

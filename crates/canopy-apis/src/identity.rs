@@ -128,7 +128,7 @@ fn resource(
 
 /// The workspace path of logical cluster `cluster` (its LogicalCluster's `kcp.io/path`),
 /// else the cluster's name.
-fn path_of(api: &ApiServer, cluster: &str) -> String {
+pub(crate) fn path_of(api: &ApiServer, cluster: &str) -> String {
     api.store()
         .get(&ObjectKey::new(LOGICAL_CLUSTERS, cluster, "", "cluster"))
         .and_then(|o| meta::annotation(&o.value, PATH_ANNOTATION).map(str::to_string))

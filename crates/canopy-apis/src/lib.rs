@@ -10,8 +10,14 @@
 //! - the identity controller ([`identity`]): each export's identity secret,
 //!   `status.identityHash`, condition `IdentityValid`, and its endpoint slice.
 //!
-//! Binding (APIBinding, bound CRDs), the export's virtual workspace, permission-claim
-//! enforcement and replication through the cache server come later.
+//! - binding ([`binding`]): APIBinding (v1alpha1 and v1alpha2, stored v1alpha2) with
+//!   kcp's bind check, the binding controller (bound resources, conflicts, unbind), the
+//!   bound resources served in the binding's logical cluster as CRDs would be
+//!   ([`canopy_apiserver::plugin::ApiSource`]), and the refusal of CRDs for bound
+//!   resources. Exports are found on the binding's shard only for now.
+//!
+//! The export's virtual workspace, permission-claim enforcement and replication through
+//! the cache server come later.
 
 // Request-path code: bad input is an ApiError, never a panic (tests may unwrap).
 #![cfg_attr(
@@ -25,6 +31,7 @@
 )]
 #![allow(clippy::result_large_err)]
 
+pub mod binding;
 pub mod identity;
 pub mod registry;
 
@@ -51,7 +58,7 @@ pub const USER_ANNOTATIONS: &[&str] = &[
 pub struct ApisConfig {
     /// At most this many `spec.resources` (v1alpha1: `latestResourceSchemas`).
     pub max_export_resources: usize,
-    /// At most this many `spec.permissionClaims`.
+    /// At most this many `spec.permissionClaims` (of an export, and of a binding).
     pub max_permission_claims: usize,
 }
 
@@ -64,8 +71,8 @@ impl Default for ApisConfig {
     }
 }
 
-/// The kcp API-sharing plug-in (publishing: schemas, exports and their identities,
-/// endpoint slices).
+/// The kcp API-sharing plug-in: publishing (schemas, exports and their identities,
+/// endpoint slices) and binding on one shard (APIBindings and the resources they bind).
 #[derive(Default)]
 pub struct KcpApis(pub ApisConfig);
 
@@ -109,6 +116,24 @@ impl Plugin for KcpApis {
                 ),
                 SliceStrategy,
             )
+            .with_resource(
+                kind("v1alpha2", "APIBinding", "apibindings", true),
+                binding::BindingStrategy {
+                    version: binding::BindingVersion::V1alpha2,
+                    max_permission_claims: limits.max_permission_claims,
+                },
+            )
+            .with_resource(
+                kind("v1alpha1", "APIBinding", "apibindings", true),
+                binding::BindingStrategy {
+                    version: binding::BindingVersion::V1alpha1,
+                    max_permission_claims: limits.max_permission_claims,
+                },
+            )
+            .with_api_source(binding::BoundApis)
+            .with_validating(binding::NoOverlappingCrds)
+            .with_validating(binding::BindingStatusGuard)
             .with_background(identity::IdentityControllers)
+            .with_background(binding::BindingControllers)
     }
 }

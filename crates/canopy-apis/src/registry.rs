@@ -204,7 +204,7 @@ impl ExportStrategy {
 }
 
 /// `Too many: <n>: must have at most <max> items` (field.TooMany).
-fn too_many(field: &str, n: usize, max: usize) -> Cause {
+pub(crate) fn too_many(field: &str, n: usize, max: usize) -> Cause {
     Cause::new(
         "FieldValueTooMany",
         field,

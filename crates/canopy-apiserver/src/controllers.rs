@@ -361,14 +361,22 @@ async fn namespace(api: &ApiServer, key: &ObjectKey) -> Result {
         ensure_defaults(api, cluster, name).await?;
         return Ok(Action::await_change());
     }
-    // Terminating: remove the content, then the finalizer.
+    // Terminating: remove the content (of every resource the cluster serves: built-ins,
+    // custom resources, what plug-ins serve there), then the finalizer.
     let mut remaining = 0;
     let mut failed = None;
-    for r in resources(api) {
-        if !r.desc.namespaced {
-            continue;
-        }
-        for o in list(api, &r.desc.storage_key(), Some(cluster), Some(name)) {
+    let apis = api.inner.apis.get(api, Some(cluster));
+    let mut storage_keys: Vec<String> = apis
+        .registry
+        .all()
+        .iter()
+        .filter(|r| r.desc.namespaced && !r.desc.virtual_create_only)
+        .map(|r| r.desc.storage_key())
+        .collect();
+    storage_keys.sort();
+    storage_keys.dedup();
+    for storage_key in storage_keys {
+        for o in list(api, &storage_key, Some(cluster), Some(name)) {
             remaining += 1;
             if !meta::is_deleting(&o.value) {
                 if let Err(e) = rest::delete_system(api, &o.key, "Background").await {

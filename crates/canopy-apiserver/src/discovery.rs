@@ -31,7 +31,7 @@ pub fn non_resource(api: &ApiServer, ctx: &Ctx) -> Result<Response<Body>, ApiErr
     let path = ctx.info.path.trim_end_matches('/');
     let path = if path.is_empty() { "/" } else { path };
     let accept = ctx.header(header::ACCEPT);
-    let apis = api.inner.apis.get(&api.inner.store, ctx.cluster.as_deref());
+    let apis = api.inner.apis.get(api, ctx.cluster.as_deref());
     let registry = &apis.registry;
     match path {
         "/version" => Ok(response::json(200, &version(api))),

@@ -244,6 +244,17 @@ impl ApiServer {
         WeakApiServer(Arc::downgrade(&self.inner))
     }
 
+    /// The logical cluster `name` (a workspace path or a logical cluster name) means on
+    /// this server: the plug-in [`plugin::ClusterResolver`]'s answer, else `name`.
+    pub fn resolve_cluster(&self, name: &str) -> String {
+        self.inner
+            .plugins
+            .resolver
+            .as_ref()
+            .and_then(|r| r.resolve(self, name))
+            .unwrap_or_else(|| name.to_string())
+    }
+
     /// Whether a logical cluster exists on this server: the plug-in
     /// [`plugin::ClusterResolver`] says, else whether it has its `default` namespace.
     pub fn logical_cluster_exists(&self, name: &str) -> bool {

@@ -419,7 +419,7 @@ fn resolve(api: &ApiServer, cluster: Option<&str>, info: &RequestInfo) -> Option
     }
     api.inner
         .apis
-        .get(&api.inner.store, cluster)
+        .get(api, cluster)
         .registry
         .get(group, &info.version, &info.resource)
         .cloned()

@@ -17,6 +17,8 @@
 //!   cluster, with its strategy (create/update hooks, validation, status subresource,
 //!   table columns, OpenAPI schema); [`Plugins::with_strategy`] replaces the strategy of
 //!   a built-in kind instead.
+//! - [`ApiSource`]: CRD-like definitions a plug-in serves in some logical clusters, as if
+//!   they were Established CRDs there, with their objects kept apart (kcp's bound APIs).
 //! - [`Background`]: controllers and periodic tasks, started with the server's own
 //!   ([`crate::controllers`]) on the same event feed and metrics.
 //! - plug-in state ([`Plugins::with_state`], [`ApiServer::state`]): one value per type,
@@ -120,6 +122,32 @@ pub trait ClusterResolver: Send + Sync + 'static {
     fn exists(&self, api: &ApiServer, cluster: &str) -> bool;
 }
 
+/// A CRD-like definition an [`ApiSource`] serves in one logical cluster.
+#[derive(Clone)]
+pub struct SourcedCrd {
+    /// A CustomResourceDefinition-shaped object: `spec.group`, `spec.names`, `spec.scope`,
+    /// `spec.versions` as a CRD has them. Its `metadata.uid` and `metadata.generation`
+    /// key the compiled-schema cache, so they must change when the spec does.
+    pub crd: Arc<serde_json::Value>,
+    /// Kept apart from every other definition of the same group and resource: objects are
+    /// stored under `<group>/<plural>:<storage_suffix>` (kcp: the export's identity
+    /// hash), so a local CRD of that resource, or another source's, never reads them.
+    pub storage_suffix: String,
+}
+
+/// CRD-like definitions a plug-in serves in some logical clusters (kcp's bound APIs):
+/// the cluster's discovery, OpenAPI, validation, tables, watch and server-side apply
+/// treat them as Established CRDs. When one has the group and resource of a local CRD,
+/// the source's wins; one with a built-in's is ignored.
+pub trait ApiSource: Send + Sync + 'static {
+    /// Asked on every request into `cluster`, so it must be cheap: a value that changes
+    /// whenever [`ApiSource::crds`] would answer differently.
+    fn fingerprint(&self, api: &ApiServer, cluster: &str) -> u64;
+
+    /// The definitions served in `cluster`.
+    fn crds(&self, api: &ApiServer, cluster: &str) -> Vec<SourcedCrd>;
+}
+
 /// What a [`WriteAdmission`] is asked about.
 #[derive(Clone, Copy)]
 pub enum Write<'a> {
@@ -185,6 +213,7 @@ pub struct Plugins {
     pub(crate) resolver: Option<Arc<dyn ClusterResolver>>,
     pub(crate) writes: Vec<Arc<dyn WriteAdmission>>,
     pub(crate) background: Vec<Arc<dyn Background>>,
+    pub(crate) sources: Vec<Arc<dyn ApiSource>>,
     /// Strategies plug-ins give built-in kinds, by (group, plural).
     pub(crate) strategies: HashMap<(String, String), Arc<dyn crate::registry::Strategy>>,
     /// Kinds plug-ins add, in registration order.
@@ -201,6 +230,12 @@ impl Plugins {
     /// Adds a write check ([`WriteAdmission`]), asked in registration order.
     pub fn with_write_admission(mut self, w: impl WriteAdmission) -> Self {
         self.writes.push(Arc::new(w));
+        self
+    }
+
+    /// Adds CRD-like definitions served per logical cluster ([`ApiSource`]).
+    pub fn with_api_source(mut self, s: impl ApiSource) -> Self {
+        self.sources.push(Arc::new(s));
         self
     }
 

@@ -32,12 +32,16 @@ fn config() -> Config {
 
 impl Server {
     async fn start(backend: MemoryBackend, clusters: &[&str]) -> Server {
+        Server::start_with(backend, clusters, Plugins::default()).await
+    }
+
+    async fn start_with(backend: MemoryBackend, clusters: &[&str], plugins: Plugins) -> Server {
         let store = Store::open_backend(backend, StoreOptions::default())
             .await
             .expect("open the in-memory store");
         let keys = tempfile::tempdir().expect("temp dir");
         let issuer = TokenIssuer::load_or_create(keys.path()).expect("signing key");
-        let api = ApiServer::new(store, issuer.verifier(), config(), Plugins::default());
+        let api = ApiServer::new(store, issuer.verifier(), config(), plugins);
         for cluster in clusters {
             // what a tenancy plug-in would write for a new logical cluster
             let mut items = bootstrap::rbac_objects(&api).expect("rbac objects");
@@ -354,4 +358,70 @@ async fn a_watch_from_a_resource_version_replays_then_follows() {
             ("ADDED".to_string(), "third".to_string())
         ]
     );
+}
+
+/// A plug-in's CRD-like definition ([`canopy_apiserver::plugin::ApiSource`]) is served
+/// in the logical clusters it names, validated by its schema, with its objects stored
+/// apart from a CRD's of the same resource.
+#[tokio::test]
+async fn a_plugin_source_serves_a_resource_per_logical_cluster() {
+    use canopy_apiserver::plugin::{ApiSource, SourcedCrd};
+    struct OnlyTenantA;
+    impl ApiSource for OnlyTenantA {
+        fn fingerprint(&self, _api: &ApiServer, cluster: &str) -> u64 {
+            u64::from(cluster == "tenant-a")
+        }
+        fn crds(&self, _api: &ApiServer, cluster: &str) -> Vec<SourcedCrd> {
+            if cluster != "tenant-a" {
+                return Vec::new();
+            }
+            vec![SourcedCrd {
+                crd: std::sync::Arc::new(json!({
+                    "metadata": {"name": "widgets.example.com", "uid": "source-1", "generation": 1},
+                    "spec": {"group": "example.com", "scope": "Namespaced",
+                        "names": {"plural": "widgets", "kind": "Widget"},
+                        "versions": [{"name": "v1", "served": true, "storage": true,
+                            "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                                "spec": {"type": "object", "properties": {"size": {"type": "integer", "maximum": 5}}}}}}}]}
+                })),
+                storage_suffix: "id1".into(),
+            }]
+        }
+    }
+    let s = Server::start_with(
+        MemoryBackend::default(),
+        &["tenant-a", "tenant-b"],
+        Plugins::default().with_api_source(OnlyTenantA),
+    )
+    .await;
+    let widgets = |c: &str| format!("/clusters/{c}/apis/example.com/v1/namespaces/default/widgets");
+    let w = |size: u32| json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": format!("w{size}")}, "spec": {"size": size}});
+    let (code, body) = s
+        .admin(Method::POST, &widgets("tenant-a"), Some(w(3)))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let (code, body) = s
+        .admin(Method::POST, &widgets("tenant-a"), Some(w(6)))
+        .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let stored = |resource: &str| {
+        s.api
+            .store()
+            .get(&canopy_storage::ObjectKey::new(
+                resource, "tenant-a", "default", "w3",
+            ))
+            .is_some()
+    };
+    assert!(stored("example.com/widgets:id1"));
+    assert!(!stored("example.com/widgets"));
+    let (code, d) = s
+        .admin(Method::GET, "/clusters/tenant-a/apis/example.com/v1", None)
+        .await;
+    assert_eq!(code, StatusCode::OK, "{d}");
+    assert_eq!(d["resources"][0]["name"], "widgets");
+    // nowhere else
+    let (code, _) = s
+        .admin(Method::POST, &widgets("tenant-b"), Some(w(3)))
+        .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
 }
