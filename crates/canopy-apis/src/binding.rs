@@ -21,7 +21,7 @@
 //!
 //! Exports are found on this shard only ([`find_export`]); the cache server comes later.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -622,7 +622,9 @@ struct Holder {
     identity: String,
     kind: String,
     singular: String,
-    short: Vec<String>,
+    /// A set: short names are bounded only by the object's size, and every candidate's
+    /// are looked up here.
+    short: HashSet<String>,
 }
 
 type Taken = HashMap<(String, String), Holder>;
@@ -679,7 +681,7 @@ fn conflict(
                 h.who
             ));
         }
-        if let Some(x) = short.iter().find(|x| h.short.contains(x)) {
+        if let Some(x) = short.iter().find(|x| h.short.contains(x.as_str())) {
             return Some(format!(
                 "naming conflict with {}: spec.names.shortNames={x} is forbidden",
                 h.who
@@ -715,7 +717,7 @@ async fn reconcile(api: &ApiServer, cluster: &str) -> Result<Action, ReconcileEr
                 identity: String::new(),
                 kind,
                 singular,
-                short,
+                short: short.into_iter().collect(),
             },
         );
     }
@@ -1035,7 +1037,7 @@ fn bind_resources(
                 identity: hash.to_string(),
                 kind,
                 singular,
-                short,
+                short: short.into_iter().collect(),
             },
         ));
     }
@@ -1084,7 +1086,7 @@ mod tests {
                 identity: String::new(),
                 kind: "Cowboy".into(),
                 singular: "cowboy".into(),
-                short: vec![],
+                short: HashSet::new(),
             },
         );
         let names = json!({"plural": "cowboys", "kind": "Cowboy"});

@@ -98,17 +98,17 @@ pub fn validate_schema(s: &APIResourceSchema, causes: &mut Vec<Cause>) {
             "must have at least one version",
         ));
     }
-    let mut seen = Vec::new();
+    // a set, not a list: the number of versions is bounded only by the object's size
+    let mut seen = std::collections::HashSet::new();
     for (i, v) in spec.versions.iter().enumerate() {
         if v.name.is_empty() {
             causes.push(Cause::required(format!("spec.versions[{i}].name"), ""));
-        } else if seen.contains(&v.name.as_str()) {
+        } else if !seen.insert(v.name.as_str()) {
             causes.push(Cause::duplicate(
                 format!("spec.versions[{i}].name"),
                 &json!(v.name),
             ));
         }
-        seen.push(v.name.as_str());
     }
     let storage = spec.versions.iter().filter(|v| v.storage).count();
     if !spec.versions.is_empty() && storage != 1 {
@@ -216,13 +216,15 @@ pub(crate) fn too_many(field: &str, n: usize, max: usize) -> Cause {
 pub fn validate_export(e: &APIExport, limits: crate::ApisConfig, causes: &mut Vec<Cause>) {
     let res = &e.spec.resources;
     if res.len() > limits.max_export_resources {
+        // nothing more is looked at: the list is bounded only by the object's size
         causes.push(too_many(
             "spec.resources",
             res.len(),
             limits.max_export_resources,
         ));
+        return;
     }
-    let mut seen = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (i, r) in res.iter().enumerate() {
         let path = format!("spec.resources[{i}]");
         if r.name.is_empty() {
@@ -248,14 +250,12 @@ pub fn validate_export(e: &APIExport, limits: crate::ApisConfig, causes: &mut Ve
                 "exactly one of crd or virtual must be set",
             ));
         }
-        let gr = (r.group.as_str(), r.name.as_str());
-        if seen.contains(&gr) {
+        if !seen.insert((r.group.as_str(), r.name.as_str())) {
             causes.push(Cause::duplicate(
                 path.clone(),
                 &json!({"group": r.group, "name": r.name}),
             ));
         }
-        seen.push(gr);
     }
     let claims = &e.spec.permission_claims;
     if claims.len() > limits.max_permission_claims {
@@ -264,6 +264,7 @@ pub fn validate_export(e: &APIExport, limits: crate::ApisConfig, causes: &mut Ve
             claims.len(),
             limits.max_permission_claims,
         ));
+        return;
     }
     for (i, c) in claims.iter().enumerate() {
         let path = format!("spec.permissionClaims[{i}]");
