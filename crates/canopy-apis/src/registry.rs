@@ -216,14 +216,14 @@ pub(crate) fn too_many(field: &str, n: usize, max: usize) -> Cause {
 pub fn validate_export(e: &APIExport, limits: crate::ApisConfig, causes: &mut Vec<Cause>) {
     let res = &e.spec.resources;
     if res.len() > limits.max_export_resources {
-        // nothing more is looked at: the list is bounded only by the object's size
         causes.push(too_many(
             "spec.resources",
             res.len(),
             limits.max_export_resources,
         ));
-        return;
     }
+    // each item is looked at once (a set for duplicates): the list is bounded only by
+    // the object's size
     let mut seen = std::collections::HashSet::new();
     for (i, r) in res.iter().enumerate() {
         let path = format!("spec.resources[{i}]");
@@ -264,7 +264,6 @@ pub fn validate_export(e: &APIExport, limits: crate::ApisConfig, causes: &mut Ve
             claims.len(),
             limits.max_permission_claims,
         ));
-        return;
     }
     for (i, c) in claims.iter().enumerate() {
         let path = format!("spec.permissionClaims[{i}]");
