@@ -17,8 +17,9 @@ pub mod v1alpha1;
 
 use std::collections::BTreeMap;
 
+use canopy_tenancy_api::null_default;
 pub use canopy_tenancy_api::{edit, from_value, to_value, DecodeError, ObjectMeta};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub const GROUP: &str = "apis.kcp.io";
@@ -36,15 +37,6 @@ pub const IDENTITY_KEY: &str = "key";
 pub const IDENTITY_VALID: &str = "IdentityValid";
 pub const IDENTITY_VERIFICATION_FAILED: &str = "IdentityVerificationFailed";
 pub const IDENTITY_GENERATION_FAILED: &str = "IdentityGenerationFailed";
-
-/// Deserializes `null` (and absence, with `#[serde(default)]`) as the default.
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
 
 /// A condition of kcp's `conditionsv1alpha1` kind (type, status, severity, reason,
 /// message, lastTransitionTime).

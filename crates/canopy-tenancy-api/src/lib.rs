@@ -98,8 +98,9 @@ fn merge_changes(target: &mut Value, before: &Value, after: &Value) {
     }
 }
 
-/// Deserializes `null` (and absence, with `#[serde(default)]`) as the default.
-pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+/// Deserializes `null` (and absence, with `#[serde(default)]`) as the default; for the
+/// fields of every kcp kind's typed struct (here and in `canopy-apis-api`).
+pub fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de> + Default,
